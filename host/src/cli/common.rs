@@ -1,0 +1,139 @@
+//! Arguments and helpers shared by several commands.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use pf::data::{self, DataSource, LoadOptions, Splits};
+use pf::device::DeviceSpec;
+use pf::graph::InputSpec;
+use pf::model::Model;
+use pf::zoo::{self, ZooConfig};
+use std::path::Path;
+
+/// Where the data comes from.
+#[derive(Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Data set: `digits` (embedded), or a folder: `cifar10:DIR`,
+    /// `mnist:DIR`, `folder:DIR` (the kind is detected if omitted).
+    #[arg(long, default_value = "digits", value_name = "SOURCE")]
+    pub data: DataSource,
+    /// Fraction of the training files held out for validation (sources
+    /// without a validation split of their own).
+    #[arg(long, default_value_t = 0.1, value_name = "F")]
+    pub val_fraction: f64,
+    /// Side length images of an image folder are resized to.
+    #[arg(long, default_value_t = 32, value_name = "PX")]
+    pub image_size: usize,
+    /// Resize every image to this side length before use (for example to run
+    /// a 32×32 architecture on 8×8 digits).
+    #[arg(long, value_name = "PX")]
+    pub input_size: Option<usize>,
+}
+
+impl DataArgs {
+    /// Loads and (if asked) resizes the splits.
+    pub fn load(&self) -> Result<Splits> {
+        let opts = LoadOptions {
+            val_fraction: self.val_fraction,
+            image_size: self.image_size,
+        };
+        let splits = data::load(&self.data, &opts)
+            .with_context(|| format!("loading data `{}`", self.data))?;
+        Ok(match self.input_size {
+            Some(s) => splits.resized(s, s),
+            None => splits,
+        })
+    }
+}
+
+/// Which model.
+#[derive(Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A zoo architecture (digits_cnn, lenet, resnet20/32/44/56,
+    /// mobilenet_v1, mobilenet_v2) or a .pf model file.
+    #[arg(
+        long,
+        short = 'm',
+        default_value = "digits_cnn",
+        value_name = "NAME|FILE"
+    )]
+    pub model: String,
+    /// Width multiplier for zoo architectures.
+    #[arg(long, default_value_t = 1.0, value_name = "W")]
+    pub width: f64,
+}
+
+/// The device flag.
+#[derive(Args, Debug, Clone)]
+pub struct DeviceArgs {
+    /// Compute device: cpu or cuda:N (CUDA needs the `cuda` build feature).
+    #[arg(long, default_value = "cpu", value_name = "DEVICE")]
+    pub device: DeviceSpec,
+}
+
+/// Whether `s` names a model file rather than a zoo architecture.
+pub fn is_model_file(s: &str) -> bool {
+    s.ends_with(".pf") || Path::new(s).is_file()
+}
+
+/// Loads a model file, or builds a zoo model for the given input shape and
+/// class count.
+pub fn model_for(
+    args: &ModelArgs,
+    input: InputSpec,
+    classes: usize,
+    seed: u64,
+    device: &candle_core::Device,
+) -> Result<Model> {
+    if is_model_file(&args.model) {
+        let model = pf::model::load(Path::new(&args.model), device)?;
+        let want = model.graph.input;
+        if want != input {
+            anyhow::bail!(
+                "model {} expects {}×{}×{} inputs but the data is {}×{}×{}; pass --input-size or other data",
+                args.model,
+                want.channels,
+                want.height,
+                want.width,
+                input.channels,
+                input.height,
+                input.width
+            );
+        }
+        return Ok(model);
+    }
+    let graph = zoo::build(
+        &args.model,
+        &ZooConfig {
+            input,
+            num_classes: classes,
+            width: args.width,
+        },
+    )?;
+    Model::init(graph, seed, device)
+}
+
+/// The input shape of a data set's samples.
+pub fn input_of(splits: &Splits) -> InputSpec {
+    let [c, h, w] = splits.train.shape;
+    InputSpec {
+        channels: c,
+        height: h,
+        width: w,
+    }
+}
+
+/// Prints a value as pretty JSON on standard output.
+pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// Formats a count with SI suffixes (`40.55M`).
+pub fn si(n: u64) -> String {
+    match n {
+        n if n >= 1_000_000_000 => format!("{:.2}G", n as f64 / 1e9),
+        n if n >= 1_000_000 => format!("{:.2}M", n as f64 / 1e6),
+        n if n >= 1_000 => format!("{:.2}K", n as f64 / 1e3),
+        n => n.to_string(),
+    }
+}

@@ -1,0 +1,86 @@
+//! `pf eval`.
+
+use super::common::{input_of, print_json, DataArgs, DeviceArgs};
+use anyhow::{bail, Result};
+use clap::Args;
+use pf::data::Normalization;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Arguments of `pf eval`.
+#[derive(Args, Debug)]
+pub struct EvalArgs {
+    /// The model file (.pf).
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// Which split: train, val or test.
+    #[arg(long, default_value = "test")]
+    split: String,
+    /// Samples per batch.
+    #[arg(long, short = 'b', default_value_t = 256)]
+    batch_size: usize,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct EvalSummary {
+    model: String,
+    data: String,
+    split: String,
+    metrics: pf::train::Metrics,
+    seconds: f64,
+    images_per_second: f64,
+}
+
+pub fn run(a: EvalArgs) -> Result<()> {
+    let device = a.device.device.open()?;
+    let model = pf::model::load(&a.model, &device)?;
+    let splits = a.data.load()?;
+    let input = input_of(&splits);
+    if model.graph.input != input {
+        let m = model.graph.input;
+        bail!(
+            "{} expects {}×{}×{} inputs but {} is {}×{}×{}; pass --input-size or other data",
+            a.model.display(),
+            m.channels,
+            m.height,
+            m.width,
+            splits.name,
+            input.channels,
+            input.height,
+            input.width
+        );
+    }
+    let data = splits.get(&a.split)?;
+    let norm = Normalization::of(&splits.train);
+    let t = std::time::Instant::now();
+    let metrics = pf::train::evaluate(&model, data, &norm, a.batch_size, !a.json)?;
+    let seconds = t.elapsed().as_secs_f64();
+    let s = EvalSummary {
+        model: a.model.display().to_string(),
+        data: splits.name.clone(),
+        split: a.split.clone(),
+        metrics,
+        seconds,
+        images_per_second: metrics.samples as f64 / seconds.max(1e-9),
+    };
+    if a.json {
+        return print_json(&s);
+    }
+    println!(
+        "{} on {} ({}): accuracy {:.2}%  loss {:.4}  ({} images, {:.0} images/s)",
+        s.model,
+        s.data,
+        s.split,
+        metrics.accuracy * 100.0,
+        metrics.loss,
+        metrics.samples,
+        s.images_per_second
+    );
+    Ok(())
+}

@@ -1,0 +1,129 @@
+//! `pf info`.
+
+use super::common::{is_model_file, print_json, si};
+use anyhow::Result;
+use clap::Args;
+use pf::graph::{Graph, InputSpec};
+use pf::zoo::{self, ZooConfig};
+use serde::Serialize;
+
+/// Arguments of `pf info`.
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// A .pf model file or a zoo architecture name.
+    model: String,
+    /// Input side length for zoo architectures (default: 32, 224 for MobileNets).
+    #[arg(long, value_name = "PX")]
+    input_size: Option<usize>,
+    /// Input channels for zoo architectures.
+    #[arg(long, default_value_t = 3)]
+    in_channels: usize,
+    /// Classes for zoo architectures (default: 10, 1000 for MobileNets).
+    #[arg(long)]
+    num_classes: Option<usize>,
+    /// Width multiplier for zoo architectures.
+    #[arg(long, default_value_t = 1.0)]
+    width: f64,
+    /// Also list the channel coupling groups.
+    #[arg(long)]
+    coupling: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct Info {
+    name: String,
+    input: InputSpec,
+    cost: pf::graph::GraphCost,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    coupling: Option<Vec<pf::graph::CouplingGroup>>,
+}
+
+pub fn run(a: InfoArgs) -> Result<()> {
+    let graph: Graph = if is_model_file(&a.model) {
+        pf::model::load(std::path::Path::new(&a.model), &candle_core::Device::Cpu)?.graph
+    } else {
+        let mobile = a.model.starts_with("mobilenet");
+        let size = a.input_size.unwrap_or(if mobile { 224 } else { 32 });
+        let cfg = ZooConfig {
+            input: InputSpec {
+                channels: a.in_channels,
+                height: size,
+                width: size,
+            },
+            num_classes: a.num_classes.unwrap_or(if mobile { 1000 } else { 10 }),
+            width: a.width,
+        };
+        zoo::build(&a.model, &cfg)?
+    };
+    let cost = graph.cost()?;
+    let coupling = if a.coupling {
+        Some(graph.coupling()?.groups)
+    } else {
+        None
+    };
+    if a.json {
+        return print_json(&Info {
+            name: graph.name.clone(),
+            input: graph.input,
+            cost,
+            coupling,
+        });
+    }
+    let i = graph.input;
+    println!(
+        "{}  input {}×{}×{}",
+        graph.name, i.channels, i.height, i.width
+    );
+    let width = cost
+        .layers
+        .iter()
+        .map(|l| l.name.len())
+        .max()
+        .unwrap_or(5)
+        .max(5);
+    println!(
+        "{:<width$}  {:<15}  {:>12}  {:>10}  {:>10}  {:>10}",
+        "layer", "op", "output", "MACs", "params", "bytes"
+    );
+    for l in &cost.layers {
+        println!(
+            "{:<width$}  {:<15}  {:>12}  {:>10}  {:>10}  {:>10}",
+            l.name,
+            l.kind,
+            l.output.to_string(),
+            si(l.macs),
+            si(l.params),
+            si(l.param_bytes)
+        );
+    }
+    println!(
+        "{:<width$}  {:<15}  {:>12}  {:>10}  {:>10}  {:>10}",
+        "total",
+        "",
+        "",
+        si(cost.macs),
+        si(cost.params),
+        si(cost.param_bytes)
+    );
+    if let Some(groups) = coupling {
+        println!("\ncoupling groups (channels pruned together):");
+        for (n, g) in groups.iter().enumerate() {
+            println!(
+                "  #{n:<3} {:>5} ch  {}  producers: {}  followers: {}  consumers: {}{}",
+                g.channels,
+                if g.prunable { "prunable" } else { "fixed   " },
+                g.producers.join(","),
+                g.followers.join(","),
+                g.consumers.join(","),
+                g.reason
+                    .as_ref()
+                    .map(|r| format!("  ({r})"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! Command-line interface: argument parsing and one module per command.
+
+mod common;
+mod eval;
+mod info;
+mod train;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+/// pf compresses and accelerates deep neural networks automatically.
+#[derive(Parser)]
+#[command(name = "pf", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    /// Worker threads for tensor math (default: all cores).
+    #[arg(long, global = true, value_name = "N")]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model (by default the small CNN on the embedded 8×8 digits).
+    Train(train::TrainArgs),
+    /// Evaluate a saved model on a data split.
+    Eval(eval::EvalArgs),
+    /// Show a model's layers with shapes, MACs and parameters.
+    Info(info::InfoArgs),
+}
+
+/// Parses the command line and runs the command.
+pub fn run() -> Result<()> {
+    let cli = Cli::parse();
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            anyhow::bail!("--threads must be at least 1");
+        }
+        // Candle's CPU kernels and rayon read this before their pools start.
+        std::env::set_var("RAYON_NUM_THREADS", n.to_string());
+    }
+    match cli.command {
+        Command::Train(a) => train::run(a),
+        Command::Eval(a) => eval::run(a),
+        Command::Info(a) => info::run(a),
+    }
+}

@@ -1,0 +1,141 @@
+//! MNIST / Fashion-MNIST IDX files, raw or gzip-compressed.
+
+use super::{read_file, Dataset};
+use anyhow::{bail, Context, Result};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Finds `name` or `name.gz` in `dir` (also the `train-images.idx3-ubyte`
+/// spelling some mirrors use).
+pub(super) fn find(dir: &Path, name: &str) -> Option<PathBuf> {
+    let dotted = name.replacen("-idx", ".idx", 1);
+    [
+        name.to_string(),
+        format!("{name}.gz"),
+        dotted.clone(),
+        format!("{dotted}.gz"),
+    ]
+    .into_iter()
+    .map(|n| dir.join(n))
+    .find(|p| p.is_file())
+}
+
+fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
+    let raw = read_file(path)?;
+    if raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .with_context(|| {
+                format!(
+                    "{} is not a valid gzip file (truncated or corrupt)",
+                    path.display()
+                )
+            })?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// Parses an IDX file of unsigned bytes, returning its dimensions and data.
+pub fn parse(path: &Path, expected_rank: usize) -> Result<(Vec<usize>, Vec<u8>)> {
+    let bytes = read_maybe_gz(path)?;
+    let p = path.display();
+    if bytes.len() < 4 {
+        bail!("{p} is too short to be an IDX file ({} bytes)", bytes.len());
+    }
+    if bytes[0] != 0 || bytes[1] != 0 {
+        bail!(
+            "{p} is not an IDX file (bad magic number {:02x}{:02x}{:02x}{:02x})",
+            bytes[0],
+            bytes[1],
+            bytes[2],
+            bytes[3]
+        );
+    }
+    if bytes[2] != 0x08 {
+        bail!(
+            "{p} holds IDX type {:#04x}; pf reads unsigned-byte (0x08) IDX files",
+            bytes[2]
+        );
+    }
+    let rank = bytes[3] as usize;
+    if rank != expected_rank {
+        bail!("{p} has {rank} dimensions but {expected_rank} were expected (are images and labels swapped?)");
+    }
+    let header = 4 + 4 * rank;
+    if bytes.len() < header {
+        bail!("{p} is truncated inside its header");
+    }
+    let dims: Vec<usize> = (0..rank)
+        .map(|i| {
+            u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
+        })
+        .collect();
+    let want = header + dims.iter().product::<usize>();
+    if bytes.len() != want {
+        bail!(
+            "{p} is {} bytes but its header {dims:?} needs {want}; the file is {}",
+            bytes.len(),
+            if bytes.len() < want {
+                "truncated"
+            } else {
+                "longer than its header says"
+            }
+        );
+    }
+    Ok((dims, bytes[header..].to_vec()))
+}
+
+/// Reads an images file and a labels file into one data set.
+pub fn load_pair(images: &Path, labels: &Path) -> Result<Dataset> {
+    let (dims, pixels) = parse(images, 3)?;
+    let (ldims, labels_raw) = parse(labels, 1)?;
+    if dims[0] != ldims[0] {
+        bail!(
+            "{} has {} images but {} has {} labels; they do not belong together",
+            images.display(),
+            dims[0],
+            labels.display(),
+            ldims[0]
+        );
+    }
+    let values: Vec<u32> = labels_raw.into_iter().map(u32::from).collect();
+    let classes = values.iter().max().map_or(0, |&m| m as usize + 1).max(10);
+    let data = Dataset {
+        pixels,
+        max_value: 255.0,
+        shape: [1, dims[1], dims[2]],
+        labels: values,
+        classes,
+    };
+    data.check_labels(&labels.display().to_string())?;
+    Ok(data)
+}
+
+/// Loads `train-*` and `t10k-*` IDX files from a folder.
+pub(super) fn load_mnist(dir: &Path) -> Result<(Dataset, Dataset)> {
+    let need = |name: &str| {
+        find(dir, name).with_context(|| {
+            format!("{} has no {name}[.gz]; an MNIST folder needs the four IDX files (scripts/fetch-mnist.sh puts them in data/mnist)", dir.display())
+        })
+    };
+    let train = load_pair(
+        &need("train-images-idx3-ubyte")?,
+        &need("train-labels-idx1-ubyte")?,
+    )?;
+    let test = load_pair(
+        &need("t10k-images-idx3-ubyte")?,
+        &need("t10k-labels-idx1-ubyte")?,
+    )?;
+    if train.shape != test.shape {
+        bail!(
+            "{}: train images are {:?} but test images are {:?}",
+            dir.display(),
+            train.shape,
+            test.shape
+        );
+    }
+    Ok((train, test))
+}

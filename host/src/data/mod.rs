@@ -1,0 +1,331 @@
+//! Data sets: the embedded digits, CIFAR-10 binary batches, MNIST-style IDX
+//! files and image folders, all loaded into one in-memory form, split into
+//! train / validation / test, and batched with preprocessing.
+
+mod batch;
+mod cifar;
+mod digits;
+mod folder;
+mod idx;
+
+pub use batch::{Augment, Batch, Batcher, Normalization};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Images (8-bit, channels first) with integer labels.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Pixel values, sample after sample, each `C×H×W`.
+    pub pixels: Vec<u8>,
+    /// The pixel value that means full intensity (255, or 16 for the digits).
+    pub max_value: f32,
+    /// Channels, height, width of every sample.
+    pub shape: [usize; 3],
+    /// Class of every sample.
+    pub labels: Vec<u32>,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl Dataset {
+    /// Number of samples.
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    /// Whether the set has no samples.
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values in one sample.
+    pub fn sample_len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    /// The pixels of sample `i`.
+    pub fn sample(&self, i: usize) -> &[u8] {
+        let n = self.sample_len();
+        &self.pixels[i * n..(i + 1) * n]
+    }
+
+    /// The samples at `indices`, in that order.
+    pub fn subset(&self, indices: &[usize]) -> Dataset {
+        let mut pixels = Vec::with_capacity(indices.len() * self.sample_len());
+        for &i in indices {
+            pixels.extend_from_slice(self.sample(i));
+        }
+        Dataset {
+            pixels,
+            max_value: self.max_value,
+            shape: self.shape,
+            labels: indices.iter().map(|&i| self.labels[i]).collect(),
+            classes: self.classes,
+        }
+    }
+
+    /// Concatenates data sets of the same shape.
+    fn concat(parts: Vec<Dataset>) -> Dataset {
+        let mut it = parts.into_iter();
+        let mut first = it.next().expect("at least one part");
+        for p in it {
+            first.pixels.extend(p.pixels);
+            first.labels.extend(p.labels);
+            first.classes = first.classes.max(p.classes);
+        }
+        first
+    }
+
+    /// Resizes every sample to `h×w` (bilinear).
+    pub fn resized(&self, h: usize, w: usize) -> Dataset {
+        if [h, w] == [self.shape[1], self.shape[2]] {
+            return self.clone();
+        }
+        let [c, sh, sw] = self.shape;
+        let mut pixels = Vec::with_capacity(self.len() * c * h * w);
+        for i in 0..self.len() {
+            let s = self.sample(i);
+            for ch in 0..c {
+                let plane = &s[ch * sh * sw..(ch + 1) * sh * sw];
+                let img = image::GrayImage::from_raw(sw as u32, sh as u32, plane.to_vec())
+                    .expect("plane size");
+                let out = image::imageops::resize(
+                    &img,
+                    w as u32,
+                    h as u32,
+                    image::imageops::FilterType::Triangle,
+                );
+                pixels.extend_from_slice(out.as_raw());
+            }
+        }
+        Dataset {
+            pixels,
+            max_value: self.max_value,
+            shape: [c, h, w],
+            labels: self.labels.clone(),
+            classes: self.classes,
+        }
+    }
+
+    /// Checks that every label is below the class count.
+    fn check_labels(&self, source: &str) -> Result<()> {
+        if let Some((i, l)) = self
+            .labels
+            .iter()
+            .enumerate()
+            .find(|(_, &l)| l as usize >= self.classes)
+        {
+            bail!(
+                "{source}: sample {i} has label {l}, but the data set has {} classes",
+                self.classes
+            );
+        }
+        Ok(())
+    }
+}
+
+/// Train, validation and test splits of one source.
+#[derive(Debug, Clone)]
+pub struct Splits {
+    /// Name of the source (`digits`, `mnist:/path`, ...).
+    pub name: String,
+    /// Training samples.
+    pub train: Dataset,
+    /// Validation samples (used by the search).
+    pub val: Dataset,
+    /// Test samples (final figures only).
+    pub test: Dataset,
+}
+
+/// A summary of the splits, for `--json` output.
+#[derive(Debug, Serialize)]
+pub struct SplitSummary {
+    /// Source name.
+    pub name: String,
+    /// Sample shape.
+    pub shape: [usize; 3],
+    /// Classes.
+    pub classes: usize,
+    /// Train / val / test sizes.
+    pub sizes: [usize; 3],
+}
+
+impl Splits {
+    /// A summary for reports.
+    pub fn summary(&self) -> SplitSummary {
+        SplitSummary {
+            name: self.name.clone(),
+            shape: self.train.shape,
+            classes: self.train.classes,
+            sizes: [self.train.len(), self.val.len(), self.test.len()],
+        }
+    }
+
+    /// The split with the given name.
+    pub fn get(&self, split: &str) -> Result<&Dataset> {
+        match split {
+            "train" => Ok(&self.train),
+            "val" => Ok(&self.val),
+            "test" => Ok(&self.test),
+            other => bail!("unknown split `{other}`; use train, val or test"),
+        }
+    }
+
+    /// Resizes every split.
+    pub fn resized(self, h: usize, w: usize) -> Splits {
+        Splits {
+            name: self.name,
+            train: self.train.resized(h, w),
+            val: self.val.resized(h, w),
+            test: self.test.resized(h, w),
+        }
+    }
+}
+
+/// Where data comes from, as given on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DataSource {
+    /// The embedded 8×8 digits.
+    Digits,
+    /// A folder of CIFAR-10 binary batches.
+    Cifar10(PathBuf),
+    /// A folder of MNIST / Fashion-MNIST IDX files (raw or gzip).
+    Mnist(PathBuf),
+    /// A folder with one subfolder of images per class (optionally inside
+    /// `train/`, `val/`, `test/`).
+    Folder(PathBuf),
+}
+
+impl std::str::FromStr for DataSource {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s == "digits" {
+            return Ok(DataSource::Digits);
+        }
+        let (kind, path) = match s.split_once(':') {
+            Some((k, p)) if ["cifar10", "mnist", "folder"].contains(&k) => (Some(k), p),
+            _ => (None, s),
+        };
+        let path = PathBuf::from(path);
+        match kind {
+            Some("cifar10") => Ok(DataSource::Cifar10(path)),
+            Some("mnist") => Ok(DataSource::Mnist(path)),
+            Some(_) => Ok(DataSource::Folder(path)),
+            None if !path.exists() => Err(format!(
+                "data `{s}` is neither `digits` nor an existing folder; use digits, cifar10:DIR, mnist:DIR or folder:DIR"
+            )),
+            None if path.join("data_batch_1.bin").exists() || path.join("test_batch.bin").exists() => {
+                Ok(DataSource::Cifar10(path))
+            }
+            None if idx::find(&path, "train-images-idx3-ubyte").is_some() => Ok(DataSource::Mnist(path)),
+            None => Ok(DataSource::Folder(path)),
+        }
+    }
+}
+
+impl std::fmt::Display for DataSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DataSource::Digits => write!(f, "digits"),
+            DataSource::Cifar10(p) => write!(f, "cifar10:{}", p.display()),
+            DataSource::Mnist(p) => write!(f, "mnist:{}", p.display()),
+            DataSource::Folder(p) => write!(f, "folder:{}", p.display()),
+        }
+    }
+}
+
+/// Options for loading.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Fraction of the training files held out for validation when a source
+    /// has no validation split of its own.
+    pub val_fraction: f64,
+    /// Side length image folders are resized to.
+    pub image_size: usize,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            val_fraction: 0.1,
+            image_size: 32,
+        }
+    }
+}
+
+/// Loads a source and splits it.
+pub fn load(source: &DataSource, opts: &LoadOptions) -> Result<Splits> {
+    if !(0.0..1.0).contains(&opts.val_fraction) {
+        bail!(
+            "validation fraction {} must be in [0, 1)",
+            opts.val_fraction
+        );
+    }
+    let name = source.to_string();
+    let (train, val, test) = match source {
+        DataSource::Digits => digits::load()?,
+        DataSource::Cifar10(dir) => {
+            let (train, test) = cifar::load(dir)?;
+            let (train, val) = hold_out(&train, opts.val_fraction);
+            (train, val, test)
+        }
+        DataSource::Mnist(dir) => {
+            let (train, test) = idx::load_mnist(dir)?;
+            let (train, val) = hold_out(&train, opts.val_fraction);
+            (train, val, test)
+        }
+        DataSource::Folder(dir) => folder::load(dir, opts)?,
+    };
+    for (split, d) in [("train", &train), ("test", &test)] {
+        if d.is_empty() {
+            bail!("{name}: the {split} split is empty");
+        }
+    }
+    Ok(Splits {
+        name,
+        train,
+        val,
+        test,
+    })
+}
+
+/// Picks `count` of `n` positions evenly (systematic sampling). On a list
+/// sorted by class this is a stratified sample.
+fn systematic(n: usize, count: usize) -> Vec<bool> {
+    let mut chosen = vec![false; n];
+    if count == 0 {
+        return chosen;
+    }
+    for (i, c) in chosen.iter_mut().enumerate() {
+        *c = ((i + 1) * count) / n > (i * count) / n;
+    }
+    chosen
+}
+
+/// Splits off a stratified, seed-independent hold-out of `fraction` of the
+/// samples (by class, then by position).
+fn hold_out(data: &Dataset, fraction: f64) -> (Dataset, Dataset) {
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.sort_by_key(|&i| (data.labels[i], i));
+    let count = (data.len() as f64 * fraction).round() as usize;
+    let pick = systematic(order.len(), count);
+    let (mut keep, mut held) = (Vec::new(), Vec::new());
+    for (pos, &i) in order.iter().enumerate() {
+        if pick[pos] {
+            held.push(i)
+        } else {
+            keep.push(i)
+        }
+    }
+    keep.sort_unstable();
+    held.sort_unstable();
+    (data.subset(&keep), data.subset(&held))
+}
+
+/// Reads a whole file, naming it in the error.
+fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))
+}

@@ -1,0 +1,226 @@
+//! Shape inference over a [`Graph`].
+
+use super::{Graph, GraphError, Op, INPUT};
+use serde::Serialize;
+use std::collections::HashMap;
+use std::fmt;
+
+/// The shape of one sample flowing along an edge (the batch dimension is
+/// implicit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum Shape {
+    /// A feature map, channels × height × width.
+    Map {
+        /// Channels.
+        c: usize,
+        /// Height.
+        h: usize,
+        /// Width.
+        w: usize,
+    },
+    /// A feature vector.
+    Vector {
+        /// Features.
+        n: usize,
+    },
+}
+
+impl Shape {
+    /// Number of values in one sample.
+    pub fn numel(&self) -> usize {
+        match *self {
+            Shape::Map { c, h, w } => c * h * w,
+            Shape::Vector { n } => n,
+        }
+    }
+
+    /// Channels of a map, or features of a vector.
+    pub fn channels(&self) -> usize {
+        match *self {
+            Shape::Map { c, .. } => c,
+            Shape::Vector { n } => n,
+        }
+    }
+
+    /// The dimensions of a batch of `batch` samples of this shape.
+    pub fn batch_dims(&self, batch: usize) -> Vec<usize> {
+        match *self {
+            Shape::Map { c, h, w } => vec![batch, c, h, w],
+            Shape::Vector { n } => vec![batch, n],
+        }
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Shape::Map { c, h, w } => write!(f, "{c}×{h}×{w}"),
+            Shape::Vector { n } => write!(f, "{n}"),
+        }
+    }
+}
+
+/// Output size of a windowed op along one axis, or `None` when the window does
+/// not fit.
+fn window_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
+    if stride == 0 || kernel == 0 || size + 2 * padding < kernel {
+        return None;
+    }
+    Some((size + 2 * padding - kernel) / stride + 1)
+}
+
+impl Graph {
+    /// Infers the output shape of every layer, in layer order.
+    pub(crate) fn infer_shapes(&self) -> Result<Vec<Shape>, GraphError> {
+        let mut known: HashMap<&str, Shape> = HashMap::new();
+        known.insert(
+            INPUT,
+            Shape::Map {
+                c: self.input.channels,
+                h: self.input.height,
+                w: self.input.width,
+            },
+        );
+        let mut out = Vec::with_capacity(self.layers.len());
+        for layer in &self.layers {
+            let err = |reason: String| GraphError::Shape {
+                layer: layer.name.clone(),
+                reason,
+            };
+            let ins: Vec<Shape> = layer.inputs.iter().map(|i| known[i.as_str()]).collect();
+            let x = ins[0];
+            let map = |what: &str| match x {
+                Shape::Map { c, h, w } => Ok((c, h, w)),
+                Shape::Vector { n } => Err(err(format!(
+                    "{what} needs a C×H×W feature map but gets a vector of {n}"
+                ))),
+            };
+            let shape = match &layer.op {
+                Op::Conv2d {
+                    in_channels,
+                    out_channels,
+                    kernel,
+                    stride,
+                    padding,
+                    groups,
+                    ..
+                } => {
+                    let (c, h, w) = map("conv2d")?;
+                    if c != *in_channels {
+                        return Err(err(format!(
+                            "expects {in_channels} input channels but gets {c}"
+                        )));
+                    }
+                    if *groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
+                        return Err(err(format!(
+                            "{groups} groups do not divide {in_channels} input and {out_channels} output channels"
+                        )));
+                    }
+                    let oh = window_out(h, kernel[0], stride[0], padding[0]);
+                    let ow = window_out(w, kernel[1], stride[1], padding[1]);
+                    match (oh, ow) {
+                        (Some(h), Some(w)) => Shape::Map { c: *out_channels, h, w },
+                        _ => {
+                            return Err(err(format!(
+                                "kernel {kernel:?} with padding {padding:?} does not fit a {h}×{w} input"
+                            )))
+                        }
+                    }
+                }
+                Op::BatchNorm { channels, .. } => {
+                    if x.channels() != *channels {
+                        return Err(err(format!(
+                            "normalises {channels} channels but gets {}",
+                            x.channels()
+                        )));
+                    }
+                    x
+                }
+                Op::Relu | Op::Relu6 | Op::Softmax => x,
+                Op::Add => {
+                    if let Some(other) = ins.iter().find(|s| **s != x) {
+                        return Err(err(format!(
+                            "adds inputs of different shapes {x} and {other}"
+                        )));
+                    }
+                    x
+                }
+                Op::MaxPool {
+                    kernel,
+                    stride,
+                    padding,
+                }
+                | Op::AvgPool {
+                    kernel,
+                    stride,
+                    padding,
+                } => {
+                    let (c, h, w) = map("pooling")?;
+                    if padding[0] * 2 > kernel[0] || padding[1] * 2 > kernel[1] {
+                        return Err(err(format!(
+                            "padding {padding:?} is more than half the window {kernel:?}"
+                        )));
+                    }
+                    match (
+                        window_out(h, kernel[0], stride[0], padding[0]),
+                        window_out(w, kernel[1], stride[1], padding[1]),
+                    ) {
+                        (Some(h), Some(w)) => Shape::Map { c, h, w },
+                        _ => {
+                            return Err(err(format!(
+                                "window {kernel:?} does not fit a {h}×{w} input"
+                            )))
+                        }
+                    }
+                }
+                Op::GlobalAvgPool => {
+                    let (c, _, _) = map("global average pooling")?;
+                    Shape::Map { c, h: 1, w: 1 }
+                }
+                Op::PadChannels { before, after } => {
+                    let (c, h, w) = map("channel padding")?;
+                    Shape::Map {
+                        c: c + before + after,
+                        h,
+                        w,
+                    }
+                }
+                Op::Flatten => Shape::Vector { n: x.numel() },
+                Op::Linear {
+                    in_features,
+                    out_features,
+                    ..
+                } => match x {
+                    Shape::Vector { n } if n == *in_features => Shape::Vector { n: *out_features },
+                    Shape::Vector { n } => {
+                        return Err(err(format!("expects {in_features} features but gets {n}")))
+                    }
+                    Shape::Map { .. } => return Err(err(format!(
+                        "expects a vector of {in_features} but gets a {x} map; add a flatten layer"
+                    ))),
+                },
+            };
+            known.insert(layer.name.as_str(), shape);
+            out.push(shape);
+        }
+        Ok(out)
+    }
+
+    /// Output shapes of every layer, in layer order (validates the graph).
+    pub fn shapes(&self) -> Result<Vec<Shape>, GraphError> {
+        self.validate()
+    }
+
+    /// Shape of a named layer's (or the input's) output.
+    pub fn shape_of(&self, shapes: &[Shape], name: &str) -> Shape {
+        match self.index_of(name) {
+            Some(i) => shapes[i],
+            None => Shape::Map {
+                c: self.input.channels,
+                h: self.input.height,
+                w: self.input.width,
+            },
+        }
+    }
+}

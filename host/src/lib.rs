@@ -1,0 +1,20 @@
+//! # pf
+//!
+//! pf compresses and accelerates deep neural networks automatically, in the
+//! manner of Tencent's PocketFlow. This crate is the host: it owns the model
+//! graph, every tensor, training, metrics and the command-line tool.
+//!
+//! Layers depend in one direction:
+//! [`data`] and [`graph`] → [`nn`] → [`model`] → [`train`] → `cli` (the `pf`
+//! binary).
+
+pub mod data;
+pub mod device;
+pub mod graph;
+pub mod io;
+pub mod model;
+pub mod nn;
+pub mod progress;
+pub mod rng;
+pub mod train;
+pub mod zoo;

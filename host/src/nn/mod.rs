@@ -1,0 +1,71 @@
+//! Differentiable building blocks on Candle tensors: convolution, pooling,
+//! batch normalisation, activations, losses and fake quantization.
+//!
+//! Everything here is written once for any float dtype and device, so the
+//! same code runs under f64 in the gradient tests, f32 in training, and on
+//! CUDA when the feature is on.
+
+pub mod batchnorm;
+pub mod loss;
+pub mod pool;
+pub mod quant;
+
+use candle_core::{Result, Tensor};
+
+/// 2-D convolution (NCHW) with optional bias.
+pub fn conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    bias: Option<&Tensor>,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    groups: usize,
+) -> Result<Tensor> {
+    if stride[0] != stride[1] {
+        candle_core::bail!(
+            "conv2d with different row and column strides {stride:?} is not supported"
+        );
+    }
+    let (x, pad) = if padding[0] == padding[1] {
+        (x.clone(), padding[0])
+    } else {
+        (
+            x.pad_with_zeros(2, padding[0], padding[0])?
+                .pad_with_zeros(3, padding[1], padding[1])?,
+            0,
+        )
+    };
+    let y = x.conv2d(weight, pad, stride[0], 1, groups)?;
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+/// Fully connected layer: `x · Wᵀ + b` for `x` of shape `(N, in)`.
+pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tensor> {
+    let y = x.matmul(&weight.t()?)?;
+    match bias {
+        Some(b) => y.broadcast_add(b),
+        None => Ok(y),
+    }
+}
+
+/// `min(max(x, 0), 6)`.
+pub fn relu6(x: &Tensor) -> Result<Tensor> {
+    x.clamp(0f32, 6f32)
+}
+
+/// Numerically stable log-softmax over the last dimension.
+pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
+    let d = x.rank() - 1;
+    let max = x.max_keepdim(d)?.detach();
+    let shifted = x.broadcast_sub(&max)?;
+    let lse = shifted.exp()?.sum_keepdim(d)?.log()?;
+    shifted.broadcast_sub(&lse)
+}
+
+/// Softmax over the last dimension.
+pub fn softmax(x: &Tensor) -> Result<Tensor> {
+    log_softmax(x)?.exp()
+}

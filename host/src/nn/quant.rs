@@ -1,0 +1,99 @@
+//! Fake quantization with the straight-through estimator: the forward pass
+//! sees quantized values, the backward pass treats quantization as identity
+//! (`x + (q(x) − x).detach()`).
+
+use crate::graph::Quantizer;
+use candle_core::{Result, Tensor};
+
+/// Quantizes a weight tensor (`(O, ...)`) and returns the dequantized values
+/// with a straight-through gradient.
+pub fn fake_quant_weight(w: &Tensor, q: &Quantizer) -> Result<Tensor> {
+    let quantized = match q {
+        Quantizer::Uniform {
+            bits,
+            symmetric,
+            per_channel,
+        } => {
+            let (lo, hi) = if *per_channel {
+                let flat = w.flatten_from(1)?;
+                let mut shape = vec![1; w.rank()];
+                shape[0] = w.dim(0)?;
+                (
+                    flat.min_keepdim(1)?.reshape(shape.as_slice())?,
+                    flat.max_keepdim(1)?.reshape(shape.as_slice())?,
+                )
+            } else {
+                let lo = w.flatten_all()?.min_keepdim(0)?;
+                let hi = w.flatten_all()?.max_keepdim(0)?;
+                let shape = vec![1; w.rank()];
+                (lo.reshape(shape.as_slice())?, hi.reshape(shape.as_slice())?)
+            };
+            uniform(&w.detach(), &lo.detach(), &hi.detach(), *bits, *symmetric)?
+        }
+        Quantizer::Codebook { centroids } => codebook(&w.detach(), centroids)?,
+    };
+    straight_through(w, &quantized)
+}
+
+/// Quantizes activations to `bits` over the range `[lo, hi]` (scalars),
+/// with a straight-through gradient.
+pub fn fake_quant_activation(
+    x: &Tensor,
+    q: &Quantizer,
+    range: Option<(f32, f32)>,
+) -> Result<Tensor> {
+    let quantized = match q {
+        Quantizer::Uniform {
+            bits, symmetric, ..
+        } => {
+            let (lo, hi) = range.unwrap_or((0.0, 0.0));
+            let lo = Tensor::new(&[lo], x.device())?.to_dtype(x.dtype())?;
+            let hi = Tensor::new(&[hi], x.device())?.to_dtype(x.dtype())?;
+            uniform(&x.detach(), &lo, &hi, *bits, *symmetric)?
+        }
+        Quantizer::Codebook { centroids } => codebook(&x.detach(), centroids)?,
+    };
+    straight_through(x, &quantized)
+}
+
+fn straight_through(x: &Tensor, q: &Tensor) -> Result<Tensor> {
+    x + (q - x)?.detach()
+}
+
+/// Affine quantize–dequantize of `x` over `[lo, hi]` (broadcastable). The
+/// range is widened to include 0 so that zero stays exact.
+fn uniform(x: &Tensor, lo: &Tensor, hi: &Tensor, bits: u8, symmetric: bool) -> Result<Tensor> {
+    let levels = ((1u64 << bits) - 1) as f64;
+    let zero = lo.zeros_like()?;
+    let lo = lo.minimum(&zero)?;
+    let hi = hi.maximum(&zero)?;
+    if symmetric {
+        // Signed: [-(2^(b-1) - 1), 2^(b-1) - 1] · scale, scale = max|x| / qmax.
+        let qmax = ((1u64 << (bits - 1)) - 1) as f64;
+        let amax = lo.abs()?.maximum(&hi)?;
+        let scale = ((amax / qmax)? + 1e-12)?;
+        let q = x.broadcast_div(&scale)?.round()?.clamp(-qmax, qmax)?;
+        q.broadcast_mul(&scale)
+    } else {
+        let scale = (((hi - &lo)? / levels)? + 1e-12)?;
+        let zero_point = lo.neg()?.div(&scale)?.round()?;
+        let q = (x
+            .broadcast_div(&scale)?
+            .round()?
+            .broadcast_add(&zero_point)?)
+        .clamp(0.0, levels)?;
+        q.broadcast_sub(&zero_point)?.broadcast_mul(&scale)
+    }
+}
+
+/// Maps every value to the nearest of the sorted `centroids`, by summing steps
+/// at the midpoints: `c₀ + Σₖ (cₖ₊₁ − cₖ)·[x > (cₖ + cₖ₊₁)/2]`.
+fn codebook(x: &Tensor, centroids: &[f32]) -> Result<Tensor> {
+    let mut out = (x.zeros_like()? + centroids[0] as f64)?;
+    for pair in centroids.windows(2) {
+        let mid = (pair[0] as f64 + pair[1] as f64) / 2.0;
+        let step = x.gt(mid)?.to_dtype(x.dtype())?;
+        out = (out + (step * (pair[1] - pair[0]) as f64)?)?;
+    }
+    Ok(out)
+}
