@@ -1,1 +1,11 @@
-fn main() {}
+//! pf's integration tests: one binary, one module per topic (the wasmtime
+//! layout). Tests train tiny models for a capped number of steps; long runs
+//! live in the benchmarks.
+
+mod cli;
+mod data;
+mod gradients;
+mod graph;
+mod support;
+mod training;
+mod zoo;

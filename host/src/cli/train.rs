@@ -207,6 +207,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             None => None,
         },
     };
+    config.validate()?;
     let checkpoint = match (a.checkpoint_every, a.resume) {
         (None, false) => None,
         (every, _) => Some(CheckpointOptions {
@@ -303,21 +304,31 @@ pub fn run(a: TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// Fails early, before any training, if the output cannot be written.
+/// Fails early, before any training and without creating anything, if the
+/// output cannot be written.
 fn check_writable(path: &std::path::Path) -> Result<()> {
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create output folder {}", dir.display()))?;
-    tempfile::tempfile_in(&dir)
-        .with_context(|| format!("output folder {} is not writable", dir.display()))?;
     if path.is_dir() {
         bail!(
             "output {} is a folder; give a file name such as model.pf",
             path.display()
         );
     }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let existing = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(std::path::Path::new("."));
+    if !existing.is_dir() {
+        bail!(
+            "cannot create output folder {}: {} is a file",
+            dir.display(),
+            existing.display()
+        );
+    }
+    tempfile::tempfile_in(existing)
+        .with_context(|| format!("output folder {} is not writable", existing.display()))?;
     Ok(())
 }

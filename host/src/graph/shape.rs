@@ -196,9 +196,11 @@ impl Graph {
                     Shape::Vector { n } => {
                         return Err(err(format!("expects {in_features} features but gets {n}")))
                     }
-                    Shape::Map { .. } => return Err(err(format!(
+                    Shape::Map { .. } => {
+                        return Err(err(format!(
                         "expects a vector of {in_features} but gets a {x} map; add a flatten layer"
-                    ))),
+                    )))
+                    }
                 },
             };
             known.insert(layer.name.as_str(), shape);

@@ -26,14 +26,22 @@ pub fn conv2d(
             "conv2d with different row and column strides {stride:?} is not supported"
         );
     }
-    let (x, pad) = if padding[0] == padding[1] {
+    let (_, _, h, w) = x.dims4()?;
+    let (kh, kw) = (weight.dim(2)?, weight.dim(3)?);
+    let s = stride[0];
+    let rem = |size: usize, k: usize, p: usize| (size + 2 * p).saturating_sub(k) % s;
+    // Candle handles symmetric padding and, in its backward pass, one output
+    // padding for both axes; anything else is padded here explicitly and the
+    // rows and columns no window reads are cut off.
+    let (x, pad) = if padding[0] == padding[1] && rem(h, kh, padding[0]) == rem(w, kw, padding[1]) {
         (x.clone(), padding[0])
     } else {
-        (
-            x.pad_with_zeros(2, padding[0], padding[0])?
-                .pad_with_zeros(3, padding[1], padding[1])?,
-            0,
-        )
+        let x = x
+            .pad_with_zeros(2, padding[0], padding[0])?
+            .pad_with_zeros(3, padding[1], padding[1])?;
+        let used = |size: usize, k: usize| size - rem(size, k, 0);
+        let (ph, pw) = (h + 2 * padding[0], w + 2 * padding[1]);
+        (x.narrow(2, 0, used(ph, kh))?.narrow(3, 0, used(pw, kw))?, 0)
     };
     let y = x.conv2d(weight, pad, stride[0], 1, groups)?;
     match bias {

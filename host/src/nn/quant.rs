@@ -1,6 +1,6 @@
 //! Fake quantization with the straight-through estimator: the forward pass
 //! sees quantized values, the backward pass treats quantization as identity
-//! (`x + (q(x) − x).detach()`).
+//! (`(x − x.detach()) + q(x)`).
 
 use crate::graph::Quantizer;
 use candle_core::{Result, Tensor};
@@ -56,8 +56,11 @@ pub fn fake_quant_activation(
     straight_through(x, &quantized)
 }
 
+/// `q` in the forward pass, identity in the backward pass. Written as
+/// `(x − x.detach()) + q`, which is exactly `q` in floating point (unlike
+/// `x + (q − x).detach()`).
 fn straight_through(x: &Tensor, q: &Tensor) -> Result<Tensor> {
-    x + (q - x)?.detach()
+    (x - x.detach())? + q.detach()
 }
 
 /// Affine quantize–dequantize of `x` over `[lo, hi]` (broadcastable). The
@@ -86,14 +89,14 @@ fn uniform(x: &Tensor, lo: &Tensor, hi: &Tensor, bits: u8, symmetric: bool) -> R
     }
 }
 
-/// Maps every value to the nearest of the sorted `centroids`, by summing steps
-/// at the midpoints: `c₀ + Σₖ (cₖ₊₁ − cₖ)·[x > (cₖ + cₖ₊₁)/2]`.
+/// Maps every value to the nearest of the sorted `centroids`: walking up the
+/// midpoints, every value above `(cₖ + cₖ₊₁)/2` becomes `cₖ₊₁` (exactly).
 fn codebook(x: &Tensor, centroids: &[f32]) -> Result<Tensor> {
-    let mut out = (x.zeros_like()? + centroids[0] as f64)?;
+    let level = |c: f32| Tensor::full(c, x.shape(), x.device())?.to_dtype(x.dtype());
+    let mut out = level(centroids[0])?;
     for pair in centroids.windows(2) {
         let mid = (pair[0] as f64 + pair[1] as f64) / 2.0;
-        let step = x.gt(mid)?.to_dtype(x.dtype())?;
-        out = (out + (step * (pair[1] - pair[0]) as f64)?)?;
+        out = x.gt(mid)?.where_cond(&level(pair[1])?, &out)?;
     }
     Ok(out)
 }

@@ -3,13 +3,24 @@
 //! streams this is everything needed to resume bit-identically.
 
 use super::{optim::Optimizer, TrainConfig};
+use crate::graph::Graph;
 use crate::model::Model;
 use anyhow::{bail, Context, Result};
 use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 const FORMAT: &str = "pf-checkpoint";
+
+#[derive(Serialize, Deserialize)]
+struct Header {
+    format: String,
+    step: u64,
+    optimizer_steps: u64,
+    config: TrainConfig,
+    graph: Graph,
+}
 
 /// File name of the checkpoint inside its folder.
 pub fn path_in(dir: &Path) -> PathBuf {
@@ -34,13 +45,14 @@ pub fn save(
             tensors.insert(format!("optim/{name}/{i}"), t.clone());
         }
     }
-    let mut meta = HashMap::new();
-    meta.insert("format".into(), FORMAT.into());
-    meta.insert("step".into(), step.to_string());
-    meta.insert("optimizer_steps".into(), optim.steps.to_string());
-    meta.insert("config".into(), serde_json::to_string(config)?);
-    meta.insert("graph".into(), serde_json::to_string(&model.graph)?);
-    let bytes = crate::model::format_tensors_to_bytes(&tensors, meta)?;
+    let header = Header {
+        format: FORMAT.into(),
+        step,
+        optimizer_steps: optim.steps,
+        config: config.clone(),
+        graph: model.graph.clone(),
+    };
+    let bytes = crate::model::format_tensors_to_bytes(&tensors, &header)?;
     crate::io::atomic_write(&path_in(dir), &bytes)
 }
 
@@ -57,22 +69,21 @@ pub fn load(
     let path = path_in(dir);
     let source = path.display().to_string();
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read checkpoint {source}"))?;
-    let (tensors, meta) = crate::model::format_tensors_from_bytes(&bytes, device, &source)?;
-    if meta.get("format").map(String::as_str) != Some(FORMAT) {
+    let (tensors, header) = crate::model::format_tensors_from_bytes(&bytes, device, &source)?;
+    let header: Header = serde_json::from_value(header)
+        .with_context(|| format!("{source} is not a pf training checkpoint of this version"))?;
+    if header.format != FORMAT {
         bail!("{source} is not a pf training checkpoint");
     }
-    let saved: TrainConfig =
-        serde_json::from_str(meta.get("config").context("checkpoint has no config")?)
-            .with_context(|| format!("{source}: unreadable training configuration"))?;
-    if &saved != config {
+    let saved = &header.config;
+    if saved != config {
         bail!(
             "{source} was written by a run with different settings; resume with the same flags or delete the checkpoint folder.\n  checkpoint: {}\n  this run:   {}",
             serde_json::to_string(&saved)?,
             serde_json::to_string(config)?
         );
     }
-    let graph_json = meta.get("graph").context("checkpoint has no graph")?;
-    if *graph_json != serde_json::to_string(&model.graph)? {
+    if header.graph != model.graph {
         bail!("{source} belongs to a different model graph; delete it or resume the run that wrote it");
     }
     let mut model_tensors = HashMap::new();
@@ -103,11 +114,6 @@ pub fn load(
             (k, v.into_iter().map(|(_, t)| t).collect())
         })
         .collect();
-    optim.steps = meta
-        .get("optimizer_steps")
-        .and_then(|s| s.parse().ok())
-        .context("checkpoint has no optimizer step count")?;
-    meta.get("step")
-        .and_then(|s| s.parse().ok())
-        .context("checkpoint has no step")
+    optim.steps = header.optimizer_steps;
+    Ok(header.step)
 }

@@ -72,7 +72,8 @@ impl TrainConfig {
         self.max_steps.map_or(full, |m| m.min(full))
     }
 
-    fn validate(&self) -> Result<()> {
+    /// Checks the settings, naming the flag that is wrong.
+    pub fn validate(&self) -> Result<()> {
         if self.batch_size == 0 {
             bail!("--batch-size must be at least 1");
         }

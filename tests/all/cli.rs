@@ -1,0 +1,248 @@
+//! The `pf` binary: training, evaluation, checkpoint resume after a crash,
+//! and clear errors for bad input.
+
+use crate::support::{json, path_str, pf, run_pf, sha256_file, stderr, tempdir};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// A short digits run shared by the checkpoint tests (about 200 steps).
+fn train_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![
+        "train",
+        "--width",
+        "0.5",
+        "--epochs",
+        "6",
+        "--batch-size",
+        "32",
+        "--seed",
+        "11",
+        "--json",
+        "-o",
+        out,
+    ];
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn train_then_eval_agree() {
+    let d = tempdir();
+    let out = path_str(d.path(), "m.pf");
+    let t = json(&run_pf(
+        d.path(),
+        &[
+            "train",
+            "--max-steps",
+            "60",
+            "--width",
+            "0.5",
+            "--json",
+            "-o",
+            &out,
+        ],
+    ));
+    assert_eq!(t["train"]["steps"], 60);
+    assert_eq!(t["data"]["sizes"], serde_json::json!([1257, 180, 360]));
+    let acc = t["test"]["accuracy"].as_f64().unwrap();
+    assert!(acc > 0.7, "accuracy after 60 steps {acc}");
+    let e = json(&run_pf(d.path(), &["eval", &out, "--json"]));
+    assert_eq!(e["metrics"]["accuracy"].as_f64().unwrap(), acc);
+    assert_eq!(e["metrics"]["samples"], 360);
+    let info = run_pf(d.path(), &["info", &out]);
+    assert!(info.status.success());
+    assert!(String::from_utf8_lossy(&info.stdout).contains("total"));
+}
+
+fn final_sha(dir: &Path, out: &str) -> (String, String) {
+    let t = json(&run_pf(
+        dir,
+        &train_args(out, &["--checkpoint-every", "10", "--resume"]),
+    ));
+    (
+        t["weights_sha256"].as_str().unwrap().to_string(),
+        sha256_file(Path::new(out)),
+    )
+}
+
+#[test]
+fn a_run_aborted_mid_way_resumes_to_bit_identical_weights() {
+    let d = tempdir();
+    let reference = path_str(d.path(), "reference.pf");
+    let (want, want_file) = final_sha(d.path(), &reference);
+
+    let out = path_str(d.path(), "resumed.pf");
+    let crashed = pf()
+        .current_dir(d.path())
+        .args(train_args(&out, &["--checkpoint-every", "10"]))
+        .env(pf::train::FAULT_ENV, "25")
+        .output()
+        .unwrap();
+    assert!(
+        !crashed.status.success(),
+        "the fault injection did not stop the run"
+    );
+    assert!(!Path::new(&out).exists());
+    assert!(d
+        .path()
+        .join("resumed.pf.ckpt/checkpoint.safetensors")
+        .exists());
+    let t = json(&run_pf(
+        d.path(),
+        &train_args(&out, &["--checkpoint-every", "10", "--resume"]),
+    ));
+    assert_eq!(t["train"]["resumed_from"], 20);
+    assert_eq!(t["weights_sha256"].as_str().unwrap(), want);
+    assert_eq!(sha256_file(Path::new(&out)), want_file);
+}
+
+#[test]
+fn a_run_killed_with_sigkill_resumes_to_bit_identical_weights() {
+    let d = tempdir();
+    let reference = path_str(d.path(), "reference.pf");
+    let (want, _) = final_sha(d.path(), &reference);
+
+    let out = path_str(d.path(), "killed.pf");
+    let mut child = pf()
+        .current_dir(d.path())
+        .args(train_args(&out, &["--checkpoint-every", "10"]))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ckpt = d.path().join("killed.pf.ckpt/checkpoint.safetensors");
+    let start = Instant::now();
+    while !ckpt.exists() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no checkpoint appeared"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(!status.success());
+    let t = json(&run_pf(
+        d.path(),
+        &train_args(&out, &["--checkpoint-every", "10", "--resume"]),
+    ));
+    assert!(t["train"]["resumed_from"].as_u64().unwrap() >= 10);
+    assert_eq!(t["weights_sha256"].as_str().unwrap(), want);
+}
+
+#[test]
+fn resuming_with_other_settings_is_refused() {
+    let d = tempdir();
+    let out = path_str(d.path(), "m.pf");
+    let first = pf()
+        .current_dir(d.path())
+        .args(train_args(&out, &["--checkpoint-every", "10"]))
+        .env(pf::train::FAULT_ENV, "10")
+        .output()
+        .unwrap();
+    assert!(!first.status.success());
+    let o = run_pf(
+        d.path(),
+        &train_args(
+            &out,
+            &["--checkpoint-every", "10", "--resume", "--lr", "0.2"],
+        ),
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("different settings"), "{}", stderr(&o));
+}
+
+#[test]
+fn distillation_from_a_teacher() {
+    let d = tempdir();
+    let teacher = path_str(d.path(), "teacher.pf");
+    json(&run_pf(
+        d.path(),
+        &["train", "--max-steps", "80", "--json", "-o", &teacher],
+    ));
+    let student = path_str(d.path(), "student.pf");
+    let t = json(&run_pf(
+        d.path(),
+        &[
+            "train",
+            "--width",
+            "0.5",
+            "--max-steps",
+            "80",
+            "--teacher",
+            &teacher,
+            "--temperature",
+            "3",
+            "--distill-weight",
+            "0.7",
+            "--json",
+            "-o",
+            &student,
+        ],
+    ));
+    assert_eq!(t["config"]["distill"]["temperature"], 3.0);
+    assert!(t["train"]["final_train_loss"].as_f64().unwrap().is_finite());
+    assert!(t["test"]["accuracy"].as_f64().unwrap() > 0.5);
+}
+
+fn fails_with(dir: &Path, args: &[&str], needle: &str) {
+    let o = run_pf(dir, args);
+    assert!(!o.status.success(), "{args:?} should fail");
+    let e = stderr(&o);
+    assert!(e.contains(needle), "{args:?}: expected `{needle}` in: {e}");
+    assert!(!e.contains("panicked"), "{args:?} panicked: {e}");
+}
+
+#[test]
+fn bad_input_gives_clear_errors_and_writes_nothing() {
+    let d = tempdir();
+    let p = d.path();
+    fails_with(
+        p,
+        &["train", "--model", "alexnet"],
+        "unknown model `alexnet`",
+    );
+    fails_with(p, &["train", "--device", "tpu"], "unknown device `tpu`");
+    fails_with(p, &["train", "--device", "cuda:0"], "built without CUDA");
+    fails_with(
+        p,
+        &["train", "--data", "mnist:/no/such/folder"],
+        "train-images-idx3-ubyte",
+    );
+    fails_with(p, &["train", "--model", "lenet"], "--input-size");
+    fails_with(
+        p,
+        &["train", "--batch-size", "0", "--max-steps", "1"],
+        "--batch-size",
+    );
+    fails_with(p, &["train", "--lr=-1", "--max-steps", "1"], "--lr");
+    std::fs::write(p.join("file"), b"x").unwrap();
+    fails_with(
+        p,
+        &[
+            "train",
+            "--max-steps",
+            "1",
+            "-o",
+            &path_str(p, "file/sub/m.pf"),
+        ],
+        "cannot create output folder",
+    );
+    fails_with(p, &["eval", &path_str(p, "missing.pf")], "missing.pf");
+    std::fs::write(p.join("junk.pf"), b"junk").unwrap();
+    fails_with(p, &["eval", &path_str(p, "junk.pf")], "not a pf model file");
+    fails_with(
+        p,
+        &["info", "lenet", "--input-size", "8"],
+        "choose a larger --input-size",
+    );
+    fails_with(p, &["train", "--nonsense"], "unexpected argument");
+    // Nothing but the two files the test wrote.
+    let mut names: Vec<String> = std::fs::read_dir(p)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["file", "junk.pf"]);
+}

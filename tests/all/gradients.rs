@@ -1,0 +1,274 @@
+//! Analytic gradients agree with central finite differences, in f64.
+
+use candle_core::{DType, Device, Result, Tensor, Var};
+use pf::nn::{self, batchnorm::BatchNormParams, loss, pool::Pool};
+use rand::{Rng, SeedableRng};
+
+fn random(shape: &[usize], seed: u64) -> Tensor {
+    let mut r = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let v: Vec<f64> = (0..n).map(|_| r.random_range(-1.0..1.0)).collect();
+    Tensor::from_vec(v, shape, &Device::Cpu).unwrap()
+}
+
+/// Checks d(f)/d(inputs) against central differences on up to 24 entries of
+/// each input. `f` must return a scalar.
+fn check(inputs: &[Tensor], f: impl Fn(&[Tensor]) -> Result<Tensor>) {
+    let vars: Vec<Var> = inputs
+        .iter()
+        .map(|t| Var::from_tensor(t).unwrap())
+        .collect();
+    let ts: Vec<Tensor> = vars.iter().map(|v| v.as_tensor().clone()).collect();
+    let grads = f(&ts).unwrap().backward().unwrap();
+    let eps = 1e-6;
+    for (i, input) in inputs.iter().enumerate() {
+        let analytic = grads
+            .get(vars[i].as_tensor())
+            .expect("gradient exists")
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f64>()
+            .unwrap();
+        let base = input.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+        let n = base.len();
+        let step = (n / 24).max(1);
+        for j in (0..n).step_by(step) {
+            let eval = |delta: f64| {
+                let mut v = base.clone();
+                v[j] += delta;
+                let mut args = inputs.to_vec();
+                args[i] = Tensor::from_vec(v, input.dims(), &Device::Cpu).unwrap();
+                f(&args).unwrap().to_scalar::<f64>().unwrap()
+            };
+            let numeric = (eval(eps) - eval(-eps)) / (2.0 * eps);
+            let a = analytic[j];
+            assert!(
+                (a - numeric).abs() <= 1e-5 + 1e-4 * numeric.abs(),
+                "input {i} element {j}: analytic {a} vs numeric {numeric}"
+            );
+        }
+    }
+}
+
+/// A scalar that depends on every output element differently.
+fn project(y: &Tensor, seed: u64) -> Result<Tensor> {
+    (y * random(y.dims(), seed))?.sum_all()
+}
+
+#[allow(clippy::too_many_arguments)] // mirrors the conv2d signature
+fn conv_case(
+    n: usize,
+    cin: usize,
+    cout: usize,
+    hw: [usize; 2],
+    k: usize,
+    stride: usize,
+    pad: [usize; 2],
+    groups: usize,
+) {
+    let x = random(&[n, cin, hw[0], hw[1]], 1);
+    let w = random(&[cout, cin / groups, k, k], 2);
+    let b = random(&[cout], 3);
+    check(&[x, w, b], |t| {
+        project(
+            &nn::conv2d(&t[0], &t[1], Some(&t[2]), [stride, stride], pad, groups)?,
+            4,
+        )
+    });
+}
+
+#[test]
+fn conv2d_plain() {
+    conv_case(2, 3, 4, [5, 5], 3, 1, [1, 1], 1);
+}
+
+#[test]
+fn conv2d_strided_padded_odd_sizes() {
+    conv_case(2, 3, 5, [7, 6], 3, 2, [1, 1], 1);
+    conv_case(1, 2, 3, [5, 7], 1, 2, [0, 0], 1);
+    conv_case(2, 2, 3, [6, 6], 3, 2, [1, 1], 1);
+    conv_case(1, 2, 2, [8, 7], 3, 3, [1, 1], 1);
+}
+
+#[test]
+fn conv2d_grouped() {
+    conv_case(2, 4, 6, [5, 5], 3, 1, [1, 1], 2);
+}
+
+#[test]
+fn conv2d_depthwise() {
+    conv_case(2, 4, 4, [6, 6], 3, 2, [1, 1], 4);
+}
+
+#[test]
+fn conv2d_rectangular_padding() {
+    conv_case(1, 2, 3, [5, 5], 3, 1, [0, 1], 1);
+}
+
+#[test]
+fn linear_layer() {
+    let x = random(&[3, 5], 1);
+    let w = random(&[4, 5], 2);
+    let b = random(&[4], 3);
+    check(&[x, w, b], |t| {
+        project(&nn::linear(&t[0], &t[1], Some(&t[2]))?, 4)
+    });
+}
+
+#[test]
+fn batch_norm_in_training_mode() {
+    let x = random(&[4, 3, 3, 3], 1);
+    let g = (random(&[3], 2) + 1.5).unwrap();
+    let b = random(&[3], 3);
+    let rm = Tensor::zeros(3, DType::F64, &Device::Cpu).unwrap();
+    let rv = Tensor::ones(3, DType::F64, &Device::Cpu).unwrap();
+    check(&[x, g, b], |t| {
+        let p = BatchNormParams {
+            weight: &t[1],
+            bias: &t[2],
+            running_mean: &rm,
+            running_var: &rv,
+            eps: 1e-5,
+            momentum: 0.1,
+        };
+        project(&nn::batchnorm::batch_norm(&t[0], &p, true)?.0, 4)
+    });
+}
+
+#[test]
+fn batch_norm_in_evaluation_mode_uses_running_statistics() {
+    let x = random(&[2, 3, 2, 2], 1);
+    let g = Tensor::new(&[1.0f64, 2.0, 0.5], &Device::Cpu).unwrap();
+    let b = Tensor::new(&[0.0f64, 1.0, -1.0], &Device::Cpu).unwrap();
+    let rm = Tensor::new(&[0.5f64, -0.5, 0.0], &Device::Cpu).unwrap();
+    let rv = Tensor::new(&[4.0f64, 1.0, 0.25], &Device::Cpu).unwrap();
+    let p = BatchNormParams {
+        weight: &g,
+        bias: &b,
+        running_mean: &rm,
+        running_var: &rv,
+        eps: 0.0,
+        momentum: 0.1,
+    };
+    let (y, update) = nn::batchnorm::batch_norm(&x, &p, false).unwrap();
+    assert!(update.is_none());
+    let xv = x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    let yv = y.flatten_all().unwrap().to_vec1::<f64>().unwrap();
+    // channel 1 of sample 0 starts at index 4: (x + 0.5) / 1 * 2 + 1
+    assert!((yv[4] - ((xv[4] + 0.5) * 2.0 + 1.0)).abs() < 1e-12);
+    check(&[x], |t| {
+        project(&nn::batchnorm::batch_norm(&t[0], &p, false)?.0, 5)
+    });
+}
+
+#[test]
+fn running_statistics_follow_pytorch() {
+    let x = random(&[8, 2, 3, 3], 7);
+    let ones = Tensor::ones(2, DType::F64, &Device::Cpu).unwrap();
+    let zeros = Tensor::zeros(2, DType::F64, &Device::Cpu).unwrap();
+    let p = BatchNormParams {
+        weight: &ones,
+        bias: &zeros,
+        running_mean: &zeros,
+        running_var: &ones,
+        eps: 1e-5,
+        momentum: 0.1,
+    };
+    let (_, u) = nn::batchnorm::batch_norm(&x, &p, true).unwrap();
+    let u = u.unwrap();
+    let v = x
+        .transpose(0, 1)
+        .unwrap()
+        .flatten_from(1)
+        .unwrap()
+        .to_vec2::<f64>()
+        .unwrap();
+    let n = v[0].len() as f64;
+    let mean: f64 = v[0].iter().sum::<f64>() / n;
+    let var_unbiased: f64 = v[0].iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    let m = u.mean.to_vec1::<f64>().unwrap();
+    let s = u.var.to_vec1::<f64>().unwrap();
+    assert!((m[0] - 0.1 * mean).abs() < 1e-12);
+    assert!((s[0] - (0.9 + 0.1 * var_unbiased)).abs() < 1e-12);
+}
+
+#[test]
+fn distillation_loss() {
+    let s = random(&[3, 5], 1);
+    let t = random(&[3, 5], 2);
+    check(std::slice::from_ref(&s), |x| {
+        loss::distillation(&x[0], &t, 3.0)
+    });
+    // Identical logits give zero loss; the loss is never negative.
+    let zero = loss::distillation(&t, &t, 3.0)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!(zero.abs() < 1e-12);
+    assert!(
+        loss::distillation(&s, &t, 3.0)
+            .unwrap()
+            .to_scalar::<f64>()
+            .unwrap()
+            > 0.0
+    );
+}
+
+#[test]
+fn cross_entropy_with_label_smoothing() {
+    let x = random(&[4, 6], 1);
+    let labels = Tensor::new(&[0u32, 5, 2, 2], &Device::Cpu).unwrap();
+    check(std::slice::from_ref(&x), |t| {
+        loss::cross_entropy(&t[0], &labels, 0.0)
+    });
+    check(std::slice::from_ref(&x), |t| {
+        loss::cross_entropy(&t[0], &labels, 0.1)
+    });
+    // Uniform logits: loss is ln K regardless of smoothing.
+    let u = Tensor::zeros((4, 6), DType::F64, &Device::Cpu).unwrap();
+    let l = loss::cross_entropy(&u, &labels, 0.1)
+        .unwrap()
+        .to_scalar::<f64>()
+        .unwrap();
+    assert!((l - 6f64.ln()).abs() < 1e-12);
+}
+
+#[test]
+fn pooling_with_overlap_padding_and_odd_sizes() {
+    // Perturb-friendly input: distinct values so max pooling has no ties.
+    let x = (random(&[2, 2, 7, 6], 1)
+        + Tensor::arange(0f64, 168.0, &Device::Cpu)
+            .unwrap()
+            .reshape((2, 2, 7, 6))
+            .unwrap()
+            * 0.01)
+        .unwrap();
+    check(std::slice::from_ref(&x), |t| {
+        project(
+            &nn::pool::pool2d(&t[0], Pool::Max, [3, 3], [2, 2], [1, 1])?,
+            2,
+        )
+    });
+    check(std::slice::from_ref(&x), |t| {
+        project(
+            &nn::pool::pool2d(&t[0], Pool::Avg, [3, 3], [2, 2], [1, 1])?,
+            3,
+        )
+    });
+    check(std::slice::from_ref(&x), |t| {
+        project(
+            &nn::pool::pool2d(&t[0], Pool::Max, [1, 1], [2, 2], [0, 0])?,
+            4,
+        )
+    });
+    check(&[x], |t| project(&nn::pool::global_avg_pool(&t[0])?, 5));
+}
+
+#[test]
+fn average_pooling_excludes_padding() {
+    let x = Tensor::ones((1, 1, 3, 3), DType::F64, &Device::Cpu).unwrap();
+    let y = nn::pool::pool2d(&x, Pool::Avg, [3, 3], [1, 1], [1, 1]).unwrap();
+    for v in y.flatten_all().unwrap().to_vec1::<f64>().unwrap() {
+        assert!((v - 1.0).abs() < 1e-12, "padding counted: {v}");
+    }
+}
