@@ -1,5 +1,6 @@
 //! Command-line interface: argument parsing and one module per command.
 
+mod bench;
 mod common;
 mod eval;
 mod info;
@@ -27,6 +28,8 @@ enum Command {
     Eval(eval::EvalArgs),
     /// Show a model's layers with shapes, MACs and parameters.
     Info(info::InfoArgs),
+    /// Measure training and evaluation throughput on synthetic data.
+    Bench(bench::BenchArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -43,5 +46,6 @@ pub fn run() -> Result<()> {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Info(a) => info::run(a),
+        Command::Bench(a) => bench::run(a),
     }
 }

@@ -66,10 +66,12 @@ impl Optimizer {
             let Some(grad) = grads.get(var.as_tensor()) else {
                 continue;
             };
-            let w = var.as_tensor();
-            let mut g = grad.clone();
+            // Detached copies: the state must not keep the step's autograd
+            // graph alive (it would chain every step to the previous one).
+            let w = var.as_tensor().detach();
+            let mut g = grad.detach();
             if self.weight_decay != 0.0 {
-                g = (g + (w * self.weight_decay)?)?;
+                g = (g + (&w * self.weight_decay)?)?;
             }
             let update = match &self.kind {
                 OptimizerKind::Sgd { momentum, nesterov } => {
@@ -101,7 +103,7 @@ impl Optimizer {
                     (m_hat / (v_hat.sqrt()? + *eps)?)?
                 }
             };
-            var.set(&(w - (update * lr)?)?)
+            var.set(&(&w - (update * lr)?)?)
                 .with_context(|| format!("updating `{name}`"))?;
         }
         Ok(())
