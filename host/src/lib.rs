@@ -12,6 +12,7 @@ pub mod data;
 pub mod device;
 pub mod graph;
 pub mod io;
+pub mod kernels;
 pub mod model;
 pub mod nn;
 pub mod progress;

@@ -131,8 +131,23 @@ fn batch_norm_in_training_mode() {
             eps: 1e-5,
             momentum: 0.1,
         };
-        project(&nn::batchnorm::batch_norm(&t[0], &p, true)?.0, 4)
+        project(&nn::batchnorm::batch_norm(&t[0], &p, true, false)?.0, 4)
     });
+}
+
+#[test]
+fn batch_norm_fused_with_relu() {
+    let x = random(&[4, 3, 3, 3], 11);
+    let g = (random(&[3], 12) + 1.5).unwrap();
+    let b = random(&[3], 13);
+    let rm = Tensor::zeros(3, DType::F64, &Device::Cpu).unwrap();
+    let rv = Tensor::ones(3, DType::F64, &Device::Cpu).unwrap();
+    for train in [true, false] {
+        check(&[x.clone(), g.clone(), b.clone()], |t| {
+            let p = BatchNormParams { weight: &t[1], bias: &t[2], running_mean: &rm, running_var: &rv, eps: 1e-5, momentum: 0.1 };
+            project(&nn::batchnorm::batch_norm(&t[0], &p, train, true)?.0, 14)
+        });
+    }
 }
 
 #[test]
@@ -150,14 +165,14 @@ fn batch_norm_in_evaluation_mode_uses_running_statistics() {
         eps: 0.0,
         momentum: 0.1,
     };
-    let (y, update) = nn::batchnorm::batch_norm(&x, &p, false).unwrap();
+    let (y, update) = nn::batchnorm::batch_norm(&x, &p, false, false).unwrap();
     assert!(update.is_none());
     let xv = x.flatten_all().unwrap().to_vec1::<f64>().unwrap();
     let yv = y.flatten_all().unwrap().to_vec1::<f64>().unwrap();
     // channel 1 of sample 0 starts at index 4: (x + 0.5) / 1 * 2 + 1
     assert!((yv[4] - ((xv[4] + 0.5) * 2.0 + 1.0)).abs() < 1e-12);
     check(&[x], |t| {
-        project(&nn::batchnorm::batch_norm(&t[0], &p, false)?.0, 5)
+        project(&nn::batchnorm::batch_norm(&t[0], &p, false, false)?.0, 5)
     });
 }
 
@@ -174,7 +189,7 @@ fn running_statistics_follow_pytorch() {
         eps: 1e-5,
         momentum: 0.1,
     };
-    let (_, u) = nn::batchnorm::batch_norm(&x, &p, true).unwrap();
+    let (_, u) = nn::batchnorm::batch_norm(&x, &p, true, false).unwrap();
     let u = u.unwrap();
     let v = x
         .transpose(0, 1)

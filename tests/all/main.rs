@@ -6,6 +6,7 @@ mod cli;
 mod data;
 mod gradients;
 mod graph;
+mod kernels;
 mod support;
 mod training;
 mod zoo;

@@ -222,8 +222,13 @@ impl Model {
                 last_use.insert(input.as_str(), i);
             }
         }
+        let fused = self.relu_fusions(capture);
         for (i, layer) in self.graph.layers.iter().enumerate() {
             let name = layer.name.as_str();
+            if fused.values().any(|relu| *relu == name) {
+                // Computed together with the batch norm before it.
+                continue;
+            }
             let x = &values[layer.inputs[0].as_str()];
             let bias_t = self.params.get(&format!("{name}.bias")).map(|v| {
                 if grad {
@@ -266,7 +271,8 @@ impl Model {
                         eps: *eps,
                         momentum: *momentum,
                     };
-                    let (y, update) = nn::batchnorm::batch_norm(x, &p, train)?;
+                    let relu = fused.get(name).copied();
+                    let (y, update) = nn::batchnorm::batch_norm(x, &p, train, relu.is_some())?;
                     if let Some(u) = update {
                         updates.push((key("running_mean"), u.mean));
                         updates.push((key("running_var"), u.var));
@@ -300,6 +306,7 @@ impl Model {
             if let Some(q) = layer.quant.as_ref().and_then(|q| q.activation.as_ref()) {
                 y = self.quantize_activation(name, &y, q, train, &mut updates)?;
             }
+            let name = fused.get(name).copied().unwrap_or(name);
             if capture.contains(&name) {
                 captured.insert(name.to_string(), y.clone());
             }
@@ -318,6 +325,24 @@ impl Model {
             captured,
             updates,
         })
+    }
+
+    /// Batch norms whose output only feeds a ReLU (and is neither captured
+    /// nor quantized) run fused with it: batch-norm name → ReLU name.
+    fn relu_fusions<'a>(&'a self, capture: &[&str]) -> HashMap<&'a str, &'a str> {
+        let mut fused = HashMap::new();
+        for layer in &self.graph.layers {
+            if !matches!(layer.op, Op::BatchNorm { .. }) || capture.contains(&layer.name.as_str()) || layer.quant.is_some() {
+                continue;
+            }
+            let readers = self.graph.consumers(&layer.name);
+            if let [relu] = readers.as_slice() {
+                if relu.op == Op::Relu && relu.quant.is_none() && self.graph.output() != layer.name {
+                    fused.insert(layer.name.as_str(), relu.name.as_str());
+                }
+            }
+        }
+        fused
     }
 
     fn quantize_activation(

@@ -6,13 +6,15 @@
 //! CUDA when the feature is on.
 
 pub mod batchnorm;
+pub mod cpu_ops;
 pub mod loss;
 pub mod pool;
 pub mod quant;
 
 use candle_core::{Result, Tensor};
 
-/// 2-D convolution (NCHW) with optional bias.
+/// 2-D convolution (NCHW) with optional bias. On the CPU it runs pf's own
+/// kernels (im2col + gemm, direct depthwise); elsewhere Candle's.
 pub fn conv2d(
     x: &Tensor,
     weight: &Tensor,
@@ -21,10 +23,22 @@ pub fn conv2d(
     padding: [usize; 2],
     groups: usize,
 ) -> Result<Tensor> {
+    let y = if cpu_ops::supported(x) {
+        cpu_ops::conv2d(x, weight, stride, padding, groups)?
+    } else {
+        candle_conv2d(x, weight, stride, padding, groups)?
+    };
+    match bias {
+        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?),
+        None => Ok(y),
+    }
+}
+
+/// 2-D convolution with Candle's own ops: the reference the CPU kernels are
+/// tested against, and the path on CUDA.
+pub fn candle_conv2d(x: &Tensor, weight: &Tensor, stride: [usize; 2], padding: [usize; 2], groups: usize) -> Result<Tensor> {
     if stride[0] != stride[1] {
-        candle_core::bail!(
-            "conv2d with different row and column strides {stride:?} is not supported"
-        );
+        candle_core::bail!("conv2d with different row and column strides {stride:?} needs the CPU kernels");
     }
     let (_, _, h, w) = x.dims4()?;
     let (kh, kw) = (weight.dim(2)?, weight.dim(3)?);
@@ -43,11 +57,7 @@ pub fn conv2d(
         let (ph, pw) = (h + 2 * padding[0], w + 2 * padding[1]);
         (x.narrow(2, 0, used(ph, kh))?.narrow(3, 0, used(pw, kw))?, 0)
     };
-    let y = x.conv2d(weight, pad, stride[0], 1, groups)?;
-    match bias {
-        Some(b) => y.broadcast_add(&b.reshape((1, b.elem_count(), 1, 1))?),
-        None => Ok(y),
-    }
+    x.conv2d(weight, pad, stride[0], 1, groups)
 }
 
 /// Fully connected layer: `x · Wᵀ + b` for `x` of shape `(N, in)`.

@@ -1,0 +1,472 @@
+//! 2-D convolution (NCHW) forward, input gradient and weight gradient.
+//!
+//! General convolutions lower each sample and group to one matrix product:
+//! the input patches are unfolded into a `K × P` matrix (im2col; `K = C/g·kh·kw`,
+//! `P = OH·OW`) and multiplied by the `O/g × K` weight. Pointwise (1×1,
+//! stride 1, no padding) convolutions skip the unfolding. Depthwise
+//! convolutions (one filter per channel) run as direct loops, which beat a
+//! product of one-row matrices. Work is spread over samples when there are
+//! enough of them, otherwise inside the matrix kernel.
+
+use super::{ranges, threads, Element};
+use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Sizes and hyper-parameters of one convolution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvGeometry {
+    /// Batch size.
+    pub n: usize,
+    /// Input channels.
+    pub c: usize,
+    /// Input height.
+    pub h: usize,
+    /// Input width.
+    pub w: usize,
+    /// Output channels.
+    pub o: usize,
+    /// Kernel height and width.
+    pub k: [usize; 2],
+    /// Stride (rows, columns).
+    pub stride: [usize; 2],
+    /// Zero padding (rows, columns).
+    pub padding: [usize; 2],
+    /// Channel groups.
+    pub groups: usize,
+}
+
+impl ConvGeometry {
+    /// Output height.
+    pub fn oh(&self) -> usize {
+        (self.h + 2 * self.padding[0] - self.k[0]) / self.stride[0] + 1
+    }
+    /// Output width.
+    pub fn ow(&self) -> usize {
+        (self.w + 2 * self.padding[1] - self.k[1]) / self.stride[1] + 1
+    }
+    fn cg(&self) -> usize {
+        self.c / self.groups
+    }
+    fn og(&self) -> usize {
+        self.o / self.groups
+    }
+    /// Rows of the unfolded patch matrix per group.
+    fn kdim(&self) -> usize {
+        self.cg() * self.k[0] * self.k[1]
+    }
+    fn p(&self) -> usize {
+        self.oh() * self.ow()
+    }
+    fn pointwise(&self) -> bool {
+        self.k == [1, 1] && self.stride == [1, 1] && self.padding == [0, 0]
+    }
+    /// One filter per channel.
+    pub fn depthwise(&self) -> bool {
+        self.groups > 1 && self.groups == self.c && self.c == self.o
+    }
+    /// Elements of the input, weight and output.
+    pub fn sizes(&self) -> (usize, usize, usize) {
+        (self.n * self.c * self.h * self.w, self.o * self.kdim(), self.n * self.o * self.p())
+    }
+    /// Checks that the geometry describes a valid convolution.
+    pub fn check(&self) -> Result<(), String> {
+        let ok = self.groups > 0
+            && self.c % self.groups == 0
+            && self.o % self.groups == 0
+            && self.stride[0] > 0
+            && self.stride[1] > 0
+            && self.h + 2 * self.padding[0] >= self.k[0]
+            && self.w + 2 * self.padding[1] >= self.k[1];
+        if ok {
+            Ok(())
+        } else {
+            Err(format!("invalid convolution geometry {self:?}"))
+        }
+    }
+}
+
+/// Unfolds group `g` of one sample into `col` (`K × P`, row-major).
+fn im2col<T: Element>(x: &[T], s: &ConvGeometry, g: usize, col: &mut [T]) {
+    let (oh, ow, p) = (s.oh(), s.ow(), s.p());
+    let plane = s.h * s.w;
+    for ci in 0..s.cg() {
+        let src = &x[(g * s.cg() + ci) * plane..][..plane];
+        for ky in 0..s.k[0] {
+            for kx in 0..s.k[1] {
+                let row = &mut col[((ci * s.k[0] + ky) * s.k[1] + kx) * p..][..p];
+                for oy in 0..oh {
+                    let iy = (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
+                    let dst = &mut row[oy * ow..][..ow];
+                    if iy < 0 || iy >= s.h as isize {
+                        dst.fill(T::zero());
+                        continue;
+                    }
+                    let src_row = &src[iy as usize * s.w..][..s.w];
+                    gather_row(src_row, dst, kx, s.stride[1], s.padding[1]);
+                }
+            }
+        }
+    }
+}
+
+/// `dst[ox] = src[ox·stride + kx − pad]`, zero outside the row.
+#[inline]
+fn gather_row<T: Element>(src: &[T], dst: &mut [T], kx: usize, stride: usize, pad: usize) {
+    let w = src.len() as isize;
+    let (lo, hi) = valid_span(dst.len(), w, kx, stride, pad);
+    dst[..lo].fill(T::zero());
+    dst[hi..].fill(T::zero());
+    if stride == 1 {
+        let start = (lo + kx) as isize - pad as isize;
+        dst[lo..hi].copy_from_slice(&src[start as usize..start as usize + (hi - lo)]);
+    } else {
+        for (ox, d) in dst.iter_mut().enumerate().take(hi).skip(lo) {
+            *d = src[ox * stride + kx - pad];
+        }
+    }
+}
+
+/// The output positions `lo..hi` whose input `ox·stride + kx − pad` lies in
+/// `0..w`.
+#[inline]
+fn valid_span(n_out: usize, w: isize, kx: usize, stride: usize, pad: usize) -> (usize, usize) {
+    let s = stride as isize;
+    let off = kx as isize - pad as isize;
+    // smallest ox with ox*s + off >= 0
+    let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
+    // largest ox with ox*s + off <= w-1, plus one
+    let hi = if w - 1 - off < 0 { 0 } else { (w - 1 - off) / s + 1 };
+    let lo = (lo as usize).min(n_out);
+    (lo, (hi as usize).clamp(lo, n_out))
+}
+
+/// Adds the unfolded gradient `col` (`K × P`) back into group `g` of one
+/// sample's input gradient (col2im).
+fn col2im_add<T: Element>(col: &[T], s: &ConvGeometry, g: usize, dx: &mut [T]) {
+    let (oh, ow, p) = (s.oh(), s.ow(), s.p());
+    let plane = s.h * s.w;
+    for ci in 0..s.cg() {
+        let dst = &mut dx[(g * s.cg() + ci) * plane..][..plane];
+        for ky in 0..s.k[0] {
+            for kx in 0..s.k[1] {
+                let row = &col[((ci * s.k[0] + ky) * s.k[1] + kx) * p..][..p];
+                let (lo, hi) = valid_span(ow, s.w as isize, kx, s.stride[1], s.padding[1]);
+                for oy in 0..oh {
+                    let iy = (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
+                    if iy < 0 || iy >= s.h as isize {
+                        continue;
+                    }
+                    let drow = &mut dst[iy as usize * s.w..][..s.w];
+                    let srow = &row[oy * ow..][..ow];
+                    for ox in lo..hi {
+                        drow[ox * s.stride[1] + kx - s.padding[1]] += srow[ox];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dst (m×n) = [dst +] lhs (m×k) · rhs (k×n)`, with explicit strides
+/// (row stride, column stride) for each operand.
+#[allow(clippy::too_many_arguments)]
+fn matmul<T: Element>(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [T],
+    dst_strides: (usize, usize),
+    accumulate: bool,
+    lhs: &[T],
+    lhs_strides: (usize, usize),
+    rhs: &[T],
+    rhs_strides: (usize, usize),
+    par: Parallelism,
+) {
+    let reach = |rows: usize, cols: usize, (rs, cs): (usize, usize)| {
+        if rows == 0 || cols == 0 {
+            0
+        } else {
+            (rows - 1) * rs + (cols - 1) * cs + 1
+        }
+    };
+    assert!(dst.len() >= reach(m, n, dst_strides), "gemm destination too small");
+    assert!(lhs.len() >= reach(m, k, lhs_strides), "gemm left operand too small");
+    assert!(rhs.len() >= reach(k, n, rhs_strides), "gemm right operand too small");
+    // SAFETY: the asserts above guarantee that every element the strides
+    // address lies inside its slice; `dst` is exclusively borrowed and does not
+    // alias `lhs` or `rhs` (distinct borrows).
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            dst_strides.1 as isize,
+            dst_strides.0 as isize,
+            accumulate,
+            lhs.as_ptr(),
+            lhs_strides.1 as isize,
+            lhs_strides.0 as isize,
+            rhs.as_ptr(),
+            rhs_strides.1 as isize,
+            rhs_strides.0 as isize,
+            T::one(),
+            T::one(),
+            false,
+            false,
+            false,
+            par,
+        );
+    }
+}
+
+/// How to spread a batch over the threads: over samples when there are at
+/// least as many samples as threads, else inside each matrix product.
+fn plan(n: usize) -> (bool, Parallelism) {
+    let t = threads();
+    if t > 1 && n >= t {
+        (true, Parallelism::None)
+    } else if t > 1 {
+        (false, Parallelism::Rayon(t))
+    } else {
+        (false, Parallelism::None)
+    }
+}
+
+/// Forward convolution: `x` (N·C·H·W), `w` (O·C/g·kh·kw) → output (N·O·OH·OW).
+pub fn forward<T: Element>(x: &[T], w: &[T], s: &ConvGeometry) -> Vec<T> {
+    let (_, _, out_len) = s.sizes();
+    let mut out = vec![T::zero(); out_len];
+    if s.depthwise() {
+        depthwise_forward(x, w, s, &mut out);
+        return out;
+    }
+    let (xs, os) = (s.c * s.h * s.w, s.o * s.p());
+    let (by_sample, par) = plan(s.n);
+    let one = |x: &[T], out: &mut [T], col: &mut Vec<T>| {
+        for g in 0..s.groups {
+            let rhs: &[T] = if s.pointwise() {
+                &x[g * s.cg() * s.p()..][..s.cg() * s.p()]
+            } else {
+                col.resize(s.kdim() * s.p(), T::zero());
+                im2col(x, s, g, col);
+                col
+            };
+            matmul(
+                s.og(),
+                s.p(),
+                s.kdim(),
+                &mut out[g * s.og() * s.p()..],
+                (s.p(), 1),
+                false,
+                &w[g * s.og() * s.kdim()..],
+                (s.kdim(), 1),
+                rhs,
+                (s.p(), 1),
+                par,
+            );
+        }
+    };
+    if by_sample {
+        out.par_chunks_mut(os).zip(x.par_chunks(xs)).for_each_init(Vec::new, |col, (o, x)| one(x, o, col));
+    } else {
+        let mut col = Vec::new();
+        for (o, x) in out.chunks_mut(os).zip(x.chunks(xs)) {
+            one(x, o, &mut col);
+        }
+    }
+    out
+}
+
+/// Input gradient: `dy` (N·O·OH·OW), `w` → `dx` (N·C·H·W).
+pub fn backward_input<T: Element>(dy: &[T], w: &[T], s: &ConvGeometry) -> Vec<T> {
+    let (in_len, _, _) = s.sizes();
+    let mut dx = vec![T::zero(); in_len];
+    if s.depthwise() {
+        depthwise_backward_input(dy, w, s, &mut dx);
+        return dx;
+    }
+    let (xs, os) = (s.c * s.h * s.w, s.o * s.p());
+    let (by_sample, par) = plan(s.n);
+    let one = |dy: &[T], dx: &mut [T], col: &mut Vec<T>| {
+        for g in 0..s.groups {
+            let lhs = &w[g * s.og() * s.kdim()..];
+            let rhs = &dy[g * s.og() * s.p()..];
+            // Wᵀ (K × O/g): row stride 1, column stride K.
+            if s.pointwise() {
+                let dst = &mut dx[g * s.cg() * s.p()..];
+                matmul(s.kdim(), s.p(), s.og(), dst, (s.p(), 1), false, lhs, (1, s.kdim()), rhs, (s.p(), 1), par);
+            } else {
+                col.resize(s.kdim() * s.p(), T::zero());
+                matmul(s.kdim(), s.p(), s.og(), col, (s.p(), 1), false, lhs, (1, s.kdim()), rhs, (s.p(), 1), par);
+                col2im_add(col, s, g, dx);
+            }
+        }
+    };
+    if by_sample {
+        dx.par_chunks_mut(xs).zip(dy.par_chunks(os)).for_each_init(Vec::new, |col, (dx, dy)| one(dy, dx, col));
+    } else {
+        let mut col = Vec::new();
+        for (dx, dy) in dx.chunks_mut(xs).zip(dy.chunks(os)) {
+            one(dy, dx, &mut col);
+        }
+    }
+    dx
+}
+
+/// Weight gradient: `x`, `dy` → `dw` (O·C/g·kh·kw), summed over the batch.
+pub fn backward_weight<T: Element>(x: &[T], dy: &[T], s: &ConvGeometry) -> Vec<T> {
+    let (_, w_len, _) = s.sizes();
+    if s.depthwise() {
+        let mut dw = vec![T::zero(); w_len];
+        depthwise_backward_weight(x, dy, s, &mut dw);
+        return dw;
+    }
+    let (xs, os) = (s.c * s.h * s.w, s.o * s.p());
+    let (by_sample, par) = plan(s.n);
+    let accumulate = |samples: std::ops::Range<usize>, dw: &mut [T]| {
+        let mut col = Vec::new();
+        for (i, n) in samples.enumerate() {
+            let x = &x[n * xs..][..xs];
+            let dy = &dy[n * os..][..os];
+            for g in 0..s.groups {
+                let rhs: &[T] = if s.pointwise() {
+                    &x[g * s.cg() * s.p()..][..s.cg() * s.p()]
+                } else {
+                    col.resize(s.kdim() * s.p(), T::zero());
+                    im2col(x, s, g, &mut col);
+                    &col
+                };
+                // dW_g (O/g × K) += dY_g (O/g × P) · colᵀ (P × K)
+                matmul(
+                    s.og(),
+                    s.kdim(),
+                    s.p(),
+                    &mut dw[g * s.og() * s.kdim()..],
+                    (s.kdim(), 1),
+                    i > 0,
+                    &dy[g * s.og() * s.p()..],
+                    (s.p(), 1),
+                    rhs,
+                    (1, s.p()),
+                    par,
+                );
+            }
+        }
+    };
+    if by_sample {
+        let parts: Vec<Vec<T>> = ranges(s.n, threads())
+            .into_par_iter()
+            .map(|r| {
+                let mut dw = vec![T::zero(); w_len];
+                accumulate(r, &mut dw);
+                dw
+            })
+            .collect();
+        let mut it = parts.into_iter();
+        let mut dw = it.next().unwrap_or_else(|| vec![T::zero(); w_len]);
+        for part in it {
+            for (a, b) in dw.iter_mut().zip(part) {
+                *a += b;
+            }
+        }
+        dw
+    } else {
+        let mut dw = vec![T::zero(); w_len];
+        accumulate(0..s.n, &mut dw);
+        dw
+    }
+}
+
+/// Depthwise forward, one output plane per (sample, channel).
+fn depthwise_forward<T: Element>(x: &[T], w: &[T], s: &ConvGeometry, out: &mut [T]) {
+    let (oh, ow, plane, kk) = (s.oh(), s.ow(), s.h * s.w, s.k[0] * s.k[1]);
+    out.par_chunks_mut(oh * ow).enumerate().for_each(|(i, dst)| {
+        let c = i % s.c;
+        let src = &x[i * plane..][..plane];
+        let wc = &w[c * kk..][..kk];
+        for ky in 0..s.k[0] {
+            for kx in 0..s.k[1] {
+                let wv = wc[ky * s.k[1] + kx];
+                let (lo, hi) = valid_span(ow, s.w as isize, kx, s.stride[1], s.padding[1]);
+                for oy in 0..oh {
+                    let iy = (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
+                    if iy < 0 || iy >= s.h as isize {
+                        continue;
+                    }
+                    let srow = &src[iy as usize * s.w..][..s.w];
+                    let drow = &mut dst[oy * ow..][..ow];
+                    if s.stride[1] == 1 {
+                        let base = kx as isize - s.padding[1] as isize;
+                        let sl = &srow[(lo as isize + base) as usize..(hi as isize + base) as usize];
+                        for (d, &v) in drow[lo..hi].iter_mut().zip(sl) {
+                            *d += wv * v;
+                        }
+                    } else {
+                        for ox in lo..hi {
+                            drow[ox] += wv * srow[ox * s.stride[1] + kx - s.padding[1]];
+                        }
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Depthwise input gradient, one input plane per (sample, channel).
+fn depthwise_backward_input<T: Element>(dy: &[T], w: &[T], s: &ConvGeometry, dx: &mut [T]) {
+    let (oh, ow, plane, kk) = (s.oh(), s.ow(), s.h * s.w, s.k[0] * s.k[1]);
+    dx.par_chunks_mut(plane).enumerate().for_each(|(i, dst)| {
+        let c = i % s.c;
+        let src = &dy[i * oh * ow..][..oh * ow];
+        let wc = &w[c * kk..][..kk];
+        for ky in 0..s.k[0] {
+            for kx in 0..s.k[1] {
+                let wv = wc[ky * s.k[1] + kx];
+                let (lo, hi) = valid_span(ow, s.w as isize, kx, s.stride[1], s.padding[1]);
+                for oy in 0..oh {
+                    let iy = (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
+                    if iy < 0 || iy >= s.h as isize {
+                        continue;
+                    }
+                    let drow = &mut dst[iy as usize * s.w..][..s.w];
+                    let srow = &src[oy * ow..][..ow];
+                    for ox in lo..hi {
+                        drow[ox * s.stride[1] + kx - s.padding[1]] += wv * srow[ox];
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// Depthwise weight gradient, one filter per channel, summed over samples.
+fn depthwise_backward_weight<T: Element>(x: &[T], dy: &[T], s: &ConvGeometry, dw: &mut [T]) {
+    let (oh, ow, plane, kk) = (s.oh(), s.ow(), s.h * s.w, s.k[0] * s.k[1]);
+    dw.par_chunks_mut(kk).enumerate().for_each(|(c, dst)| {
+        for n in 0..s.n {
+            let i = n * s.c + c;
+            let src = &x[i * plane..][..plane];
+            let g = &dy[i * oh * ow..][..oh * ow];
+            for ky in 0..s.k[0] {
+                for kx in 0..s.k[1] {
+                    let (lo, hi) = valid_span(ow, s.w as isize, kx, s.stride[1], s.padding[1]);
+                    let mut acc = T::zero();
+                    for oy in 0..oh {
+                        let iy = (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
+                        if iy < 0 || iy >= s.h as isize {
+                            continue;
+                        }
+                        let srow = &src[iy as usize * s.w..][..s.w];
+                        let grow = &g[oy * ow..][..ow];
+                        for ox in lo..hi {
+                            acc += grow[ox] * srow[ox * s.stride[1] + kx - s.padding[1]];
+                        }
+                    }
+                    dst[ky * s.k[1] + kx] += acc;
+                }
+            }
+        }
+    });
+}
