@@ -85,8 +85,65 @@ impl ConvGeometry {
     }
 }
 
+/// Whether the output has the input's size with stride 1 ("same"
+/// padding), where each patch row is the input plane shifted by a constant
+/// offset and can be moved as one block.
+fn same_size(s: &ConvGeometry) -> bool {
+    s.stride == [1, 1] && s.oh() == s.h && s.ow() == s.w
+}
+
+/// For a same-size convolution and kernel offset `(ky, kx)`: the output rows
+/// `a..b` that read inside the input, the flat shift from output to input
+/// index, and the output columns `c0..c1` that read inside the input.
+fn shift_block(s: &ConvGeometry, ky: usize, kx: usize) -> (usize, usize, isize, usize, usize) {
+    let dy = ky as isize - s.padding[0] as isize;
+    let dx = kx as isize - s.padding[1] as isize;
+    let (h, w) = (s.h as isize, s.w as isize);
+    let a = (-dy).clamp(0, h) as usize;
+    let b = (h - dy).clamp(0, h) as usize;
+    let c0 = (-dx).clamp(0, w) as usize;
+    let c1 = (w - dx).clamp(0, w) as usize;
+    (a, b.max(a), dy * w + dx, c0, c1.max(c0))
+}
+
+/// im2col for same-size convolutions: one block copy per patch row, then the
+/// few positions that fall into the padding are zeroed.
+fn im2col_same<T: Element>(x: &[T], s: &ConvGeometry, g: usize, col: &mut [T]) {
+    let (w, plane) = (s.w, s.h * s.w);
+    for ci in 0..s.cg() {
+        let src = &x[(g * s.cg() + ci) * plane..][..plane];
+        for ky in 0..s.k[0] {
+            for kx in 0..s.k[1] {
+                let row = &mut col[((ci * s.k[0] + ky) * s.k[1] + kx) * plane..][..plane];
+                let (a, b, shift, c0, c1) = shift_block(s, ky, kx);
+                row[..a * w].fill(T::zero());
+                row[b * w..].fill(T::zero());
+                if a < b {
+                    // Copy the whole band, clipped to the plane; positions that
+                    // wrapped across a row edge are zeroed below.
+                    let lo = ((a * w) as isize + shift).max(0) as usize;
+                    let hi = (((b * w) as isize + shift) as usize).min(plane);
+                    let dst_lo = (lo as isize - shift) as usize;
+                    row[dst_lo..dst_lo + (hi - lo)].copy_from_slice(&src[lo..hi]);
+                    row[a * w..dst_lo].fill(T::zero());
+                    let end = dst_lo + (hi - lo);
+                    row[end..b * w].fill(T::zero());
+                    for oy in a..b {
+                        let r = &mut row[oy * w..][..w];
+                        r[..c0].fill(T::zero());
+                        r[c1..].fill(T::zero());
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Unfolds group `g` of one sample into `col` (`K × P`, row-major).
 fn im2col<T: Element>(x: &[T], s: &ConvGeometry, g: usize, col: &mut [T]) {
+    if same_size(s) {
+        return im2col_same(x, s, g, col);
+    }
     let (oh, ow, p) = (s.oh(), s.ow(), s.p());
     let plane = s.h * s.w;
     for ci in 0..s.cg() {
@@ -140,9 +197,41 @@ fn valid_span(n_out: usize, w: isize, kx: usize, stride: usize, pad: usize) -> (
     (lo, (hi as usize).clamp(lo, n_out))
 }
 
+/// col2im for same-size convolutions: the padding positions of each patch
+/// row are zeroed in the scratch matrix, then the row is added as one block.
+fn col2im_add_same<T: Element>(col: &mut [T], s: &ConvGeometry, g: usize, dx: &mut [T]) {
+    let (w, plane) = (s.w, s.h * s.w);
+    for ci in 0..s.cg() {
+        let dst = &mut dx[(g * s.cg() + ci) * plane..][..plane];
+        for ky in 0..s.k[0] {
+            for kx in 0..s.k[1] {
+                let row = &mut col[((ci * s.k[0] + ky) * s.k[1] + kx) * plane..][..plane];
+                let (a, b, shift, c0, c1) = shift_block(s, ky, kx);
+                if a >= b {
+                    continue;
+                }
+                for oy in a..b {
+                    let r = &mut row[oy * w..][..w];
+                    r[..c0].fill(T::zero());
+                    r[c1..].fill(T::zero());
+                }
+                let lo = ((a * w) as isize + shift).max(0) as usize;
+                let hi = (((b * w) as isize + shift) as usize).min(plane);
+                let src_lo = (lo as isize - shift) as usize;
+                for (d, &v) in dst[lo..hi].iter_mut().zip(&row[src_lo..src_lo + (hi - lo)]) {
+                    *d += v;
+                }
+            }
+        }
+    }
+}
+
 /// Adds the unfolded gradient `col` (`K × P`) back into group `g` of one
-/// sample's input gradient (col2im).
-fn col2im_add<T: Element>(col: &[T], s: &ConvGeometry, g: usize, dx: &mut [T]) {
+/// sample's input gradient (col2im). `col` is scratch and may be changed.
+fn col2im_add<T: Element>(col: &mut [T], s: &ConvGeometry, g: usize, dx: &mut [T]) {
+    if same_size(s) {
+        return col2im_add_same(col, s, g, dx);
+    }
     let (oh, ow, p) = (s.oh(), s.ow(), s.p());
     let plane = s.h * s.w;
     for ci in 0..s.cg() {
@@ -158,8 +247,15 @@ fn col2im_add<T: Element>(col: &[T], s: &ConvGeometry, g: usize, dx: &mut [T]) {
                     }
                     let drow = &mut dst[iy as usize * s.w..][..s.w];
                     let srow = &row[oy * ow..][..ow];
-                    for ox in lo..hi {
-                        drow[ox * s.stride[1] + kx - s.padding[1]] += srow[ox];
+                    if s.stride[1] == 1 {
+                        let start = lo + kx - s.padding[1];
+                        for (d, &v) in drow[start..start + (hi - lo)].iter_mut().zip(&srow[lo..hi]) {
+                            *d += v;
+                        }
+                    } else {
+                        for ox in lo..hi {
+                            drow[ox * s.stride[1] + kx - s.padding[1]] += srow[ox];
+                        }
                     }
                 }
             }
@@ -338,17 +434,20 @@ pub fn backward_weight<T: Element>(x: &[T], dy: &[T], s: &ConvGeometry) -> Vec<T
                     im2col(x, s, g, &mut col);
                     &col
                 };
-                // dW_g (O/g × K) += dY_g (O/g × P) · colᵀ (P × K)
+                // dW_gᵀ (K × O/g) += col (K × P) · dY_gᵀ (P × O/g), written
+                // straight into dW_g's row-major layout through the
+                // destination strides: packing the small transposed dY costs
+                // far less than packing the transposed patch matrix.
                 matmul(
-                    s.og(),
                     s.kdim(),
+                    s.og(),
                     s.p(),
                     &mut dw[g * s.og() * s.kdim()..],
-                    (s.kdim(), 1),
+                    (1, s.kdim()),
                     i > 0,
-                    &dy[g * s.og() * s.p()..],
-                    (s.p(), 1),
                     rhs,
+                    (s.p(), 1),
+                    &dy[g * s.og() * s.p()..],
                     (1, s.p()),
                     par,
                 );

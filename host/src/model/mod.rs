@@ -279,7 +279,7 @@ impl Model {
                     }
                     y
                 }
-                Op::Relu => x.relu()?,
+                Op::Relu => nn::relu(x)?,
                 Op::Relu6 => nn::relu6(x)?,
                 Op::Add => {
                     let mut acc = x.clone();

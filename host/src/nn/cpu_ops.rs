@@ -3,7 +3,7 @@
 //! `f64` tensors on the CPU and fall back to Candle's ops elsewhere.
 
 use crate::kernels::{batchnorm, conv, conv::ConvGeometry, from_f64, to_f64, Element};
-use candle_core::{bail, CpuStorage, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
 use std::sync::{Arc, Mutex};
 
 /// Whether the custom CPU kernels can run on this tensor.
@@ -284,4 +284,49 @@ pub fn batch_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, relu: boo
         None
     };
     Ok(BatchNormOutput { y, batch_stats })
+}
+
+/// ReLU whose backward pass is one fused pass (`dy · [y > 0]`), instead of
+/// Candle's comparison, conversion and product.
+struct Relu;
+
+impl CustomOp1 for Relu {
+    fn name(&self) -> &'static str {
+        "pf-relu"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        by_dtype!(s, self.name(), |T| {
+            let x = data::<T>(s, l, "relu input")?;
+            let y: Vec<T> = x.iter().map(|&v| if v > 0.0 { v } else { 0.0 }).collect();
+            Ok((T::to_cpu_storage_owned(y), l.shape().clone()))
+        })
+    }
+
+    fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
+        Ok(Some(dy.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &ReluGrad)?))
+    }
+}
+
+/// `(dy, y) → dy · [y > 0]`.
+struct ReluGrad;
+
+impl CustomOp2 for ReluGrad {
+    fn name(&self) -> &'static str {
+        "pf-relu-grad"
+    }
+
+    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+        by_dtype!(s1, self.name(), |T| {
+            let dy = data::<T>(s1, l1, "relu output gradient")?;
+            let y = data::<T>(s2, l2, "relu output")?;
+            let dx: Vec<T> = dy.iter().zip(y).map(|(&g, &v)| if v > 0.0 { g } else { 0.0 }).collect();
+            Ok((T::to_cpu_storage_owned(dx), l1.shape().clone()))
+        })
+    }
+}
+
+/// `max(x, 0)` on the CPU kernels.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    x.contiguous()?.apply_op1(Relu)
 }

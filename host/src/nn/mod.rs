@@ -69,6 +69,15 @@ pub fn linear(x: &Tensor, weight: &Tensor, bias: Option<&Tensor>) -> Result<Tens
     }
 }
 
+/// `max(x, 0)`, on the CPU kernels where they apply.
+pub fn relu(x: &Tensor) -> Result<Tensor> {
+    if cpu_ops::supported(x) {
+        cpu_ops::relu(x)
+    } else {
+        x.relu()
+    }
+}
+
 /// `min(max(x, 0), 6)`.
 pub fn relu6(x: &Tensor) -> Result<Tensor> {
     x.clamp(0f32, 6f32)
