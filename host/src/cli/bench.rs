@@ -1,5 +1,5 @@
-//! `pf bench`: training and evaluation throughput on synthetic data, the
-//! figure the PyTorch comparison in `benches/` reads.
+//! `pf bench`: training and evaluation throughput on synthetic data (median
+//! step time), the figure the PyTorch comparison in `benches/` reads.
 
 use super::common::{print_json, DeviceArgs};
 use anyhow::{bail, Result};
@@ -89,29 +89,35 @@ pub fn run(a: BenchArgs) -> Result<()> {
         step(&mut model)?;
         bar.inc(1);
     }
-    let t = Instant::now();
+    // Medians of per-step times: this machine's neighbours make single
+    // timings vary by 10-25%.
+    let mut train_times = Vec::with_capacity(a.steps);
     for _ in 0..a.steps {
+        let t = Instant::now();
         step(&mut model)?;
+        train_times.push(t.elapsed().as_secs_f64());
         bar.inc(1);
     }
-    let train_s = t.elapsed().as_secs_f64();
     model.forward_inference(&x)?;
-    let t = Instant::now();
+    let mut eval_times = Vec::with_capacity(a.eval_batches);
     for _ in 0..a.eval_batches {
+        let t = Instant::now();
         model.forward_inference(&x)?;
         device.synchronize()?;
+        eval_times.push(t.elapsed().as_secs_f64());
         bar.inc(1);
     }
-    let eval_s = t.elapsed().as_secs_f64();
+    let train_s = median(&mut train_times);
+    let eval_s = median(&mut eval_times);
     bar.finish_and_clear();
     let report = BenchReport {
         model: a.model.clone(),
         batch_size: a.batch_size,
         input: [a.in_channels, a.input_size, a.input_size],
         threads: candle_core::utils::get_num_threads(),
-        train_images_per_second: (a.steps * a.batch_size) as f64 / train_s,
-        eval_images_per_second: (a.eval_batches * a.batch_size) as f64 / eval_s.max(1e-9),
-        train_step_ms: train_s * 1000.0 / a.steps as f64,
+        train_images_per_second: a.batch_size as f64 / train_s,
+        eval_images_per_second: if a.eval_batches == 0 { 0.0 } else { a.batch_size as f64 / eval_s.max(1e-9) },
+        train_step_ms: train_s * 1000.0,
     };
     if a.json {
         return print_json(&report);
@@ -126,4 +132,18 @@ pub fn run(a: BenchArgs) -> Result<()> {
         report.eval_images_per_second
     );
     Ok(())
+}
+
+/// Median of a list of timings (0 if empty).
+fn median(v: &mut [f64]) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let m = v.len() / 2;
+    if v.len() % 2 == 1 {
+        v[m]
+    } else {
+        (v[m - 1] + v[m]) / 2.0
+    }
 }

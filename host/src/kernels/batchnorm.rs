@@ -15,24 +15,47 @@ pub struct Saved<T> {
     pub batch_var: Vec<T>,
 }
 
+/// Lanes of the vectorisable partial sums below.
+const LANES: usize = 8;
+
+/// `Σ f(i)` over `0..n` with eight independent accumulators (so the compiler
+/// can vectorise), finished in f64.
+#[inline]
+fn lane_sum<T: Element>(n: usize, f: impl Fn(usize) -> T) -> f64 {
+    let mut acc = [T::zero(); LANES];
+    let full = n / LANES * LANES;
+    for base in (0..full).step_by(LANES) {
+        for (l, a) in acc.iter_mut().enumerate() {
+            *a += f(base + l);
+        }
+    }
+    let mut total: f64 = acc.iter().map(|&a| to_f64(a)).sum();
+    for i in full..n {
+        total += to_f64(f(i));
+    }
+    total
+}
+
 /// Batch statistics of `x` (training mode): per-channel mean and biased
-/// variance, in f64 accumulation.
+/// variance, computed in two passes (mean, then squared deviations).
 pub fn statistics<T: Element>(x: &[T], n: usize, c: usize, p: usize) -> (Vec<T>, Vec<T>) {
     let m = (n * p) as f64;
     (0..c)
         .into_par_iter()
         .map(|ch| {
-            let (mut s, mut sq) = (0f64, 0f64);
-            for i in 0..n {
-                for &v in &x[(i * c + ch) * p..][..p] {
-                    let v = to_f64(v);
-                    s += v;
-                    sq += v * v;
-                }
-            }
-            let mean = s / m;
-            let var = (sq / m - mean * mean).max(0.0);
-            (from_f64::<T>(mean), from_f64::<T>(var))
+            let planes = || (0..n).map(move |i| &x[(i * c + ch) * p..][..p]);
+            let mean = planes().map(|pl| lane_sum(p, |j| pl[j])).sum::<f64>() / m;
+            let mt: T = from_f64(mean);
+            let var = planes()
+                .map(|pl| {
+                    lane_sum(p, |j| {
+                        let d = pl[j] - mt;
+                        d * d
+                    })
+                })
+                .sum::<f64>()
+                / m;
+            (from_f64::<T>(mean), from_f64::<T>(var.max(0.0)))
         })
         .unzip()
 }
@@ -69,14 +92,16 @@ pub fn backward<T: Element>(
     relu: bool,
     train: bool,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
+    let zero = T::zero();
+    // The ReLU mask as a branch-free select, so the loops vectorise.
     let masked = |i: usize| -> T {
-        if relu && y[i] <= T::zero() {
-            T::zero()
+        if relu && y[i] <= zero {
+            zero
         } else {
             dy[i]
         }
     };
-    // Per channel: Σ dz and Σ dz·x̂.
+    // Per channel: Σ dz and Σ dz·x̂ (= inv_std · Σ dz·(x − mean)).
     let sums: Vec<(T, T)> = (0..c)
         .into_par_iter()
         .map(|ch| {
@@ -84,14 +109,10 @@ pub fn backward<T: Element>(
             let (mut sb, mut sg) = (0f64, 0f64);
             for s in 0..n {
                 let base = (s * c + ch) * p;
-                for j in 0..p {
-                    let dz = to_f64(masked(base + j));
-                    let xhat = to_f64((x[base + j] - mean) * inv);
-                    sb += dz;
-                    sg += dz * xhat;
-                }
+                sb += lane_sum(p, |j| masked(base + j));
+                sg += lane_sum(p, |j| masked(base + j) * (x[base + j] - mean));
             }
-            (from_f64(sb), from_f64(sg))
+            (from_f64::<T>(sb), from_f64::<T>(sg * to_f64(inv)))
         })
         .collect();
     let dbeta: Vec<T> = sums.iter().map(|s| s.0).collect();
@@ -104,10 +125,10 @@ pub fn backward<T: Element>(
         let (mean, inv, g) = (saved.mean[ch], saved.inv_std[ch], gamma[ch]);
         let k = g * inv;
         if train {
-            let (sb, sg) = (dbeta[ch] / m, dgamma[ch] / m);
+            let (sb, sg) = (dbeta[ch] / m, dgamma[ch] / m * inv);
+            let xs = &x[base..][..p];
             for (j, o) in d.iter_mut().enumerate() {
-                let xhat = (x[base + j] - mean) * inv;
-                *o = k * (masked(base + j) - sb - xhat * sg);
+                *o = k * (masked(base + j) - sb - (xs[j] - mean) * sg);
             }
         } else {
             for (j, o) in d.iter_mut().enumerate() {
