@@ -144,7 +144,14 @@ fn batch_norm_fused_with_relu() {
     let rv = Tensor::ones(3, DType::F64, &Device::Cpu).unwrap();
     for train in [true, false] {
         check(&[x.clone(), g.clone(), b.clone()], |t| {
-            let p = BatchNormParams { weight: &t[1], bias: &t[2], running_mean: &rm, running_var: &rv, eps: 1e-5, momentum: 0.1 };
+            let p = BatchNormParams {
+                weight: &t[1],
+                bias: &t[2],
+                running_mean: &rm,
+                running_var: &rv,
+                eps: 1e-5,
+                momentum: 0.1,
+            };
             project(&nn::batchnorm::batch_norm(&t[0], &p, train, true)?.0, 14)
         });
     }

@@ -8,5 +8,6 @@ mod gradients;
 mod graph;
 mod kernels;
 mod support;
+mod surgery;
 mod training;
 mod zoo;

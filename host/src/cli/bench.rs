@@ -65,17 +65,44 @@ pub fn run(a: BenchArgs) -> Result<()> {
         bail!("--steps and --batch-size must be at least 1");
     }
     let device = a.device.device.open()?;
-    let input = InputSpec { channels: a.in_channels, height: a.input_size, width: a.input_size };
-    let graph = zoo::build(&a.model, &ZooConfig { input, num_classes: a.num_classes, width: a.width })?;
+    let input = InputSpec {
+        channels: a.in_channels,
+        height: a.input_size,
+        width: a.input_size,
+    };
+    let graph = zoo::build(
+        &a.model,
+        &ZooConfig {
+            input,
+            num_classes: a.num_classes,
+            width: a.width,
+        },
+    )?;
     let mut model = Model::init(graph, 0, &device)?;
     let mut r = pf::rng::stream(0, &["bench"]);
     let n = a.batch_size * a.in_channels * a.input_size * a.input_size;
     let x: Vec<f32> = (0..n).map(|_| pf::rng::normal(&mut r) as f32).collect();
-    let x = candle_core::Tensor::from_vec(x, (a.batch_size, a.in_channels, a.input_size, a.input_size), &device)?;
-    let y: Vec<u32> = (0..a.batch_size).map(|i| (i % a.num_classes) as u32).collect();
+    let x = candle_core::Tensor::from_vec(
+        x,
+        (a.batch_size, a.in_channels, a.input_size, a.input_size),
+        &device,
+    )?;
+    let y: Vec<u32> = (0..a.batch_size)
+        .map(|i| (i % a.num_classes) as u32)
+        .collect();
     let y = candle_core::Tensor::from_vec(y, a.batch_size, &device)?;
-    let mut opt = Optimizer::new(OptimizerKind::Sgd { momentum: 0.9, nesterov: false }, 5e-4);
-    let bar = pf::progress::bar((a.warmup + a.steps + a.eval_batches) as u64, "bench", !a.json);
+    let mut opt = Optimizer::new(
+        OptimizerKind::Sgd {
+            momentum: 0.9,
+            nesterov: false,
+        },
+        5e-4,
+    );
+    let bar = pf::progress::bar(
+        (a.warmup + a.steps + a.eval_batches) as u64,
+        "bench",
+        !a.json,
+    );
     let mut step = |model: &mut Model| -> Result<()> {
         let out = model.forward(&x, true, &[])?;
         let l = loss::cross_entropy(&out.output, &y, 0.0)?;
@@ -116,7 +143,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
         input: [a.in_channels, a.input_size, a.input_size],
         threads: candle_core::utils::get_num_threads(),
         train_images_per_second: a.batch_size as f64 / train_s,
-        eval_images_per_second: if a.eval_batches == 0 { 0.0 } else { a.batch_size as f64 / eval_s.max(1e-9) },
+        eval_images_per_second: if a.eval_batches == 0 {
+            0.0
+        } else {
+            a.batch_size as f64 / eval_s.max(1e-9)
+        },
         train_step_ms: train_s * 1000.0,
     };
     if a.json {

@@ -62,17 +62,29 @@ pub fn statistics<T: Element>(x: &[T], n: usize, c: usize, p: usize) -> (Vec<T>,
 
 /// `y = relu?(γ·(x − mean)·inv_std + β)`.
 #[allow(clippy::too_many_arguments)]
-pub fn forward<T: Element>(x: &[T], gamma: &[T], beta: &[T], mean: &[T], inv_std: &[T], c: usize, p: usize, relu: bool) -> Vec<T> {
+pub fn forward<T: Element>(
+    x: &[T],
+    gamma: &[T],
+    beta: &[T],
+    mean: &[T],
+    inv_std: &[T],
+    c: usize,
+    p: usize,
+    relu: bool,
+) -> Vec<T> {
     let mut y = vec![T::zero(); x.len()];
-    y.par_chunks_mut(p).zip(x.par_chunks(p)).enumerate().for_each(|(i, (yd, xs))| {
-        let ch = i % c;
-        let scale = gamma[ch] * inv_std[ch];
-        let shift = beta[ch] - mean[ch] * scale;
-        for (o, &v) in yd.iter_mut().zip(xs) {
-            let t = v * scale + shift;
-            *o = if relu && t < T::zero() { T::zero() } else { t };
-        }
-    });
+    y.par_chunks_mut(p)
+        .zip(x.par_chunks(p))
+        .enumerate()
+        .for_each(|(i, (yd, xs))| {
+            let ch = i % c;
+            let scale = gamma[ch] * inv_std[ch];
+            let shift = beta[ch] - mean[ch] * scale;
+            for (o, &v) in yd.iter_mut().zip(xs) {
+                let t = v * scale + shift;
+                *o = if relu && t < T::zero() { T::zero() } else { t };
+            }
+        });
     y
 }
 

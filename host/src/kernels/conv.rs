@@ -66,7 +66,11 @@ impl ConvGeometry {
     }
     /// Elements of the input, weight and output.
     pub fn sizes(&self) -> (usize, usize, usize) {
-        (self.n * self.c * self.h * self.w, self.o * self.kdim(), self.n * self.o * self.p())
+        (
+            self.n * self.c * self.h * self.w,
+            self.o * self.kdim(),
+            self.n * self.o * self.p(),
+        )
     }
     /// Checks that the geometry describes a valid convolution.
     pub fn check(&self) -> Result<(), String> {
@@ -192,7 +196,11 @@ fn valid_span(n_out: usize, w: isize, kx: usize, stride: usize, pad: usize) -> (
     // smallest ox with ox*s + off >= 0
     let lo = if off >= 0 { 0 } else { ((-off) + s - 1) / s };
     // largest ox with ox*s + off <= w-1, plus one
-    let hi = if w - 1 - off < 0 { 0 } else { (w - 1 - off) / s + 1 };
+    let hi = if w - 1 - off < 0 {
+        0
+    } else {
+        (w - 1 - off) / s + 1
+    };
     let lo = (lo as usize).min(n_out);
     (lo, (hi as usize).clamp(lo, n_out))
 }
@@ -249,7 +257,8 @@ fn col2im_add<T: Element>(col: &mut [T], s: &ConvGeometry, g: usize, dx: &mut [T
                     let srow = &row[oy * ow..][..ow];
                     if s.stride[1] == 1 {
                         let start = lo + kx - s.padding[1];
-                        for (d, &v) in drow[start..start + (hi - lo)].iter_mut().zip(&srow[lo..hi]) {
+                        for (d, &v) in drow[start..start + (hi - lo)].iter_mut().zip(&srow[lo..hi])
+                        {
                             *d += v;
                         }
                     } else {
@@ -286,9 +295,18 @@ fn matmul<T: Element>(
             (rows - 1) * rs + (cols - 1) * cs + 1
         }
     };
-    assert!(dst.len() >= reach(m, n, dst_strides), "gemm destination too small");
-    assert!(lhs.len() >= reach(m, k, lhs_strides), "gemm left operand too small");
-    assert!(rhs.len() >= reach(k, n, rhs_strides), "gemm right operand too small");
+    assert!(
+        dst.len() >= reach(m, n, dst_strides),
+        "gemm destination too small"
+    );
+    assert!(
+        lhs.len() >= reach(m, k, lhs_strides),
+        "gemm left operand too small"
+    );
+    assert!(
+        rhs.len() >= reach(k, n, rhs_strides),
+        "gemm right operand too small"
+    );
     // SAFETY: the asserts above guarantee that every element the strides
     // address lies inside its slice; `dst` is exclusively borrowed and does not
     // alias `lhs` or `rhs` (distinct borrows).
@@ -365,7 +383,9 @@ pub fn forward<T: Element>(x: &[T], w: &[T], s: &ConvGeometry) -> Vec<T> {
         }
     };
     if by_sample {
-        out.par_chunks_mut(os).zip(x.par_chunks(xs)).for_each_init(Vec::new, |col, (o, x)| one(x, o, col));
+        out.par_chunks_mut(os)
+            .zip(x.par_chunks(xs))
+            .for_each_init(Vec::new, |col, (o, x)| one(x, o, col));
     } else {
         let mut col = Vec::new();
         for (o, x) in out.chunks_mut(os).zip(x.chunks(xs)) {
@@ -392,16 +412,42 @@ pub fn backward_input<T: Element>(dy: &[T], w: &[T], s: &ConvGeometry) -> Vec<T>
             // Wᵀ (K × O/g): row stride 1, column stride K.
             if s.pointwise() {
                 let dst = &mut dx[g * s.cg() * s.p()..];
-                matmul(s.kdim(), s.p(), s.og(), dst, (s.p(), 1), false, lhs, (1, s.kdim()), rhs, (s.p(), 1), par);
+                matmul(
+                    s.kdim(),
+                    s.p(),
+                    s.og(),
+                    dst,
+                    (s.p(), 1),
+                    false,
+                    lhs,
+                    (1, s.kdim()),
+                    rhs,
+                    (s.p(), 1),
+                    par,
+                );
             } else {
                 col.resize(s.kdim() * s.p(), T::zero());
-                matmul(s.kdim(), s.p(), s.og(), col, (s.p(), 1), false, lhs, (1, s.kdim()), rhs, (s.p(), 1), par);
+                matmul(
+                    s.kdim(),
+                    s.p(),
+                    s.og(),
+                    col,
+                    (s.p(), 1),
+                    false,
+                    lhs,
+                    (1, s.kdim()),
+                    rhs,
+                    (s.p(), 1),
+                    par,
+                );
                 col2im_add(col, s, g, dx);
             }
         }
     };
     if by_sample {
-        dx.par_chunks_mut(xs).zip(dy.par_chunks(os)).for_each_init(Vec::new, |col, (dx, dy)| one(dy, dx, col));
+        dx.par_chunks_mut(xs)
+            .zip(dy.par_chunks(os))
+            .for_each_init(Vec::new, |col, (dx, dy)| one(dy, dx, col));
     } else {
         let mut col = Vec::new();
         for (dx, dy) in dx.chunks_mut(xs).zip(dy.chunks(os)) {
@@ -481,36 +527,39 @@ pub fn backward_weight<T: Element>(x: &[T], dy: &[T], s: &ConvGeometry) -> Vec<T
 /// Depthwise forward, one output plane per (sample, channel).
 fn depthwise_forward<T: Element>(x: &[T], w: &[T], s: &ConvGeometry, out: &mut [T]) {
     let (oh, ow, plane, kk) = (s.oh(), s.ow(), s.h * s.w, s.k[0] * s.k[1]);
-    out.par_chunks_mut(oh * ow).enumerate().for_each(|(i, dst)| {
-        let c = i % s.c;
-        let src = &x[i * plane..][..plane];
-        let wc = &w[c * kk..][..kk];
-        for ky in 0..s.k[0] {
-            for kx in 0..s.k[1] {
-                let wv = wc[ky * s.k[1] + kx];
-                let (lo, hi) = valid_span(ow, s.w as isize, kx, s.stride[1], s.padding[1]);
-                for oy in 0..oh {
-                    let iy = (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
-                    if iy < 0 || iy >= s.h as isize {
-                        continue;
-                    }
-                    let srow = &src[iy as usize * s.w..][..s.w];
-                    let drow = &mut dst[oy * ow..][..ow];
-                    if s.stride[1] == 1 {
-                        let base = kx as isize - s.padding[1] as isize;
-                        let sl = &srow[(lo as isize + base) as usize..(hi as isize + base) as usize];
-                        for (d, &v) in drow[lo..hi].iter_mut().zip(sl) {
-                            *d += wv * v;
+    out.par_chunks_mut(oh * ow)
+        .enumerate()
+        .for_each(|(i, dst)| {
+            let c = i % s.c;
+            let src = &x[i * plane..][..plane];
+            let wc = &w[c * kk..][..kk];
+            for ky in 0..s.k[0] {
+                for kx in 0..s.k[1] {
+                    let wv = wc[ky * s.k[1] + kx];
+                    let (lo, hi) = valid_span(ow, s.w as isize, kx, s.stride[1], s.padding[1]);
+                    for oy in 0..oh {
+                        let iy = (oy * s.stride[0] + ky) as isize - s.padding[0] as isize;
+                        if iy < 0 || iy >= s.h as isize {
+                            continue;
                         }
-                    } else {
-                        for ox in lo..hi {
-                            drow[ox] += wv * srow[ox * s.stride[1] + kx - s.padding[1]];
+                        let srow = &src[iy as usize * s.w..][..s.w];
+                        let drow = &mut dst[oy * ow..][..ow];
+                        if s.stride[1] == 1 {
+                            let base = kx as isize - s.padding[1] as isize;
+                            let sl =
+                                &srow[(lo as isize + base) as usize..(hi as isize + base) as usize];
+                            for (d, &v) in drow[lo..hi].iter_mut().zip(sl) {
+                                *d += wv * v;
+                            }
+                        } else {
+                            for ox in lo..hi {
+                                drow[ox] += wv * srow[ox * s.stride[1] + kx - s.padding[1]];
+                            }
                         }
                     }
                 }
             }
-        }
-    });
+        });
 }
 
 /// Depthwise input gradient, one input plane per (sample, channel).

@@ -40,5 +40,8 @@ pub fn threads() -> usize {
 /// Splits `0..n` into at most `parts` contiguous ranges of near-equal size.
 pub(crate) fn ranges(n: usize, parts: usize) -> Vec<std::ops::Range<usize>> {
     let parts = parts.clamp(1, n.max(1));
-    (0..parts).map(|i| (i * n / parts)..((i + 1) * n / parts)).filter(|r| !r.is_empty()).collect()
+    (0..parts)
+        .map(|i| (i * n / parts)..((i + 1) * n / parts))
+        .filter(|r| !r.is_empty())
+        .collect()
 }

@@ -3,6 +3,7 @@
 
 mod format;
 mod init;
+mod surgery;
 
 pub use format::{load, save, to_bytes, FORMAT_NAME, FORMAT_VERSION};
 pub(crate) use format::{
@@ -332,12 +333,16 @@ impl Model {
     fn relu_fusions<'a>(&'a self, capture: &[&str]) -> HashMap<&'a str, &'a str> {
         let mut fused = HashMap::new();
         for layer in &self.graph.layers {
-            if !matches!(layer.op, Op::BatchNorm { .. }) || capture.contains(&layer.name.as_str()) || layer.quant.is_some() {
+            if !matches!(layer.op, Op::BatchNorm { .. })
+                || capture.contains(&layer.name.as_str())
+                || layer.quant.is_some()
+            {
                 continue;
             }
             let readers = self.graph.consumers(&layer.name);
             if let [relu] = readers.as_slice() {
-                if relu.op == Op::Relu && relu.quant.is_none() && self.graph.output() != layer.name {
+                if relu.op == Op::Relu && relu.quant.is_none() && self.graph.output() != layer.name
+                {
                     fused.insert(layer.name.as_str(), relu.name.as_str());
                 }
             }

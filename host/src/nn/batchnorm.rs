@@ -40,7 +40,12 @@ fn broadcast_shape(x: &Tensor) -> Vec<usize> {
 ///
 /// On the CPU (f32/f64) this is one fused kernel each way; elsewhere it is
 /// composed from Candle ops.
-pub fn batch_norm(x: &Tensor, p: &BatchNormParams<'_>, train: bool, relu: bool) -> Result<(Tensor, Option<RunningUpdate>)> {
+pub fn batch_norm(
+    x: &Tensor,
+    p: &BatchNormParams<'_>,
+    train: bool,
+    relu: bool,
+) -> Result<(Tensor, Option<RunningUpdate>)> {
     if super::cpu_ops::supported(x) {
         return fused(x, p, train, relu);
     }
@@ -48,9 +53,18 @@ pub fn batch_norm(x: &Tensor, p: &BatchNormParams<'_>, train: bool, relu: bool) 
     Ok((if relu { y.relu()? } else { y }, update))
 }
 
-fn fused(x: &Tensor, p: &BatchNormParams<'_>, train: bool, relu: bool) -> Result<(Tensor, Option<RunningUpdate>)> {
+fn fused(
+    x: &Tensor,
+    p: &BatchNormParams<'_>,
+    train: bool,
+    relu: bool,
+) -> Result<(Tensor, Option<RunningUpdate>)> {
     let to_vec = |t: &Tensor| t.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>();
-    let running = if train { None } else { Some((to_vec(p.running_mean)?, to_vec(p.running_var)?)) };
+    let running = if train {
+        None
+    } else {
+        Some((to_vec(p.running_mean)?, to_vec(p.running_var)?))
+    };
     let out = super::cpu_ops::batch_norm(x, p.weight, p.bias, p.eps, relu, running)?;
     let update = match out.batch_stats {
         None => None,
@@ -60,17 +74,28 @@ fn fused(x: &Tensor, p: &BatchNormParams<'_>, train: bool, relu: bool) -> Result
             let m = p.momentum;
             let blend = |old: &Tensor, new: Vec<f64>, scale: f64| -> Result<Tensor> {
                 let old_v = to_vec(old)?;
-                let v: Vec<f64> = old_v.iter().zip(new).map(|(o, n)| (1.0 - m) * o + m * n * scale).collect();
+                let v: Vec<f64> = old_v
+                    .iter()
+                    .zip(new)
+                    .map(|(o, n)| (1.0 - m) * o + m * n * scale)
+                    .collect();
                 Tensor::from_vec(v, old.shape(), old.device())?.to_dtype(old.dtype())
             };
-            Some(RunningUpdate { mean: blend(p.running_mean, mean, 1.0)?, var: blend(p.running_var, var, unbias)? })
+            Some(RunningUpdate {
+                mean: blend(p.running_mean, mean, 1.0)?,
+                var: blend(p.running_var, var, unbias)?,
+            })
         }
     };
     Ok((out.y, update))
 }
 
 /// The same computation from Candle ops (any device).
-pub fn composed(x: &Tensor, p: &BatchNormParams<'_>, train: bool) -> Result<(Tensor, Option<RunningUpdate>)> {
+pub fn composed(
+    x: &Tensor,
+    p: &BatchNormParams<'_>,
+    train: bool,
+) -> Result<(Tensor, Option<RunningUpdate>)> {
     let shape = broadcast_shape(x);
     let dims: Vec<usize> = (0..x.rank()).filter(|&d| d != 1).collect();
     let count = x.elem_count() / x.dim(1)?;

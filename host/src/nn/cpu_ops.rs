@@ -3,7 +3,10 @@
 //! `f64` tensors on the CPU and fall back to Candle's ops elsewhere.
 
 use crate::kernels::{batchnorm, conv, conv::ConvGeometry, from_f64, to_f64, Element};
-use candle_core::{bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor, WithDType};
+use candle_core::{
+    bail, CpuStorage, CustomOp1, CustomOp2, CustomOp3, DType, Layout, Result, Shape, Tensor,
+    WithDType,
+};
 use std::sync::{Arc, Mutex};
 
 /// Whether the custom CPU kernels can run on this tensor.
@@ -37,9 +40,27 @@ macro_rules! by_dtype {
     };
 }
 
-fn geometry(x: &[usize], w: &[usize], stride: [usize; 2], padding: [usize; 2], groups: usize) -> Result<ConvGeometry> {
-    let (&[n, c, h, wd], &[o, _, kh, kw]) = (x, w) else { bail!("conv2d expects 4-D input and weight") };
-    let g = ConvGeometry { n, c, h, w: wd, o, k: [kh, kw], stride, padding, groups };
+fn geometry(
+    x: &[usize],
+    w: &[usize],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    groups: usize,
+) -> Result<ConvGeometry> {
+    let (&[n, c, h, wd], &[o, _, kh, kw]) = (x, w) else {
+        bail!("conv2d expects 4-D input and weight")
+    };
+    let g = ConvGeometry {
+        n,
+        c,
+        h,
+        w: wd,
+        o,
+        k: [kh, kw],
+        stride,
+        padding,
+        groups,
+    };
     g.check().map_err(candle_core::Error::msg)?;
     if w[1] * groups != c {
         bail!("conv2d weight has {} input channels per group, input has {c} channels in {groups} groups", w[1]);
@@ -59,15 +80,34 @@ impl CustomOp2 for Conv2d {
         "pf-conv2d"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = geometry(l1.dims(), l2.dims(), self.stride, self.padding, self.groups)?;
         by_dtype!(s1, self.name(), |T| {
-            let y = conv::forward::<T>(data(s1, l1, "conv2d input")?, data(s2, l2, "conv2d weight")?, &g);
-            Ok((T::to_cpu_storage_owned(y), Shape::from((g.n, g.o, g.oh(), g.ow()))))
+            let y = conv::forward::<T>(
+                data(s1, l1, "conv2d input")?,
+                data(s2, l2, "conv2d weight")?,
+                &g,
+            );
+            Ok((
+                T::to_cpu_storage_owned(y),
+                Shape::from((g.n, g.o, g.oh(), g.ow())),
+            ))
         })
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, dy: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(
+        &self,
+        x: &Tensor,
+        w: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let g = geometry(x.dims(), w.dims(), self.stride, self.padding, self.groups)?;
         let dy = dy.contiguous()?;
         let dx = dy.apply_op2_no_bwd(w, &ConvInputGrad(g))?;
@@ -84,11 +124,24 @@ impl CustomOp2 for ConvInputGrad {
         "pf-conv2d-input-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
         by_dtype!(s1, self.name(), |T| {
-            let dx = conv::backward_input::<T>(data(s1, l1, "conv2d output gradient")?, data(s2, l2, "conv2d weight")?, g);
-            Ok((T::to_cpu_storage_owned(dx), Shape::from((g.n, g.c, g.h, g.w))))
+            let dx = conv::backward_input::<T>(
+                data(s1, l1, "conv2d output gradient")?,
+                data(s2, l2, "conv2d weight")?,
+                g,
+            );
+            Ok((
+                T::to_cpu_storage_owned(dx),
+                Shape::from((g.n, g.c, g.h, g.w)),
+            ))
         })
     }
 }
@@ -101,18 +154,44 @@ impl CustomOp2 for ConvWeightGrad {
         "pf-conv2d-weight-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let g = &self.0;
         by_dtype!(s1, self.name(), |T| {
-            let dw = conv::backward_weight::<T>(data(s1, l1, "conv2d input")?, data(s2, l2, "conv2d output gradient")?, g);
-            Ok((T::to_cpu_storage_owned(dw), Shape::from((g.o, g.c / g.groups, g.k[0], g.k[1]))))
+            let dw = conv::backward_weight::<T>(
+                data(s1, l1, "conv2d input")?,
+                data(s2, l2, "conv2d output gradient")?,
+                g,
+            );
+            Ok((
+                T::to_cpu_storage_owned(dw),
+                Shape::from((g.o, g.c / g.groups, g.k[0], g.k[1])),
+            ))
         })
     }
 }
 
 /// 2-D convolution on the CPU kernels (any padding and strides, groups).
-pub fn conv2d(x: &Tensor, w: &Tensor, stride: [usize; 2], padding: [usize; 2], groups: usize) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(&w.contiguous()?, Conv2d { stride, padding, groups })
+pub fn conv2d(
+    x: &Tensor,
+    w: &Tensor,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    groups: usize,
+) -> Result<Tensor> {
+    x.contiguous()?.apply_op2(
+        &w.contiguous()?,
+        Conv2d {
+            stride,
+            padding,
+            groups,
+        },
+    )
 }
 
 /// Per-channel statistics kept between the forward and backward passes, in
@@ -127,7 +206,11 @@ struct Stats {
 impl Stats {
     fn saved<T: Element>(&self) -> batchnorm::Saved<T> {
         let cv = |v: &[f64]| v.iter().map(|&a| from_f64(a)).collect();
-        batchnorm::Saved { mean: cv(&self.mean), inv_std: cv(&self.inv_std), batch_var: cv(&self.batch_var) }
+        batchnorm::Saved {
+            mean: cv(&self.mean),
+            inv_std: cv(&self.inv_std),
+            batch_var: cv(&self.batch_var),
+        }
     }
 }
 
@@ -202,15 +285,28 @@ impl CustomOp3 for BatchNorm {
         y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
-        let stats = self.stats.lock().expect("batch-norm statistics lock").clone();
+        let stats = self
+            .stats
+            .lock()
+            .expect("batch-norm statistics lock")
+            .clone();
         let gamma_values = gamma.to_dtype(DType::F64)?.to_vec1::<f64>()?;
-        let op = BatchNormGrad { relu: self.relu, train: self.running.is_none(), stats, gamma: gamma_values };
+        let op = BatchNormGrad {
+            relu: self.relu,
+            train: self.running.is_none(),
+            stats,
+            gamma: gamma_values,
+        };
         let c = gamma.elem_count();
-        let packed = dy.contiguous()?.apply_op3_no_bwd(&x.contiguous()?, &y.contiguous()?, &op)?;
+        let packed = dy
+            .contiguous()?
+            .apply_op3_no_bwd(&x.contiguous()?, &y.contiguous()?, &op)?;
         // Packed as dγ (C), dβ (C), dx.
         let dgamma = packed.narrow(0, 0, c)?;
         let dbeta = packed.narrow(0, c, c)?;
-        let dx = packed.narrow(0, 2 * c, x.elem_count())?.reshape(x.shape())?;
+        let dx = packed
+            .narrow(0, 2 * c, x.elem_count())?
+            .reshape(x.shape())?;
         Ok((Some(dx), Some(dgamma), Some(dbeta)))
     }
 }
@@ -272,11 +368,25 @@ pub struct BatchNormOutput {
 /// Batch norm (optionally fused with ReLU) on the CPU kernels. In training
 /// mode `running` is `None` and the batch statistics come back; in
 /// evaluation mode the running mean and variance are used.
-pub fn batch_norm(x: &Tensor, gamma: &Tensor, beta: &Tensor, eps: f64, relu: bool, running: Option<(Vec<f64>, Vec<f64>)>) -> Result<BatchNormOutput> {
+pub fn batch_norm(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    eps: f64,
+    relu: bool,
+    running: Option<(Vec<f64>, Vec<f64>)>,
+) -> Result<BatchNormOutput> {
     let train = running.is_none();
     let stats = Arc::new(Mutex::new(Stats::default()));
-    let op = BatchNorm { eps, relu, running, stats: stats.clone() };
-    let y = x.contiguous()?.apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
+    let op = BatchNorm {
+        eps,
+        relu,
+        running,
+        stats: stats.clone(),
+    };
+    let y = x
+        .contiguous()?
+        .apply_op3(&gamma.contiguous()?, &beta.contiguous()?, op)?;
     let batch_stats = if train {
         let s = stats.lock().expect("batch-norm statistics lock");
         Some((s.mean.clone(), s.batch_var.clone()))
@@ -304,7 +414,10 @@ impl CustomOp1 for Relu {
     }
 
     fn bwd(&self, _x: &Tensor, y: &Tensor, dy: &Tensor) -> Result<Option<Tensor>> {
-        Ok(Some(dy.contiguous()?.apply_op2_no_bwd(&y.contiguous()?, &ReluGrad)?))
+        Ok(Some(
+            dy.contiguous()?
+                .apply_op2_no_bwd(&y.contiguous()?, &ReluGrad)?,
+        ))
     }
 }
 
@@ -316,11 +429,21 @@ impl CustomOp2 for ReluGrad {
         "pf-relu-grad"
     }
 
-    fn cpu_fwd(&self, s1: &CpuStorage, l1: &Layout, s2: &CpuStorage, l2: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         by_dtype!(s1, self.name(), |T| {
             let dy = data::<T>(s1, l1, "relu output gradient")?;
             let y = data::<T>(s2, l2, "relu output")?;
-            let dx: Vec<T> = dy.iter().zip(y).map(|(&g, &v)| if v > 0.0 { g } else { 0.0 }).collect();
+            let dx: Vec<T> = dy
+                .iter()
+                .zip(y)
+                .map(|(&g, &v)| if v > 0.0 { g } else { 0.0 })
+                .collect();
             Ok((T::to_cpu_storage_owned(dx), l1.shape().clone()))
         })
     }

@@ -36,9 +36,17 @@ pub fn conv2d(
 
 /// 2-D convolution with Candle's own ops: the reference the CPU kernels are
 /// tested against, and the path on CUDA.
-pub fn candle_conv2d(x: &Tensor, weight: &Tensor, stride: [usize; 2], padding: [usize; 2], groups: usize) -> Result<Tensor> {
+pub fn candle_conv2d(
+    x: &Tensor,
+    weight: &Tensor,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    groups: usize,
+) -> Result<Tensor> {
     if stride[0] != stride[1] {
-        candle_core::bail!("conv2d with different row and column strides {stride:?} needs the CPU kernels");
+        candle_core::bail!(
+            "conv2d with different row and column strides {stride:?} needs the CPU kernels"
+        );
     }
     let (_, _, h, w) = x.dims4()?;
     let (kh, kw) = (weight.dim(2)?, weight.dim(3)?);
