@@ -7,4 +7,8 @@ if ! command -v cargo >/dev/null; then
   echo "error: cargo is not installed; install Rust from https://rustup.rs" >&2
   exit 1
 fi
-cargo test --workspace --locked "$@"
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+# One closing line over every test binary.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

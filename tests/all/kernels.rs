@@ -295,3 +295,53 @@ fn fused_batch_norm_matches_the_composed_reference() {
         }
     }
 }
+
+#[test]
+fn inference_with_folded_batch_norms_matches_the_layer_by_layer_pass() {
+    use pf::graph::InputSpec;
+    use pf::model::Model;
+    use pf::zoo::{self, ZooConfig};
+    for (name, size) in [
+        ("resnet20", 16),
+        ("mobilenet_v2", 32),
+        ("digits_cnn", 8),
+        ("lenet", 28),
+    ] {
+        let cfg = ZooConfig {
+            input: InputSpec {
+                channels: 3,
+                height: size,
+                width: size,
+            },
+            num_classes: 10,
+            width: 0.5,
+        };
+        let mut m = Model::init(zoo::build(name, &cfg).unwrap(), 3, &Device::Cpu).unwrap();
+        // Non-trivial running statistics and affine parameters.
+        let keys: Vec<String> = m.buffers.keys().cloned().collect();
+        for (i, k) in keys.iter().enumerate() {
+            let t = &m.buffers[k];
+            let r = random(t.dims(), 100 + i as u64, DType::F32);
+            let v = if k.ends_with("running_var") {
+                r.abs().unwrap().affine(1.0, 0.2).unwrap()
+            } else {
+                r.affine(0.3, 0.0).unwrap()
+            };
+            m.buffers.insert(k.clone(), v);
+        }
+        for (i, (k, v)) in m.params.iter().enumerate() {
+            if k.ends_with(".bias") {
+                v.set(&random(v.dims(), 200 + i as u64, DType::F32))
+                    .unwrap();
+            }
+        }
+        let x = random(&[3, 3, size, size], 7, DType::F32);
+        let layered = m.forward(&x, false, &[]).unwrap().output;
+        let folded = m.forward_inference(&x).unwrap();
+        let d = max_diff(&folded, &layered);
+        assert!(
+            d <= 1e-4 * scale(&layered),
+            "{name}: folded inference differs by {d}"
+        );
+    }
+}

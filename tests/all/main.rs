@@ -7,6 +7,7 @@ mod data;
 mod gradients;
 mod graph;
 mod kernels;
+mod probe;
 mod support;
 mod surgery;
 mod training;

@@ -350,10 +350,39 @@ fn plan(n: usize) -> (bool, Parallelism) {
 
 /// Forward convolution: `x` (N·C·H·W), `w` (O·C/g·kh·kw) → output (N·O·OH·OW).
 pub fn forward<T: Element>(x: &[T], w: &[T], s: &ConvGeometry) -> Vec<T> {
+    forward_with(x, w, s, None, false)
+}
+
+/// Adds a per-channel bias and applies ReLU to one sample's output planes.
+fn epilogue<T: Element>(out: &mut [T], p: usize, bias: Option<&[T]>, relu: bool) {
+    if bias.is_none() && !relu {
+        return;
+    }
+    for (o, plane) in out.chunks_mut(p).enumerate() {
+        let b = bias.map_or(T::zero(), |b| b[o]);
+        for v in plane.iter_mut() {
+            let t = *v + b;
+            *v = if relu && t < T::zero() { T::zero() } else { t };
+        }
+    }
+}
+
+/// Forward convolution with a fused epilogue: a per-output-channel `bias`
+/// and a ReLU, applied to each sample while it is still in cache (used for
+/// inference, where batch norm is folded into the weights).
+pub fn forward_with<T: Element>(
+    x: &[T],
+    w: &[T],
+    s: &ConvGeometry,
+    bias: Option<&[T]>,
+    relu: bool,
+) -> Vec<T> {
     let (_, _, out_len) = s.sizes();
     let mut out = vec![T::zero(); out_len];
     if s.depthwise() {
         depthwise_forward(x, w, s, &mut out);
+        out.par_chunks_mut(s.o * s.p())
+            .for_each(|o| epilogue(o, s.p(), bias, relu));
         return out;
     }
     let (xs, os) = (s.c * s.h * s.w, s.o * s.p());
@@ -381,6 +410,7 @@ pub fn forward<T: Element>(x: &[T], w: &[T], s: &ConvGeometry) -> Vec<T> {
                 par,
             );
         }
+        epilogue(out, s.p(), bias, relu);
     };
     if by_sample {
         out.par_chunks_mut(os)

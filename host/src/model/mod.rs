@@ -3,12 +3,14 @@
 
 mod format;
 mod init;
+mod probe;
 mod surgery;
 
 pub use format::{load, save, to_bytes, FORMAT_NAME, FORMAT_VERSION};
 pub(crate) use format::{
     tensors_from_bytes as format_tensors_from_bytes, tensors_to_bytes as format_tensors_to_bytes,
 };
+pub use probe::FeatureSample;
 
 use crate::graph::{Graph, Op, Quantizer, INPUT};
 use crate::nn::{self, batchnorm::BatchNormParams, pool::Pool};
@@ -224,10 +226,20 @@ impl Model {
             }
         }
         let fused = self.relu_fusions(capture);
+        let folds = if !train && !grad && nn::cpu_ops::supported(x) {
+            self.batch_norm_folds(capture)
+        } else {
+            HashMap::new()
+        };
+        // Layers computed together with the layer before them.
+        let mut skip: std::collections::HashSet<&str> = fused.values().copied().collect();
+        for (bn, relu) in folds.values() {
+            skip.insert(bn);
+            skip.extend(relu.iter());
+        }
         for (i, layer) in self.graph.layers.iter().enumerate() {
             let name = layer.name.as_str();
-            if fused.values().any(|relu| *relu == name) {
-                // Computed together with the batch norm before it.
+            if skip.contains(name) {
                 continue;
             }
             let x = &values[layer.inputs[0].as_str()];
@@ -240,6 +252,24 @@ impl Model {
             });
             let bias = || bias_t.as_ref();
             let mut y = match &layer.op {
+                Op::Conv2d {
+                    stride,
+                    padding,
+                    groups,
+                    ..
+                } if folds.contains_key(name) => {
+                    let (bn, relu) = folds[name];
+                    let (w, b) = self.folded_conv(layer, bn)?;
+                    nn::cpu_ops::conv2d_bias_act(
+                        x,
+                        &w,
+                        &b,
+                        *stride,
+                        *padding,
+                        *groups,
+                        relu.is_some(),
+                    )?
+                }
                 Op::Conv2d {
                     stride,
                     padding,
@@ -307,7 +337,10 @@ impl Model {
             if let Some(q) = layer.quant.as_ref().and_then(|q| q.activation.as_ref()) {
                 y = self.quantize_activation(name, &y, q, train, &mut updates)?;
             }
-            let name = fused.get(name).copied().unwrap_or(name);
+            let name = match folds.get(name) {
+                Some((bn, relu)) => relu.unwrap_or(bn),
+                None => fused.get(name).copied().unwrap_or(name),
+            };
             if capture.contains(&name) {
                 captured.insert(name.to_string(), y.clone());
             }
@@ -326,6 +359,78 @@ impl Model {
             captured,
             updates,
         })
+    }
+
+    /// Convolutions whose output only feeds a batch norm (optionally followed
+    /// by a ReLU that is its only reader), with nothing captured or quantized
+    /// in between: conv name → (batch norm, ReLU). In inference the batch norm
+    /// folds into the convolution's weights and the ReLU into its kernel.
+    fn batch_norm_folds<'a>(
+        &'a self,
+        capture: &[&str],
+    ) -> HashMap<&'a str, (&'a str, Option<&'a str>)> {
+        let only_reader = |name: &str| -> Option<&'a crate::graph::Layer> {
+            match self.graph.consumers(name).as_slice() {
+                [one]
+                    if one.inputs.len() == 1
+                        && one.quant.is_none()
+                        && !capture.contains(&one.name.as_str()) =>
+                {
+                    Some(*one)
+                }
+                _ => None,
+            }
+        };
+        let mut folds = HashMap::new();
+        for layer in &self.graph.layers {
+            if !matches!(layer.op, Op::Conv2d { .. })
+                || layer.quant.is_some()
+                || capture.contains(&layer.name.as_str())
+            {
+                continue;
+            }
+            let Some(bn) =
+                only_reader(&layer.name).filter(|l| matches!(l.op, Op::BatchNorm { .. }))
+            else {
+                continue;
+            };
+            let relu = only_reader(&bn.name)
+                .filter(|l| l.op == Op::Relu && self.graph.output() != bn.name);
+            folds.insert(
+                layer.name.as_str(),
+                (bn.name.as_str(), relu.map(|r| r.name.as_str())),
+            );
+        }
+        folds
+    }
+
+    /// The weight and bias of `conv` with the batch norm `bn` (evaluation
+    /// mode) folded in: `w·γ/σ` and `(b − μ)·γ/σ + β`.
+    fn folded_conv(&self, conv: &crate::graph::Layer, bn: &str) -> Result<(Tensor, Tensor)> {
+        let Some(Op::BatchNorm { eps, .. }) = self.graph.layer(bn).map(|l| &l.op) else {
+            bail!("`{bn}` is not a batch norm");
+        };
+        let w = self.effective_weight(conv, false)?;
+        let o = w.dim(0)?;
+        let get = |k: &str| -> Result<Tensor> {
+            let key = format!("{bn}.{k}");
+            match self.params.get(&key) {
+                Some(v) => Ok(v.as_tensor().detach()),
+                None => self
+                    .buffers
+                    .get(&key)
+                    .cloned()
+                    .with_context(|| format!("missing `{key}`")),
+            }
+        };
+        let scale = get("weight")?.div(&(get("running_var")? + *eps)?.sqrt()?)?;
+        let w = w.broadcast_mul(&scale.reshape((o, 1, 1, 1))?)?;
+        let b = match self.params.get(&format!("{}.bias", conv.name)) {
+            Some(b) => b.as_tensor().detach(),
+            None => Tensor::zeros(o, w.dtype(), w.device())?,
+        };
+        let b = ((b - get("running_mean")?)?.mul(&scale)? + get("bias")?)?;
+        Ok((w, b))
     }
 
     /// Batch norms whose output only feeds a ReLU (and is neither captured

@@ -453,3 +453,71 @@ impl CustomOp2 for ReluGrad {
 pub fn relu(x: &Tensor) -> Result<Tensor> {
     x.contiguous()?.apply_op1(Relu)
 }
+
+/// Inference-only convolution with bias and optional ReLU fused into the
+/// kernel: `(x, w, b) → relu?(conv(x, w) + b)`. No backward pass.
+struct Conv2dBiasAct {
+    stride: [usize; 2],
+    padding: [usize; 2],
+    groups: usize,
+    relu: bool,
+}
+
+impl CustomOp3 for Conv2dBiasAct {
+    fn name(&self) -> &'static str {
+        "pf-conv2d-bias-act"
+    }
+
+    fn cpu_fwd(
+        &self,
+        s1: &CpuStorage,
+        l1: &Layout,
+        s2: &CpuStorage,
+        l2: &Layout,
+        s3: &CpuStorage,
+        l3: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let g = geometry(l1.dims(), l2.dims(), self.stride, self.padding, self.groups)?;
+        by_dtype!(s1, self.name(), |T| {
+            let bias = data::<T>(s3, l3, "conv2d bias")?;
+            if bias.len() != g.o {
+                bail!(
+                    "conv2d bias has {} values for {} output channels",
+                    bias.len(),
+                    g.o
+                );
+            }
+            let y = conv::forward_with::<T>(
+                data(s1, l1, "conv2d input")?,
+                data(s2, l2, "conv2d weight")?,
+                &g,
+                Some(bias),
+                self.relu,
+            );
+            Ok((
+                T::to_cpu_storage_owned(y),
+                Shape::from((g.n, g.o, g.oh(), g.ow())),
+            ))
+        })
+    }
+}
+
+/// `relu?(conv2d(x, w) + b)` in one kernel, for inference.
+pub fn conv2d_bias_act(
+    x: &Tensor,
+    w: &Tensor,
+    b: &Tensor,
+    stride: [usize; 2],
+    padding: [usize; 2],
+    groups: usize,
+    relu: bool,
+) -> Result<Tensor> {
+    let op = Conv2dBiasAct {
+        stride,
+        padding,
+        groups,
+        relu,
+    };
+    x.contiguous()?
+        .apply_op3_no_bwd(&w.contiguous()?, &b.contiguous()?, &op)
+}
