@@ -3,6 +3,7 @@
 mod cli;
 
 fn main() {
+    keep_freed_memory();
     let code = match cli::run() {
         Ok(()) => 0,
         Err(e) => {
@@ -11,4 +12,18 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// Training allocates and frees the same large activation buffers every step.
+/// glibc serves big allocations with fresh `mmap`s and returns them on free,
+/// so every step pays for page faults and the kernel zeroing new pages. Keep
+/// them in the heap instead (glibc only; elsewhere the allocator decides).
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator thresholds; it is called once at
+    // start-up, before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
 }

@@ -18,22 +18,53 @@ pub struct Saved<T> {
 /// Lanes of the vectorisable partial sums below.
 const LANES: usize = 8;
 
-/// `Σ f(i)` over `0..n` with eight independent accumulators (so the compiler
-/// can vectorise), finished in f64.
+/// `Σ f(a[i])` with eight independent accumulators over fixed-size chunks
+/// (no bounds checks, so the compiler vectorises), finished in f64.
 #[inline]
-fn lane_sum<T: Element>(n: usize, f: impl Fn(usize) -> T) -> f64 {
+fn lane_sum<T: Element>(a: &[T], f: impl Fn(T) -> T) -> f64 {
     let mut acc = [T::zero(); LANES];
-    let full = n / LANES * LANES;
-    for base in (0..full).step_by(LANES) {
-        for (l, a) in acc.iter_mut().enumerate() {
-            *a += f(base + l);
+    let chunks = a.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for l in 0..LANES {
+            acc[l] += f(c[l]);
         }
     }
-    let mut total: f64 = acc.iter().map(|&a| to_f64(a)).sum();
-    for i in full..n {
-        total += to_f64(f(i));
+    let mut total: f64 = acc.iter().map(|&v| to_f64(v)).sum();
+    for &v in rest {
+        total += to_f64(f(v));
     }
     total
+}
+
+/// For one plane: `(Σ dz, Σ dz·(x − mean))` with `dz = dy·[y > 0]` under a
+/// ReLU, `dz = dy` otherwise.
+#[inline]
+fn plane_grad_sums<T: Element>(dy: &[T], y: &[T], x: &[T], mean: T, relu: bool) -> (f64, f64) {
+    let zero = T::zero();
+    let (mut sb, mut sg) = ([zero; LANES], [zero; LANES]);
+    let n = dy.len() / LANES * LANES;
+    let body = dy[..n]
+        .chunks_exact(LANES)
+        .zip(y[..n].chunks_exact(LANES))
+        .zip(x[..n].chunks_exact(LANES));
+    for ((d, yy), xx) in body {
+        for l in 0..LANES {
+            let dz = if relu && yy[l] <= zero { zero } else { d[l] };
+            sb[l] += dz;
+            sg[l] += dz * (xx[l] - mean);
+        }
+    }
+    let (mut b, mut g): (f64, f64) = (
+        sb.iter().map(|&v| to_f64(v)).sum(),
+        sg.iter().map(|&v| to_f64(v)).sum(),
+    );
+    for j in n..dy.len() {
+        let dz = if relu && y[j] <= zero { zero } else { dy[j] };
+        b += to_f64(dz);
+        g += to_f64(dz * (x[j] - mean));
+    }
+    (b, g)
 }
 
 /// Batch statistics of `x` (training mode): per-channel mean and biased
@@ -44,12 +75,12 @@ pub fn statistics<T: Element>(x: &[T], n: usize, c: usize, p: usize) -> (Vec<T>,
         .into_par_iter()
         .map(|ch| {
             let planes = || (0..n).map(move |i| &x[(i * c + ch) * p..][..p]);
-            let mean = planes().map(|pl| lane_sum(p, |j| pl[j])).sum::<f64>() / m;
+            let mean = planes().map(|pl| lane_sum(pl, |v| v)).sum::<f64>() / m;
             let mt: T = from_f64(mean);
             let var = planes()
                 .map(|pl| {
-                    lane_sum(p, |j| {
-                        let d = pl[j] - mt;
+                    lane_sum(pl, |v| {
+                        let d = v - mt;
                         d * d
                     })
                 })
@@ -105,14 +136,6 @@ pub fn backward<T: Element>(
     train: bool,
 ) -> (Vec<T>, Vec<T>, Vec<T>) {
     let zero = T::zero();
-    // The ReLU mask as a branch-free select, so the loops vectorise.
-    let masked = |i: usize| -> T {
-        if relu && y[i] <= zero {
-            zero
-        } else {
-            dy[i]
-        }
-    };
     // Per channel: Σ dz and Σ dz·x̂ (= inv_std · Σ dz·(x − mean)).
     let sums: Vec<(T, T)> = (0..c)
         .into_par_iter()
@@ -120,9 +143,10 @@ pub fn backward<T: Element>(
             let (mean, inv) = (saved.mean[ch], saved.inv_std[ch]);
             let (mut sb, mut sg) = (0f64, 0f64);
             for s in 0..n {
-                let base = (s * c + ch) * p;
-                sb += lane_sum(p, |j| masked(base + j));
-                sg += lane_sum(p, |j| masked(base + j) * (x[base + j] - mean));
+                let r = (s * c + ch) * p..(s * c + ch + 1) * p;
+                let (b, g) = plane_grad_sums(&dy[r.clone()], &y[r.clone()], &x[r], mean, relu);
+                sb += b;
+                sg += g;
             }
             (from_f64::<T>(sb), from_f64::<T>(sg * to_f64(inv)))
         })
@@ -133,19 +157,18 @@ pub fn backward<T: Element>(
     let mut dx = vec![T::zero(); x.len()];
     dx.par_chunks_mut(p).enumerate().for_each(|(i, d)| {
         let ch = i % c;
-        let base = i * p;
+        let r = i * p..(i + 1) * p;
+        let (dyp, yp, xp) = (&dy[r.clone()], &y[r.clone()], &x[r]);
         let (mean, inv, g) = (saved.mean[ch], saved.inv_std[ch], gamma[ch]);
         let k = g * inv;
-        if train {
-            let (sb, sg) = (dbeta[ch] / m, dgamma[ch] / m * inv);
-            let xs = &x[base..][..p];
-            for (j, o) in d.iter_mut().enumerate() {
-                *o = k * (masked(base + j) - sb - (xs[j] - mean) * sg);
-            }
+        let (sb, sg) = if train {
+            (dbeta[ch] / m, dgamma[ch] / m * inv)
         } else {
-            for (j, o) in d.iter_mut().enumerate() {
-                *o = k * masked(base + j);
-            }
+            (zero, zero)
+        };
+        for (((o, &gy), &yv), &xv) in d.iter_mut().zip(dyp).zip(yp).zip(xp) {
+            let dz = if relu && yv <= zero { zero } else { gy };
+            *o = k * (dz - sb - (xv - mean) * sg);
         }
     });
     (dx, dgamma, dbeta)
