@@ -6,7 +6,7 @@
 //! 360 test images, then 180 validation images from the rest; the remaining
 //! 1,257 train. Every class is represented in proportion.
 
-use super::{systematic, Dataset};
+use super::{stratified_pick, Dataset};
 use anyhow::{ensure, Result};
 
 /// Train / validation / test sizes of the fixed split.
@@ -32,25 +32,8 @@ pub(super) fn load() -> Result<(Dataset, Dataset, Dataset)> {
         classes: 10,
     };
 
-    let mut order: Vec<usize> = (0..all.len()).collect();
-    order.sort_by_key(|&i| (all.labels[i], i));
-    let test_pick = systematic(order.len(), SPLIT[2]);
-    let (mut rest, mut test) = (Vec::new(), Vec::new());
-    for (pos, &i) in order.iter().enumerate() {
-        if test_pick[pos] {
-            test.push(i)
-        } else {
-            rest.push(i)
-        }
-    }
-    let val_pick = systematic(rest.len(), SPLIT[1]);
-    let (mut train, mut val) = (Vec::new(), Vec::new());
-    for (pos, &i) in rest.iter().enumerate() {
-        if val_pick[pos] {
-            val.push(i)
-        } else {
-            train.push(i)
-        }
-    }
+    let indices: Vec<usize> = (0..all.len()).collect();
+    let (rest, test) = stratified_pick(&all.labels, &indices, SPLIT[2]);
+    let (train, val) = stratified_pick(&all.labels, &rest, SPLIT[1]);
     Ok((all.subset(&train), all.subset(&val), all.subset(&test)))
 }

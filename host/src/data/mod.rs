@@ -292,36 +292,33 @@ pub fn load(source: &DataSource, opts: &LoadOptions) -> Result<Splits> {
     })
 }
 
-/// Picks `count` of `n` positions evenly (systematic sampling). On a list
-/// sorted by class this is a stratified sample.
-fn systematic(n: usize, count: usize) -> Vec<bool> {
-    let mut chosen = vec![false; n];
-    if count == 0 {
-        return chosen;
+/// Splits `indices` into `(rest, picked)` with `count` picked by systematic
+/// sampling over the indices ordered by class, then by index: a stratified
+/// sample that depends on nothing but the labels. Both parts come back in
+/// index order.
+fn stratified_pick(labels: &[u32], indices: &[usize], count: usize) -> (Vec<usize>, Vec<usize>) {
+    let mut order = indices.to_vec();
+    order.sort_by_key(|&i| (labels[i], i));
+    let n = order.len();
+    let (mut rest, mut picked) = (Vec::new(), Vec::new());
+    for (pos, &i) in order.iter().enumerate() {
+        if count > 0 && ((pos + 1) * count) / n > (pos * count) / n {
+            picked.push(i);
+        } else {
+            rest.push(i);
+        }
     }
-    for (i, c) in chosen.iter_mut().enumerate() {
-        *c = ((i + 1) * count) / n > (i * count) / n;
-    }
-    chosen
+    rest.sort_unstable();
+    picked.sort_unstable();
+    (rest, picked)
 }
 
 /// Splits off a stratified, seed-independent hold-out of `fraction` of the
-/// samples (by class, then by position).
+/// samples.
 fn hold_out(data: &Dataset, fraction: f64) -> (Dataset, Dataset) {
-    let mut order: Vec<usize> = (0..data.len()).collect();
-    order.sort_by_key(|&i| (data.labels[i], i));
+    let all: Vec<usize> = (0..data.len()).collect();
     let count = (data.len() as f64 * fraction).round() as usize;
-    let pick = systematic(order.len(), count);
-    let (mut keep, mut held) = (Vec::new(), Vec::new());
-    for (pos, &i) in order.iter().enumerate() {
-        if pick[pos] {
-            held.push(i)
-        } else {
-            keep.push(i)
-        }
-    }
-    keep.sort_unstable();
-    held.sort_unstable();
+    let (keep, held) = stratified_pick(&data.labels, &all, count);
     (data.subset(&keep), data.subset(&held))
 }
 

@@ -439,37 +439,29 @@ pub fn backward_input<T: Element>(dy: &[T], w: &[T], s: &ConvGeometry) -> Vec<T>
         for g in 0..s.groups {
             let lhs = &w[g * s.og() * s.kdim()..];
             let rhs = &dy[g * s.og() * s.p()..];
-            // Wᵀ (K × O/g): row stride 1, column stride K.
-            if s.pointwise() {
-                let dst = &mut dx[g * s.cg() * s.p()..];
-                matmul(
-                    s.kdim(),
-                    s.p(),
-                    s.og(),
-                    dst,
-                    (s.p(), 1),
-                    false,
-                    lhs,
-                    (1, s.kdim()),
-                    rhs,
-                    (s.p(), 1),
-                    par,
-                );
+            // dcol (K × P) = Wᵀ (K × O/g, row stride 1, column stride K) · dY_g;
+            // a pointwise convolution writes it straight into dx.
+            let pointwise = s.pointwise();
+            let dst: &mut [T] = if pointwise {
+                &mut dx[g * s.cg() * s.p()..]
             } else {
                 col.resize(s.kdim() * s.p(), T::zero());
-                matmul(
-                    s.kdim(),
-                    s.p(),
-                    s.og(),
-                    col,
-                    (s.p(), 1),
-                    false,
-                    lhs,
-                    (1, s.kdim()),
-                    rhs,
-                    (s.p(), 1),
-                    par,
-                );
+                col
+            };
+            matmul(
+                s.kdim(),
+                s.p(),
+                s.og(),
+                dst,
+                (s.p(), 1),
+                false,
+                lhs,
+                (1, s.kdim()),
+                rhs,
+                (s.p(), 1),
+                par,
+            );
+            if !pointwise {
                 col2im_add(col, s, g, dx);
             }
         }
