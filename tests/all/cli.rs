@@ -246,3 +246,72 @@ fn bad_input_gives_clear_errors_and_writes_nothing() {
     names.sort();
     assert_eq!(names, vec!["file", "junk.pf"]);
 }
+
+#[test]
+fn prune_shrinks_a_trained_model_that_still_evaluates_and_fine_tunes() {
+    let d = tempdir();
+    let p = d.path();
+    let base = path_str(p, "base.pf");
+    json(&run_pf(
+        p,
+        &["train", "--max-steps", "100", "--json", "-o", &base],
+    ));
+    let pruned = path_str(p, "pruned.pf");
+    let r = json(&run_pf(
+        p,
+        &["prune", &base, "--keep", "0.5", "--json", "-o", &pruned],
+    ));
+    assert_eq!(r["groups"].as_array().unwrap().len(), 3);
+    let (before, after) = (
+        r["macs_before"].as_f64().unwrap(),
+        r["macs_after"].as_f64().unwrap(),
+    );
+    assert!(after < 0.4 * before, "MACs {before} -> {after}");
+    let info = json(&run_pf(p, &["info", &pruned, "--json"]));
+    assert_eq!(info["cost"]["macs"].as_f64().unwrap(), after);
+    // Half of every layer gone without fine-tuning: it still runs.
+    let e = json(&run_pf(p, &["eval", &pruned, "--json"]));
+    assert_eq!(e["metrics"]["samples"], 360);
+    let tuned = path_str(p, "tuned.pf");
+    let t = json(&run_pf(
+        p,
+        &[
+            "train",
+            "--model",
+            &pruned,
+            "--max-steps",
+            "100",
+            "--lr",
+            "0.02",
+            "--json",
+            "-o",
+            &tuned,
+        ],
+    ));
+    assert!(t["test"]["accuracy"].as_f64().unwrap() > 0.85);
+    assert_eq!(t["macs"].as_f64().unwrap(), after);
+    // Only the groups asked for; a fixed group is refused by name.
+    let one = json(&run_pf(
+        p,
+        &[
+            "prune",
+            &base,
+            "--layers",
+            "block2.conv",
+            "--json",
+            "-o",
+            &path_str(p, "one.pf"),
+        ],
+    ));
+    assert_eq!(one["groups"].as_array().unwrap().len(), 1);
+    fails_with(
+        p,
+        &["prune", &base, "--layers", "fc", "-o", &path_str(p, "x.pf")],
+        "number of classes",
+    );
+    fails_with(
+        p,
+        &["prune", &base, "--keep", "0", "-o", &path_str(p, "x.pf")],
+        "--keep",
+    );
+}

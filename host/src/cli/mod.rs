@@ -4,6 +4,7 @@ mod bench;
 mod common;
 mod eval;
 mod info;
+mod prune;
 mod train;
 
 use anyhow::Result;
@@ -30,6 +31,8 @@ enum Command {
     Info(info::InfoArgs),
     /// Measure training and evaluation throughput on synthetic data.
     Bench(bench::BenchArgs),
+    /// Remove the weakest channels of every prunable group (physically).
+    Prune(prune::PruneArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -47,5 +50,6 @@ pub fn run() -> Result<()> {
         Command::Eval(a) => eval::run(a),
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
+        Command::Prune(a) => prune::run(a),
     }
 }
