@@ -282,3 +282,63 @@ fn resizing_keeps_labels_and_sets_the_shape() {
     assert_eq!(s.train.shape, [1, 16, 16]);
     assert_eq!(s.train.pixels.len(), s.train.len() * 256);
 }
+
+#[test]
+fn crop_flip_augmentation_shifts_and_mirrors_within_four_pixels() {
+    use candle_core::Device;
+    use pf::data::{Augment, Batcher, Normalization};
+    // One 3×12×12 image with distinct pixel values.
+    let pixels: Vec<u8> = (0..3 * 144).map(|i| (i % 251) as u8).collect();
+    let data = pf::data::Dataset {
+        pixels: pixels.clone(),
+        max_value: 255.0,
+        shape: [3, 12, 12],
+        labels: vec![0],
+        classes: 1,
+    };
+    let norm = Normalization {
+        mean: vec![0.0; 3],
+        std: vec![1.0; 3],
+    };
+    let batcher = Batcher::new(&data, norm, &Device::Cpu);
+    let mut rng = pf::rng::stream(5, &["augment-test"]);
+    let original = |c: usize, y: isize, x: isize| -> f32 {
+        if !(0..12).contains(&y) || !(0..12).contains(&x) {
+            0.0
+        } else {
+            pixels[c * 144 + y as usize * 12 + x as usize] as f32 / 255.0
+        }
+    };
+    let mut flips = 0;
+    for _ in 0..40 {
+        let b = batcher.batch(&[0], Augment::CropFlip, &mut rng).unwrap();
+        let out = b.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        // Find the shift and flip that explain every output pixel.
+        let mut found = None;
+        'search: for flip in [false, true] {
+            for dy in -4isize..=4 {
+                for dx in -4isize..=4 {
+                    let ok = (0..3).all(|c| {
+                        (0..12).all(|y| {
+                            (0..12).all(|x| {
+                                let sx = if flip { 11 - x } else { x } as isize + dx;
+                                (out[c * 144 + y * 12 + x] - original(c, y as isize + dy, sx)).abs()
+                                    < 1e-6
+                            })
+                        })
+                    });
+                    if ok {
+                        found = Some(flip);
+                        break 'search;
+                    }
+                }
+            }
+        }
+        flips += usize::from(found.expect("output is a shifted, possibly mirrored copy"));
+    }
+    assert!((5..=35).contains(&flips), "{flips} of 40 flipped");
+    // No augmentation: the image itself.
+    let b = batcher.batch(&[0], Augment::None, &mut rng).unwrap();
+    let out = b.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    assert!((out[13] - pixels[13] as f32 / 255.0).abs() < 1e-6);
+}
