@@ -335,6 +335,20 @@ fn matmul<T: Element>(
     }
 }
 
+/// Pointwise convolutions on small maps (at most 16 positions, as at the end
+/// of a MobileNet) run as one matrix product over the whole batch per
+/// position (`(N × C) · Wᵀ`), rather than N skinny products per sample.
+fn vector_like(s: &ConvGeometry) -> bool {
+    s.pointwise() && s.p() <= 16 && s.groups == 1 && s.n > 1
+}
+
+fn all_threads() -> Parallelism {
+    match threads() {
+        1 => Parallelism::None,
+        t => Parallelism::Rayon(t),
+    }
+}
+
 /// How to spread a batch over the threads: over samples when there are at
 /// least as many samples as threads, else inside each matrix product.
 fn plan(n: usize) -> (bool, Parallelism) {
@@ -385,6 +399,29 @@ pub fn forward_with<T: Element>(
             .for_each(|o| epilogue(o, s.p(), bias, relu));
         return out;
     }
+    if vector_like(s) {
+        // For each position p: out[:, :, p] (N × O) = x[:, :, p] (N × C) · Wᵀ.
+        let p = s.p();
+        for i in 0..p {
+            let (dst, lhs) = (&mut out[i..], &x[i..]);
+            matmul(
+                s.n,
+                s.o,
+                s.c,
+                dst,
+                (s.o * p, p),
+                false,
+                lhs,
+                (s.c * p, p),
+                w,
+                (1, s.c),
+                all_threads(),
+            );
+        }
+        out.par_chunks_mut(s.o * p)
+            .for_each(|o| epilogue(o, p, bias, relu));
+        return out;
+    }
     let (xs, os) = (s.c * s.h * s.w, s.o * s.p());
     let (by_sample, par) = plan(s.n);
     let one = |x: &[T], out: &mut [T], col: &mut Vec<T>| {
@@ -431,6 +468,27 @@ pub fn backward_input<T: Element>(dy: &[T], w: &[T], s: &ConvGeometry) -> Vec<T>
     let mut dx = vec![T::zero(); in_len];
     if s.depthwise() {
         depthwise_backward_input(dy, w, s, &mut dx);
+        return dx;
+    }
+    if vector_like(s) {
+        // For each position p: dx[:, :, p] (N × C) = dy[:, :, p] (N × O) · W.
+        let p = s.p();
+        for i in 0..p {
+            let (dst, lhs) = (&mut dx[i..], &dy[i..]);
+            matmul(
+                s.n,
+                s.c,
+                s.o,
+                dst,
+                (s.c * p, p),
+                false,
+                lhs,
+                (s.o * p, p),
+                w,
+                (s.c, 1),
+                all_threads(),
+            );
+        }
         return dx;
     }
     let (xs, os) = (s.c * s.h * s.w, s.o * s.p());
@@ -485,6 +543,28 @@ pub fn backward_weight<T: Element>(x: &[T], dy: &[T], s: &ConvGeometry) -> Vec<T
     if s.depthwise() {
         let mut dw = vec![T::zero(); w_len];
         depthwise_backward_weight(x, dy, s, &mut dw);
+        return dw;
+    }
+    if vector_like(s) {
+        // dW (O × C) = Σ_p dy[:, :, p]ᵀ (O × N) · x[:, :, p] (N × C)
+        let p = s.p();
+        let mut dw = vec![T::zero(); w_len];
+        for i in 0..p {
+            let (lhs, rhs) = (&dy[i..], &x[i..]);
+            matmul(
+                s.o,
+                s.c,
+                s.n,
+                &mut dw,
+                (s.c, 1),
+                i > 0,
+                lhs,
+                (p, s.o * p),
+                rhs,
+                (s.c * p, p),
+                all_threads(),
+            );
+        }
         return dw;
     }
     let (xs, os) = (s.c * s.h * s.w, s.o * s.p());
