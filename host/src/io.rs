@@ -31,6 +31,18 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         })?;
     tmp.write_all(bytes)
         .with_context(|| format!("writing {}", path.display()))?;
+    // Temporary files are private (0600); the result should read like any
+    // file the user writes: keep an existing file's mode, else 0644.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path)
+            .map(|m| m.permissions().mode())
+            .unwrap_or(0o644);
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("setting permissions of {}", path.display()))?;
+    }
     tmp.as_file()
         .sync_all()
         .with_context(|| format!("flushing {}", path.display()))?;

@@ -324,3 +324,24 @@ fn loading_a_bad_model_file_names_the_problem() {
         "{e}"
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn saved_files_are_readable_like_ordinary_files() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempdir();
+    let path = dir.path().join("m.pf");
+    let m = Model::init(tiny(), 3, &Device::Cpu).unwrap();
+    model::save(&m, &path).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o644
+    );
+    // Rewriting keeps a mode the user chose.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    model::save(&m, &path).unwrap();
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+}
