@@ -1,6 +1,6 @@
 //! Helpers shared by the test modules.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 /// The `pf` binary under test.
@@ -38,10 +38,4 @@ pub fn sha256_file(path: &Path) -> String {
 /// `dir/name` as a string.
 pub fn path_str(dir: &Path, name: &str) -> String {
     dir.join(name).to_string_lossy().into_owned()
-}
-
-#[allow(dead_code)]
-/// `dir/name` as a path.
-pub fn path(dir: &Path, name: &str) -> PathBuf {
-    dir.join(name)
 }

@@ -277,6 +277,14 @@ pub enum GraphError {
         /// What does not fit.
         reason: String,
     },
+    /// A layer's quantizer has invalid settings.
+    #[error("layer `{layer}`: {reason}")]
+    Quantizer {
+        /// The layer.
+        layer: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// The graph has no layers.
     #[error("the graph has no layers")]
     Empty,
@@ -343,6 +351,16 @@ impl Graph {
                 }
             }
             earlier.insert(layer.name.as_str());
+            for q in layer
+                .quant
+                .iter()
+                .flat_map(|q| q.weight.iter().chain(q.activation.iter()))
+            {
+                q.validate().map_err(|reason| GraphError::Quantizer {
+                    layer: layer.name.clone(),
+                    reason,
+                })?;
+            }
         }
         self.infer_shapes()
     }

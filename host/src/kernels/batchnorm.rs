@@ -11,8 +11,6 @@ pub struct Saved<T> {
     pub mean: Vec<T>,
     /// `1 / sqrt(var + eps)` used to normalise.
     pub inv_std: Vec<T>,
-    /// The biased batch variance (training mode), for the running average.
-    pub batch_var: Vec<T>,
 }
 
 /// Lanes of the vectorisable partial sums below.

@@ -209,7 +209,6 @@ impl Stats {
         batchnorm::Saved {
             mean: cv(&self.mean),
             inv_std: cv(&self.inv_std),
-            batch_var: cv(&self.batch_var),
         }
     }
 }

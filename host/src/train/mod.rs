@@ -13,7 +13,7 @@ use crate::model::Model;
 use crate::nn::loss;
 use crate::rng;
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -283,13 +283,4 @@ pub fn evaluate(
         accuracy: correct as f64 / n as f64,
         samples: n,
     })
-}
-
-/// Predicted classes of a batch tensor, for tools and tests.
-pub fn predict(model: &Model, images: &Tensor) -> Result<Vec<u32>> {
-    Ok(model
-        .forward_inference(images)?
-        .argmax(candle_core::D::Minus1)?
-        .to_dtype(DType::U32)?
-        .to_vec1::<u32>()?)
 }
