@@ -15,6 +15,7 @@ pub mod io;
 pub mod kernels;
 pub mod model;
 pub mod nn;
+pub mod plugin;
 pub mod progress;
 pub mod rng;
 pub mod train;

@@ -22,3 +22,22 @@ pub fn bar(len: u64, what: &str, show: bool) -> ProgressBar {
     bar.set_prefix(what.to_string());
     bar
 }
+
+/// A spinner with a message, for work of unknown length; hidden if `show` is
+/// false.
+pub fn spinner(message: &str, show: bool) -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(
+        None,
+        if show {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        },
+    );
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
+    );
+    bar.set_message(message.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}

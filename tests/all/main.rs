@@ -7,6 +7,8 @@ mod data;
 mod gradients;
 mod graph;
 mod kernels;
+mod plugin_tensors;
+mod plugins;
 mod probe;
 mod support;
 mod surgery;

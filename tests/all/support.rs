@@ -39,3 +39,17 @@ pub fn sha256_file(path: &Path) -> String {
 pub fn path_str(dir: &Path, name: &str) -> String {
     dir.join(name).to_string_lossy().into_owned()
 }
+
+/// The built component of a plugin (built-in or test fixture), as
+/// `scripts/build-plugins.sh` leaves it in `target/plugins`.
+pub fn plugin_file(name: &str) -> std::path::PathBuf {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/plugins")
+        .join(format!("{name}.wasm"));
+    assert!(
+        p.is_file(),
+        "{} is missing: run scripts/build-plugins.sh --fixtures first (scripts/test.sh does)",
+        p.display()
+    );
+    p
+}

@@ -4,6 +4,8 @@ mod bench;
 mod common;
 mod eval;
 mod info;
+mod plugin;
+mod plugin_bench;
 mod prune;
 mod train;
 
@@ -33,6 +35,8 @@ enum Command {
     Bench(bench::BenchArgs),
     /// Remove the weakest channels of every prunable group (physically).
     Prune(prune::PruneArgs),
+    /// Build, inspect, test and apply WebAssembly plugins.
+    Plugin(plugin::PluginArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -51,5 +55,6 @@ pub fn run() -> Result<()> {
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Prune(a) => prune::run(a),
+        Command::Plugin(a) => plugin::run(a),
     }
 }

@@ -1,0 +1,544 @@
+//! `pf plugin`: build, inspect, test and apply plugins.
+
+use super::common::{input_of, model_for, print_json, DataArgs, DeviceArgs, ModelArgs};
+use anyhow::{bail, Context, Result};
+use clap::{Args, Subcommand};
+use pf::plugin::bindings::types::{ParamSpec, PluginInfo};
+use pf::plugin::build::{self, BuildOptions};
+use pf::plugin::conformance::{self, LearnerSuite, Measures};
+use pf::plugin::runtime::default_cache_dir;
+use pf::plugin::{
+    resolve, space, trial, FineTune, Limits, ModelContext, PluginKind, Runtime, TrialData,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Arguments of `pf plugin`.
+#[derive(Args)]
+pub struct PluginArgs {
+    #[command(subcommand)]
+    command: PluginCommand,
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Build plugin crates into WebAssembly components (default: every
+    /// built-in plugin under plugins/, into target/plugins/NAME.wasm).
+    Build(BuildArgs),
+    /// Show a plugin's world, contract version, imports and search space.
+    Inspect(InspectArgs),
+    /// Run the conformance suite for the plugin's kind.
+    Test(TestArgs),
+    /// Run a learner once with fixed parameters on a model and save the result.
+    Apply(ApplyArgs),
+    /// Measure load times, call costs and the WebAssembly overhead of a
+    /// weight-sparse fine-tune against the same schedule run natively.
+    Bench(super::plugin_bench::BenchArgs),
+}
+
+/// Sandbox limits, settable on every command that runs plugins.
+#[derive(Args, Debug, Clone)]
+pub struct LimitArgs {
+    /// Memory cap of a plugin instance, in MiB.
+    #[arg(long, default_value_t = 256, value_name = "MIB")]
+    pub plugin_memory: u64,
+    /// Execution budget of one plugin call, in millions of WebAssembly
+    /// instructions (fuel). Host work (training, tensor ops) is not counted.
+    #[arg(long, default_value_t = 20_000, value_name = "MILLIONS")]
+    pub plugin_fuel: u64,
+    /// Most tensor handles a plugin may hold at once.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub plugin_tensors: u32,
+    /// Do not read or write the cache of compiled components.
+    #[arg(long)]
+    pub no_cache: bool,
+}
+
+impl LimitArgs {
+    /// The runtime these flags ask for.
+    pub fn runtime(&self) -> Result<Runtime> {
+        let limits = Limits {
+            memory_bytes: self.plugin_memory.saturating_mul(1 << 20),
+            fuel_per_call: self.plugin_fuel.saturating_mul(1_000_000),
+            max_tensors: self.plugin_tensors,
+            ..Limits::default()
+        };
+        Runtime::new(
+            limits,
+            if self.no_cache {
+                None
+            } else {
+                default_cache_dir()
+            },
+        )
+    }
+}
+
+#[derive(Args)]
+struct BuildArgs {
+    /// Plugin crates (folders with a Cargo.toml) to build; none builds the
+    /// built-in plugins of this repository.
+    crates: Vec<PathBuf>,
+    /// Also build the test fixtures of the plugins workspace.
+    #[arg(long)]
+    all: bool,
+    /// Where NAME.wasm components go [default: target/plugins of the
+    /// repository, or of the crate].
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Cargo target folder shared by every plugin [default: target/wasm
+    /// beside the output folder].
+    #[arg(long, value_name = "DIR")]
+    target_dir: Option<PathBuf>,
+    /// Write components even if they import interfaces other than pf's
+    /// (only to build fixtures that prove the loader refuses them).
+    #[arg(long)]
+    allow_foreign_imports: bool,
+    /// Show cargo's output.
+    #[arg(long, short)]
+    verbose: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// A .wasm component, or the name of an installed plugin.
+    plugin: String,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct TestArgs {
+    /// A .wasm component, or the name of an installed plugin.
+    plugin: String,
+    /// Host fine-tuning steps per learner trial.
+    #[arg(long, default_value_t = 20, value_name = "N")]
+    finetune_steps: u64,
+    /// Trials an optimizer is run for.
+    #[arg(long, default_value_t = 24, value_name = "N")]
+    budget: u32,
+    /// Seed of the suite.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct ApplyArgs {
+    /// The learner: a .wasm component or a plugin name.
+    #[arg(long, short = 'p', value_name = "PLUGIN")]
+    plugin: String,
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// Epochs to train the baseline first when --model names a zoo
+    /// architecture (a .pf file is used as it is).
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    baseline_epochs: u64,
+    /// A parameter value, NAME=VALUE (repeatable); others take their defaults.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Host fine-tuning steps after compression.
+    #[arg(long, default_value_t = 300, value_name = "N")]
+    finetune_steps: u64,
+    /// Fine-tuning batch size.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    batch_size: usize,
+    /// Fine-tuning learning rate (constant, SGD with momentum 0.9).
+    #[arg(long, default_value_t = 0.01, value_name = "LR")]
+    lr: f64,
+    /// Fine-tuning weight decay.
+    #[arg(long, default_value_t = 5e-4, value_name = "WD")]
+    weight_decay: f64,
+    /// Seed of the trial.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to save the compressed model (.pf).
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `pf plugin`.
+pub fn run(args: PluginArgs) -> Result<()> {
+    match args.command {
+        PluginCommand::Build(a) => run_build(a),
+        PluginCommand::Inspect(a) => run_inspect(a),
+        PluginCommand::Test(a) => run_test(a),
+        PluginCommand::Apply(a) => run_apply(a),
+        PluginCommand::Bench(a) => super::plugin_bench::run(a),
+    }
+}
+
+fn run_build(a: BuildArgs) -> Result<()> {
+    let cwd = std::env::current_dir()?;
+    let jobs: Vec<(PathBuf, PathBuf)> = if a.crates.is_empty() {
+        let root = build::find_repo_root(&cwd).context(
+            "not inside the pf repository (no plugins/Cargo.toml above this folder); pass the folder of a plugin crate",
+        )?;
+        vec![(root.join("plugins/Cargo.toml"), root.join("target"))]
+    } else {
+        a.crates
+            .iter()
+            .map(|c| {
+                let manifest = if c.is_dir() {
+                    c.join("Cargo.toml")
+                } else {
+                    c.clone()
+                };
+                let target = manifest
+                    .parent()
+                    .map(|d| d.join("target"))
+                    .unwrap_or_else(|| PathBuf::from("target"));
+                (manifest, target)
+            })
+            .collect()
+    };
+    let mut all = Vec::new();
+    for (manifest, target) in jobs {
+        let out_dir = a.out.clone().unwrap_or_else(|| target.join("plugins"));
+        let target_dir = a
+            .target_dir
+            .clone()
+            .unwrap_or_else(|| out_dir.parent().unwrap_or(&target).join("wasm"));
+        let bar = pf::progress::spinner(&format!("building {}", manifest.display()), !a.json);
+        let built = build::build(&BuildOptions {
+            manifest: manifest.clone(),
+            all: a.all,
+            target_dir,
+            out_dir,
+            allow_foreign_imports: a.allow_foreign_imports,
+            verbose: a.verbose,
+        });
+        bar.finish_and_clear();
+        all.extend(built?);
+    }
+    if a.json {
+        let rows: Vec<serde_json::Value> = all
+            .iter()
+            .map(|b| {
+                serde_json::json!({
+                    "name": b.name,
+                    "path": b.path,
+                    "bytes": b.bytes,
+                    "inspection": b.inspection.as_ref().ok(),
+                    "refused": b.inspection.as_ref().err(),
+                })
+            })
+            .collect();
+        return print_json(&rows);
+    }
+    for b in &all {
+        match &b.inspection {
+            Ok(i) => println!(
+                "{:<20} {:<9} @{}  {:>8} bytes  {}",
+                b.name,
+                i.kind.world(),
+                i.contract,
+                b.bytes,
+                b.path.display()
+            ),
+            Err(e) => println!("{:<20} REFUSED   {}  ({e})", b.name, b.path.display()),
+        }
+    }
+    Ok(())
+}
+
+fn space_rows(space: &[ParamSpec]) -> Vec<serde_json::Value> {
+    space
+        .iter()
+        .map(|s| {
+            serde_json::json!({
+                "name": s.name,
+                "domain": space::format_kind(&s.kind),
+                "default": space::format_value(&s.default),
+                "help": s.help,
+                "context": s.context,
+            })
+        })
+        .collect()
+}
+
+fn info_json(info: &PluginInfo) -> serde_json::Value {
+    serde_json::json!({
+        "name": info.name,
+        "version": info.version,
+        "summary": info.summary,
+        "params_schema": serde_json::from_str::<serde_json::Value>(&info.params_schema).unwrap_or(serde_json::Value::Null),
+    })
+}
+
+/// A model context on the embedded digits for plugins that need one to
+/// declare their space.
+fn probe_context(seed: u64) -> Result<ModelContext> {
+    let (model, data) = conformance::digits_baseline(seed, 0)?;
+    Ok(ModelContext {
+        model,
+        data,
+        finetune: FineTune::default(),
+        seed,
+        finetune_calls: 0,
+    })
+}
+
+fn run_inspect(a: InspectArgs) -> Result<()> {
+    let rt = a.limits.runtime()?;
+    let path = resolve::resolve(&a.plugin)?;
+    let plugin = rt.load(&path)?;
+    let space = match plugin.kind() {
+        PluginKind::Learner => Some(
+            rt.learner(&plugin, Some(probe_context(0)?), 0)?
+                .search_space()
+                .map_err(anyhow::Error::from)?,
+        ),
+        PluginKind::Optimizer => None,
+    };
+    if a.json {
+        return print_json(&serde_json::json!({
+            "path": plugin.path,
+            "sha256": plugin.sha256,
+            "world": plugin.kind().world(),
+            "contract": plugin.inspection.contract,
+            "imports": plugin.inspection.imports,
+            "exports": plugin.inspection.exports,
+            "info": info_json(&plugin.info),
+            "search_space": space.as_deref().map(space_rows),
+        }));
+    }
+    println!(
+        "{} {}  ({})",
+        plugin.info.name,
+        plugin.info.version,
+        plugin.path.display()
+    );
+    println!("  {}", plugin.info.summary);
+    println!(
+        "world     pocketflow:plugin/{}@{}",
+        plugin.kind().world(),
+        plugin.inspection.contract
+    );
+    println!("sha256    {}", plugin.sha256);
+    println!("imports   {}", plugin.inspection.imports.join(", "));
+    println!("exports   {}", plugin.inspection.exports.join(", "));
+    if let Some(space) = space {
+        println!("search space (as declared for digits_cnn; per-layer spaces follow the model):");
+        for s in &space {
+            println!(
+                "  {:<24} {:<36} default {:<10} {}",
+                s.name,
+                space::format_kind(&s.kind),
+                space::format_value(&s.default),
+                s.help
+            );
+        }
+    }
+    Ok(())
+}
+
+fn run_test(a: TestArgs) -> Result<()> {
+    let rt = a.limits.runtime()?;
+    let path = resolve::resolve(&a.plugin)?;
+    let plugin = rt.load(&path)?;
+    let bar = pf::progress::spinner(&format!("testing {}", plugin.name()), !a.json);
+    let report = match plugin.kind() {
+        PluginKind::Learner => conformance::run_learner_suite(
+            &rt,
+            &plugin,
+            &LearnerSuite {
+                finetune_steps: a.finetune_steps,
+                seed: a.seed,
+                ..LearnerSuite::default()
+            },
+        )?,
+        PluginKind::Optimizer => conformance::run_optimizer_suite(&rt, &plugin, a.budget, a.seed)?,
+    };
+    bar.finish_and_clear();
+    if a.json {
+        print_json(&report)?;
+    } else {
+        println!("{} ({}) conformance:", report.plugin, plugin.kind().world());
+        for c in &report.checks {
+            println!(
+                "  [{}] {}: {}",
+                if c.passed { "ok" } else { "FAIL" },
+                c.name,
+                c.detail
+            );
+        }
+    }
+    if !report.passed() {
+        bail!(
+            "plugin `{}` fails the {} conformance suite:\n{}",
+            report.plugin,
+            plugin.kind().world(),
+            report.failures()
+        );
+    }
+    Ok(())
+}
+
+fn run_apply(a: ApplyArgs) -> Result<()> {
+    let rt = a.limits.runtime()?;
+    let path = resolve::resolve(&a.plugin)?;
+    let plugin = rt.load(&path)?;
+    if plugin.kind() != PluginKind::Learner {
+        bail!(
+            "`{}` is an optimizer; `pf plugin apply` needs a learner",
+            plugin.name()
+        );
+    }
+    let device = a.device.device.open()?;
+    let splits = a.data.load()?;
+    let mut base = model_for(
+        &a.model,
+        input_of(&splits),
+        splits.train.classes,
+        a.seed,
+        &device,
+    )?;
+    let norm = pf::data::Normalization::of(&splits.train);
+    if !super::common::is_model_file(&a.model.model) && a.baseline_epochs > 0 {
+        let trainer = pf::train::Trainer {
+            config: pf::train::TrainConfig {
+                epochs: a.baseline_epochs,
+                max_steps: None,
+                batch_size: 32,
+                optimizer: pf::train::OptimizerKind::Sgd {
+                    momentum: 0.9,
+                    nesterov: false,
+                },
+                weight_decay: 5e-4,
+                schedule: pf::train::Schedule {
+                    base: 0.05,
+                    kind: pf::train::ScheduleKind::Cosine,
+                    warmup_steps: 0,
+                },
+                label_smoothing: 0.0,
+                augment: pf::data::Augment::None,
+                seed: a.seed,
+                distill: None,
+            },
+            data: &splits.train,
+            norm: norm.clone(),
+            teacher: None,
+            checkpoint: None,
+            progress: !a.json,
+        };
+        trainer
+            .run(&mut base, None)
+            .context("training the baseline")?;
+    }
+    let data = Arc::new(TrialData {
+        train: splits.train.clone(),
+        val: splits.val.clone(),
+        norm: norm.clone(),
+    });
+    let finetune = FineTune {
+        batch_size: a.batch_size,
+        lr: a.lr,
+        momentum: 0.9,
+        weight_decay: a.weight_decay,
+    };
+    let probe = ModelContext {
+        model: base.try_clone()?,
+        data: data.clone(),
+        finetune: finetune.clone(),
+        seed: a.seed,
+        finetune_calls: 0,
+    };
+    let space = rt
+        .learner(&plugin, Some(probe), a.seed)?
+        .search_space()
+        .map_err(anyhow::Error::from)?;
+    let mut params = space::defaults(&space);
+    for s in &a.set {
+        let p = space::parse_assignment(&space, s).map_err(|e| anyhow::anyhow!("--set {e}"))?;
+        if let Some(slot) = params.iter_mut().find(|q| q.name == p.name) {
+            *slot = p;
+        }
+    }
+    let before_cost = base.graph.cost()?;
+    let before = pf::train::evaluate(&base, &splits.test, &norm, 256, false)?;
+    let bar = pf::progress::spinner(
+        &format!(
+            "{} ({}), {} fine-tuning steps",
+            plugin.name(),
+            space::format_params(&params),
+            a.finetune_steps
+        ),
+        !a.json,
+    );
+    let spec = trial::TrialSpec {
+        params: params.clone(),
+        finetune_steps: a.finetune_steps,
+        finetune,
+        seed: a.seed,
+    };
+    let result = trial::run_learner(&rt, &plugin, &base, data.clone(), &spec);
+    bar.finish_and_clear();
+    let result = result.map_err(|e| anyhow::anyhow!("{e}"))?;
+    let after = pf::train::evaluate(&result.model, &splits.test, &norm, 256, false)?;
+    let ctx = ModelContext {
+        model: result.model,
+        data,
+        finetune: FineTune::default(),
+        seed: a.seed,
+        finetune_calls: 0,
+    };
+    let measures = Measures::of(&ctx, &before_cost)?;
+    if let Some(out) = &a.output {
+        pf::model::save(&ctx.model, out).with_context(|| format!("saving {}", out.display()))?;
+    }
+    let summary = serde_json::json!({
+        "plugin": plugin.name(),
+        "plugin_sha256": plugin.sha256,
+        "params": params.iter().map(|p| (p.name.clone(), space::format_value(&p.value))).collect::<std::collections::BTreeMap<_, _>>(),
+        "seed": a.seed,
+        "finetune_steps": a.finetune_steps,
+        "test_accuracy_before": before.accuracy,
+        "test_accuracy_after": after.accuracy,
+        "measured": measures,
+        "plugin_report": result.finish.values.iter().cloned().collect::<std::collections::BTreeMap<_, _>>(),
+        "plugin_summary": result.finish.summary,
+        "seconds": {"compress": result.seconds[0], "finetune": result.seconds[1], "finish": result.seconds[2]},
+        "output": a.output,
+    });
+    if a.json {
+        return print_json(&summary);
+    }
+    println!("{}: {}", plugin.name(), result.finish.summary);
+    println!(
+        "test accuracy {:.2}% → {:.2}%  (sparsity {:.2}%, params ×{:.3}, MACs ×{:.3}, bytes ×{:.3}; counted by the host)",
+        before.accuracy * 100.0,
+        after.accuracy * 100.0,
+        measures.sparsity * 100.0,
+        measures.params_ratio,
+        measures.macs_ratio,
+        measures.bytes_ratio
+    );
+    println!(
+        "time: compress {:.2}s, fine-tune {:.2}s, finish {:.2}s",
+        result.seconds[0], result.seconds[1], result.seconds[2]
+    );
+    if let Some(out) = &a.output {
+        println!("saved {}", out.display());
+    }
+    Ok(())
+}

@@ -1,0 +1,58 @@
+//! Sandbox limits applied to every plugin instance.
+
+use serde::{Deserialize, Serialize};
+
+/// What one plugin instance may use. Every trial gets a fresh instance in a
+/// short-lived store with these limits; the defaults are safe for untrusted
+/// code and roomy for the built-in plugins.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Most bytes of linear memory (all memories together). A plugin needs
+    /// about 1.1 MiB to start.
+    pub memory_bytes: u64,
+    /// Most WebAssembly instructions (fuel) one export call may execute.
+    /// Time spent in host calls (training, tensor ops) is not counted.
+    pub fuel_per_call: u64,
+    /// Most tensor handles alive at once.
+    pub max_tensors: u32,
+    /// Most elements one `tensor.to-vec` may copy into the plugin.
+    pub max_copy_elements: u64,
+    /// Most elements one tensor created from plugin data may have.
+    pub max_tensor_elements: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory_bytes: 256 << 20,
+            fuel_per_call: 20_000_000_000,
+            max_tensors: 4096,
+            max_copy_elements: 16 << 20,
+            max_tensor_elements: 64 << 20,
+        }
+    }
+}
+
+impl Limits {
+    /// Most elements all live tensors of one instance may hold together.
+    pub fn max_live_elements(&self) -> u64 {
+        self.max_tensor_elements * 4
+    }
+
+    /// Checks that the limits can work at all.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if self.memory_bytes < 2 << 20 {
+            anyhow::bail!(
+                "the plugin memory limit of {} bytes is below the 2 MiB a plugin needs to start; raise --plugin-memory",
+                self.memory_bytes
+            );
+        }
+        if self.fuel_per_call == 0 {
+            anyhow::bail!("the plugin fuel budget must be at least 1; raise --plugin-fuel");
+        }
+        if self.max_tensors == 0 {
+            anyhow::bail!("the tensor handle cap must be at least 1; raise --plugin-tensors");
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,518 @@
+//! The host side of the `model` interface: the network a learner compresses,
+//! with the data and training settings of the trial.
+
+use super::bindings::model::{self as wit, Error};
+use super::state::PluginState;
+use super::tensor::HostTensorData;
+use crate::data::{Batcher, Dataset, Normalization};
+use crate::graph::{Op, Quantizer, Shape, INPUT};
+use crate::model::Model;
+use crate::rng;
+use crate::train::{self, OptimizerKind, Schedule, ScheduleKind, TrainConfig};
+use candle_core::{DType, Tensor};
+use std::sync::Arc;
+use wasmtime::component::Resource;
+
+type Call<T> = wasmtime::Result<Result<T, Error>>;
+
+/// The data a trial trains and evaluates on.
+pub struct TrialData {
+    /// Training split (fine-tuning, feature samples, gradients).
+    pub train: Dataset,
+    /// Validation split (`evaluate`).
+    pub val: Dataset,
+    /// Input normalisation.
+    pub norm: Normalization,
+}
+
+/// How the host fine-tunes during a trial.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FineTune {
+    /// Samples per step.
+    pub batch_size: usize,
+    /// Constant learning rate.
+    pub lr: f64,
+    /// SGD momentum.
+    pub momentum: f64,
+    /// L2 weight decay.
+    pub weight_decay: f64,
+}
+
+impl Default for FineTune {
+    fn default() -> Self {
+        FineTune {
+            batch_size: 64,
+            lr: 0.01,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+        }
+    }
+}
+
+impl FineTune {
+    /// The training configuration of `steps` fine-tuning steps.
+    pub fn config(&self, steps: u64, seed: u64) -> TrainConfig {
+        TrainConfig {
+            epochs: u64::MAX / 2,
+            max_steps: Some(steps),
+            batch_size: self.batch_size,
+            optimizer: OptimizerKind::Sgd {
+                momentum: self.momentum,
+                nesterov: false,
+            },
+            weight_decay: self.weight_decay,
+            schedule: Schedule {
+                base: self.lr,
+                kind: ScheduleKind::Constant,
+                warmup_steps: 0,
+            },
+            label_smoothing: 0.0,
+            augment: crate::data::Augment::None,
+            seed,
+            distill: None,
+        }
+    }
+}
+
+/// The model a learner works on, with everything its calls need.
+pub struct ModelContext {
+    /// The candidate: a fresh copy of the baseline.
+    pub model: Model,
+    /// Training and validation data.
+    pub data: Arc<TrialData>,
+    /// Fine-tuning settings.
+    pub finetune: FineTune,
+    /// Seed of the trial; every random choice of the host derives from it.
+    pub seed: u64,
+    /// How many times the learner has called `fine-tune` (each call uses a
+    /// fresh data order).
+    pub finetune_calls: u64,
+}
+
+fn invalid(e: impl std::fmt::Display) -> Error {
+    Error::InvalidArgument(format!("{e:#}"))
+}
+
+fn shape_dims(s: &Shape) -> Vec<u32> {
+    match *s {
+        Shape::Map { c, h, w } => vec![c as u32, h as u32, w as u32],
+        Shape::Vector { n } => vec![n as u32],
+    }
+}
+
+/// Zero entries of a tensor.
+fn zeros(t: &Tensor) -> candle_core::Result<u64> {
+    Ok(t.eq(0f32)?
+        .to_dtype(DType::F32)?
+        .sum_all()?
+        .to_scalar::<f32>()? as u64)
+}
+
+impl ModelContext {
+    fn weight(&self, layer: &str) -> Result<&candle_core::Var, Error> {
+        self.model
+            .params
+            .get(&format!("{layer}.weight"))
+            .ok_or_else(|| {
+                Error::NotFound(format!(
+                    "model `{}` has no weight layer `{layer}`",
+                    self.model.graph.name
+                ))
+            })
+    }
+
+    /// Evaluates on the validation split (`batches` = 0: all of it).
+    pub fn evaluate(&self, batches: u32) -> anyhow::Result<train::Metrics> {
+        let bs = 256;
+        let data = if batches == 0 || (batches as usize) * bs >= self.data.val.len() {
+            None
+        } else {
+            let idx: Vec<usize> = (0..batches as usize * bs).collect();
+            Some(self.data.val.subset(&idx))
+        };
+        let m = train::evaluate(
+            &self.model,
+            data.as_ref().unwrap_or(&self.data.val),
+            &self.data.norm,
+            bs,
+            false,
+        )?;
+        if !m.loss.is_finite() {
+            anyhow::bail!(
+                "the model's validation loss is {} (non-finite weights?)",
+                m.loss
+            );
+        }
+        Ok(m)
+    }
+
+    /// The configuration of the next fine-tuning run of `steps` steps: each
+    /// run gets its own data order, derived from the trial seed.
+    pub fn next_config(&mut self, steps: u64, purpose: &str) -> TrainConfig {
+        use rand::RngCore;
+        let seed = rng::stream(self.seed, &[purpose, &self.finetune_calls.to_string()]).next_u64();
+        self.finetune_calls += 1;
+        self.finetune.config(steps, seed)
+    }
+
+    /// Fine-tunes for `steps` steps (no plugin calls in between).
+    pub fn fine_tune(&mut self, steps: u64, purpose: &str) -> anyhow::Result<train::TrainReport> {
+        let config = self.next_config(steps, purpose);
+        let trainer = train::Trainer {
+            config,
+            data: &self.data.train,
+            norm: self.data.norm.clone(),
+            teacher: None,
+            checkpoint: None,
+            progress: false,
+        };
+        trainer.run(&mut self.model, None)
+    }
+
+    /// The weight layers as the plugin sees them.
+    pub fn layer_infos(&self) -> anyhow::Result<Vec<wit::LayerInfo>> {
+        let g = &self.model.graph;
+        let shapes = g.validate()?;
+        let cost = g.cost()?;
+        let coupling = g.coupling()?;
+        let input_shape = Shape::Map {
+            c: g.input.channels,
+            h: g.input.height,
+            w: g.input.width,
+        };
+        let mut out = Vec::new();
+        for (i, layer) in g.layers.iter().enumerate() {
+            if !layer.op.has_weight() {
+                continue;
+            }
+            let w = self.model.params[&format!("{}.weight", layer.name)].as_tensor();
+            let src = &layer.inputs[0];
+            let in_shape = if src == INPUT {
+                input_shape
+            } else {
+                shapes[g.index_of(src).expect("validated graph")]
+            };
+            let (kind, stride) = match &layer.op {
+                Op::Conv2d { stride, .. } if layer.op.is_depthwise() => {
+                    (wit::LayerKind::DepthwiseConv2d, stride[0])
+                }
+                Op::Conv2d { stride, .. } => (wit::LayerKind::Conv2d, stride[0]),
+                _ => (wit::LayerKind::Linear, 1),
+            };
+            let input_group = coupling.groups.iter().position(|gr| {
+                gr.consumers.contains(&layer.name) || gr.followers.contains(&layer.name)
+            });
+            out.push(wit::LayerInfo {
+                name: layer.name.clone(),
+                kind,
+                index: out.len() as u32,
+                weight_shape: w.dims().iter().map(|&d| d as u32).collect(),
+                input_shape: shape_dims(&in_shape),
+                output_shape: shape_dims(&shapes[i]),
+                stride: stride as u32,
+                macs: cost.layers[i].macs,
+                params: cost.layers[i].params,
+                nonzero_weights: w.elem_count() as u64 - zeros(w)?,
+                output_group: coupling.layer_group.get(&layer.name).map(|&g| g as u32),
+                input_group: input_group.map(|g| g as u32),
+                input_prunable: input_group.is_some_and(|g| coupling.groups[g].prunable),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Size and cost of the model now.
+    pub fn cost(&self) -> anyhow::Result<wit::ModelCost> {
+        let c = self.model.graph.cost()?;
+        let mut zero = 0;
+        for (name, p) in &self.model.params {
+            if name.ends_with(".weight") {
+                zero += zeros(p.as_tensor())?;
+            }
+        }
+        Ok(wit::ModelCost {
+            macs: c.macs,
+            params: c.params,
+            nonzero_params: c.params - zero,
+            bytes: c.param_bytes,
+        })
+    }
+}
+
+impl PluginState {
+    fn ctx(&mut self) -> wasmtime::Result<&mut ModelContext> {
+        // Only learners import `model`; the context is absent only while the
+        // host itself is training, when the plugin cannot be running.
+        self.model
+            .as_mut()
+            .ok_or_else(|| wasmtime::Error::msg("the model is not available to this plugin now"))
+    }
+}
+
+impl wit::Host for PluginState {
+    fn layers(&mut self) -> wasmtime::Result<Vec<wit::LayerInfo>> {
+        self.ctx()?.layer_infos().map_err(wasmtime::Error::msg)
+    }
+
+    fn groups(&mut self) -> wasmtime::Result<Vec<wit::ChannelGroup>> {
+        let map = self
+            .ctx()?
+            .model
+            .graph
+            .coupling()
+            .map_err(wasmtime::Error::msg)?;
+        Ok(map
+            .groups
+            .into_iter()
+            .enumerate()
+            .map(|(i, g)| wit::ChannelGroup {
+                id: i as u32,
+                channels: g.channels as u32,
+                producers: g.producers,
+                followers: g.followers,
+                consumers: g.consumers,
+                prunable: g.prunable,
+                reason: g.reason,
+            })
+            .collect())
+    }
+
+    fn cost(&mut self) -> wasmtime::Result<wit::ModelCost> {
+        self.ctx()?.cost().map_err(wasmtime::Error::msg)
+    }
+
+    fn weight(&mut self, layer: String) -> Call<Resource<HostTensorData>> {
+        let w = match self.ctx()?.weight(&layer) {
+            Ok(w) => w.as_tensor().copy()?,
+            Err(e) => return Ok(Err(e)),
+        };
+        Ok(Ok(self.push_tensor(w)?))
+    }
+
+    fn set_weight(&mut self, layer: String, weight: Resource<HostTensorData>) -> Call<()> {
+        let t = self.tensor(&weight)?;
+        let ctx = self.ctx()?;
+        let var = match ctx.weight(&layer) {
+            Ok(v) => v.clone(),
+            Err(e) => return Ok(Err(e)),
+        };
+        if t.dims() != var.dims() {
+            return Ok(Err(Error::InvalidArgument(format!(
+                "the weight of `{layer}` has shape {:?}, not {:?}",
+                var.dims(),
+                t.dims()
+            ))));
+        }
+        let finite = t.abs()?.max_all()?.to_scalar::<f32>()?.is_finite();
+        if !finite {
+            return Ok(Err(Error::Numerical(format!(
+                "the new weight of `{layer}` contains NaN or infinite values"
+            ))));
+        }
+        var.set(&t.to_device(var.device())?.to_dtype(var.dtype())?)?;
+        Ok(ctx.model.apply_masks().map_err(invalid))
+    }
+
+    fn mask(&mut self, layer: String) -> Call<Option<Resource<HostTensorData>>> {
+        let ctx = self.ctx()?;
+        if let Err(e) = ctx.weight(&layer) {
+            return Ok(Err(e));
+        }
+        match ctx.model.masks.get(&layer).cloned() {
+            None => Ok(Ok(None)),
+            Some(m) => Ok(Ok(Some(self.push_tensor(m)?))),
+        }
+    }
+
+    fn set_mask(&mut self, layer: String, mask: Resource<HostTensorData>) -> Call<()> {
+        let m = self.tensor(&mask)?;
+        let ctx = self.ctx()?;
+        if let Err(e) = ctx.weight(&layer) {
+            return Ok(Err(e));
+        }
+        Ok(ctx.model.set_mask(&layer, m).map_err(invalid))
+    }
+
+    fn prune_input_channels(&mut self, layer: String, keep: Vec<u32>) -> Call<()> {
+        let ctx = self.ctx()?;
+        let coupling = ctx.model.graph.coupling().map_err(wasmtime::Error::msg)?;
+        let group = coupling
+            .groups
+            .iter()
+            .find(|g| g.consumers.contains(&layer) || g.followers.contains(&layer));
+        let Some(group) = group else {
+            return Ok(Err(match ctx.model.graph.layer(&layer) {
+                None => Error::NotFound(format!("no layer `{layer}`")),
+                Some(_) => Error::Unsupported(format!(
+                    "the input channels of `{layer}` come straight from the model input and cannot be pruned"
+                )),
+            }));
+        };
+        let Some(producer) = group.producers.first().cloned() else {
+            return Ok(Err(Error::Unsupported(format!(
+                "the input channels of `{layer}` have no producing layer"
+            ))));
+        };
+        let keep: Vec<usize> = keep.iter().map(|&k| k as usize).collect();
+        Ok(ctx
+            .model
+            .prune_channels(&producer, &keep)
+            .map_err(|e| Error::InvalidArgument(format!("pruning the inputs of `{layer}`: {e:#}"))))
+    }
+
+    fn set_quantizer(
+        &mut self,
+        layer: String,
+        target: wit::QuantTarget,
+        q: wit::Quantizer,
+    ) -> Call<()> {
+        let ctx = self.ctx()?;
+        let q = match q {
+            wit::Quantizer::None => None,
+            wit::Quantizer::Uniform(u) => Some(Quantizer::Uniform {
+                bits: u.bits,
+                symmetric: u.symmetric,
+                per_channel: u.per_channel,
+            }),
+            wit::Quantizer::Codebook(c) => Some(Quantizer::Codebook { centroids: c }),
+        };
+        if let Some(q) = &q {
+            if let Err(e) = q.validate() {
+                return Ok(Err(Error::InvalidArgument(format!(
+                    "quantizer for `{layer}`: {e}"
+                ))));
+            }
+            if target == wit::QuantTarget::Activations
+                && matches!(
+                    q,
+                    Quantizer::Uniform {
+                        per_channel: true,
+                        ..
+                    }
+                )
+            {
+                return Ok(Err(Error::Unsupported(
+                    "activation quantizers are per tensor; set per-channel to false".into(),
+                )));
+            }
+        }
+        let graph = &mut ctx.model.graph;
+        let Some(l) = graph.layers.iter_mut().find(|l| l.name == layer) else {
+            return Ok(Err(Error::NotFound(format!("no layer `{layer}`"))));
+        };
+        if target == wit::QuantTarget::Weights && !l.op.has_weight() {
+            return Ok(Err(Error::InvalidArgument(format!(
+                "`{layer}` has no weight to quantize"
+            ))));
+        }
+        let quant = l.quant.get_or_insert_with(Default::default);
+        match target {
+            wit::QuantTarget::Weights => quant.weight = q,
+            wit::QuantTarget::Activations => quant.activation = q,
+        }
+        if quant.weight.is_none() && quant.activation.is_none() {
+            l.quant = None;
+        }
+        Ok(ctx.model.ensure_quant_buffers().map_err(invalid))
+    }
+
+    fn sample_features(
+        &mut self,
+        layer: String,
+        images: u32,
+        per_image: u32,
+    ) -> Call<wit::FeatureSample> {
+        let max = self.limits.max_tensor_elements;
+        let ctx = self.ctx()?;
+        let Some(l) = ctx.model.graph.layer(&layer) else {
+            return Ok(Err(Error::NotFound(format!("no layer `{layer}`"))));
+        };
+        let patch = match &l.op {
+            Op::Conv2d {
+                in_channels,
+                kernel,
+                groups,
+                ..
+            } => in_channels / groups * kernel[0] * kernel[1],
+            Op::Linear { in_features, .. } => *in_features,
+            other => {
+                return Ok(Err(Error::Unsupported(format!(
+                    "`{layer}` is a {} layer; features can be sampled for conv2d and linear layers",
+                    other.kind()
+                ))))
+            }
+        };
+        let samples = u64::from(images) * u64::from(per_image);
+        if samples * patch as u64 > max {
+            return Ok(Err(Error::LimitExceeded(format!(
+                "{samples} samples of {patch} inputs exceed the {max} elements a tensor may have"
+            ))));
+        }
+        let batcher = Batcher::new(&ctx.data.train, ctx.data.norm.clone(), ctx.model.device());
+        let seed = ctx.seed;
+        let s = match ctx.model.sample_features(
+            &batcher,
+            &layer,
+            images as usize,
+            per_image as usize,
+            seed,
+        ) {
+            Ok(s) => s,
+            Err(e) => return Ok(Err(invalid(e))),
+        };
+        let inputs = self.push_tensor(s.inputs.to_dtype(DType::F32)?)?;
+        let outputs = self.push_tensor(s.outputs.to_dtype(DType::F32)?)?;
+        Ok(Ok(wit::FeatureSample { inputs, outputs }))
+    }
+
+    fn gradient(&mut self, layer: String, batches: u32) -> Call<Resource<HostTensorData>> {
+        let ctx = self.ctx()?;
+        if let Err(e) = ctx.weight(&layer) {
+            return Ok(Err(e));
+        }
+        if batches == 0 || batches > 10_000 {
+            return Ok(Err(Error::InvalidArgument(format!(
+                "gradient needs 1 to 10000 batches, not {batches}"
+            ))));
+        }
+        let batcher = Batcher::new(&ctx.data.train, ctx.data.norm.clone(), ctx.model.device());
+        let grads = match ctx.model.weight_gradients(
+            &batcher,
+            batches as usize,
+            ctx.finetune.batch_size,
+            ctx.seed,
+        ) {
+            Ok(g) => g,
+            Err(e) => return Ok(Err(invalid(e))),
+        };
+        match grads.get(&layer) {
+            Some(g) => Ok(Ok(self.push_tensor(g.clone())?)),
+            None => Ok(Err(Error::Host(format!("no gradient reached `{layer}`")))),
+        }
+    }
+
+    fn evaluate(&mut self, batches: u32) -> Call<wit::Metrics> {
+        let ctx = self.ctx()?;
+        Ok(ctx
+            .evaluate(batches)
+            .map(|m| wit::Metrics {
+                loss: m.loss,
+                accuracy: m.accuracy,
+                samples: m.samples as u64,
+            })
+            .map_err(|e| Error::Numerical(format!("{e:#}"))))
+    }
+
+    fn fine_tune(&mut self, steps: u32) -> Call<wit::Metrics> {
+        if steps == 0 || steps > 100_000 {
+            return Ok(Err(Error::InvalidArgument(format!(
+                "fine-tune needs 1 to 100000 steps, not {steps}"
+            ))));
+        }
+        let ctx = self.ctx()?;
+        if let Err(e) = ctx.fine_tune(u64::from(steps), "plugin-finetune") {
+            return Ok(Err(Error::Numerical(format!("{e:#}"))));
+        }
+        self.evaluate(0)
+    }
+}

@@ -1,0 +1,588 @@
+//! Loading plugins: compile once (cached by content hash), check the world
+//! and contract version, refuse foreign imports, and instantiate each trial in
+//! a short-lived store under the sandbox limits.
+
+use super::bindings::{
+    learner::Learner, learner::LearnerPre, optimizer::Optimizer, optimizer::OptimizerPre, types,
+};
+use super::error::{CallError, Cause};
+use super::inspect::{self, Inspection, PluginKind};
+use super::limits::Limits;
+use super::state::PluginState;
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Config, Engine, Store};
+
+/// Contract versions this pf can load.
+pub const SUPPORTED_CONTRACTS: &[&str] = &["0.1.0"];
+
+/// How a component was obtained by [`Runtime::load`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompileSource {
+    /// Compiled now by Cranelift.
+    Compiled,
+    /// Read from the on-disk cache of precompiled components.
+    DiskCache,
+    /// Already compiled in this process.
+    MemoryCache,
+}
+
+/// A loaded, checked plugin, ready to instantiate.
+pub struct Plugin {
+    /// What the plugin says about itself (`describe`).
+    pub info: types::PluginInfo,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// SHA-256 of the component's bytes.
+    pub sha256: String,
+    /// World, contract version, imports and exports.
+    pub inspection: Inspection,
+    /// How the compiled code was obtained.
+    pub source: CompileSource,
+    /// Time to obtain the compiled code.
+    pub load_seconds: f64,
+    pre: Pre,
+}
+
+enum Pre {
+    Learner(LearnerPre<PluginState>),
+    Optimizer(OptimizerPre<PluginState>),
+}
+
+impl Plugin {
+    /// Learner or optimizer.
+    pub fn kind(&self) -> PluginKind {
+        self.inspection.kind
+    }
+
+    /// The plugin's name, as it describes itself.
+    pub fn name(&self) -> &str {
+        &self.info.name
+    }
+}
+
+/// The WebAssembly engine, its linkers and the compile cache.
+pub struct Runtime {
+    engine: Engine,
+    learner_linker: Linker<PluginState>,
+    optimizer_linker: Linker<PluginState>,
+    cache_dir: Option<PathBuf>,
+    compiled: Mutex<HashMap<String, Component>>,
+    /// Limits applied to every instance.
+    pub limits: Limits,
+}
+
+/// The default folder of precompiled components: `$PF_CACHE_DIR`, else
+/// `$XDG_CACHE_HOME/pf/components`, else `~/.cache/pf/components`.
+pub fn default_cache_dir() -> Option<PathBuf> {
+    if let Some(d) = std::env::var_os("PF_CACHE_DIR") {
+        return Some(PathBuf::from(d).join("components"));
+    }
+    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
+        return Some(PathBuf::from(d).join("pf").join("components"));
+    }
+    std::env::var_os("HOME").map(|h| {
+        PathBuf::from(h)
+            .join(".cache")
+            .join("pf")
+            .join("components")
+    })
+}
+
+impl Runtime {
+    /// A runtime with these limits, caching compiled components in
+    /// `cache_dir` (no disk cache when `None`).
+    pub fn new(limits: Limits, cache_dir: Option<PathBuf>) -> Result<Self> {
+        limits.validate()?;
+        let mut config = Config::new();
+        config
+            .consume_fuel(true)
+            .concurrency_support(false)
+            .max_wasm_stack(1 << 20)
+            .wasm_component_model(true);
+        let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let mut learner_linker = Linker::new(&engine);
+        Learner::add_to_linker::<_, HasSelf<_>>(&mut learner_linker, |s: &mut PluginState| s)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let mut optimizer_linker = Linker::new(&engine);
+        Optimizer::add_to_linker::<_, HasSelf<_>>(&mut optimizer_linker, |s: &mut PluginState| s)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        Ok(Runtime {
+            engine,
+            learner_linker,
+            optimizer_linker,
+            cache_dir,
+            compiled: Mutex::new(HashMap::new()),
+            limits,
+        })
+    }
+
+    /// The wasmtime engine.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    fn cache_key(&self, sha256: &str) -> String {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.engine.precompile_compatibility_hash().hash(&mut h);
+        format!("{sha256}-{:016x}.cwasm", h.finish())
+    }
+
+    /// Compiles a component, or takes it from the memory or disk cache.
+    fn compile(&self, bytes: &[u8], sha256: &str) -> Result<(Component, CompileSource)> {
+        if let Some(c) = self.compiled.lock().expect("cache lock").get(sha256) {
+            return Ok((c.clone(), CompileSource::MemoryCache));
+        }
+        let key = self.cache_key(sha256);
+        if let Some(dir) = &self.cache_dir {
+            let path = dir.join(&key);
+            if path.is_file() {
+                // SAFETY: files in the cache are written only by
+                // `precompile_component` of an engine with the same
+                // compatibility hash (part of the file name), atomically.
+                match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                    Ok(c) => {
+                        self.compiled
+                            .lock()
+                            .expect("cache lock")
+                            .insert(sha256.to_string(), c.clone());
+                        return Ok((c, CompileSource::DiskCache));
+                    }
+                    Err(_) => {
+                        // A stale or damaged entry: compile afresh below.
+                        let _ = std::fs::remove_file(&path);
+                    }
+                }
+            }
+        }
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        if let Some(dir) = &self.cache_dir {
+            if let Ok(serialized) = self.engine.precompile_component(bytes) {
+                // The cache only saves time; failing to write it is not an error.
+                let _ = std::fs::create_dir_all(dir)
+                    .map_err(anyhow::Error::from)
+                    .and_then(|_| crate::io::atomic_write(&dir.join(&key), &serialized));
+            }
+        }
+        self.compiled
+            .lock()
+            .expect("cache lock")
+            .insert(sha256.to_string(), component.clone());
+        Ok((component, CompileSource::Compiled))
+    }
+
+    /// Loads a plugin from a file, checking that it is a pf component of a
+    /// supported contract version that imports nothing but pf's interfaces.
+    pub fn load(&self, path: &Path) -> Result<Arc<Plugin>> {
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read plugin {}", path.display()))?;
+        self.load_bytes(&bytes, path)
+            .with_context(|| format!("cannot load plugin {}", path.display()))
+    }
+
+    /// Loads a plugin from its bytes (`path` is for messages).
+    pub fn load_bytes(&self, bytes: &[u8], path: &Path) -> Result<Arc<Plugin>> {
+        let inspection = inspect::inspect(bytes)?;
+        if !SUPPORTED_CONTRACTS.contains(&inspection.contract.as_str()) {
+            bail!(
+                "it targets contract pocketflow:plugin@{}, but this pf accepts {}; rebuild it against a supported pf-sdk",
+                inspection.contract,
+                SUPPORTED_CONTRACTS
+                    .iter()
+                    .map(|v| format!("@{v}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+        let sha256 = crate::io::sha256_hex(bytes);
+        let began = Instant::now();
+        let (component, source) = self.compile(bytes, &sha256)?;
+        let load_seconds = began.elapsed().as_secs_f64();
+        let pre = match inspection.kind {
+            PluginKind::Learner => Pre::Learner(
+                LearnerPre::new(
+                    self.learner_linker
+                        .instantiate_pre(&component)
+                        .map_err(|e| anyhow::anyhow!("{e:#}"))?,
+                )
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?,
+            ),
+            PluginKind::Optimizer => Pre::Optimizer(
+                OptimizerPre::new(
+                    self.optimizer_linker
+                        .instantiate_pre(&component)
+                        .map_err(|e| anyhow::anyhow!("{e:#}"))?,
+                )
+                .map_err(|e| anyhow::anyhow!("{e:#}"))?,
+            ),
+        };
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "plugin".into());
+        let mut plugin = Plugin {
+            info: types::PluginInfo {
+                name: stem,
+                version: String::new(),
+                summary: String::new(),
+                params_schema: String::new(),
+            },
+            path: path.to_path_buf(),
+            sha256,
+            inspection,
+            source,
+            load_seconds,
+            pre,
+        };
+        let info = match plugin.kind() {
+            PluginKind::Learner => self.learner(&plugin, None, 0)?.describe()?,
+            PluginKind::Optimizer => self.optimizer(&plugin, 0)?.describe()?,
+        };
+        plugin.info = info;
+        Ok(Arc::new(plugin))
+    }
+
+    fn store(&self, plugin: &Plugin, seed: u64) -> Store<PluginState> {
+        let rng = crate::rng::stream(seed, &["plugin", &plugin.sha256]);
+        let mut store = Store::new(
+            &self.engine,
+            PluginState::new(&plugin.info.name, self.limits.clone(), rng),
+        );
+        store.limiter(|s| s);
+        store
+    }
+
+    /// A fresh learner instance working on `model` (none for `describe`
+    /// only), with its randomness seeded by `seed`.
+    pub fn learner(
+        &self,
+        plugin: &Plugin,
+        model: Option<super::ModelContext>,
+        seed: u64,
+    ) -> Result<LearnerInstance> {
+        let Pre::Learner(pre) = &plugin.pre else {
+            bail!("plugin `{}` is an optimizer, not a learner", plugin.name());
+        };
+        let mut store = self.store(plugin, seed);
+        store.data_mut().model = model;
+        store
+            .set_fuel(self.limits.fuel_per_call)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let bindings = pre
+            .instantiate(&mut store)
+            .map_err(|e| anyhow::anyhow!("instantiating `{}`: {e:#}", plugin.name()))?;
+        Ok(LearnerInstance {
+            store,
+            bindings,
+            trapped: None,
+        })
+    }
+
+    /// A fresh optimizer instance with its randomness seeded by `seed`.
+    pub fn optimizer(&self, plugin: &Plugin, seed: u64) -> Result<OptimizerInstance> {
+        let Pre::Optimizer(pre) = &plugin.pre else {
+            bail!("plugin `{}` is a learner, not an optimizer", plugin.name());
+        };
+        let mut store = self.store(plugin, seed);
+        store
+            .set_fuel(self.limits.fuel_per_call)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let bindings = pre
+            .instantiate(&mut store)
+            .map_err(|e| anyhow::anyhow!("instantiating `{}`: {e:#}", plugin.name()))?;
+        Ok(OptimizerInstance {
+            store,
+            bindings,
+            search: None,
+            trapped: None,
+        })
+    }
+}
+
+/// Runs one export call under a fresh fuel budget and turns traps into
+/// typed errors.
+fn call<T>(
+    store: &mut Store<PluginState>,
+    trapped: &mut Option<CallError>,
+    export: &str,
+    f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<Result<T, types::Error>>,
+) -> Result<T, CallError> {
+    let plugin = store.data().plugin.clone();
+    if let Some(t) = trapped {
+        return Err(CallError {
+            plugin,
+            export: export.to_string(),
+            cause: Cause::Trap(format!(
+                "the instance is unusable after it failed in `{}`",
+                t.export
+            )),
+        });
+    }
+    let fuel = store.data().limits.fuel_per_call;
+    let _ = store.set_fuel(fuel);
+    store.data_mut().reset_call_markers();
+    let result = f(store);
+    match result {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(CallError {
+            plugin,
+            export: export.to_string(),
+            cause: Cause::Returned(e),
+        }),
+        Err(e) => {
+            let cause = classify(store.data(), &e);
+            let err = CallError {
+                plugin,
+                export: export.to_string(),
+                cause,
+            };
+            *trapped = Some(err.clone());
+            Err(err)
+        }
+    }
+}
+
+/// Why a call trapped.
+fn classify(state: &PluginState, e: &wasmtime::Error) -> Cause {
+    if state.memory_limit_hit {
+        return Cause::MemoryLimit;
+    }
+    if let Some(m) = &state.host_trap {
+        return Cause::Sandbox(m.clone());
+    }
+    match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) => Cause::OutOfFuel,
+        Some(wasmtime::Trap::StackOverflow) => Cause::StackOverflow,
+        _ if state.panic.is_some() => Cause::Panic(state.panic.clone().unwrap_or_default()),
+        _ => Cause::Trap(format!("{e:#}")),
+    }
+}
+
+/// One learner instance: a short-lived store holding the model under
+/// compression.
+pub struct LearnerInstance {
+    store: Store<PluginState>,
+    bindings: Learner,
+    trapped: Option<CallError>,
+}
+
+impl LearnerInstance {
+    /// Store data (log, model, counters).
+    pub fn state(&self) -> &PluginState {
+        self.store.data()
+    }
+
+    /// Mutable store data.
+    pub fn state_mut(&mut self) -> &mut PluginState {
+        self.store.data_mut()
+    }
+
+    /// Takes the model context out of the instance.
+    pub fn take_model(&mut self) -> Option<super::ModelContext> {
+        self.store.data_mut().model.take()
+    }
+
+    /// `describe`.
+    pub fn describe(&mut self) -> Result<types::PluginInfo, CallError> {
+        let b = &self.bindings;
+        call(&mut self.store, &mut self.trapped, "describe", |s| {
+            b.pocketflow_plugin_learner_plugin()
+                .call_describe(s)
+                .map(Ok)
+        })
+    }
+
+    /// `search-space`.
+    pub fn search_space(&mut self) -> Result<Vec<types::ParamSpec>, CallError> {
+        let b = &self.bindings;
+        call(&mut self.store, &mut self.trapped, "search-space", |s| {
+            b.pocketflow_plugin_learner_plugin().call_search_space(s)
+        })
+    }
+
+    /// `compress`.
+    pub fn compress(&mut self, params: &[types::Param]) -> Result<CompressReport, CallError> {
+        let b = &self.bindings;
+        call(&mut self.store, &mut self.trapped, "compress", |s| {
+            b.pocketflow_plugin_learner_plugin()
+                .call_compress(s, params)
+        })
+    }
+
+    /// `on-train-step`.
+    pub fn on_train_step(&mut self, step: u32, total: u32) -> Result<(), CallError> {
+        let b = &self.bindings;
+        call(&mut self.store, &mut self.trapped, "on-train-step", |s| {
+            b.pocketflow_plugin_learner_plugin()
+                .call_on_train_step(s, step, total)
+        })
+    }
+
+    /// `finish`.
+    pub fn finish(&mut self) -> Result<CompressReport, CallError> {
+        let b = &self.bindings;
+        call(&mut self.store, &mut self.trapped, "finish", |s| {
+            b.pocketflow_plugin_learner_plugin().call_finish(s)
+        })
+    }
+
+    /// The host's fine-tuning: `steps` training steps on the model, calling
+    /// the plugin's `on-train-step` after each.
+    pub fn fine_tune(&mut self, steps: u64) -> Result<crate::train::TrainReport, TrialError> {
+        let ctx = self
+            .store
+            .data_mut()
+            .model
+            .as_mut()
+            .ok_or_else(|| TrialError::Host(anyhow::anyhow!("the learner has no model")))?;
+        // The store keeps a parking copy; after each step the trained model
+        // is swapped in while the plugin runs, then swapped back out.
+        let parked = ctx.model.try_clone().map_err(TrialError::Host)?;
+        let mut trained = std::mem::replace(&mut ctx.model, parked);
+        let data = ctx.data.clone();
+        let config = ctx.next_config(steps, "host-finetune");
+        let trainer = crate::train::Trainer {
+            config,
+            data: &data.train,
+            norm: data.norm.clone(),
+            teacher: None,
+            checkpoint: None,
+            progress: false,
+        };
+        let mut hook = PluginHook {
+            instance: self,
+            error: None,
+        };
+        let result = trainer.run(&mut trained, Some(&mut hook));
+        let plugin_error = hook.error.take();
+        if let Some(ctx) = self.store.data_mut().model.as_mut() {
+            ctx.model = trained;
+        }
+        match (plugin_error, result) {
+            (Some(e), _) => Err(TrialError::Plugin(e)),
+            (None, Err(e)) => Err(TrialError::Host(e)),
+            (None, Ok(r)) => Ok(r),
+        }
+    }
+}
+
+/// Calls the learner's `on-train-step` after each host training step, with
+/// the trained model swapped into the plugin's store for the call.
+struct PluginHook<'a> {
+    instance: &'a mut LearnerInstance,
+    error: Option<CallError>,
+}
+
+impl crate::train::StepHook for PluginHook<'_> {
+    fn after_step(&mut self, model: &mut crate::model::Model, step: u64, total: u64) -> Result<()> {
+        let swap = |inst: &mut LearnerInstance, model: &mut crate::model::Model| {
+            if let Some(ctx) = inst.store.data_mut().model.as_mut() {
+                std::mem::swap(&mut ctx.model, model);
+            }
+        };
+        swap(self.instance, model);
+        let r = self.instance.on_train_step(
+            u32::try_from(step).unwrap_or(u32::MAX),
+            u32::try_from(total).unwrap_or(u32::MAX),
+        );
+        swap(self.instance, model);
+        if let Err(e) = r {
+            let msg = e.to_string();
+            self.error = Some(e);
+            bail!(msg);
+        }
+        Ok(())
+    }
+}
+
+/// What a learner's `compress` and `finish` return.
+pub type CompressReport =
+    super::bindings::learner::exports::pocketflow::plugin::learner_plugin::CompressReport;
+
+/// Why a trial step failed: the plugin, or the host.
+#[derive(Debug, thiserror::Error)]
+pub enum TrialError {
+    /// The plugin failed (trap or error value).
+    #[error(transparent)]
+    Plugin(#[from] CallError),
+    /// The host failed (training diverged, bad data, ...).
+    #[error("{0:#}")]
+    Host(anyhow::Error),
+}
+
+/// One optimizer instance.
+pub struct OptimizerInstance {
+    store: Store<PluginState>,
+    bindings: Optimizer,
+    search: Option<wasmtime::component::ResourceAny>,
+    trapped: Option<CallError>,
+}
+
+/// The outcome of a trial as an optimizer sees it.
+pub type Outcome =
+    super::bindings::optimizer::exports::pocketflow::plugin::optimizer_plugin::Outcome;
+
+impl OptimizerInstance {
+    /// Store data (log, counters).
+    pub fn state(&self) -> &PluginState {
+        self.store.data()
+    }
+
+    /// `describe`.
+    pub fn describe(&mut self) -> Result<types::PluginInfo, CallError> {
+        let b = &self.bindings;
+        call(&mut self.store, &mut self.trapped, "describe", |s| {
+            b.pocketflow_plugin_optimizer_plugin()
+                .call_describe(s)
+                .map(Ok)
+        })
+    }
+
+    /// `search.create`: starts the search.
+    pub fn create(&mut self, space: &[types::ParamSpec], budget: u32) -> Result<(), CallError> {
+        let b = &self.bindings;
+        let r = call(&mut self.store, &mut self.trapped, "search.create", |s| {
+            b.pocketflow_plugin_optimizer_plugin()
+                .search()
+                .call_create(s, space, budget)
+        })?;
+        self.search = Some(r);
+        Ok(())
+    }
+
+    fn handle(&self, export: &str) -> Result<wasmtime::component::ResourceAny, CallError> {
+        self.search.ok_or_else(|| CallError {
+            plugin: self.store.data().plugin.clone(),
+            export: export.to_string(),
+            cause: Cause::Sandbox("the search was not created".into()),
+        })
+    }
+
+    /// `search.suggest`.
+    pub fn suggest(&mut self) -> Result<Vec<types::Param>, CallError> {
+        let h = self.handle("search.suggest")?;
+        let b = &self.bindings;
+        call(&mut self.store, &mut self.trapped, "search.suggest", |s| {
+            b.pocketflow_plugin_optimizer_plugin()
+                .search()
+                .call_suggest(s, h)
+        })
+    }
+
+    /// `search.observe`.
+    pub fn observe(&mut self, params: &[types::Param], outcome: &Outcome) -> Result<(), CallError> {
+        let h = self.handle("search.observe")?;
+        let b = &self.bindings;
+        call(&mut self.store, &mut self.trapped, "search.observe", |s| {
+            b.pocketflow_plugin_optimizer_plugin()
+                .search()
+                .call_observe(s, h, params, outcome)
+        })
+    }
+}
