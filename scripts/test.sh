@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs every pf test. This is the README's test command and what CI runs.
-# Needs only a Rust toolchain (cargo); everything else is built here.
+# Needs only a Rust toolchain (cargo); everything else is built or installed
+# here, the wasm32 toolchain for the plugins included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null; then
   echo "error: cargo is not installed; install Rust from https://rustup.rs" >&2
   exit 1
 fi
+# The plugins and the test fixtures, as WebAssembly components in
+# target/plugins (installs the wasm32 toolchain when missing).
+bash scripts/build-plugins.sh --fixtures
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"

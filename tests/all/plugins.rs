@@ -175,10 +175,11 @@ fn hostile_optimizers_are_caught_by_the_suite_or_end_in_typed_errors() {
         let mut space = conformance::test_space();
         space.push(pf::plugin::bindings::types::ParamSpec {
             name: "attack".into(),
-            kind: pf::plugin::bindings::types::ParamKind::Choice(vec![
-                attack.into(),
-                "none".into(),
-            ]),
+            kind: pf::plugin::bindings::types::ParamKind::Choice(if attack == "none" {
+                vec!["none".into()]
+            } else {
+                vec![attack.into(), "none".into()]
+            }),
             default: ParamValue::Choice(attack.into()),
             help: String::new(),
             context: vec![],
@@ -383,5 +384,129 @@ fn pf_plugin_apply_prunes_to_the_target_counted_by_the_host() {
         stderr(&out).contains("`sparsity` = 1.5 is not a float in [0, 0.99]"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// Fraction of zero entries in each weight layer.
+fn layer_sparsity(model: &pf::model::Model) -> Vec<(String, f64)> {
+    model
+        .graph
+        .layers
+        .iter()
+        .filter(|l| l.op.has_weight())
+        .map(|l| {
+            let w: Vec<f32> = model.params[&format!("{}.weight", l.name)]
+                .as_tensor()
+                .flatten_all()
+                .unwrap()
+                .to_vec1()
+                .unwrap();
+            let zeros = w.iter().filter(|x| **x == 0.0).count();
+            (l.name.clone(), zeros as f64 / w.len() as f64)
+        })
+        .collect()
+}
+
+#[test]
+fn weight_sparse_follows_the_cubic_schedule_on_host_steps() {
+    let rt = Runtime::new(Limits::default(), None).unwrap();
+    let plugin = rt.load(&plugin_file("weight_sparse")).unwrap();
+    let (base, data) = conformance::digits_baseline(2, 30).unwrap();
+    let ctx = pf::plugin::ModelContext {
+        model: base,
+        data,
+        finetune: FineTune::default(),
+        seed: 2,
+        finetune_calls: 0,
+    };
+    let mut inst = rt.learner(&plugin, Some(ctx), 2).unwrap();
+    let space = inst.search_space(&[]).unwrap();
+    inst.compress(&pf::plugin::space::defaults(&space)).unwrap();
+    let overall = |inst: &mut pf::plugin::LearnerInstance| {
+        let m = &inst.state().model.as_ref().unwrap().model;
+        let per = layer_sparsity(m);
+        per.iter().map(|(_, s)| *s).fold(f64::INFINITY, f64::min)
+    };
+    assert_eq!(
+        overall(&mut inst),
+        0.0,
+        "s_i = 0 prunes nothing at compress"
+    );
+    // Defaults: s_f = 0.8, t0 = 0, end = 0.75·total, Δt = 10. With 40 host
+    // steps the end step is 30; at step 10 every layer is at
+    // 0.8·(1 − (1 − 10/30)³) = 0.5630.
+    for step in 1..=10 {
+        inst.on_train_step(step, 40).unwrap();
+    }
+    let s10 = overall(&mut inst);
+    assert!((s10 - 0.5630).abs() < 0.01, "sparsity at step 10: {s10}");
+    for step in 11..=30 {
+        inst.on_train_step(step, 40).unwrap();
+    }
+    let s30 = overall(&mut inst);
+    assert!((s30 - 0.8).abs() < 0.01, "sparsity at the end step: {s30}");
+}
+
+#[test]
+fn weight_sparse_per_layer_targets_are_declared_with_context_and_reached() {
+    let rt = Runtime::new(Limits::default(), None).unwrap();
+    let plugin = rt.load(&plugin_file("weight_sparse")).unwrap();
+    let (base, data) = conformance::digits_baseline(4, 30).unwrap();
+    let layers: Vec<String> = layer_sparsity(&base).into_iter().map(|(n, _)| n).collect();
+    let ctx = || pf::plugin::ModelContext {
+        model: base.try_clone().unwrap(),
+        data: data.clone(),
+        finetune: FineTune::default(),
+        seed: 4,
+        finetune_calls: 0,
+    };
+    // Without the switch there are no per-layer dimensions.
+    let uniform = rt
+        .learner(&plugin, Some(ctx()), 4)
+        .unwrap()
+        .search_space(&[])
+        .unwrap();
+    assert!(uniform.iter().all(|s| !s.name.starts_with("sparsity.")));
+    let on = Param {
+        name: "per_layer".into(),
+        value: ParamValue::Boolean(true),
+    };
+    let space = rt
+        .learner(&plugin, Some(ctx()), 4)
+        .unwrap()
+        .search_space(std::slice::from_ref(&on))
+        .unwrap();
+    let per: Vec<_> = space
+        .iter()
+        .filter(|s| s.name.starts_with("sparsity."))
+        .collect();
+    assert_eq!(per.len(), layers.len());
+    assert!(per.iter().all(|s| s.context.len() == 8), "context vectors");
+    assert_ne!(per[0].context, per[per.len() - 1].context);
+    let mut params = pf::plugin::space::defaults(&space);
+    for p in params.iter_mut() {
+        if p.name == "per_layer" {
+            p.value = ParamValue::Boolean(true);
+        }
+        if p.name == format!("sparsity.{}", layers[0]) {
+            p.value = ParamValue::Float(0.3);
+        }
+        if p.name == format!("sparsity.{}", layers[1]) {
+            p.value = ParamValue::Float(0.9);
+        }
+    }
+    let spec = TrialSpec {
+        params,
+        finetune_steps: 0,
+        finetune: FineTune::default(),
+        seed: 4,
+    };
+    let r = run_learner(&rt, &plugin, &base, data.clone(), &spec).unwrap();
+    let got = layer_sparsity(&r.model);
+    assert!((got[0].1 - 0.3).abs() < 0.01, "{got:?}");
+    assert!((got[1].1 - 0.9).abs() < 0.01, "{got:?}");
+    assert!(
+        (got[2].1 - 0.8).abs() < 0.01,
+        "the rest keep the uniform 0.8: {got:?}"
     );
 }

@@ -305,7 +305,7 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
     let space = match plugin.kind() {
         PluginKind::Learner => Some(
             rt.learner(&plugin, Some(probe_context(0)?), 0)?
-                .search_space()
+                .search_space(&[])
                 .map_err(anyhow::Error::from)?,
         ),
         PluginKind::Optimizer => None,
@@ -456,17 +456,28 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
         momentum: 0.9,
         weight_decay: a.weight_decay,
     };
-    let probe = ModelContext {
-        model: base.try_clone()?,
-        data: data.clone(),
-        finetune: finetune.clone(),
-        seed: a.seed,
-        finetune_calls: 0,
+    // The space may depend on what the user fixed (e.g. per-layer
+    // dimensions): ask with the --set values that fit the default space
+    // first, then parse every --set against the space they shape.
+    let space_for = |settings: &[pf::plugin::bindings::types::Param]| -> Result<Vec<ParamSpec>> {
+        let probe = ModelContext {
+            model: base.try_clone()?,
+            data: data.clone(),
+            finetune: finetune.clone(),
+            seed: a.seed,
+            finetune_calls: 0,
+        };
+        rt.learner(&plugin, Some(probe), a.seed)?
+            .search_space(settings)
+            .map_err(anyhow::Error::from)
     };
-    let space = rt
-        .learner(&plugin, Some(probe), a.seed)?
-        .search_space()
-        .map_err(anyhow::Error::from)?;
+    let default_space = space_for(&[])?;
+    let settings: Vec<_> = a
+        .set
+        .iter()
+        .filter_map(|s| space::parse_assignment(&default_space, s).ok())
+        .collect();
+    let space = space_for(&settings)?;
     let mut params = space::defaults(&space);
     for s in &a.set {
         let p = space::parse_assignment(&space, s).map_err(|e| anyhow::anyhow!("--set {e}"))?;

@@ -194,7 +194,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         seed: 0,
         finetune_calls: 0,
     };
-    let sp = rt.learner(&plugin, Some(probe), 0)?.search_space()?;
+    let sp = rt.learner(&plugin, Some(probe), 0)?.search_space(&[])?;
     let mut params = space::defaults(&sp);
     for (name, value) in [
         ("sparsity", a.sparsity.to_string()),

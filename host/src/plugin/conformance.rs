@@ -304,7 +304,7 @@ pub fn run_learner_suite(
     };
     let space = rt
         .learner(plugin, Some(probe), suite.seed)?
-        .search_space()
+        .search_space(&[])
         .map_err(|e| e.to_string())
         .and_then(|s| space::validate_space(&s).map(|_| s));
     let space_ok = rep.check(

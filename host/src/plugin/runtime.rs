@@ -141,11 +141,14 @@ impl Runtime {
         let key = self.cache_key(sha256);
         if let Some(dir) = &self.cache_dir {
             let path = dir.join(&key);
-            if path.is_file() {
+            // Read into memory rather than mapping the file: a mapped cache
+            // file truncated by someone else would take the process down.
+            if let Ok(serialized) = std::fs::read(&path) {
                 // SAFETY: files in the cache are written only by
                 // `precompile_component` of an engine with the same
-                // compatibility hash (part of the file name), atomically.
-                match unsafe { Component::deserialize_file(&self.engine, &path) } {
+                // compatibility hash (part of the file name), atomically;
+                // wasmtime checks the header before use.
+                match unsafe { Component::deserialize(&self.engine, &serialized) } {
                     Ok(c) => {
                         self.compiled
                             .lock()
@@ -398,11 +401,15 @@ impl LearnerInstance {
         })
     }
 
-    /// `search-space`.
-    pub fn search_space(&mut self) -> Result<Vec<types::ParamSpec>, CallError> {
+    /// `search-space`, given the values the user fixed.
+    pub fn search_space(
+        &mut self,
+        settings: &[types::Param],
+    ) -> Result<Vec<types::ParamSpec>, CallError> {
         let b = &self.bindings;
         call(&mut self.store, &mut self.trapped, "search-space", |s| {
-            b.pocketflow_plugin_learner_plugin().call_search_space(s)
+            b.pocketflow_plugin_learner_plugin()
+                .call_search_space(s, settings)
         })
     }
 

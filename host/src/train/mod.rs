@@ -68,7 +68,7 @@ impl TrainConfig {
 
     /// Total steps over `n` samples.
     pub fn total_steps(&self, n: usize) -> u64 {
-        let full = self.epochs * self.steps_per_epoch(n);
+        let full = self.epochs.saturating_mul(self.steps_per_epoch(n));
         self.max_steps.map_or(full, |m| m.min(full))
     }
 

@@ -1,0 +1,124 @@
+//! The [`Learner`] trait: a compression algorithm.
+
+use crate::bindings::learner_plugin::CompressReport;
+use crate::bindings::types::PluginInfo;
+use crate::{Extra, Model, ParamSpec, Params, Result};
+
+/// Who a plugin is: what `describe` returns, less the parameter schema (the
+/// SDK fills that in from the parameter struct).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Info {
+    /// Short machine name, e.g. `weight_sparse`.
+    pub name: String,
+    /// Semantic version, usually `env!("CARGO_PKG_VERSION")`.
+    pub version: String,
+    /// One-paragraph description.
+    pub summary: String,
+}
+
+impl Info {
+    /// An `Info` from its three parts.
+    pub fn new(
+        name: impl Into<String>,
+        version: impl Into<String>,
+        summary: impl Into<String>,
+    ) -> Self {
+        Info {
+            name: name.into(),
+            version: version.into(),
+            summary: summary.into(),
+        }
+    }
+
+    pub(crate) fn into_plugin_info(self, params_schema: String) -> PluginInfo {
+        PluginInfo {
+            name: self.name,
+            version: self.version,
+            summary: self.summary,
+            params_schema,
+        }
+    }
+}
+
+/// What a compression did, for pf's report: a one-line summary and named
+/// numbers.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Report {
+    /// One line for the user.
+    pub summary: String,
+    /// Named numbers, e.g. `("sparsity", 0.8)`.
+    pub values: Vec<(String, f64)>,
+}
+
+impl Report {
+    /// A report with this summary and no values.
+    pub fn new(summary: impl Into<String>) -> Self {
+        Report {
+            summary: summary.into(),
+            values: Vec::new(),
+        }
+    }
+
+    /// The same report with one more named value.
+    pub fn with(mut self, name: impl Into<String>, value: f64) -> Self {
+        self.values.push((name.into(), value));
+        self
+    }
+
+    pub(crate) fn into_wit(self) -> CompressReport {
+        CompressReport {
+            summary: self.summary,
+            values: self.values,
+        }
+    }
+}
+
+/// A compression algorithm. Implement it on the type that holds the state a
+/// compression keeps between the host's calls, then export it with
+/// [`export_learner!`](crate::export_learner).
+///
+/// The host calls, per trial: [`search_space`](Learner::search_space) (any
+/// time), [`compress`](Learner::compress) once, then
+/// [`on_train_step`](Learner::on_train_step) after each of its fine-tuning
+/// steps, then [`finish`](Learner::finish) once. The SDK keeps the value
+/// `compress` returns and hands it to the later calls; a call that comes
+/// before any `compress` is answered with an `invalid-argument` error.
+pub trait Learner: Sized + 'static {
+    /// The hyper-parameters, as a struct (see [`Params`]).
+    type Params: Params;
+
+    /// Name, version and summary.
+    fn info() -> Info;
+
+    /// The search space. By default one dimension per field of
+    /// [`Self::Params`]; override it to add dimensions that depend on the model
+    /// (e.g. one ratio per layer, with the layer's features as `context`):
+    /// their values reach [`compress`](Learner::compress) in [`Extra`]. The SDK
+    /// validates the space (see [`space::validate_strict`](crate::space::validate_strict)).
+    ///
+    /// `settings` are the parameters with the values the user fixed (the
+    /// defaults elsewhere), so the space may depend on them, e.g. per-layer
+    /// dimensions only when a `per_layer` switch is on.
+    fn search_space(settings: &Self::Params, model: &Model) -> Result<Vec<ParamSpec>> {
+        let _ = (settings, model);
+        Self::Params::search_space()
+    }
+
+    /// Compresses the model with these parameters and returns the state kept
+    /// for the later calls, with a report of what was done so far.
+    fn compress(params: Self::Params, extra: &Extra, model: &Model) -> Result<(Self, Report)>;
+
+    /// Called after each of the host's fine-tuning steps (`step` of `total`,
+    /// from 1). Does nothing by default.
+    fn on_train_step(&mut self, model: &Model, step: u32, total: u32) -> Result<()> {
+        let _ = (model, step, total);
+        Ok(())
+    }
+
+    /// Called once after the host's fine-tuning: bring the model to its
+    /// target and report. Returns an empty report by default.
+    fn finish(&mut self, model: &Model) -> Result<Report> {
+        let _ = model;
+        Ok(Report::default())
+    }
+}

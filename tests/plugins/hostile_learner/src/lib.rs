@@ -1,0 +1,135 @@
+//! A learner that misbehaves on purpose, for pf's sandbox tests. The
+//! parameter `attack` picks what `compress` does; `none` behaves.
+
+use pf_sdk::prelude::*;
+use std::hint::black_box;
+
+/// What `compress` does.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(crate = "pf_sdk::serde", rename_all = "snake_case")]
+#[schemars(crate = "pf_sdk::schemars")]
+enum Attack {
+    /// Sets nothing and succeeds.
+    #[default]
+    None,
+    /// Spins forever.
+    InfiniteLoop,
+    /// Allocates and touches 16 MiB chunks forever.
+    MemoryBomb,
+    /// Recurses without end until the call stack overflows.
+    DeepRecursion,
+    /// Panics with `hostile plugin panicked on purpose`.
+    Panic,
+    /// Uses a tensor handle it made up.
+    ForgedHandle,
+    /// Uses a tensor handle after dropping it.
+    DroppedHandle,
+    /// Creates tensors forever without dropping them.
+    TensorFlood,
+    /// Sets every layer's weight to NaN.
+    NanWeights,
+    /// Behaves, but makes 1,000,000 `host.random-u64` calls first (for
+    /// measuring the cost of one host call).
+    HostCalls,
+}
+
+/// The host calls `host_calls` makes.
+const HOST_CALLS: u64 = 1_000_000;
+
+/// The hyper-parameters.
+#[derive(Serialize, Deserialize, JsonSchema, Default)]
+#[serde(crate = "pf_sdk::serde", default)]
+#[schemars(crate = "pf_sdk::schemars")]
+struct HostileParams {
+    /// The misbehaviour `compress` performs.
+    attack: Attack,
+}
+
+struct Hostile;
+
+/// Recursion the optimiser cannot turn into a loop: every frame makes a host
+/// call and does non-commutative work after the recursive call. Nothing
+/// lives in linear memory (no address is taken), so it is the engine's own
+/// call stack that overflows, not the module's shadow stack.
+#[allow(unconditional_recursion)]
+#[inline(never)]
+fn recurse(depth: u64) -> u64 {
+    let r = HostRng::new().u64();
+    let below = recurse(depth.wrapping_add(r | 1));
+    below.wrapping_sub(r).rotate_left((depth & 63) as u32)
+}
+
+impl Learner for Hostile {
+    type Params = HostileParams;
+
+    fn info() -> Info {
+        Info::new(
+            "hostile_learner",
+            env!("CARGO_PKG_VERSION"),
+            "Test fixture: misbehaves in `compress` as the parameter `attack` says.",
+        )
+    }
+
+    fn compress(params: HostileParams, _: &Extra, model: &Model) -> Result<(Self, Report)> {
+        match params.attack {
+            Attack::None | Attack::HostCalls => {}
+            Attack::InfiniteLoop => {
+                let mut x = 0u64;
+                loop {
+                    x = black_box(x.wrapping_add(1));
+                }
+            }
+            Attack::MemoryBomb => {
+                let mut hoard: Vec<Vec<u8>> = Vec::new();
+                loop {
+                    let mut chunk = vec![0u8; 16 << 20];
+                    for i in (0..chunk.len()).step_by(4096) {
+                        chunk[i] = 1;
+                    }
+                    hoard.push(black_box(chunk));
+                }
+            }
+            Attack::DeepRecursion => {
+                black_box(recurse(black_box(0)));
+            }
+            Attack::Panic => panic!("hostile plugin panicked on purpose"),
+            Attack::ForgedHandle => {
+                // SAFETY: not safe at all: the point is to see the host refuse it.
+                let forged = unsafe { Tensor::from_handle(0xDEAD) };
+                black_box(forged.numel());
+            }
+            Attack::DroppedHandle => {
+                let t = Tensor::full(&[2, 2], 1.0)?;
+                let raw = t.handle();
+                drop(t);
+                // SAFETY: not safe at all: the handle was freed above.
+                let stale = unsafe { Tensor::from_handle(raw) };
+                black_box(stale.sum_all()?);
+            }
+            Attack::TensorFlood => loop {
+                // Ends only when the host refuses a tensor (the error returns).
+                std::mem::forget(Tensor::full(&[16], 0.0)?);
+            },
+            Attack::NanWeights => {
+                for layer in model.layers() {
+                    let nan = Tensor::full(&layer.weight_shape, f32::NAN)?;
+                    model.set_weight(&layer.name, &nan)?;
+                }
+            }
+        }
+        let mut report = Report::new(format!("attack {:?} done", params.attack));
+        if params.attack == Attack::HostCalls {
+            let mut rng = HostRng::new();
+            let mut acc = 0u64;
+            for _ in 0..HOST_CALLS {
+                acc ^= black_box(rng.u64());
+            }
+            report = report
+                .with("host_calls", HOST_CALLS as f64)
+                .with("xor", (acc >> 11) as f64);
+        }
+        Ok((Hostile, report))
+    }
+}
+
+pf_sdk::export_learner!(Hostile);
