@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # Builds every plugin under plugins/ into a WebAssembly component in
 # target/plugins/NAME.wasm (with --fixtures, the test fixtures under
-# tests/plugins/ too). Installs the wasm32 toolchain when none is present:
+# tests/plugins/ too; with --release, through a release build of pf, which the
+# README's main job then reuses). Installs the wasm32 toolchain when none is present:
 # rustup's wasm32-unknown-unknown target is used where installed, otherwise
 # Debian's rustc-web + rust-web-src + lld build std from source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 fixtures=0
+profile=debug
 for arg in "$@"; do
   case "$arg" in
     --fixtures) fixtures=1 ;;
-    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
-    *) echo "error: unknown argument $arg (use --fixtures)" >&2; exit 2 ;;
+    --release) profile=release ;;
+    -h|--help) sed -n '2,7p' "$0"; exit 0 ;;
+    *) echo "error: unknown argument $arg (use --fixtures, --release)" >&2; exit 2 ;;
   esac
 done
 
@@ -36,8 +39,12 @@ fi
 
 # pf itself does the build: it drives cargo, encodes components with
 # wit-component and refuses any that import more than pf's interfaces.
-cargo build -p pf --locked --quiet
-pf=target/debug/pf
+if [ "$profile" = release ]; then
+  cargo build --release -p pf --locked --quiet
+else
+  cargo build -p pf --locked --quiet
+fi
+pf="target/$profile/pf"
 "$pf" plugin build
 if [ "$fixtures" -eq 1 ]; then
   # Fixtures include a plugin that imports WASI on purpose (the loader must

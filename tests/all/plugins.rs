@@ -510,3 +510,20 @@ fn weight_sparse_per_layer_targets_are_declared_with_context_and_reached() {
         "the rest keep the uniform 0.8: {got:?}"
     );
 }
+
+#[test]
+fn os_randomness_inside_plugins_comes_from_the_host_seed() {
+    // `rand::StdRng::from_os_rng` and getrandom 0.2 inside the plugin are
+    // served by the SDK's backend from the host's stream.
+    let rt = Runtime::new(Limits::default(), None).unwrap();
+    let plugin = rt.load(&plugin_file("os_random")).unwrap();
+    let report = conformance::run_optimizer_suite(&rt, &plugin, 8, 5).unwrap();
+    assert!(report.passed(), "{}", report.failures());
+    let first = |seed: u64| {
+        let mut inst = rt.optimizer(&plugin, seed).unwrap();
+        inst.create(&conformance::test_space(), 3).unwrap();
+        format!("{:?}", inst.suggest().unwrap())
+    };
+    assert_eq!(first(11), first(11));
+    assert_ne!(first(11), first(12));
+}

@@ -203,10 +203,15 @@ fn run_build(a: BuildArgs) -> Result<()> {
                 } else {
                     c.clone()
                 };
-                let target = manifest
+                let dir = manifest
                     .parent()
-                    .map(|d| d.join("target"))
-                    .unwrap_or_else(|| PathBuf::from("target"));
+                    .map(|d| cwd.join(d))
+                    .unwrap_or_else(|| cwd.clone());
+                // Inside a pf checkout, share the repository's target folder
+                // (std is built once); elsewhere use the crate's own.
+                let target = build::find_repo_root(&dir)
+                    .unwrap_or(dir)
+                    .join("target");
                 (manifest, target)
             })
             .collect()
