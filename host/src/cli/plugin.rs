@@ -152,7 +152,7 @@ struct ApplyArgs {
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
     /// Host fine-tuning steps after compression.
-    #[arg(long, default_value_t = 300, value_name = "N")]
+    #[arg(long, default_value_t = 600, value_name = "N")]
     finetune_steps: u64,
     /// Fine-tuning batch size.
     #[arg(long, default_value_t = 64, value_name = "N")]

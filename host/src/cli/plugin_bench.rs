@@ -214,6 +214,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         .map(|l| l.name.clone())
         .collect();
     let (mut wasm, mut native, mut hook_native) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut in_plugin, mut plugin_calls) = (Vec::new(), 0);
     let (mut wasm_sparsity, mut native_sparsity) = (0.0, 0.0);
     for _ in 0..a.rounds {
         let spec = trial::TrialSpec {
@@ -226,6 +227,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let r = trial::run_learner(&rt, &plugin, &base, data.clone(), &spec)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         wasm.push(t.elapsed().as_secs_f64());
+        in_plugin.push(r.plugin_seconds);
+        plugin_calls = r.plugin_calls;
         wasm_sparsity = sparsity(&r.model)?;
 
         let mut ctx = ModelContext {
@@ -270,8 +273,11 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "rounds": a.rounds,
             "wasm_seconds": wasm,
             "native_seconds": native,
-            "native_schedule_seconds": median(hook_native),
-            "overhead_percent": (w - n) / n * 100.0,
+            "native_schedule_seconds": median(hook_native.clone()),
+            "plugin_call_seconds": median(in_plugin.clone()),
+            "plugin_calls": plugin_calls,
+            "overhead_percent_wall": (w - n) / n * 100.0,
+            "overhead_percent_schedule": (median(in_plugin) - median(hook_native)) / n * 100.0,
             "sparsity_wasm": wasm_sparsity,
             "sparsity_native": native_sparsity,
         },

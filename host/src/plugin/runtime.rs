@@ -330,7 +330,11 @@ fn call<T>(
     let fuel = store.data().limits.fuel_per_call;
     let _ = store.set_fuel(fuel);
     store.data_mut().reset_call_markers();
+    let began = Instant::now();
     let result = f(store);
+    let state = store.data_mut();
+    state.call_seconds += began.elapsed().as_secs_f64();
+    state.calls += 1;
     match result {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(CallError {

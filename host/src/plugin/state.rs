@@ -53,6 +53,11 @@ pub struct PluginState {
     pub model: Option<ModelContext>,
     /// Last progress report (done, total, message).
     pub progress: Option<(u64, u64, String)>,
+    /// Wall time spent inside export calls of this instance (including the
+    /// host calls they make), in seconds.
+    pub call_seconds: f64,
+    /// Export calls made.
+    pub calls: u64,
 }
 
 impl PluginState {
@@ -72,6 +77,8 @@ impl PluginState {
             host_trap: None,
             model: None,
             progress: None,
+            call_seconds: 0.0,
+            calls: 0,
         }
     }
 

@@ -35,6 +35,11 @@ pub struct TrialResult {
     pub log: Vec<LogLine>,
     /// Seconds in `compress`, fine-tuning and `finish`.
     pub seconds: [f64; 3],
+    /// Seconds spent inside the plugin's export calls (`compress`,
+    /// every `on-train-step`, `finish`), host calls they made included.
+    pub plugin_seconds: f64,
+    /// Export calls made.
+    pub plugin_calls: u64,
 }
 
 /// Runs one trial.
@@ -63,6 +68,7 @@ pub fn run_learner(
     let finish = inst.finish()?;
     let t3 = Instant::now();
     let log = inst.state().log.clone();
+    let (plugin_seconds, plugin_calls) = (inst.state().call_seconds, inst.state().calls);
     let ctx = inst
         .take_model()
         .ok_or_else(|| TrialError::Host(anyhow::anyhow!("the learner lost its model")))?;
@@ -80,5 +86,7 @@ pub fn run_learner(
             (t2 - t1).as_secs_f64(),
             (t3 - t2).as_secs_f64(),
         ],
+        plugin_seconds,
+        plugin_calls,
     })
 }
