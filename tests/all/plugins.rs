@@ -293,24 +293,32 @@ fn plugins_resolve_by_name_through_pf_plugin_path() {
 }
 
 #[test]
-fn pf_plugin_test_fails_a_plugin_that_breaks_the_contract() {
+fn pf_plugin_test_exits_non_zero_when_a_plugin_fails_its_suite() {
     let dir = tempdir();
-    let path = plugin_file("hostile_optimizer");
-    // Without an `attack` dimension the hostile optimizer behaves; the suite
-    // passes it. Its misbehaviour is exercised above; here the CLI reports a
-    // refused WASI plugin with a non-zero exit.
+    // Random points of the hostile learner's space pick attacks: with seed 1
+    // the second one is a memory bomb, which the suite reports by name.
+    let hostile = plugin_file("hostile_learner");
     let out = run_pf(
         dir.path(),
         &[
             "plugin",
             "test",
-            path.to_str().unwrap(),
-            "--budget",
-            "6",
+            hostile.to_str().unwrap(),
+            "--seed",
+            "1",
+            "--plugin-fuel",
+            "300",
+            "--plugin-memory",
+            "64",
             "--no-cache",
         ],
     );
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("fails the learner conformance suite"), "{err}");
+    assert!(err.contains("attack=memory_bomb"), "{err}");
+    assert!(err.contains("it hit the memory limit"), "{err}");
+    // A plugin that imports WASI does not even load.
     let wasi = plugin_file("wasi_import");
     let out = run_pf(
         dir.path(),

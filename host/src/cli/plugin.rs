@@ -209,9 +209,7 @@ fn run_build(a: BuildArgs) -> Result<()> {
                     .unwrap_or_else(|| cwd.clone());
                 // Inside a pf checkout, share the repository's target folder
                 // (std is built once); elsewhere use the crate's own.
-                let target = build::find_repo_root(&dir)
-                    .unwrap_or(dir)
-                    .join("target");
+                let target = build::find_repo_root(&dir).unwrap_or(dir).join("target");
                 (manifest, target)
             })
             .collect()

@@ -244,16 +244,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
             layers: layers.clone(),
             seconds: 0.0,
         };
-        let config = ctx.next_config(a.steps, "host-finetune");
+        let trainer = ctx.trainer(&data, a.steps, "host-finetune");
         let t = Instant::now();
-        let trainer = pf::train::Trainer {
-            config,
-            data: &data.train,
-            norm: data.norm.clone(),
-            teacher: None,
-            checkpoint: None,
-            progress: false,
-        };
         trainer.run(&mut ctx.model, Some(&mut hook))?;
         native.push(t.elapsed().as_secs_f64());
         hook_native.push(hook.seconds);

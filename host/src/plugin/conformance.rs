@@ -17,7 +17,9 @@
 //! past the budget is refused with an error value; a malformed space is
 //! refused with an error value.
 
-use super::bindings::types::{FloatRange, IntRange, Param, ParamKind, ParamSpec, ParamValue};
+use super::bindings::types::{
+    FloatRange, IntRange, Param, ParamKind, ParamSpec, ParamValue, PluginInfo,
+};
 use super::inspect::PluginKind;
 use super::model_api::{FineTune, ModelContext, TrialData};
 use super::runtime::{Outcome, Plugin, Runtime};
@@ -278,22 +280,7 @@ pub fn run_learner_suite(
         kind: PluginKind::Learner,
         checks: Vec::new(),
     };
-    let info = &plugin.info;
-    rep.check(
-        "describe",
-        if info.name.is_empty() {
-            Err("the name is empty".into())
-        } else if semver_ok(&info.version) {
-            serde_json::from_str::<serde_json::Value>(&info.params_schema)
-                .map(|_| format!("{} {}", info.name, info.version))
-                .map_err(|e| format!("params-schema is not JSON: {e}"))
-        } else {
-            Err(format!(
-                "version `{}` is not semantic (x.y.z)",
-                info.version
-            ))
-        },
-    );
+    rep.check("describe", check_info(&plugin.info));
     let (base, data) = digits_baseline(suite.seed, 60)?;
     let probe = ModelContext {
         model: base.try_clone()?,
@@ -421,6 +408,23 @@ pub fn run_learner_suite(
         );
     }
     Ok(rep)
+}
+
+/// Checks what a plugin says about itself: a name, a semantic version and a
+/// parameter schema that is JSON.
+fn check_info(info: &PluginInfo) -> Result<String, String> {
+    if info.name.is_empty() {
+        return Err("the name is empty".into());
+    }
+    if !semver_ok(&info.version) {
+        return Err(format!(
+            "version `{}` is not semantic (x.y.z)",
+            info.version
+        ));
+    }
+    serde_json::from_str::<serde_json::Value>(&info.params_schema)
+        .map(|_| format!("{} {}", info.name, info.version))
+        .map_err(|e| format!("params-schema is not JSON: {e}"))
 }
 
 fn semver_ok(v: &str) -> bool {
@@ -566,20 +570,7 @@ pub fn run_optimizer_suite(
         kind: PluginKind::Optimizer,
         checks: Vec::new(),
     };
-    let info = &plugin.info;
-    rep.check(
-        "describe",
-        if info.name.is_empty() {
-            Err("the name is empty".into())
-        } else if semver_ok(&info.version) {
-            Ok(format!("{} {}", info.name, info.version))
-        } else {
-            Err(format!(
-                "version `{}` is not semantic (x.y.z)",
-                info.version
-            ))
-        },
-    );
+    rep.check("describe", check_info(&plugin.info));
     let first = optimizer_run(rt, plugin, budget, seed);
     rep.check(
         "suggestions respect types and bounds; NaN, infinite and failed outcomes are survived; the budget is honoured",

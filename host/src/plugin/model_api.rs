@@ -155,18 +155,29 @@ impl ModelContext {
         self.finetune.config(steps, seed)
     }
 
-    /// Fine-tunes for `steps` steps (no plugin calls in between).
-    pub fn fine_tune(&mut self, steps: u64, purpose: &str) -> anyhow::Result<train::TrainReport> {
-        let config = self.next_config(steps, purpose);
-        let trainer = train::Trainer {
-            config,
-            data: &self.data.train,
-            norm: self.data.norm.clone(),
+    /// A trainer for the next `steps` fine-tuning steps on `data` (this
+    /// context's data, held by the caller so the model can be borrowed).
+    pub fn trainer<'a>(
+        &mut self,
+        data: &'a TrialData,
+        steps: u64,
+        purpose: &str,
+    ) -> train::Trainer<'a> {
+        train::Trainer {
+            config: self.next_config(steps, purpose),
+            data: &data.train,
+            norm: data.norm.clone(),
             teacher: None,
             checkpoint: None,
             progress: false,
-        };
-        trainer.run(&mut self.model, None)
+        }
+    }
+
+    /// Fine-tunes for `steps` steps (no plugin calls in between).
+    pub fn fine_tune(&mut self, steps: u64, purpose: &str) -> anyhow::Result<train::TrainReport> {
+        let data = self.data.clone();
+        self.trainer(&data, steps, purpose)
+            .run(&mut self.model, None)
     }
 
     /// The weight layers as the plugin sees them.

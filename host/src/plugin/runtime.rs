@@ -251,7 +251,9 @@ impl Runtime {
         Ok(Arc::new(plugin))
     }
 
-    fn store(&self, plugin: &Plugin, seed: u64) -> Store<PluginState> {
+    /// A fresh store for one instance: limits, fuel for instantiation and a
+    /// random stream of its own.
+    fn store(&self, plugin: &Plugin, seed: u64) -> Result<Store<PluginState>> {
         let rng = crate::rng::stream(seed, &["plugin", &plugin.sha256]);
         let mut store = Store::new(
             &self.engine,
@@ -259,6 +261,9 @@ impl Runtime {
         );
         store.limiter(|s| s);
         store
+            .set_fuel(self.limits.fuel_per_call)
+            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        Ok(store)
     }
 
     /// A fresh learner instance working on `model` (none for `describe`
@@ -272,11 +277,8 @@ impl Runtime {
         let Pre::Learner(pre) = &plugin.pre else {
             bail!("plugin `{}` is an optimizer, not a learner", plugin.name());
         };
-        let mut store = self.store(plugin, seed);
+        let mut store = self.store(plugin, seed)?;
         store.data_mut().model = model;
-        store
-            .set_fuel(self.limits.fuel_per_call)
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
         let bindings = pre
             .instantiate(&mut store)
             .map_err(|e| anyhow::anyhow!("instantiating `{}`: {e:#}", plugin.name()))?;
@@ -292,10 +294,7 @@ impl Runtime {
         let Pre::Optimizer(pre) = &plugin.pre else {
             bail!("plugin `{}` is a learner, not an optimizer", plugin.name());
         };
-        let mut store = self.store(plugin, seed);
-        store
-            .set_fuel(self.limits.fuel_per_call)
-            .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        let mut store = self.store(plugin, seed)?;
         let bindings = pre
             .instantiate(&mut store)
             .map_err(|e| anyhow::anyhow!("instantiating `{}`: {e:#}", plugin.name()))?;
@@ -367,7 +366,8 @@ fn classify(state: &PluginState, e: &wasmtime::Error) -> Cause {
         Some(wasmtime::Trap::OutOfFuel) => Cause::OutOfFuel,
         Some(wasmtime::Trap::StackOverflow) => Cause::StackOverflow,
         _ if state.panic.is_some() => Cause::Panic(state.panic.clone().unwrap_or_default()),
-        _ => Cause::Trap(format!("{e:#}")),
+        // The outer layers are wasmtime's backtrace; the root says why.
+        _ => Cause::Trap(e.root_cause().to_string()),
     }
 }
 
@@ -457,15 +457,7 @@ impl LearnerInstance {
         let parked = ctx.model.try_clone().map_err(TrialError::Host)?;
         let mut trained = std::mem::replace(&mut ctx.model, parked);
         let data = ctx.data.clone();
-        let config = ctx.next_config(steps, "host-finetune");
-        let trainer = crate::train::Trainer {
-            config,
-            data: &data.train,
-            norm: data.norm.clone(),
-            teacher: None,
-            checkpoint: None,
-            progress: false,
-        };
+        let trainer = ctx.trainer(&data, steps, "host-finetune");
         let mut hook = PluginHook {
             instance: self,
             error: None,

@@ -85,6 +85,20 @@ impl PluginState {
         }
     }
 
+    /// The tensors behind two handles, if they broadcast to a shape within
+    /// the size limit.
+    fn broadcast_pair(&mut self, a: &Handle, b: &Handle) -> Call<(Tensor, Tensor)> {
+        let (a, b) = (self.tensor(a)?, self.tensor(b)?);
+        let Some(shape) = broadcast(a.dims(), b.dims()) else {
+            return Ok(Err(Error::InvalidArgument(format!(
+                "shapes {:?} and {:?} do not broadcast",
+                a.dims(),
+                b.dims()
+            ))));
+        };
+        Ok(self.check_size(&shape).map(|_| (a, b)))
+    }
+
     fn unary_op(t: &Tensor, op: UnaryOp) -> candle_core::Result<Tensor> {
         match op {
             UnaryOp::Abs => t.abs(),
@@ -261,19 +275,9 @@ impl types::HostTensor for PluginState {
     }
 
     fn binary(&mut self, this: Handle, op: BinaryOp, other: Handle) -> Call<Handle> {
-        let (a, b) = (self.tensor(&this)?, self.tensor(&other)?);
-        match broadcast(a.dims(), b.dims()) {
-            None => Ok(Err(Error::InvalidArgument(format!(
-                "shapes {:?} and {:?} do not broadcast",
-                a.dims(),
-                b.dims()
-            )))),
-            Some(s) => {
-                if let Err(e) = self.check_size(&s) {
-                    return Ok(Err(e));
-                }
-                self.finish(Self::binary_op(&a, &b, op))
-            }
+        match self.broadcast_pair(&this, &other)? {
+            Ok((a, b)) => self.finish(Self::binary_op(&a, &b, op)),
+            Err(e) => Ok(Err(e)),
         }
     }
 
@@ -299,19 +303,9 @@ impl types::HostTensor for PluginState {
     }
 
     fn compare(&mut self, this: Handle, op: CompareOp, other: Handle) -> Call<Handle> {
-        let (a, b) = (self.tensor(&this)?, self.tensor(&other)?);
-        match broadcast(a.dims(), b.dims()) {
-            None => Ok(Err(Error::InvalidArgument(format!(
-                "shapes {:?} and {:?} do not broadcast",
-                a.dims(),
-                b.dims()
-            )))),
-            Some(s) => {
-                if let Err(e) = self.check_size(&s) {
-                    return Ok(Err(e));
-                }
-                self.finish(Self::compare_op(&a, &b, op))
-            }
+        match self.broadcast_pair(&this, &other)? {
+            Ok((a, b)) => self.finish(Self::compare_op(&a, &b, op)),
+            Err(e) => Ok(Err(e)),
         }
     }
 
