@@ -5,8 +5,8 @@
 //! graph, every tensor, training, metrics and the command-line tool.
 //!
 //! Layers depend in one direction:
-//! [`data`] and [`graph`] → [`nn`] → [`model`] → [`train`] → `cli` (the `pf`
-//! binary).
+//! [`data`] and [`graph`] → [`nn`] → [`model`] → [`train`] → [`plugin`] →
+//! `cli` (the `pf` binary).
 
 pub mod data;
 pub mod device;
