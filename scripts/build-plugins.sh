@@ -42,7 +42,9 @@ fi
 if [ "$profile" = release ]; then
   cargo build --release -p pf --locked --quiet
 else
-  cargo build -p pf --locked --quiet
+  # The whole workspace, as `cargo test --workspace` builds it: the same
+  # feature unification, so the test run reuses these artifacts.
+  cargo build --workspace --locked --quiet
 fi
 pf="target/$profile/pf"
 "$pf" plugin build
