@@ -458,6 +458,7 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
         lr: a.lr,
         momentum: 0.9,
         weight_decay: a.weight_decay,
+        progress: !a.json,
     };
     // The space may depend on what the user fixed (e.g. per-layer
     // dimensions): ask with the --set values that fit the default space
@@ -490,15 +491,14 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
     }
     let before_cost = base.graph.cost()?;
     let before = pf::train::evaluate(&base, &splits.test, &norm, 256, false)?;
-    let bar = pf::progress::spinner(
-        &format!(
+    if !a.json {
+        eprintln!(
             "{} ({}), {} fine-tuning steps",
             plugin.name(),
             space::format_params(&params),
             a.finetune_steps
-        ),
-        !a.json,
-    );
+        );
+    }
     let spec = trial::TrialSpec {
         params: params.clone(),
         finetune_steps: a.finetune_steps,
@@ -506,7 +506,6 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
         seed: a.seed,
     };
     let result = trial::run_learner(&rt, &plugin, &base, data.clone(), &spec);
-    bar.finish_and_clear();
     let result = result.map_err(|e| anyhow::anyhow!("{e}"))?;
     let after = pf::train::evaluate(&result.model, &splits.test, &norm, 256, false)?;
     let ctx = ModelContext {

@@ -36,6 +36,8 @@ pub struct FineTune {
     pub momentum: f64,
     /// L2 weight decay.
     pub weight_decay: f64,
+    /// Show a progress bar for the host's own fine-tuning.
+    pub progress: bool,
 }
 
 impl Default for FineTune {
@@ -45,6 +47,7 @@ impl Default for FineTune {
             lr: 0.01,
             momentum: 0.9,
             weight_decay: 5e-4,
+            progress: false,
         }
     }
 }
@@ -169,7 +172,7 @@ impl ModelContext {
             norm: data.norm.clone(),
             teacher: None,
             checkpoint: None,
-            progress: false,
+            progress: self.finetune.progress && purpose == "host-finetune",
         }
     }
 
