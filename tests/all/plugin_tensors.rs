@@ -155,3 +155,43 @@ fn size_and_handle_caps_are_enforced_before_the_host_allocates() {
         Ok(Err(Error::InvalidArgument(_))) | Err(_)
     ));
 }
+
+#[test]
+fn nan_and_empty_inputs_are_errors_or_empty_results_never_host_panics() {
+    let mut s = state(Limits::default());
+    let mut data: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    data[5] = f32::NAN;
+    data[40] = f32::NAN;
+    let nan = t(&mut s, &[64], &data);
+    for r in [
+        s.sort(borrow(&nan), 0, false).unwrap().err(),
+        s.argsort(borrow(&nan), 0, true).unwrap().err(),
+        s.top_k(borrow(&nan), 3, true).unwrap().err(),
+        s.quantile(borrow(&nan), 0.5).unwrap().err(),
+    ] {
+        assert!(matches!(r, Some(Error::Numerical(m)) if m.contains("NaN")));
+    }
+    let empty = s.full(vec![3, 0], 0.0).unwrap().unwrap();
+    let sorted = s.sort(borrow(&empty), 1, false).unwrap().unwrap();
+    assert_eq!(s.shape(borrow(&sorted)).unwrap(), vec![3, 0]);
+    let idx = s.argsort(borrow(&empty), 1, false).unwrap().unwrap();
+    assert_eq!(s.numel(borrow(&idx)).unwrap(), 0);
+    let (v, i) = s.top_k(borrow(&empty), 0, true).unwrap().unwrap();
+    assert!(v.is_empty() && i.is_empty());
+}
+
+#[test]
+fn broadcast_matmul_counts_the_operand_copies_against_the_limit() {
+    let mut s = state(Limits {
+        max_tensor_elements: 10_000,
+        ..Limits::default()
+    });
+    // [64, 64] × [64, 64, 1]: the result is 4,096 elements, but the left
+    // operand would be copied to 64 × 64 × 64 = 262,144.
+    let a = s.full(vec![64, 64], 1.0).unwrap().unwrap();
+    let b = s.full(vec![64, 64, 1], 1.0).unwrap().unwrap();
+    assert!(matches!(
+        s.matmul(borrow(&a), borrow(&b)).unwrap(),
+        Err(Error::LimitExceeded(_))
+    ));
+}

@@ -3,6 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Most centroids a codebook may have (16-bit codes, like the widest
+/// uniform quantizer).
+pub const MAX_CENTROIDS: usize = 1 << 16;
+
 /// Quantization state of one layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct LayerQuant {
@@ -73,6 +77,10 @@ impl Quantizer {
             Quantizer::Codebook { centroids } if centroids.is_empty() => {
                 Err("codebook quantizer has no centroids".into())
             }
+            Quantizer::Codebook { centroids } if centroids.len() > MAX_CENTROIDS => Err(format!(
+                "codebook quantizer has {} centroids; at most {MAX_CENTROIDS} (16 bits)",
+                centroids.len()
+            )),
             Quantizer::Codebook { centroids }
                 if centroids.windows(2).any(|w| w[0] > w[1])
                     || centroids.iter().any(|c| !c.is_finite()) =>

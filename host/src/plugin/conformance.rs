@@ -129,7 +129,7 @@ impl Measures {
         for layer in now.layer_infos()? {
             let n: u64 = layer.weight_shape.iter().map(|&d| u64::from(d)).product();
             total += n;
-            zeros += n - layer.nonzero_weights;
+            zeros += n.saturating_sub(layer.nonzero_weights);
         }
         Ok(Measures {
             sparsity: zeros as f64 / total.max(1) as f64,

@@ -15,6 +15,10 @@ use wasmtime::component::Resource;
 
 type Call<T> = wasmtime::Result<Result<T, Error>>;
 
+/// Most images one `sample-features` call may run through the model (they
+/// go through in one batch).
+pub const MAX_SAMPLED_IMAGES: u32 = 1024;
+
 /// The data a trial trains and evaluates on.
 pub struct TrialData {
     /// Training split (fine-tuning, feature samples, gradients).
@@ -226,7 +230,7 @@ impl ModelContext {
                 stride: stride as u32,
                 macs: cost.layers[i].macs,
                 params: cost.layers[i].params,
-                nonzero_weights: w.elem_count() as u64 - zeros(w)?,
+                nonzero_weights: (w.elem_count() as u64).saturating_sub(zeros(w)?),
                 output_group: coupling.layer_group.get(&layer.name).map(|&g| g as u32),
                 input_group: input_group.map(|g| g as u32),
                 input_prunable: input_group.is_some_and(|g| coupling.groups[g].prunable),
@@ -247,7 +251,7 @@ impl ModelContext {
         Ok(wit::ModelCost {
             macs: c.macs,
             params: c.params,
-            nonzero_params: c.params - zero,
+            nonzero_params: c.params.saturating_sub(zero),
             bytes: c.param_bytes,
         })
     }
@@ -317,7 +321,9 @@ impl wit::Host for PluginState {
                 t.dims()
             ))));
         }
-        let finite = t.abs()?.max_all()?.to_scalar::<f32>()?.is_finite();
+        // x·0 is 0 for every finite x and NaN for NaN and ±∞ (a max over
+        // the values would skip NaN).
+        let finite = (&t * 0.0)?.sum_all()?.to_scalar::<f32>()? == 0.0;
         if !finite {
             return Ok(Err(Error::Numerical(format!(
                 "the new weight of `{layer}` contains NaN or infinite values"
@@ -456,10 +462,22 @@ impl wit::Host for PluginState {
                 ))))
             }
         };
-        let samples = u64::from(images) * u64::from(per_image);
-        if samples * patch as u64 > max {
+        if images > MAX_SAMPLED_IMAGES {
             return Ok(Err(Error::LimitExceeded(format!(
-                "{samples} samples of {patch} inputs exceed the {max} elements a tensor may have"
+                "sample-features reads at most {MAX_SAMPLED_IMAGES} images, not {images}"
+            ))));
+        }
+        let outputs_per = match &l.op {
+            Op::Conv2d { out_channels, .. } => *out_channels,
+            Op::Linear { out_features, .. } => *out_features,
+            _ => 0,
+        };
+        let images_used = u64::from(images).min(ctx.data.train.len() as u64);
+        let samples = images_used.saturating_mul(u64::from(per_image));
+        let widest = patch.max(outputs_per) as u64;
+        if samples.saturating_mul(widest) > max {
+            return Ok(Err(Error::LimitExceeded(format!(
+                "{samples} samples of {patch} inputs and {outputs_per} outputs exceed the {max} elements a tensor may have"
             ))));
         }
         let batcher = Batcher::new(&ctx.data.train, ctx.data.norm.clone(), ctx.model.device());

@@ -330,7 +330,19 @@ fn call<T>(
     let _ = store.set_fuel(fuel);
     store.data_mut().reset_call_markers();
     let began = Instant::now();
-    let result = f(store);
+    // Defence in depth: a panic in the host while serving the plugin ends
+    // this call as a trap instead of the whole process.
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(store)))
+        .unwrap_or_else(|panic| {
+            let what = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            Err(wasmtime::Error::msg(format!(
+                "the host failed serving this call: {what}"
+            )))
+        });
     let state = store.data_mut();
     state.call_seconds += began.elapsed().as_secs_f64();
     state.calls += 1;

@@ -21,6 +21,9 @@ pub struct LogLine {
 /// Where a plugin's log lines go as they arrive.
 pub type LogSink = Box<dyn FnMut(&str, &LogLine) + Send>;
 
+/// Most bytes of log text kept per instance.
+pub const MAX_LOG_BYTES: usize = 4 << 20;
+
 /// Prefix of the message the SDK's panic hook logs before aborting.
 pub const PANIC_PREFIX: &str = "panic: ";
 
@@ -38,8 +41,11 @@ pub struct PluginState {
     pub limits: Limits,
     /// The only randomness the plugin sees.
     pub rng: ChaCha8Rng,
-    /// Everything the plugin logged, in order.
+    /// What the plugin logged, in order (up to [`MAX_LOG_BYTES`]; the sink
+    /// sees every line).
     pub log: Vec<LogLine>,
+    /// Bytes of message text in `log`.
+    pub log_bytes: usize,
     /// Receives log lines as they arrive (e.g. to print them).
     pub sink: Option<LogSink>,
     /// The panic message the plugin reported, if it panicked.
@@ -71,6 +77,7 @@ impl PluginState {
             limits,
             rng,
             log: Vec::new(),
+            log_bytes: 0,
             sink: None,
             panic: None,
             memory_limit_hit: false,
@@ -143,7 +150,8 @@ impl PluginState {
         if let Some(sink) = self.sink.as_mut() {
             sink(&self.plugin, &line);
         }
-        if self.log.len() < 10_000 {
+        if self.log_bytes + line.message.len() <= MAX_LOG_BYTES {
+            self.log_bytes += line.message.len();
             self.log.push(line);
         }
     }

@@ -176,6 +176,23 @@ impl PluginState {
         Ok((back(values)?, back(idx.to_dtype(DType::F32)?)?))
     }
 
+    /// Why `t` cannot be sorted along `dim`, if it cannot: NaN has no place
+    /// in an order (candle's sort would panic on it).
+    fn check_sortable(t: &Tensor) -> Result<(), Error> {
+        let nan = t
+            .ne(t)
+            .and_then(|m| m.to_dtype(DType::F32))
+            .and_then(|m| m.sum_all())
+            .and_then(|s| s.to_scalar::<f32>())
+            .map_err(invalid)?;
+        if nan > 0.0 {
+            return Err(Error::Numerical(format!(
+                "cannot sort a tensor holding {nan} NaN values"
+            )));
+        }
+        Ok(())
+    }
+
     /// The flattened tensor sorted ascending.
     fn sorted_flat(t: &Tensor) -> candle_core::Result<Tensor> {
         let flat = t.flatten_all()?.contiguous()?;
@@ -213,6 +230,13 @@ impl types::HostTensor for PluginState {
     }
 
     fn concat(&mut self, parts: Vec<Handle>, dim: u32) -> Call<Handle> {
+        if parts.len() > self.limits.max_tensors as usize {
+            return Ok(Err(Error::LimitExceeded(format!(
+                "concat of {} parts; at most {} (the tensor handle cap)",
+                parts.len(),
+                self.limits.max_tensors
+            ))));
+        }
         let mut tensors = Vec::with_capacity(parts.len());
         for p in &parts {
             tensors.push(self.tensor(p)?);
@@ -348,11 +372,15 @@ impl types::HostTensor for PluginState {
                 ))))
             }
         };
-        let mut out = batch;
-        out.push(ad[ad.len() - 2]);
-        out.push(bd[bd.len() - 1]);
-        if let Err(e) = self.check_size(&out) {
-            return Ok(Err(e));
+        // Broadcasting copies each operand to the full batch first: those
+        // copies must fit the limit as well as the result.
+        let (m, k, n) = (ad[ad.len() - 2], ad[ad.len() - 1], bd[bd.len() - 1]);
+        for tail in [[m, n], [m, k], [k, n]] {
+            let mut shape = batch.clone();
+            shape.extend(tail);
+            if let Err(e) = self.check_size(&shape) {
+                return Ok(Err(e));
+            }
         }
         self.finish(a.contiguous().and_then(|a| {
             let b = b.contiguous()?;
@@ -484,19 +512,25 @@ impl types::HostTensor for PluginState {
 
     fn sort(&mut self, this: Handle, dim: u32, descending: bool) -> Call<Handle> {
         let t = self.tensor(&this)?;
-        let d = match Self::check_dim(&t, dim) {
+        let d = match Self::check_dim(&t, dim).and_then(|d| Self::check_sortable(&t).map(|_| d)) {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
+        if t.elem_count() == 0 {
+            return self.finish(Ok(t));
+        }
         self.finish(Self::sort_along(&t, d, descending).map(|(v, _)| v))
     }
 
     fn argsort(&mut self, this: Handle, dim: u32, descending: bool) -> Call<Handle> {
         let t = self.tensor(&this)?;
-        let d = match Self::check_dim(&t, dim) {
+        let d = match Self::check_dim(&t, dim).and_then(|d| Self::check_sortable(&t).map(|_| d)) {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
         };
+        if t.elem_count() == 0 {
+            return self.finish(Ok(t));
+        }
         self.finish(Self::sort_along(&t, d, descending).map(|(_, i)| i))
     }
 
@@ -513,6 +547,12 @@ impl types::HostTensor for PluginState {
                 "top-k of {k} exceeds the copy-out cap of {}",
                 self.limits.max_copy_elements
             ))));
+        }
+        if let Err(e) = Self::check_sortable(&t) {
+            return Ok(Err(e));
+        }
+        if k == 0 {
+            return Ok(Ok((Vec::new(), Vec::new())));
         }
         let r = (|| -> candle_core::Result<(Vec<f32>, Vec<u32>)> {
             let flat = t.flatten_all()?.contiguous()?;
@@ -535,6 +575,9 @@ impl types::HostTensor for PluginState {
             return Ok(Err(Error::InvalidArgument(
                 "quantile of an empty tensor".into(),
             )));
+        }
+        if let Err(e) = Self::check_sortable(&t) {
+            return Ok(Err(e));
         }
         let r = (|| -> candle_core::Result<f32> {
             let sorted = Self::sorted_flat(&t)?;
