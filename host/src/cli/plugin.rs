@@ -508,16 +508,9 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
     let result = trial::run_learner(&rt, &plugin, &base, data.clone(), &spec);
     let result = result.map_err(|e| anyhow::anyhow!("{e}"))?;
     let after = pf::train::evaluate(&result.model, &splits.test, &norm, 256, false)?;
-    let ctx = ModelContext {
-        model: result.model,
-        data,
-        finetune: FineTune::default(),
-        seed: a.seed,
-        finetune_calls: 0,
-    };
-    let measures = Measures::of(&ctx, &before_cost)?;
+    let measures = Measures::of(&result.model, &before_cost)?;
     if let Some(out) = &a.output {
-        pf::model::save(&ctx.model, out).with_context(|| format!("saving {}", out.display()))?;
+        pf::model::save(&result.model, out).with_context(|| format!("saving {}", out.display()))?;
     }
     let summary = serde_json::json!({
         "plugin": plugin.name(),

@@ -10,9 +10,10 @@
 use super::common::{input_of, model_for, print_json, DataArgs, ModelArgs};
 use super::plugin::LimitArgs;
 use anyhow::{bail, Result};
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 use clap::Args;
 use pf::model::Model;
+use pf::plugin::model_api::weight_sparsity;
 use pf::plugin::runtime::CompileSource;
 use pf::plugin::{resolve, space, trial, FineTune, Limits, ModelContext, Runtime, TrialData};
 use pf::train::StepHook;
@@ -229,7 +230,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         wasm.push(t.elapsed().as_secs_f64());
         in_plugin.push(r.plugin_seconds);
         plugin_calls = r.plugin_calls;
-        wasm_sparsity = sparsity(&r.model)?;
+        wasm_sparsity = weight_sparsity(&r.model)?;
 
         let mut ctx = ModelContext {
             model: base.try_clone()?,
@@ -249,7 +250,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         trainer.run(&mut ctx.model, Some(&mut hook))?;
         native.push(t.elapsed().as_secs_f64());
         hook_native.push(hook.seconds);
-        native_sparsity = sparsity(&ctx.model)?;
+        native_sparsity = weight_sparsity(&ctx.model)?;
     }
     let (w, n) = (median(wasm.clone()), median(native.clone()));
     let result = serde_json::json!({
@@ -279,18 +280,4 @@ pub fn run(a: BenchArgs) -> Result<()> {
     }
     println!("{}", serde_json::to_string_pretty(&result)?);
     Ok(())
-}
-
-fn sparsity(m: &Model) -> Result<f64> {
-    let (mut z, mut n) = (0f64, 0f64);
-    for l in m.graph.layers.iter().filter(|l| l.op.has_weight()) {
-        let w: &Tensor = m.params[&format!("{}.weight", l.name)].as_tensor();
-        z += w
-            .eq(0f32)?
-            .to_dtype(DType::F32)?
-            .sum_all()?
-            .to_scalar::<f32>()? as f64;
-        n += w.elem_count() as f64;
-    }
-    Ok(z / n)
 }

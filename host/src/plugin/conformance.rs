@@ -21,14 +21,14 @@ use super::bindings::types::{
     FloatRange, IntRange, Param, ParamKind, ParamSpec, ParamValue, PluginInfo,
 };
 use super::inspect::PluginKind;
-use super::model_api::{FineTune, ModelContext, TrialData};
+use super::model_api::{weight_sparsity, FineTune, ModelContext, TrialData};
 use super::runtime::{Outcome, Plugin, Runtime};
 use super::space;
 use super::trial::{self, TrialSpec};
 use crate::data::{self, DataSource, LoadOptions, Normalization};
 use crate::graph::InputSpec;
 use crate::model::Model;
-use crate::train::{self, OptimizerKind, Schedule, ScheduleKind, TrainConfig};
+use crate::train;
 use anyhow::Result;
 use candle_core::Device;
 use rand::Rng;
@@ -123,16 +123,10 @@ pub struct Measures {
 
 impl Measures {
     /// Measures `now` against `before`.
-    pub fn of(now: &ModelContext, before: &crate::graph::GraphCost) -> Result<Measures> {
-        let cost = now.model.graph.cost()?;
-        let (mut zeros, mut total) = (0u64, 0u64);
-        for layer in now.layer_infos()? {
-            let n: u64 = layer.weight_shape.iter().map(|&d| u64::from(d)).product();
-            total += n;
-            zeros += n.saturating_sub(layer.nonzero_weights);
-        }
+    pub fn of(now: &Model, before: &crate::graph::GraphCost) -> Result<Measures> {
+        let cost = now.graph.cost()?;
         Ok(Measures {
-            sparsity: zeros as f64 / total.max(1) as f64,
+            sparsity: weight_sparsity(now)?,
             params_ratio: cost.params as f64 / before.params.max(1) as f64,
             macs_ratio: cost.macs as f64 / before.macs.max(1) as f64,
             bytes_ratio: cost.param_bytes as f64 / before.param_bytes.max(1) as f64,
@@ -167,25 +161,12 @@ pub fn digits_baseline(seed: u64, steps: u64) -> Result<(Model, Arc<TrialData>)>
     };
     let graph = crate::zoo::build("digits_cnn", &cfg)?;
     let mut model = Model::init(graph, seed, &Device::Cpu)?;
-    let config = TrainConfig {
-        epochs: u64::MAX / 2,
-        max_steps: Some(steps),
-        batch_size: 64,
-        optimizer: OptimizerKind::Sgd {
-            momentum: 0.9,
-            nesterov: false,
-        },
-        weight_decay: 5e-4,
-        schedule: Schedule {
-            base: 0.05,
-            kind: ScheduleKind::Constant,
-            warmup_steps: 0,
-        },
-        label_smoothing: 0.0,
-        augment: data::Augment::None,
-        seed,
-        distill: None,
-    };
+    // Constant-rate SGD, as the host fine-tunes, at a higher rate.
+    let config = FineTune {
+        lr: 0.05,
+        ..FineTune::default()
+    }
+    .config(steps, seed);
     let trainer = train::Trainer {
         config,
         data: &splits.train,
@@ -238,7 +219,7 @@ fn learner_trial(
     let m = ctx.evaluate(0).map_err(|e| format!("{e:#}"))?;
     Ok(TrialOutcome {
         weights: ctx.model.weights_sha256().map_err(|e| format!("{e:#}"))?,
-        measures: Measures::of(&ctx, &before).map_err(|e| format!("{e:#}"))?,
+        measures: Measures::of(&ctx.model, &before).map_err(|e| format!("{e:#}"))?,
         loss: m.loss,
         accuracy: m.accuracy,
         report: r.finish.values,

@@ -115,6 +115,18 @@ fn zeros(t: &Tensor) -> candle_core::Result<u64> {
         .to_scalar::<f32>()? as u64)
 }
 
+/// Fraction of the entries of every conv and linear weight that are zero,
+/// counted by the host.
+pub fn weight_sparsity(model: &Model) -> candle_core::Result<f64> {
+    let (mut zero, mut total) = (0u64, 0u64);
+    for layer in model.graph.layers.iter().filter(|l| l.op.has_weight()) {
+        let w = model.params[&format!("{}.weight", layer.name)].as_tensor();
+        zero += zeros(w)?;
+        total += w.elem_count() as u64;
+    }
+    Ok(zero as f64 / total.max(1) as f64)
+}
+
 impl ModelContext {
     fn weight(&self, layer: &str) -> Result<&candle_core::Var, Error> {
         self.model
