@@ -124,16 +124,34 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let t = Instant::now();
         let p = rt.load_bytes(&bytes, &path)?;
         cold.push(t.elapsed().as_secs_f64());
-        assert_eq!(p.source, CompileSource::Compiled);
+        if p.source != CompileSource::Compiled {
+            bail!(
+                "expected a load from {:?} but got {:?} (is the temporary cache folder writable?)",
+                CompileSource::Compiled,
+                p.source
+            );
+        }
         let t = Instant::now();
         let p = rt.load_bytes(&bytes, &path)?;
         memory.push(t.elapsed().as_secs_f64());
-        assert_eq!(p.source, CompileSource::MemoryCache);
+        if p.source != CompileSource::MemoryCache {
+            bail!(
+                "expected a load from {:?} but got {:?} (is the temporary cache folder writable?)",
+                CompileSource::MemoryCache,
+                p.source
+            );
+        }
         let fresh = Runtime::new(Limits::default(), Some(cache.path().to_path_buf()))?;
         let t = Instant::now();
         let p = fresh.load_bytes(&bytes, &path)?;
         disk.push(t.elapsed().as_secs_f64());
-        assert_eq!(p.source, CompileSource::DiskCache);
+        if p.source != CompileSource::DiskCache {
+            bail!(
+                "expected a load from {:?} but got {:?} (is the temporary cache folder writable?)",
+                CompileSource::DiskCache,
+                p.source
+            );
+        }
     }
     let rt = a.limits.runtime()?;
     let plugin = rt.load(&path)?;
