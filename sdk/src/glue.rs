@@ -7,7 +7,7 @@ use std::sync::Once;
 
 use crate::bindings::learner_plugin::CompressReport;
 use crate::bindings::optimizer_plugin::{GuestSearch, Search};
-use crate::bindings::types::PluginInfo;
+use crate::bindings::types::{PluginInfo, Target};
 use crate::{space, Error, Learner, Model, Optimizer, Outcome, Param, ParamSpec, Params, Result};
 
 pub use wit_bindgen;
@@ -54,8 +54,12 @@ pub fn learner_describe<L: Learner>() -> PluginInfo {
     L::info().into_plugin_info(L::Params::schema_json())
 }
 
-fn learner_space<L: Learner>(settings: &L::Params, model: &Model) -> Result<Vec<ParamSpec>> {
-    let space = L::search_space(settings, model)?;
+fn learner_space<L: Learner>(
+    settings: &L::Params,
+    target: Option<Target>,
+    model: &Model,
+) -> Result<Vec<ParamSpec>> {
+    let space = L::search_space(settings, target, model)?;
     space::validate_strict(&space).map_err(|e| {
         Error::invalid_argument(format!("the plugin's search space: {}", e.message()))
     })?;
@@ -63,23 +67,37 @@ fn learner_space<L: Learner>(settings: &L::Params, model: &Model) -> Result<Vec<
 }
 
 /// `search-space` of a learner.
-pub fn learner_search_space<L: Learner>(settings: Vec<Param>) -> Result<Vec<ParamSpec>> {
+pub fn learner_search_space<L: Learner>(
+    settings: Vec<Param>,
+    target: Option<Target>,
+) -> Result<Vec<ParamSpec>> {
     install_panic_hook();
     let settings = L::Params::decode_settings(&settings)?;
-    learner_space::<L>(&settings, &Model::new())
+    learner_space::<L>(&settings, target, &Model::new())
 }
 
 /// `compress` of a learner: decodes the parameters, runs it, keeps the state.
-pub fn learner_compress<L: Learner>(params: Vec<Param>) -> Result<CompressReport> {
+pub fn learner_compress<L: Learner>(
+    params: Vec<Param>,
+    target: Option<Target>,
+) -> Result<CompressReport> {
     install_panic_hook();
     let model = Model::new();
     // The parameters themselves are the settings the space depends on.
     let settings = L::Params::decode_settings(&params)?;
-    let space = learner_space::<L>(&settings, &model)?;
+    if let Some(t) = target {
+        if !(t.ratio > 0.0 && t.ratio <= 1.0) {
+            return Err(Error::invalid_argument(format!(
+                "the target ratio {} is not in (0, 1]",
+                t.ratio
+            )));
+        }
+    }
+    let space = learner_space::<L>(&settings, target, &model)?;
     let (decoded, extra) = L::Params::decode(&params, &space)?;
     // A new compression replaces any earlier state.
     LEARNER.with(|s| s.borrow_mut().take());
-    let (learner, report) = L::compress(decoded, &extra, &model)?;
+    let (learner, report) = L::compress(decoded, target, &extra, &model)?;
     LEARNER.with(|s| *s.borrow_mut() = Some(Box::new(learner)));
     Ok(report.into_wit())
 }

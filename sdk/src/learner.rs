@@ -1,7 +1,7 @@
 //! The [`Learner`] trait: a compression algorithm.
 
 use crate::bindings::learner_plugin::CompressReport;
-use crate::bindings::types::PluginInfo;
+use crate::bindings::types::{Measure, PluginInfo, Target};
 use crate::{Extra, Model, ParamSpec, Params, Result};
 
 /// Who a plugin is: what `describe` returns, less the parameter schema (the
@@ -14,6 +14,9 @@ pub struct Info {
     pub version: String,
     /// One-paragraph description.
     pub summary: String,
+    /// The measures a learner can bring under a target (see
+    /// [`Learner::compress`]); empty by default and for optimizers.
+    pub targets: Vec<Measure>,
 }
 
 impl Info {
@@ -27,7 +30,14 @@ impl Info {
             name: name.into(),
             version: version.into(),
             summary: summary.into(),
+            targets: Vec::new(),
         }
+    }
+
+    /// Declares the measures the learner can meet a target for.
+    pub fn with_targets(mut self, targets: &[Measure]) -> Self {
+        self.targets = targets.to_vec();
+        self
     }
 
     pub(crate) fn into_plugin_info(self, params_schema: String) -> PluginInfo {
@@ -36,6 +46,7 @@ impl Info {
             version: self.version,
             summary: self.summary,
             params_schema,
+            targets: self.targets,
         }
     }
 }
@@ -98,15 +109,30 @@ pub trait Learner: Sized + 'static {
     ///
     /// `settings` are the parameters with the values the user fixed (the
     /// defaults elsewhere), so the space may depend on them, e.g. per-layer
-    /// dimensions only when a `per_layer` switch is on.
-    fn search_space(settings: &Self::Params, model: &Model) -> Result<Vec<ParamSpec>> {
-        let _ = (settings, model);
+    /// dimensions only when a `per_layer` switch is on. `target` is the
+    /// budget the trials will run under, if any, so dimensions it decides
+    /// can be left out.
+    fn search_space(
+        settings: &Self::Params,
+        target: Option<Target>,
+        model: &Model,
+    ) -> Result<Vec<ParamSpec>> {
+        let _ = (settings, target, model);
         Self::Params::search_space()
     }
 
     /// Compresses the model with these parameters and returns the state kept
     /// for the later calls, with a report of what was done so far.
-    fn compress(params: Self::Params, extra: &Extra, model: &Model) -> Result<(Self, Report)>;
+    ///
+    /// With a `target` (only ever one of the measures [`Info::targets`]
+    /// declares), the model must meet it when [`finish`](Learner::finish)
+    /// returns: the host measures the model and fails the trial otherwise.
+    fn compress(
+        params: Self::Params,
+        target: Option<Target>,
+        extra: &Extra,
+        model: &Model,
+    ) -> Result<(Self, Report)>;
 
     /// Called after each of the host's fine-tuning steps (`step` of `total`,
     /// from 1). Does nothing by default.

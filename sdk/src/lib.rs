@@ -29,7 +29,7 @@
 //!     fn info() -> Info {
 //!         Info::new("magnitude", env!("CARGO_PKG_VERSION"), "One-shot magnitude pruning.")
 //!     }
-//!     fn compress(p: P, _: &Extra, model: &Model) -> Result<(Self, Report)> {
+//!     fn compress(p: P, _: Option<Target>, _: &Extra, model: &Model) -> Result<(Self, Report)> {
 //!         for layer in model.layers() {
 //!             let w = model.weight(&layer.name)?.abs()?;
 //!             let k = (p.sparsity * layer.weight_numel() as f64) as u64;
@@ -69,6 +69,8 @@ pub mod rng;
 pub mod space;
 mod tensor;
 
+/// A budget a learner must meet, and the measure it bounds.
+pub use bindings::types::{Measure, Target};
 pub use error::{Error, Result};
 pub use host::{limits, log, progress, Level, Limits};
 pub use learner::{Info, Learner, Report};
@@ -99,8 +101,8 @@ pub mod prelude {
     pub use crate::schemars::JsonSchema;
     pub use crate::serde::{Deserialize, Serialize};
     pub use crate::{
-        Error, Extra, Info, LayerInfo, LayerKind, Learner, Model, Optimizer, Outcome, Param,
-        ParamKind, ParamSpec, ParamValue, Params, Report, Result, Tensor,
+        Error, Extra, Info, LayerInfo, LayerKind, Learner, Measure, Model, Optimizer, Outcome,
+        Param, ParamKind, ParamSpec, ParamValue, Params, Report, Result, Target, Tensor,
     };
 }
 
@@ -130,15 +132,17 @@ macro_rules! export_learner {
             }
             fn search_space(
                 settings: ::std::vec::Vec<$crate::Param>,
+                target: ::std::option::Option<$crate::Target>,
             ) -> $crate::Result<::std::vec::Vec<$crate::ParamSpec>> {
-                $crate::__private::learner_search_space::<$learner>(settings)
+                $crate::__private::learner_search_space::<$learner>(settings, target)
             }
             fn compress(
                 params: ::std::vec::Vec<$crate::Param>,
+                target: ::std::option::Option<$crate::Target>,
             ) -> $crate::Result<
                 $crate::bindings::learner::exports::pocketflow::plugin::learner_plugin::CompressReport,
             > {
-                $crate::__private::learner_compress::<$learner>(params)
+                $crate::__private::learner_compress::<$learner>(params, target)
             }
             fn on_train_step(step: u32, total: u32) -> $crate::Result<()> {
                 $crate::__private::learner_on_train_step::<$learner>(step, total)

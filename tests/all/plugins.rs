@@ -67,6 +67,7 @@ fn attack(rt: &Runtime, plugin: &pf::plugin::Plugin, name: &str) -> Result<(), T
         finetune_steps: 2,
         finetune: FineTune::default(),
         seed: 1,
+        target: None,
     };
     run_learner(rt, plugin, &base, data, &spec).map(|_| ())
 }
@@ -428,8 +429,9 @@ fn weight_sparse_follows_the_cubic_schedule_on_host_steps() {
         finetune_calls: 0,
     };
     let mut inst = rt.learner(&plugin, Some(ctx), 2).unwrap();
-    let space = inst.search_space(&[]).unwrap();
-    inst.compress(&pf::plugin::space::defaults(&space)).unwrap();
+    let space = inst.search_space(&[], None).unwrap();
+    inst.compress(&pf::plugin::space::defaults(&space), None)
+        .unwrap();
     let overall = |inst: &mut pf::plugin::LearnerInstance| {
         let m = &inst.state().model.as_ref().unwrap().model;
         let per = layer_sparsity(m);
@@ -472,7 +474,7 @@ fn weight_sparse_per_layer_targets_are_declared_with_context_and_reached() {
     let uniform = rt
         .learner(&plugin, Some(ctx()), 4)
         .unwrap()
-        .search_space(&[])
+        .search_space(&[], None)
         .unwrap();
     assert!(uniform.iter().all(|s| !s.name.starts_with("sparsity.")));
     let on = Param {
@@ -482,7 +484,7 @@ fn weight_sparse_per_layer_targets_are_declared_with_context_and_reached() {
     let space = rt
         .learner(&plugin, Some(ctx()), 4)
         .unwrap()
-        .search_space(std::slice::from_ref(&on))
+        .search_space(std::slice::from_ref(&on), None)
         .unwrap();
     let per: Vec<_> = space
         .iter()
@@ -508,6 +510,7 @@ fn weight_sparse_per_layer_targets_are_declared_with_context_and_reached() {
         finetune_steps: 0,
         finetune: FineTune::default(),
         seed: 4,
+        target: None,
     };
     let r = run_learner(&rt, &plugin, &base, data.clone(), &spec).unwrap();
     let got = layer_sparsity(&r.model);

@@ -166,6 +166,10 @@ struct ApplyArgs {
     /// Seed of the trial.
     #[arg(long, default_value_t = 0)]
     seed: u64,
+    /// A budget the learner must meet, MEASURE=RATIO of the baseline:
+    /// flops=0.5, params=0.25 or size=0.25.
+    #[arg(long, value_name = "MEASURE=RATIO")]
+    target: Option<pf::model::Target>,
     /// Where to save the compressed model (.pf).
     #[arg(long, short = 'o', value_name = "FILE")]
     output: Option<PathBuf>,
@@ -308,7 +312,7 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
     let space = match plugin.kind() {
         PluginKind::Learner => Some(
             rt.learner(&plugin, Some(probe_context(0)?), 0)?
-                .search_space(&[])
+                .search_space(&[], None)
                 .map_err(anyhow::Error::from)?,
         ),
         PluginKind::Optimizer => None,
@@ -419,25 +423,7 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
     let norm = pf::data::Normalization::of(&splits.train);
     if !super::common::is_model_file(&a.model.model) && a.baseline_epochs > 0 {
         let trainer = pf::train::Trainer {
-            config: pf::train::TrainConfig {
-                epochs: a.baseline_epochs,
-                max_steps: None,
-                batch_size: 32,
-                optimizer: pf::train::OptimizerKind::Sgd {
-                    momentum: 0.9,
-                    nesterov: false,
-                },
-                weight_decay: 5e-4,
-                schedule: pf::train::Schedule {
-                    base: 0.05,
-                    kind: pf::train::ScheduleKind::Cosine,
-                    warmup_steps: 0,
-                },
-                label_smoothing: 0.0,
-                augment: pf::data::Augment::None,
-                seed: a.seed,
-                distill: None,
-            },
+            config: super::common::baseline_config(a.baseline_epochs, a.seed),
             data: &splits.train,
             norm: norm.clone(),
             teacher: None,
@@ -472,7 +458,7 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
             finetune_calls: 0,
         };
         rt.learner(&plugin, Some(probe), a.seed)?
-            .search_space(settings)
+            .search_space(settings, a.target)
             .map_err(anyhow::Error::from)
     };
     let default_space = space_for(&[])?;
@@ -489,7 +475,7 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
             *slot = p;
         }
     }
-    let before_cost = base.graph.cost()?;
+    let before_cost = base.footprint()?;
     let before = pf::train::evaluate(&base, &splits.test, &norm, 256, false)?;
     if !a.json {
         eprintln!(
@@ -504,6 +490,7 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
         finetune_steps: a.finetune_steps,
         finetune,
         seed: a.seed,
+        target: a.target,
     };
     let result = trial::run_learner(&rt, &plugin, &base, data.clone(), &spec);
     let result = result.map_err(|e| anyhow::anyhow!("{e}"))?;

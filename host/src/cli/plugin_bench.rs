@@ -13,7 +13,6 @@ use anyhow::{bail, Result};
 use candle_core::DType;
 use clap::Args;
 use pf::model::Model;
-use pf::plugin::model_api::weight_sparsity;
 use pf::plugin::runtime::CompileSource;
 use pf::plugin::{resolve, space, trial, FineTune, Limits, ModelContext, Runtime, TrialData};
 use pf::train::StepHook;
@@ -199,7 +198,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 };
                 let mut i = rt.learner(&hp, Some(ctx), 0)?;
                 let t = Instant::now();
-                i.compress(&params)?;
+                i.compress(&params, None)?;
                 per.push(t.elapsed().as_secs_f64() / calls as f64 * 1e9);
             }
             Some(median(per))
@@ -213,7 +212,9 @@ pub fn run(a: BenchArgs) -> Result<()> {
         seed: 0,
         finetune_calls: 0,
     };
-    let sp = rt.learner(&plugin, Some(probe), 0)?.search_space(&[])?;
+    let sp = rt
+        .learner(&plugin, Some(probe), 0)?
+        .search_space(&[], None)?;
     let mut params = space::defaults(&sp);
     for (name, value) in [
         ("sparsity", a.sparsity.to_string()),
@@ -241,6 +242,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             finetune_steps: a.steps,
             finetune: FineTune::default(),
             seed: 0,
+            target: None,
         };
         let t = Instant::now();
         let r = trial::run_learner(&rt, &plugin, &base, data.clone(), &spec)
@@ -248,7 +250,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         wasm.push(t.elapsed().as_secs_f64());
         in_plugin.push(r.plugin_seconds);
         plugin_calls = r.plugin_calls;
-        wasm_sparsity = weight_sparsity(&r.model)?;
+        wasm_sparsity = r.model.weight_sparsity()?;
 
         let mut ctx = ModelContext {
             model: base.try_clone()?,
@@ -268,7 +270,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         trainer.run(&mut ctx.model, Some(&mut hook))?;
         native.push(t.elapsed().as_secs_f64());
         hook_native.push(hook.seconds);
-        native_sparsity = weight_sparsity(&ctx.model)?;
+        native_sparsity = ctx.model.weight_sparsity()?;
     }
     let (w, n) = (median(wasm.clone()), median(native.clone()));
     let result = serde_json::json!({

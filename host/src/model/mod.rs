@@ -1,12 +1,14 @@
 //! The runtime model: a [`Graph`] plus its tensors on a device, and the
 //! forward pass that training, evaluation and the learners use.
 
+mod footprint;
 mod format;
 mod forward;
 mod init;
 mod probe;
 mod surgery;
 
+pub use footprint::{zero_count, Footprint, Measure, Target};
 pub use format::{load, save, to_bytes, FORMAT_NAME, FORMAT_VERSION};
 pub(crate) use format::{
     tensors_from_bytes as format_tensors_from_bytes, tensors_to_bytes as format_tensors_to_bytes,

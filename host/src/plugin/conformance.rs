@@ -21,13 +21,14 @@ use super::bindings::types::{
     FloatRange, IntRange, Param, ParamKind, ParamSpec, ParamValue, PluginInfo,
 };
 use super::inspect::PluginKind;
-use super::model_api::{weight_sparsity, FineTune, ModelContext, TrialData};
+use super::model_api::{FineTune, ModelContext, TrialData};
 use super::runtime::{Outcome, Plugin, Runtime};
 use super::space;
 use super::trial::{self, TrialSpec};
 use crate::data::{self, DataSource, LoadOptions, Normalization};
 use crate::graph::InputSpec;
 use crate::model::Model;
+use crate::model::{Footprint, Measure, Target};
 use crate::train;
 use anyhow::Result;
 use candle_core::Device;
@@ -105,6 +106,9 @@ impl Default for LearnerSuite {
     }
 }
 
+/// The ratio of the baseline each declared target is tested at.
+pub const TARGET_RATIO: f64 = 0.4;
+
 /// The measures a learner parameter may promise, by name.
 pub const MEASURES: &[&str] = &["sparsity", "params_ratio", "macs_ratio", "bytes_ratio"];
 
@@ -113,23 +117,24 @@ pub const MEASURES: &[&str] = &["sparsity", "params_ratio", "macs_ratio", "bytes
 pub struct Measures {
     /// Fraction of weight entries (conv and linear) that are zero.
     pub sparsity: f64,
-    /// Parameters now / before.
+    /// Non-zero parameters now / before.
     pub params_ratio: f64,
     /// MACs now / before.
     pub macs_ratio: f64,
-    /// Stored bytes now / before.
+    /// Stored bytes now / before (the `size` measure).
     pub bytes_ratio: f64,
 }
 
 impl Measures {
     /// Measures `now` against `before`.
-    pub fn of(now: &Model, before: &crate::graph::GraphCost) -> Result<Measures> {
-        let cost = now.graph.cost()?;
+    pub fn of(now: &Model, before: &Footprint) -> Result<Measures> {
+        let f = now.footprint()?;
+        let ratio = |m: Measure| f.get(m) as f64 / before.get(m).max(1) as f64;
         Ok(Measures {
-            sparsity: weight_sparsity(now)?,
-            params_ratio: cost.params as f64 / before.params.max(1) as f64,
-            macs_ratio: cost.macs as f64 / before.macs.max(1) as f64,
-            bytes_ratio: cost.param_bytes as f64 / before.param_bytes.max(1) as f64,
+            sparsity: now.weight_sparsity()?,
+            params_ratio: ratio(Measure::Params),
+            macs_ratio: ratio(Measure::Flops),
+            bytes_ratio: ratio(Measure::Size),
         })
     }
 
@@ -188,6 +193,7 @@ pub fn digits_baseline(seed: u64, steps: u64) -> Result<(Model, Arc<TrialData>)>
 struct TrialOutcome {
     weights: String,
     measures: Measures,
+    footprint: Footprint,
     loss: f64,
     accuracy: f64,
     report: Vec<(String, f64)>,
@@ -199,14 +205,16 @@ fn learner_trial(
     base: &Model,
     data: &Arc<TrialData>,
     params: &[Param],
+    target: Option<Target>,
     suite: &LearnerSuite,
 ) -> Result<TrialOutcome, String> {
-    let before = base.graph.cost().map_err(|e| e.to_string())?;
+    let before = base.footprint().map_err(|e| format!("{e:#}"))?;
     let spec = TrialSpec {
         params: params.to_vec(),
         finetune_steps: suite.finetune_steps,
         finetune: FineTune::default(),
         seed: suite.seed,
+        target,
     };
     let r = trial::run_learner(rt, plugin, base, data.clone(), &spec).map_err(|e| e.to_string())?;
     let ctx = ModelContext {
@@ -220,6 +228,7 @@ fn learner_trial(
     Ok(TrialOutcome {
         weights: ctx.model.weights_sha256().map_err(|e| format!("{e:#}"))?,
         measures: Measures::of(&ctx.model, &before).map_err(|e| format!("{e:#}"))?,
+        footprint: ctx.model.footprint().map_err(|e| format!("{e:#}"))?,
         loss: m.loss,
         accuracy: m.accuracy,
         report: r.finish.values,
@@ -272,7 +281,7 @@ pub fn run_learner_suite(
     };
     let space = rt
         .learner(plugin, Some(probe), suite.seed)?
-        .search_space(&[])
+        .search_space(&[], None)
         .map_err(|e| e.to_string())
         .and_then(|s| space::validate_space(&s).map(|_| s));
     let space_ok = rep.check(
@@ -287,7 +296,7 @@ pub fn run_learner_suite(
     }
     let space = space.expect("checked");
     let defaults = space::defaults(&space);
-    let first = learner_trial(rt, plugin, &base, &data, &defaults, suite);
+    let first = learner_trial(rt, plugin, &base, &data, &defaults, None, suite);
     let ok = rep.check(
         "compress, fine-tune and finish with the defaults; the model still evaluates",
         first.as_ref().map_err(Clone::clone).and_then(|o| {
@@ -349,7 +358,7 @@ pub fn run_learner_suite(
             Err(claims.join("; "))
         },
     );
-    let second = learner_trial(rt, plugin, &base, &data, &defaults, suite);
+    let second = learner_trial(rt, plugin, &base, &data, &defaults, None, suite);
     rep.check(
         "the same seed gives identical weights",
         match second {
@@ -364,10 +373,51 @@ pub fn run_learner_suite(
             Err(e) => Err(format!("second run failed: {e}")),
         },
     );
+    let baseline = base.footprint()?;
+    for declared in &plugin.info.targets {
+        let target = Target {
+            measure: super::runtime::host_measure(*declared),
+            ratio: TARGET_RATIO,
+        };
+        let outcome = (|| {
+            let probe = ModelContext {
+                model: base.try_clone().map_err(|e| format!("{e:#}"))?,
+                data: data.clone(),
+                finetune: FineTune::default(),
+                seed: suite.seed,
+                finetune_calls: 0,
+            };
+            let space = rt
+                .learner(plugin, Some(probe), suite.seed)
+                .map_err(|e| format!("{e:#}"))?
+                .search_space(&[], Some(target))
+                .map_err(|e| e.to_string())?;
+            space::validate_space(&space)?;
+            let o = learner_trial(
+                rt,
+                plugin,
+                &base,
+                &data,
+                &space::defaults(&space),
+                Some(target),
+                suite,
+            )?;
+            let ratio = target.ratio_of(&o.footprint, &baseline);
+            if target.is_met(&o.footprint, &baseline) {
+                Ok(format!("{target}: measured {ratio:.4}"))
+            } else {
+                Err(format!("{target}: the host measured {ratio:.4}"))
+            }
+        })();
+        rep.check(
+            &format!("a declared {} target is met (host count)", target.measure),
+            outcome,
+        );
+    }
     let mut rng = crate::rng::stream(suite.seed, &["conformance", "points"]);
     for i in 0..suite.random_points {
         let point = random_point(&space, &mut rng);
-        let r = learner_trial(rt, plugin, &base, &data, &point, suite);
+        let r = learner_trial(rt, plugin, &base, &data, &point, None, suite);
         rep.check(
             &format!("random point {} works or fails cleanly", i + 1),
             match r {

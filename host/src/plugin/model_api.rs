@@ -9,7 +9,7 @@ use crate::graph::{Op, Quantizer, Shape, INPUT};
 use crate::model::Model;
 use crate::rng;
 use crate::train::{self, OptimizerKind, Schedule, ScheduleKind, TrainConfig};
-use candle_core::{DType, Tensor};
+use candle_core::DType;
 use std::sync::Arc;
 use wasmtime::component::Resource;
 
@@ -105,26 +105,6 @@ fn shape_dims(s: &Shape) -> Vec<u32> {
         Shape::Map { c, h, w } => vec![c as u32, h as u32, w as u32],
         Shape::Vector { n } => vec![n as u32],
     }
-}
-
-/// Zero entries of a tensor.
-fn zeros(t: &Tensor) -> candle_core::Result<u64> {
-    Ok(t.eq(0f32)?
-        .to_dtype(DType::F32)?
-        .sum_all()?
-        .to_scalar::<f32>()? as u64)
-}
-
-/// Fraction of the entries of every conv and linear weight that are zero,
-/// counted by the host.
-pub fn weight_sparsity(model: &Model) -> candle_core::Result<f64> {
-    let (mut zero, mut total) = (0u64, 0u64);
-    for layer in model.graph.layers.iter().filter(|l| l.op.has_weight()) {
-        let w = model.params[&format!("{}.weight", layer.name)].as_tensor();
-        zero += zeros(w)?;
-        total += w.elem_count() as u64;
-    }
-    Ok(zero as f64 / total.max(1) as f64)
 }
 
 impl ModelContext {
@@ -242,7 +222,8 @@ impl ModelContext {
                 stride: stride as u32,
                 macs: cost.layers[i].macs,
                 params: cost.layers[i].params,
-                nonzero_weights: (w.elem_count() as u64).saturating_sub(zeros(w)?),
+                nonzero_weights: (w.elem_count() as u64)
+                    .saturating_sub(crate::model::zero_count(w)?),
                 output_group: coupling.layer_group.get(&layer.name).map(|&g| g as u32),
                 input_group: input_group.map(|g| g as u32),
                 input_prunable: input_group.is_some_and(|g| coupling.groups[g].prunable),
@@ -253,18 +234,12 @@ impl ModelContext {
 
     /// Size and cost of the model now.
     pub fn cost(&self) -> anyhow::Result<wit::ModelCost> {
-        let c = self.model.graph.cost()?;
-        let mut zero = 0;
-        for (name, p) in &self.model.params {
-            if name.ends_with(".weight") {
-                zero += zeros(p.as_tensor())?;
-            }
-        }
+        let f = self.model.footprint()?;
         Ok(wit::ModelCost {
-            macs: c.macs,
-            params: c.params,
-            nonzero_params: c.params.saturating_sub(zero),
-            bytes: c.param_bytes,
+            macs: f.macs,
+            params: f.params,
+            nonzero_params: f.nonzero_params,
+            bytes: f.bytes,
         })
     }
 }

@@ -9,6 +9,7 @@ use super::error::{CallError, Cause};
 use super::inspect::{self, Inspection, PluginKind};
 use super::limits::Limits;
 use super::state::PluginState;
+use crate::model::{Measure, Target};
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
@@ -80,18 +81,7 @@ pub struct Runtime {
 /// The default folder of precompiled components: `$PF_CACHE_DIR`, else
 /// `$XDG_CACHE_HOME/pf/components`, else `~/.cache/pf/components`.
 pub fn default_cache_dir() -> Option<PathBuf> {
-    if let Some(d) = std::env::var_os("PF_CACHE_DIR") {
-        return Some(PathBuf::from(d).join("components"));
-    }
-    if let Some(d) = std::env::var_os("XDG_CACHE_HOME") {
-        return Some(PathBuf::from(d).join("pf").join("components"));
-    }
-    std::env::var_os("HOME").map(|h| {
-        PathBuf::from(h)
-            .join(".cache")
-            .join("pf")
-            .join("components")
-    })
+    crate::io::cache_root().map(|d| d.join("components"))
 }
 
 impl Runtime {
@@ -235,6 +225,7 @@ impl Runtime {
                 version: String::new(),
                 summary: String::new(),
                 params_schema: String::new(),
+                targets: Vec::new(),
             },
             path: path.to_path_buf(),
             sha256,
@@ -417,24 +408,32 @@ impl LearnerInstance {
         })
     }
 
-    /// `search-space`, given the values the user fixed.
+    /// `search-space`, given the values the user fixed and the target the
+    /// trials will run under.
     pub fn search_space(
         &mut self,
         settings: &[types::Param],
+        target: Option<Target>,
     ) -> Result<Vec<types::ParamSpec>, CallError> {
         let b = &self.bindings;
+        let target = target.map(wit_target);
         call(&mut self.store, &mut self.trapped, "search-space", |s| {
             b.pocketflow_plugin_learner_plugin()
-                .call_search_space(s, settings)
+                .call_search_space(s, settings, target)
         })
     }
 
-    /// `compress`.
-    pub fn compress(&mut self, params: &[types::Param]) -> Result<CompressReport, CallError> {
+    /// `compress`, under a target if one is given.
+    pub fn compress(
+        &mut self,
+        params: &[types::Param],
+        target: Option<Target>,
+    ) -> Result<CompressReport, CallError> {
         let b = &self.bindings;
+        let target = target.map(wit_target);
         call(&mut self.store, &mut self.trapped, "compress", |s| {
             b.pocketflow_plugin_learner_plugin()
-                .call_compress(s, params)
+                .call_compress(s, params, target)
         })
     }
 
@@ -599,5 +598,31 @@ impl OptimizerInstance {
                 .search()
                 .call_observe(s, h, params, outcome)
         })
+    }
+}
+
+/// The contract's form of a target.
+pub fn wit_target(t: Target) -> types::Target {
+    types::Target {
+        measure: wit_measure(t.measure),
+        ratio: t.ratio,
+    }
+}
+
+/// The contract's form of a measure.
+pub fn wit_measure(m: Measure) -> types::Measure {
+    match m {
+        Measure::Flops => types::Measure::Flops,
+        Measure::Params => types::Measure::Params,
+        Measure::Size => types::Measure::Size,
+    }
+}
+
+/// The host's form of a measure a plugin declared.
+pub fn host_measure(m: types::Measure) -> Measure {
+    match m {
+        types::Measure::Flops => Measure::Flops,
+        types::Measure::Params => Measure::Params,
+        types::Measure::Size => Measure::Size,
     }
 }

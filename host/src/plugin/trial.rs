@@ -6,7 +6,7 @@ use super::bindings::types::Param;
 use super::model_api::{FineTune, ModelContext, TrialData};
 use super::runtime::{CompressReport, Plugin, Runtime, TrialError};
 use super::state::LogLine;
-use crate::model::Model;
+use crate::model::{Model, Target};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -21,6 +21,8 @@ pub struct TrialSpec {
     pub finetune: FineTune,
     /// Seed of the trial (plugin randomness, data order, samples).
     pub seed: u64,
+    /// The budget the learner must meet, if any.
+    pub target: Option<Target>,
 }
 
 /// What a trial produced.
@@ -61,7 +63,7 @@ pub fn run_learner(
         .learner(plugin, Some(ctx), spec.seed)
         .map_err(TrialError::Host)?;
     let t0 = Instant::now();
-    let compress = inst.compress(&spec.params)?;
+    let compress = inst.compress(&spec.params, spec.target)?;
     let t1 = Instant::now();
     inst.fine_tune(spec.finetune_steps)?;
     let t2 = Instant::now();

@@ -9,7 +9,10 @@
 //! ```
 //!
 //! over the host's fine-tuning steps, where `t0 = round(begin · total)`, the
-//! end step is `round(end · total)` and `n·Δt` is their distance. Masks are
+//! end step is `round(end · total)` with `end = begin + span · (1 − begin)`,
+//! and `n·Δt` is their distance. (`span` rather than an end of its own keeps
+//! every point of the search space valid: the end can never precede the
+//! beginning.) Masks are
 //! recomputed every `Δt = interval` steps from `t0` and at the end step; after
 //! it the sparsity stays `s_f`. `compress` applies `s_i` at once, and `finish`
 //! applies `s_f` to every layer, so the target is reached even when the host
@@ -26,6 +29,19 @@
 //! per-layer dimensions are part of the search space only when the user
 //! fixes `per_layer = true` (the host passes fixed settings to
 //! `search-space`).
+//!
+//! ## Targets
+//!
+//! The learner meets a `params` or `size` target (a `flops` target is out of
+//! reach: masked weights still cost their MACs in dense kernels). The target
+//! fixes how many weights may stay non-zero, so the `sparsity` dimension
+//! leaves the search space and [`weight_budget`] derives it instead: the
+//! parameters outside the weights (biases, batch norms) are kept whole, and
+//! the size counts a sparse weight as its non-zero values plus one mask bit
+//! per entry, as the host does. Without `per_layer` every layer keeps the
+//! same fraction of its weights; with it, the `sparsity.<layer>` values are
+//! preferences, scaled by one common factor until the budget is met
+//! ([`allocate`]), as AMC does with its agent's actions.
 
 use pf_sdk::prelude::*;
 
@@ -43,9 +59,9 @@ pub struct WeightSparseParams {
     /// Fraction of the host's fine-tuning steps after which pruning starts (t0).
     #[schemars(range(min = 0.0, max = 1.0))]
     pub begin: f64,
-    /// Fraction of the host's fine-tuning steps at which the final sparsity is reached (at least `begin`).
+    /// Fraction of the fine-tuning steps after `begin` over which the sparsity ramps up to s_f.
     #[schemars(range(min = 0.0, max = 1.0))]
-    pub end: f64,
+    pub span: f64,
     /// Fine-tuning steps between mask updates (Δt).
     #[schemars(range(min = 1, max = 1000), extend("x-log" = true))]
     pub interval: i64,
@@ -59,7 +75,7 @@ impl Default for WeightSparseParams {
             sparsity: 0.8,
             initial_sparsity: 0.0,
             begin: 0.0,
-            end: 0.75,
+            span: 0.75,
             interval: 10,
             per_layer: false,
         }
@@ -188,10 +204,19 @@ impl Learner for WeightSparse {
              weights are masked out on a cubic schedule over the host's fine-tuning, from \
              an initial to a final sparsity, optionally with one final sparsity per layer.",
         )
+        .with_targets(&[Measure::Params, Measure::Size])
     }
 
-    fn search_space(settings: &WeightSparseParams, model: &Model) -> Result<Vec<ParamSpec>> {
+    fn search_space(
+        settings: &WeightSparseParams,
+        target: Option<Target>,
+        model: &Model,
+    ) -> Result<Vec<ParamSpec>> {
         let mut space = WeightSparseParams::search_space()?;
+        if target.is_some() {
+            // The target decides the overall sparsity.
+            space.retain(|s| s.name != "sparsity");
+        }
         if !settings.per_layer {
             return Ok(space);
         }
@@ -209,32 +234,43 @@ impl Learner for WeightSparse {
 
     fn compress(
         params: WeightSparseParams,
+        target: Option<Target>,
         extra: &Extra,
         model: &Model,
     ) -> Result<(Self, Report)> {
-        if params.end < params.begin {
-            return Err(Error::invalid_argument(format!(
-                "parameter `end` ({}) must not be before `begin` ({})",
-                params.end, params.begin
-            )));
-        }
-        let targets = model
-            .layers()
-            .into_iter()
-            .map(|l| {
-                let s_f = if params.per_layer {
-                    extra.float(&layer_dim(&l.name)).unwrap_or(params.sparsity)
-                } else {
-                    params.sparsity
-                };
-                (l.name, s_f)
-            })
-            .collect();
+        let layers = model.layers();
+        let sparsity_of = |l: &LayerInfo| {
+            if params.per_layer {
+                extra.float(&layer_dim(&l.name)).unwrap_or(params.sparsity)
+            } else {
+                params.sparsity
+            }
+        };
+        let targets = match target {
+            None => layers.iter().map(|l| (l.name.clone(), sparsity_of(l))).collect(),
+            Some(t) => {
+                let budget = weight_budget(model, &layers, t)?;
+                let sizes: Vec<u64> = layers.iter().map(|l| l.weight_numel()).collect();
+                let prefs: Vec<f64> = layers.iter().map(|l| 1.0 - sparsity_of(l)).collect();
+                let keep = allocate(&sizes, &prefs, budget);
+                layers
+                    .iter()
+                    .zip(sizes.iter().zip(keep))
+                    .map(|(l, (&n, k))| {
+                        // Pruning zeroes ⌊s·n⌋ weights: half a weight of
+                        // slack keeps the float product from rounding down.
+                        let zeroed = n - k;
+                        let s = ((zeroed as f64 + 0.5) / n.max(1) as f64).min(1.0);
+                        (l.name.clone(), if zeroed == 0 { 0.0 } else { s })
+                    })
+                    .collect()
+            }
+        };
         let learner = WeightSparse {
             targets,
             initial: params.initial_sparsity,
             begin: params.begin,
-            end: params.end,
+            end: params.begin + params.span.clamp(0.0, 1.0) * (1.0 - params.begin),
             // The schema bounds it to [1, 1000].
             interval: params.interval.clamp(1, 1000) as u32,
             last_applied: None,
@@ -277,4 +313,101 @@ impl Learner for WeightSparse {
     }
 }
 
+/// How many weight entries (over every weight layer) may stay non-zero under
+/// the target, counted as the host counts them (see the module docs).
+pub fn weight_budget(model: &Model, layers: &[LayerInfo], target: Target) -> Result<u64> {
+    let cost = model.cost();
+    let weights: u64 = layers.iter().map(|l| l.weight_numel()).sum();
+    let (allowed, outside, per_weight, what) = match target.measure {
+        Measure::Params => (
+            target.ratio * cost.params as f64,
+            cost.params.saturating_sub(weights) as f64,
+            1.0,
+            "parameters",
+        ),
+        Measure::Size => {
+            let mask_bytes: u64 = layers.iter().map(|l| l.weight_numel().div_ceil(8)).sum();
+            (
+                target.ratio * cost.bytes as f64,
+                cost.bytes.saturating_sub(4 * weights) as f64 + mask_bytes as f64,
+                4.0,
+                "bytes",
+            )
+        }
+        Measure::Flops => {
+            return Err(Error::invalid_argument(
+                "weight_sparse cannot meet a flops target: zeroed weights still cost their                  MACs in dense kernels; use a channel-pruning learner",
+            ))
+        }
+    };
+    if allowed < outside {
+        return Err(Error::invalid_argument(format!(
+            "a {} target of {:.4} is out of reach: {outside:.0} {what} lie outside the              weights, more than the {allowed:.0} allowed",
+            match target.measure {
+                Measure::Params => "params",
+                _ => "size",
+            },
+            target.ratio,
+        )));
+    }
+    Ok((((allowed - outside) / per_weight).floor() as u64).min(weights))
+}
+
+/// Weights to keep per layer: `min(1, c·pref)` of each layer's `sizes`,
+/// rounded down, with the largest common factor `c` whose total stays within
+/// `budget`. Preferences are clamped to `[0, 1]`.
+pub fn allocate(sizes: &[u64], prefs: &[f64], budget: u64) -> Vec<u64> {
+    let keep_at = |c: f64| -> Vec<u64> {
+        sizes
+            .iter()
+            .zip(prefs)
+            .map(|(&n, &p)| ((c * p.clamp(0.0, 1.0)).min(1.0) * n as f64).floor() as u64)
+            .collect()
+    };
+    let total = |k: &[u64]| k.iter().sum::<u64>();
+    let smallest = prefs
+        .iter()
+        .map(|p| p.clamp(0.0, 1.0))
+        .filter(|&p| p > 0.0)
+        .fold(f64::INFINITY, f64::min);
+    if !smallest.is_finite() {
+        return vec![0; sizes.len()];
+    }
+    let (mut lo, mut hi) = (0.0, 1.0 / smallest);
+    if total(&keep_at(hi)) <= budget {
+        return keep_at(hi);
+    }
+    for _ in 0..64 {
+        let mid = 0.5 * (lo + hi);
+        if total(&keep_at(mid)) <= budget {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    keep_at(lo)
+}
+
 pf_sdk::export_learner!(WeightSparse);
+
+#[cfg(test)]
+mod tests {
+    use super::allocate;
+
+    #[test]
+    fn allocation_meets_the_budget_and_follows_preferences() {
+        let sizes = [1000, 200, 50];
+        let keep = allocate(&sizes, &[0.2, 0.2, 0.2], 250);
+        assert!(keep.iter().sum::<u64>() <= 250);
+        assert!(keep.iter().sum::<u64>() >= 245, "{keep:?}");
+        // Equal preferences keep equal fractions.
+        assert!((keep[0] as f64 / 1000.0 - keep[1] as f64 / 200.0).abs() < 0.01);
+        // A layer preferring to keep more keeps more.
+        let keep = allocate(&sizes, &[0.1, 0.9, 0.5], 300);
+        assert!(keep[1] as f64 / 200.0 > keep[0] as f64 / 1000.0);
+        assert!(keep.iter().sum::<u64>() <= 300);
+        // A budget above everything keeps everything.
+        assert_eq!(allocate(&sizes, &[1.0, 1.0, 1.0], 5000), vec![1000, 200, 50]);
+        assert_eq!(allocate(&sizes, &[0.0, 0.0, 0.0], 100), vec![0, 0, 0]);
+    }
+}

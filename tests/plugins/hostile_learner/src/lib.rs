@@ -70,7 +70,12 @@ impl Learner for Hostile {
         )
     }
 
-    fn compress(params: HostileParams, _: &Extra, model: &Model) -> Result<(Self, Report)> {
+    fn compress(
+        params: HostileParams,
+        _: Option<Target>,
+        _: &Extra,
+        model: &Model,
+    ) -> Result<(Self, Report)> {
         match params.attack {
             Attack::None | Attack::HostCalls => {}
             Attack::InfiniteLoop => {

@@ -40,7 +40,12 @@ impl Learner for OutsideMagnitude {
         )
     }
 
-    fn compress(params: MagnitudeParams, _: &Extra, model: &Model) -> Result<(Self, Report)> {
+    fn compress(
+        params: MagnitudeParams,
+        _: Option<Target>,
+        _: &Extra,
+        model: &Model,
+    ) -> Result<(Self, Report)> {
         let layers = model.layers();
         let magnitudes = layers
             .iter()

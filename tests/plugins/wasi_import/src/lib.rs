@@ -32,7 +32,7 @@ impl Learner for WasiImport {
         )
     }
 
-    fn compress(_: (), _: &Extra, _: &Model) -> Result<(Self, Report)> {
+    fn compress(_: (), _: Option<Target>, _: &Extra, _: &Model) -> Result<(Self, Report)> {
         let vars = bindings::wasi::cli::environment::get_environment();
         Ok((
             WasiImport,
