@@ -11,6 +11,13 @@ fi
 # The plugins and the test fixtures, as WebAssembly components in
 # target/plugins (installs the wasm32 toolchain when missing).
 bash scripts/build-plugins.sh --fixtures
+# The report test opens a report in headless Chromium (Debian's package).
+if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
+  echo "installing Debian's chromium for the report test..." >&2
+  sudo=""; [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo apt-get update -qq
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"

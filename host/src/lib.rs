@@ -17,6 +17,8 @@ pub mod model;
 pub mod nn;
 pub mod plugin;
 pub mod progress;
+pub mod report;
 pub mod rng;
+pub mod search;
 pub mod train;
 pub mod zoo;

@@ -1,6 +1,23 @@
 //! Progress bars on standard error, hidden when not wanted or not a terminal.
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::OnceLock;
+
+static STACK: OnceLock<MultiProgress> = OnceLock::new();
+
+/// Stacks every bar made from now on (and lines printed through the
+/// returned handle) in one display, so bars of work running at once, such as
+/// parallel trials, do not overwrite each other.
+pub fn stack() -> MultiProgress {
+    STACK.get_or_init(MultiProgress::new).clone()
+}
+
+fn stacked(bar: ProgressBar) -> ProgressBar {
+    match STACK.get() {
+        Some(m) if !bar.is_hidden() => m.add(bar),
+        _ => bar,
+    }
+}
 
 /// A progress bar of `len` steps labelled `what`; hidden if `show` is false.
 pub fn bar(len: u64, what: &str, show: bool) -> ProgressBar {
@@ -20,7 +37,7 @@ pub fn bar(len: u64, what: &str, show: bool) -> ProgressBar {
         .progress_chars("=> "),
     );
     bar.set_prefix(what.to_string());
-    bar
+    stacked(bar)
 }
 
 /// A spinner with a message, for work of unknown length; hidden if `show` is
@@ -38,6 +55,7 @@ pub fn spinner(message: &str, show: bool) -> ProgressBar {
         ProgressStyle::with_template("{spinner} {msg} ({elapsed})").expect("valid template"),
     );
     bar.set_message(message.to_string());
+    let bar = stacked(bar);
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
 }

@@ -3,6 +3,7 @@
 //! live in the benchmarks.
 
 mod cli;
+mod compress;
 mod data;
 mod gradients;
 mod graph;

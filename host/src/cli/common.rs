@@ -1,6 +1,6 @@
 //! Arguments and helpers shared by several commands.
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use pf::data::{self, DataSource, LoadOptions, Splits};
 use pf::device::DeviceSpec;
@@ -135,5 +135,58 @@ pub fn si(n: u64) -> String {
         n if n >= 1_000_000 => format!("{:.2}M", n as f64 / 1e6),
         n if n >= 1_000 => format!("{:.2}K", n as f64 / 1e3),
         n => n.to_string(),
+    }
+}
+
+/// Fails early, before any training and without creating anything, if the
+/// output cannot be written.
+pub fn check_writable(path: &std::path::Path) -> Result<()> {
+    if path.is_dir() {
+        bail!(
+            "output {} is a folder; give a file name such as model.pf",
+            path.display()
+        );
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let existing = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(std::path::Path::new("."));
+    if !existing.is_dir() {
+        bail!(
+            "cannot create output folder {}: {} is a file",
+            dir.display(),
+            existing.display()
+        );
+    }
+    tempfile::tempfile_in(existing)
+        .with_context(|| format!("output folder {} is not writable", existing.display()))?;
+    Ok(())
+}
+
+/// How a zoo baseline is trained before it is compressed: SGD with momentum
+/// and a cosine schedule from 0.05, batch 32.
+pub fn baseline_config(epochs: u64, seed: u64) -> pf::train::TrainConfig {
+    pf::train::TrainConfig {
+        epochs,
+        max_steps: None,
+        batch_size: 32,
+        optimizer: pf::train::OptimizerKind::Sgd {
+            momentum: 0.9,
+            nesterov: false,
+        },
+        weight_decay: 5e-4,
+        schedule: pf::train::Schedule {
+            base: 0.05,
+            kind: pf::train::ScheduleKind::Cosine,
+            warmup_steps: 0,
+        },
+        label_smoothing: 0.0,
+        augment: pf::data::Augment::None,
+        seed,
+        distill: None,
     }
 }

@@ -2,11 +2,13 @@
 
 mod bench;
 mod common;
+mod compress;
 mod eval;
 mod info;
 mod plugin;
 mod plugin_bench;
 mod prune;
+mod report;
 mod train;
 
 use anyhow::Result;
@@ -25,6 +27,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Search compression hyper-parameters under a target and export the
+    /// best model (by default: weight_sparse × random on the embedded digits,
+    /// at most 25% non-zero parameters).
+    Compress(compress::CompressArgs),
+    /// Render a study as an HTML report (or SVG plots).
+    Report(report::ReportArgs),
     /// Train a model (by default the small CNN on the embedded 8×8 digits).
     Train(train::TrainArgs),
     /// Evaluate a saved model on a data split.
@@ -50,6 +58,8 @@ pub fn run() -> Result<()> {
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
     match cli.command {
+        Command::Compress(a) => compress::run(a),
+        Command::Report(a) => report::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Info(a) => info::run(a),

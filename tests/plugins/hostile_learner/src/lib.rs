@@ -68,6 +68,8 @@ impl Learner for Hostile {
             env!("CARGO_PKG_VERSION"),
             "Test fixture: misbehaves in `compress` as the parameter `attack` says.",
         )
+        // It claims every target; the host's own count catches the lie.
+        .with_targets(&[Measure::Flops, Measure::Params, Measure::Size])
     }
 
     fn compress(

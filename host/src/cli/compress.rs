@@ -1,0 +1,732 @@
+//! `pf compress`: the automated search. An optimizer suggests learner
+//! parameters, the learner compresses a copy of the baseline with fast
+//! fine-tuning, the host evaluates it and rewards the optimizer; the best
+//! candidate that meets the target is re-trained (optionally distilled from
+//! the baseline), tested, saved and reported.
+
+use super::common::{
+    baseline_config, check_writable, input_of, is_model_file, model_for, print_json, si, DataArgs,
+    DeviceArgs, ModelArgs,
+};
+use super::plugin::LimitArgs;
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use pf::data::{Normalization, Splits};
+use pf::model::{Model, Target};
+use pf::plugin::bindings::types::{Param, ParamSpec};
+use pf::plugin::runtime::{host_measure, Plugin};
+use pf::plugin::{resolve, space, FineTune, ModelContext, PluginKind, Runtime, TrialData};
+use pf::search::{
+    best_of, run_search, BaselineRecord, FinalRecord, Reward, SearchSetup, SqliteStudy, StudyMeta,
+    StudyStore, TrialRecord, TrialStatus,
+};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Arguments of `pf compress`.
+#[derive(Args)]
+pub struct CompressArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    data: DataArgs,
+    #[command(flatten)]
+    device: DeviceArgs,
+    /// The learner: a .wasm component or the name of a built-in plugin.
+    #[arg(
+        long,
+        short = 'p',
+        default_value = "weight_sparse",
+        value_name = "LEARNER"
+    )]
+    plugin: String,
+    /// The optimizer: a .wasm component or the name of a built-in plugin.
+    #[arg(long, short = 'O', default_value = "random", value_name = "OPTIMIZER")]
+    optimizer: String,
+    /// Trials in the study (with --resume: the total, finished ones included).
+    #[arg(long, default_value_t = 12, value_name = "N")]
+    trials: u32,
+    /// The budget every result must meet, MEASURE=RATIO of the baseline:
+    /// flops=0.5 (MACs), params=0.25 (non-zero parameters) or size=0.25
+    /// (stored bytes).
+    #[arg(long, default_value = "params=0.25", value_name = "MEASURE=RATIO")]
+    target: Target,
+    /// What the optimizer maximises among models that meet the target.
+    #[arg(long, value_enum, default_value_t = Reward::Accuracy)]
+    reward: Reward,
+    /// A learner parameter fixed to a value instead of searched,
+    /// NAME=VALUE (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
+    /// Host fine-tuning steps of each trial.
+    #[arg(long, default_value_t = 300, value_name = "K")]
+    finetune_steps: u64,
+    /// Fine-tuning batch size.
+    #[arg(long, default_value_t = 64, value_name = "N")]
+    batch_size: usize,
+    /// Fine-tuning learning rate (constant, SGD with momentum 0.9).
+    #[arg(long, default_value_t = 0.01, value_name = "LR")]
+    lr: f64,
+    /// Epochs of re-training the best candidate with the whole training
+    /// split (0: keep it as the trial left it).
+    #[arg(long, default_value_t = 20, value_name = "E")]
+    retrain_epochs: u64,
+    /// Re-train with the uncompressed baseline as the teacher.
+    #[arg(long)]
+    distill: bool,
+    /// Trials run at once, each in its own plugin store and thread pool. The
+    /// trial table depends on it: keep it when resuming.
+    #[arg(long, short = 'j', default_value_t = 1, value_name = "J")]
+    jobs: u32,
+    /// Threads each trial computes with (default: the cores divided by --jobs).
+    #[arg(long, value_name = "N")]
+    threads_per_trial: Option<usize>,
+    /// Epochs to train a zoo baseline first (cached); a .pf model is used as
+    /// it is.
+    #[arg(long, default_value_t = 30, value_name = "N")]
+    baseline_epochs: u64,
+    /// The study database (SQLite).
+    #[arg(long, default_value = "pf-out/study.db", value_name = "FILE")]
+    study: PathBuf,
+    /// Continue the study instead of starting one.
+    #[arg(long)]
+    resume: bool,
+    /// Seed of the study: baseline, optimizer, every trial.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Where to save the compressed model (pf format, .pf).
+    #[arg(long, default_value = "pf-out/compressed.pf", value_name = "FILE")]
+    export: PathBuf,
+    /// Where to write the report (.html, or .svg for the plots alone).
+    #[arg(long, default_value = "pf-out/report.html", value_name = "FILE")]
+    report: PathBuf,
+    /// Do not write a report.
+    #[arg(long)]
+    no_report: bool,
+    #[command(flatten)]
+    limits: LimitArgs,
+    /// Print the result as JSON on standard output.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Checks every output before anything is loaded, trained or written.
+fn check_outputs(a: &CompressArgs) -> Result<()> {
+    match a.export.extension().and_then(|e| e.to_str()) {
+        Some("pf") => {}
+        Some("tflite") => bail!(
+            "--export {}: TensorFlow Lite export is not available yet; export a .pf model",
+            a.export.display()
+        ),
+        _ => bail!(
+            "--export {}: give a .pf file name (pf's model format)",
+            a.export.display()
+        ),
+    }
+    check_writable(&a.export).with_context(|| format!("--export {}", a.export.display()))?;
+    if !a.no_report {
+        check_writable(&a.report).with_context(|| format!("--report {}", a.report.display()))?;
+    }
+    if a.resume {
+        if !a.study.is_file() {
+            bail!(
+                "--resume: study {} does not exist; start it without --resume",
+                a.study.display()
+            );
+        }
+    } else {
+        if a.study.exists() {
+            bail!(
+                "study {} already exists: pass --resume to continue it, or choose another --study",
+                a.study.display()
+            );
+        }
+        check_writable(&a.study).with_context(|| format!("--study {}", a.study.display()))?;
+    }
+    if a.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    if a.trials == 0 {
+        bail!("--trials must be at least 1");
+    }
+    if a.threads_per_trial == Some(0) {
+        bail!("--threads-per-trial must be at least 1");
+    }
+    Ok(())
+}
+
+/// Loads a plugin by path or name and checks its kind.
+fn load_plugin(rt: &Runtime, name: &str, kind: PluginKind, flag: &str) -> Result<Arc<Plugin>> {
+    let path = resolve::resolve(name).with_context(|| format!("{flag} {name}"))?;
+    let plugin = rt
+        .load(&path)
+        .with_context(|| format!("{flag} {name}: loading {}", path.display()))?;
+    if plugin.kind() != kind {
+        bail!(
+            "{flag} {name}: `{}` is {}, not {}",
+            plugin.name(),
+            article(plugin.kind()),
+            article(kind)
+        );
+    }
+    Ok(plugin)
+}
+
+fn article(k: PluginKind) -> &'static str {
+    match k {
+        PluginKind::Learner => "a learner",
+        PluginKind::Optimizer => "an optimizer",
+    }
+}
+
+/// SHA-256 over every split's pixels and labels: the data's identity.
+fn data_sha256(splits: &Splits) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for d in [&splits.train, &splits.val, &splits.test] {
+        h.update((d.pixels.len() as u64).to_le_bytes());
+        h.update(&d.pixels);
+        for l in &d.labels {
+            h.update(l.to_le_bytes());
+        }
+        for s in d.shape {
+            h.update((s as u64).to_le_bytes());
+        }
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The baseline: a .pf file as it is, or a zoo architecture trained on the
+/// training split, cached by everything that determines its weights.
+fn baseline(a: &CompressArgs, splits: &Splits, data_hash: &str) -> Result<Model> {
+    let device = a.device.device.open()?;
+    let input = input_of(splits);
+    if is_model_file(&a.model.model) || a.baseline_epochs == 0 {
+        return model_for(&a.model, input, splits.train.classes, a.seed, &device);
+    }
+    let config = baseline_config(a.baseline_epochs, a.seed);
+    let key = pf::io::sha256_hex(
+        serde_json::json!({
+            "model": a.model.model,
+            "width": a.model.width,
+            "data": data_hash,
+            "config": config,
+            "format": pf::model::FORMAT_VERSION,
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    let cached = pf::io::cache_root().map(|d| {
+        d.join("baselines")
+            .join(format!("{}-{}.pf", a.model.model, &key[..16]))
+    });
+    if let Some(path) = &cached {
+        if path.is_file() {
+            match pf::model::load(path, &device) {
+                Ok(m) => {
+                    if !a.json {
+                        eprintln!("baseline: cached {}", path.display());
+                    }
+                    return Ok(m);
+                }
+                Err(e) => eprintln!("warning: ignoring a damaged cached baseline: {e:#}"),
+            }
+        }
+    }
+    let mut model = model_for(&a.model, input, splits.train.classes, a.seed, &device)?;
+    if !a.json {
+        eprintln!(
+            "baseline: training {} for {} epochs (cached afterwards)",
+            a.model.model, a.baseline_epochs
+        );
+    }
+    pf::train::Trainer {
+        config,
+        data: &splits.train,
+        norm: Normalization::of(&splits.train),
+        teacher: None,
+        checkpoint: None,
+        progress: !a.json,
+    }
+    .run(&mut model, None)
+    .context("training the baseline")?;
+    if let Some(path) = &cached {
+        if let Err(e) = pf::model::save(&model, path) {
+            eprintln!("warning: could not cache the baseline: {e:#}");
+        }
+    }
+    Ok(model)
+}
+
+/// The learner's search space under the target, and the user's fixed
+/// values: `--set` values that fit the default space shape the space first
+/// (e.g. `per_layer=true` adds dimensions), then every `--set` is parsed
+/// against the space they shaped.
+fn search_space(
+    rt: &Runtime,
+    learner: &Plugin,
+    base: &Model,
+    data: &Arc<TrialData>,
+    a: &CompressArgs,
+) -> Result<(Vec<ParamSpec>, Vec<Param>)> {
+    let space_for = |settings: &[Param]| -> Result<Vec<ParamSpec>> {
+        let probe = ModelContext {
+            model: base.try_clone()?,
+            data: data.clone(),
+            finetune: FineTune::default(),
+            seed: a.seed,
+            finetune_calls: 0,
+        };
+        rt.learner(learner, Some(probe), a.seed)?
+            .search_space(settings, Some(a.target))
+            .map_err(anyhow::Error::from)
+    };
+    let default_space = space_for(&[])?;
+    let settings: Vec<Param> = a
+        .set
+        .iter()
+        .filter_map(|s| space::parse_assignment(&default_space, s).ok())
+        .collect();
+    let full = space_for(&settings)?;
+    space::validate_space(&full)
+        .map_err(|e| anyhow::anyhow!("learner `{}`: {e}", learner.name()))?;
+    let mut fixed: Vec<Param> = Vec::new();
+    for s in &a.set {
+        let p = space::parse_assignment(&full, s).map_err(|e| anyhow::anyhow!("--set {e}"))?;
+        fixed.retain(|q| q.name != p.name);
+        fixed.push(p);
+    }
+    let searched = full
+        .into_iter()
+        .filter(|d| !fixed.iter().any(|f| f.name == d.name))
+        .collect();
+    Ok((searched, fixed))
+}
+
+/// Checks that a resumed study is the one these arguments describe.
+fn check_resume(old: &StudyMeta, new: &StudyMeta, path: &Path) -> Result<()> {
+    let mut diffs = Vec::new();
+    let mut cmp = |what: &str, a: String, b: String| {
+        if a != b {
+            diffs.push(format!("{what}: the study has {a}, this run {b}"));
+        }
+    };
+    cmp(
+        "model",
+        format!(
+            "{} (weights {})",
+            old.baseline.model,
+            &old.baseline.weights_sha256[..12]
+        ),
+        format!(
+            "{} (weights {})",
+            new.baseline.model,
+            &new.baseline.weights_sha256[..12]
+        ),
+    );
+    cmp("data", old.data.clone(), new.data.clone());
+    cmp(
+        "data contents",
+        old.data_sha256[..12].to_string(),
+        new.data_sha256[..12].to_string(),
+    );
+    cmp(
+        "learner",
+        format!("{} ({})", old.learner, &old.learner_sha256[..12]),
+        format!("{} ({})", new.learner, &new.learner_sha256[..12]),
+    );
+    cmp(
+        "optimizer",
+        format!("{} ({})", old.optimizer, &old.optimizer_sha256[..12]),
+        format!("{} ({})", new.optimizer, &new.optimizer_sha256[..12]),
+    );
+    cmp("target", old.target.to_string(), new.target.to_string());
+    cmp("reward", old.reward.to_string(), new.reward.to_string());
+    cmp("seed", old.seed.to_string(), new.seed.to_string());
+    cmp("--jobs", old.jobs.to_string(), new.jobs.to_string());
+    cmp(
+        "--finetune-steps",
+        old.finetune_steps.to_string(),
+        new.finetune_steps.to_string(),
+    );
+    cmp(
+        "--set",
+        format!("{:?}", old.fixed),
+        format!("{:?}", new.fixed),
+    );
+    if !diffs.is_empty() {
+        bail!(
+            "study {} belongs to a different search, so it cannot be resumed with these arguments:\n  {}\nrun with the study's arguments, or start a new study with another --study",
+            path.display(),
+            diffs.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Runs `pf compress`.
+pub fn run(a: CompressArgs) -> Result<()> {
+    let start = Instant::now();
+    check_outputs(&a)?;
+    let rt = a.limits.runtime()?;
+    let learner = load_plugin(&rt, &a.plugin, PluginKind::Learner, "--plugin")?;
+    let optimizer = load_plugin(&rt, &a.optimizer, PluginKind::Optimizer, "--optimizer")?;
+    let supported: Vec<_> = learner
+        .info
+        .targets
+        .iter()
+        .map(|m| host_measure(*m))
+        .collect();
+    if !supported.contains(&a.target.measure) {
+        bail!(
+            "--target {}: learner `{}` cannot meet a {} target; it supports {}",
+            a.target,
+            learner.name(),
+            a.target.measure,
+            if supported.is_empty() {
+                "no targets".to_string()
+            } else {
+                supported
+                    .iter()
+                    .map(|m| m.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
+        );
+    }
+    let splits = a.data.load()?;
+    let data_hash = data_sha256(&splits);
+    let base = baseline(&a, &splits, &data_hash)?;
+    let norm = Normalization::of(&splits.train);
+    let data = Arc::new(TrialData {
+        train: splits.train.clone(),
+        val: splits.val.clone(),
+        norm: norm.clone(),
+    });
+    let baseline_footprint = base.footprint()?;
+    let base_val = pf::train::evaluate(&base, &splits.val, &norm, 256, false)?;
+    let (searched, fixed) = search_space(&rt, &learner, &base, &data, &a)?;
+    let meta = StudyMeta {
+        format: pf::search::study::STUDY_FORMAT,
+        baseline: BaselineRecord {
+            model: a.model.model.clone(),
+            weights_sha256: base.weights_sha256()?,
+            accuracy: base_val.accuracy,
+            loss: base_val.loss,
+            footprint: baseline_footprint,
+        },
+        data: a.data.data.to_string(),
+        data_sha256: data_hash,
+        learner: learner.name().to_string(),
+        learner_sha256: learner.sha256.clone(),
+        optimizer: optimizer.name().to_string(),
+        optimizer_sha256: optimizer.sha256.clone(),
+        target: a.target,
+        reward: a.reward,
+        seed: a.seed,
+        fixed: fixed.iter().map(pf::search::run::to_record).collect(),
+        finetune_steps: a.finetune_steps,
+        jobs: a.jobs,
+        created: now_unix(),
+    };
+    let mut study = if a.resume {
+        let s = SqliteStudy::open(&a.study)?;
+        check_resume(s.meta(), &meta, &a.study)?;
+        s
+    } else {
+        SqliteStudy::create(&a.study, &meta)?
+    };
+    let meta = study.meta().clone();
+    let cores = std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let threads_per_trial = a
+        .threads_per_trial
+        .unwrap_or((cores / a.jobs as usize).max(1));
+    if !a.json {
+        eprintln!(
+            "search: {} × {} on {} ({} trials, {} at once × {} threads), target {} ≤ {} × baseline, reward {}; {} dimensions searched{}",
+            learner.name(),
+            optimizer.name(),
+            a.model.model,
+            a.trials,
+            a.jobs,
+            threads_per_trial,
+            a.target.measure,
+            a.target.ratio,
+            a.reward,
+            searched.len(),
+            if fixed.is_empty() {
+                String::new()
+            } else {
+                format!(", fixed {}", space::format_params(&fixed))
+            }
+        );
+    }
+    let setup = SearchSetup {
+        runtime: &rt,
+        learner: learner.clone(),
+        optimizer: optimizer.clone(),
+        baseline: &base,
+        baseline_footprint,
+        data: data.clone(),
+        space: searched,
+        fixed,
+        target: a.target,
+        reward: a.reward,
+        seed: a.seed,
+        trials: a.trials,
+        jobs: a.jobs,
+        threads_per_trial,
+        finetune_steps: a.finetune_steps,
+        finetune: FineTune {
+            batch_size: a.batch_size,
+            lr: a.lr,
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            progress: !a.json,
+        },
+        progress: !a.json,
+    };
+    let search_start = Instant::now();
+    let outcome = run_search(&setup, &mut study)?;
+    let search_seconds = search_start.elapsed().as_secs_f64();
+    let Some(best) = best_of(&outcome.trials).cloned() else {
+        let failed: Vec<String> = outcome
+            .trials
+            .iter()
+            .filter_map(|t| t.error.as_ref().map(|e| format!("trial {}: {e}", t.number)))
+            .take(3)
+            .collect();
+        write_report(&a, &study)?;
+        bail!(
+            "no trial met the target {} ({} trials); the study is kept in {}. First failures:\n  {}\nloosen the target, fine-tune longer, or run more trials with --resume --trials N",
+            a.target,
+            outcome.trials.len(),
+            a.study.display(),
+            failed.join("\n  ")
+        );
+    };
+    let mut model = match outcome.best_model {
+        Some((n, m)) if n == best.number => m,
+        _ => {
+            if !a.json {
+                eprintln!(
+                    "rebuilding trial {} (it ran before the resume)",
+                    best.number
+                );
+            }
+            setup.rerun(&best)?
+        }
+    };
+    let final_record = finish(&a, &setup, &base, &splits, &norm, &best, &mut model)?;
+    pf::model::save(&model, &a.export).with_context(|| format!("saving {}", a.export.display()))?;
+    study.set_final(&final_record)?;
+    write_report(&a, &study)?;
+    summarize(
+        &a,
+        &meta,
+        &outcome.trials,
+        &best,
+        &final_record,
+        outcome.ran,
+        search_seconds,
+        start.elapsed().as_secs_f64(),
+    )
+}
+
+/// Re-trains the best candidate, tests it, and returns the final record.
+/// A re-training that would break the target is undone.
+fn finish(
+    a: &CompressArgs,
+    setup: &SearchSetup<'_>,
+    base: &Model,
+    splits: &Splits,
+    norm: &Normalization,
+    best: &TrialRecord,
+    model: &mut Model,
+) -> Result<FinalRecord> {
+    let baseline_test = pf::train::evaluate(base, &splits.test, norm, 256, false)?;
+    let trial_test = pf::train::evaluate(model, &splits.test, norm, 256, false)?;
+    let t = Instant::now();
+    let mut test = trial_test;
+    if a.retrain_epochs > 0 {
+        let mut retrained = model.try_clone()?;
+        let mut config = setup.finetune.config(0, setup.seed);
+        config.epochs = a.retrain_epochs;
+        config.max_steps = None;
+        config.schedule = pf::train::Schedule {
+            base: a.lr,
+            kind: pf::train::ScheduleKind::Cosine,
+            warmup_steps: 0,
+        };
+        config.distill = a.distill.then(|| pf::train::DistillConfig {
+            temperature: 4.0,
+            weight: 0.5,
+            teacher_sha256: base.weights_sha256().unwrap_or_default(),
+        });
+        if !a.json {
+            eprintln!(
+                "re-training trial {} for {} epochs{}",
+                best.number,
+                a.retrain_epochs,
+                if a.distill {
+                    ", distilled from the baseline"
+                } else {
+                    ""
+                }
+            );
+        }
+        pf::train::Trainer {
+            config,
+            data: &splits.train,
+            norm: norm.clone(),
+            teacher: a.distill.then_some(base),
+            checkpoint: None,
+            progress: !a.json,
+        }
+        .run(&mut retrained, None)
+        .context("re-training the best candidate")?;
+        let fp = retrained.footprint()?;
+        let after = pf::train::evaluate(&retrained, &splits.test, norm, 256, false)?;
+        if !setup.target.is_met(&fp, &setup.baseline_footprint) {
+            eprintln!(
+                "warning: re-training moved the model off its target; keeping the trial's model"
+            );
+        } else if !after.loss.is_finite() {
+            eprintln!("warning: re-training diverged; keeping the trial's model");
+        } else {
+            *model = retrained;
+            test = after;
+        }
+    }
+    let footprint = model.footprint()?;
+    Ok(FinalRecord {
+        trial: best.number,
+        retrain_epochs: a.retrain_epochs,
+        distill: a.distill,
+        baseline_test_accuracy: baseline_test.accuracy,
+        trial_test_accuracy: trial_test.accuracy,
+        test_accuracy: test.accuracy,
+        footprint,
+        target_ratio: setup.target.ratio_of(&footprint, &setup.baseline_footprint),
+        output: Some(a.export.display().to_string()),
+        retrain_seconds: t.elapsed().as_secs_f64(),
+    })
+}
+
+fn write_report(a: &CompressArgs, study: &SqliteStudy) -> Result<()> {
+    if a.no_report {
+        return Ok(());
+    }
+    let trials = study.trials()?;
+    let format = pf::report::Format::from_path(&a.report);
+    let text = pf::report::render(study.meta(), &trials, format)?;
+    pf::io::atomic_write(&a.report, text.as_bytes())
+        .with_context(|| format!("writing report {}", a.report.display()))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn summarize(
+    a: &CompressArgs,
+    meta: &StudyMeta,
+    trials: &[TrialRecord],
+    best: &TrialRecord,
+    fin: &FinalRecord,
+    ran: u32,
+    search_seconds: f64,
+    total_seconds: f64,
+) -> Result<()> {
+    let complete = trials
+        .iter()
+        .filter(|t| t.status == TrialStatus::Complete)
+        .count();
+    let base = &meta.baseline.footprint;
+    let now = &fin.footprint;
+    if a.json {
+        return print_json(&serde_json::json!({
+            "study": a.study,
+            "report": (!a.no_report).then_some(&a.report),
+            "export": a.export,
+            "learner": meta.learner,
+            "optimizer": meta.optimizer,
+            "target": meta.target,
+            "reward": meta.reward,
+            "trials": trials.len(),
+            "complete": complete,
+            "ran": ran,
+            "best": best,
+            "final": fin,
+            "baseline": meta.baseline,
+            "seconds": {"search": search_seconds, "total": total_seconds},
+        }));
+    }
+    let ratio = |x: u64, y: u64| x as f64 / y.max(1) as f64;
+    println!();
+    println!(
+        "{} trials ({} complete, {} failed; {} run now) in {:.1}s; best: trial {} (reward {:.4})",
+        trials.len(),
+        complete,
+        trials.len() - complete,
+        ran,
+        search_seconds,
+        best.number,
+        best.reward.unwrap_or(f64::NAN)
+    );
+    println!();
+    println!(
+        "{:<22} {:>12} {:>12} {:>8}",
+        "", "baseline", "compressed", "ratio"
+    );
+    println!(
+        "{:<22} {:>11.2}% {:>11.2}% {:>+7.2}pp",
+        "test accuracy",
+        fin.baseline_test_accuracy * 100.0,
+        fin.test_accuracy * 100.0,
+        (fin.test_accuracy - fin.baseline_test_accuracy) * 100.0
+    );
+    for (name, x, y) in [
+        ("MACs", base.macs, now.macs),
+        ("parameters", base.params, now.params),
+        (
+            "non-zero parameters",
+            base.nonzero_params,
+            now.nonzero_params,
+        ),
+        ("bytes", base.bytes, now.bytes),
+    ] {
+        println!(
+            "{:<22} {:>12} {:>12} {:>8.3}",
+            name,
+            si(x),
+            si(y),
+            ratio(y, x)
+        );
+    }
+    println!();
+    println!(
+        "target {} ≤ {}: met at {:.4}; re-trained {} epochs{} ({:.1}s), accuracy before re-training {:.2}%",
+        meta.target.measure,
+        meta.target.ratio,
+        fin.target_ratio,
+        fin.retrain_epochs,
+        if fin.distill { " with distillation" } else { "" },
+        fin.retrain_seconds,
+        fin.trial_test_accuracy * 100.0
+    );
+    println!("model   {}", a.export.display());
+    println!("study   {}", a.study.display());
+    if !a.no_report {
+        println!("report  {}", a.report.display());
+    }
+    println!("time    {total_seconds:.1}s");
+    Ok(())
+}

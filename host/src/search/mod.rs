@@ -1,0 +1,9 @@
+//! The automated search: a study of trials, each suggested by an optimizer plugin, compressed by a learner plugin and evaluated by the host.
+mod record;
+mod reward;
+pub mod run;
+pub mod study;
+pub use record::*;
+pub use reward::Reward;
+pub use run::{best_of, run_search, trial_seed, SearchOutcome, SearchSetup};
+pub use study::{SqliteStudy, StudyStore};

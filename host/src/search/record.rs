@@ -1,0 +1,199 @@
+//! What a study stores: its settings and baseline, and one record per
+//! finished trial. Plain data, shared by the study storage, the search loop,
+//! the summary and `pf report`.
+
+use crate::model::{Footprint, Target};
+use serde::{Deserialize, Serialize};
+
+/// How a finished trial ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrialStatus {
+    /// Evaluated, and the model meets the target: a candidate result.
+    Complete,
+    /// A plugin error or trap, a non-finite metric, or a missed target (see
+    /// [`TrialRecord::error`]). Metrics are kept when there are any.
+    Failed,
+}
+
+impl TrialStatus {
+    /// The name stored in the study.
+    pub fn name(self) -> &'static str {
+        match self {
+            TrialStatus::Complete => "complete",
+            TrialStatus::Failed => "failed",
+        }
+    }
+}
+
+/// A hyper-parameter value as a study stores it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueRecord {
+    /// A float.
+    Float(f64),
+    /// An integer.
+    Int(i64),
+    /// A switch.
+    Boolean(bool),
+    /// One of a set of strings.
+    Choice(String),
+}
+
+impl std::fmt::Display for ValueRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ValueRecord::Float(x) => f.write_str(&compact(*x)),
+            ValueRecord::Int(i) => write!(f, "{i}"),
+            ValueRecord::Boolean(b) => write!(f, "{b}"),
+            ValueRecord::Choice(s) => f.write_str(s),
+        }
+    }
+}
+
+/// A float in at most four significant decimals, for tables.
+pub fn compact(x: f64) -> String {
+    if x == 0.0 || !x.is_finite() {
+        return format!("{x}");
+    }
+    if (1e-3..1e6).contains(&x.abs()) {
+        let s = format!("{x:.4}");
+        let s = s.trim_end_matches('0').trim_end_matches('.');
+        s.to_string()
+    } else {
+        format!("{x:.3e}")
+    }
+}
+
+/// A named hyper-parameter value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamRecord {
+    /// The dimension.
+    pub name: String,
+    /// Its value.
+    pub value: ValueRecord,
+}
+
+/// Seconds spent in each phase of a trial.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timings {
+    /// The optimizer's `suggest` for this trial.
+    pub suggest: f64,
+    /// The learner's `compress`.
+    pub compress: f64,
+    /// The host's fine-tuning (with the learner's `on-train-step`).
+    pub finetune: f64,
+    /// The learner's `finish`.
+    pub finish: f64,
+    /// Evaluation on the validation split.
+    pub evaluate: f64,
+    /// The whole trial, wall clock.
+    pub total: f64,
+}
+
+/// One finished trial.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    /// 0, 1, 2, … in the order the optimizer suggested them.
+    pub number: u32,
+    /// How it ended.
+    pub status: TrialStatus,
+    /// The learner's parameters (the optimizer's suggestion plus the
+    /// user's fixed settings).
+    pub params: Vec<ParamRecord>,
+    /// The trial's seed.
+    pub seed: u64,
+    /// Validation accuracy, when the model was evaluated.
+    pub accuracy: Option<f64>,
+    /// Validation loss, when the model was evaluated.
+    pub loss: Option<f64>,
+    /// The compressed model's footprint, when it was measured.
+    pub footprint: Option<Footprint>,
+    /// The target's measure as a fraction of the baseline's, when measured.
+    pub target_ratio: Option<f64>,
+    /// The reward given to the optimizer (complete trials only).
+    pub reward: Option<f64>,
+    /// Why it failed.
+    pub error: Option<String>,
+    /// Where the time went.
+    pub timings: Timings,
+    /// SHA-256 of the learner component that ran it.
+    pub learner_sha256: String,
+    /// SHA-256 of the optimizer component that suggested it.
+    pub optimizer_sha256: String,
+}
+
+/// The uncompressed model a study compresses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BaselineRecord {
+    /// What the user named: a zoo architecture or a .pf file.
+    pub model: String,
+    /// SHA-256 of its weights.
+    pub weights_sha256: String,
+    /// Validation accuracy.
+    pub accuracy: f64,
+    /// Validation loss.
+    pub loss: f64,
+    /// Its footprint.
+    pub footprint: Footprint,
+}
+
+/// A study's settings: fixed when it is created, checked on `--resume`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StudyMeta {
+    /// Format version of the study file.
+    pub format: u32,
+    /// The baseline.
+    pub baseline: BaselineRecord,
+    /// The data set, as named on the command line.
+    pub data: String,
+    /// SHA-256 over the data's splits.
+    pub data_sha256: String,
+    /// The learner's name.
+    pub learner: String,
+    /// SHA-256 of the learner component.
+    pub learner_sha256: String,
+    /// The optimizer's name.
+    pub optimizer: String,
+    /// SHA-256 of the optimizer component.
+    pub optimizer_sha256: String,
+    /// The budget every result must meet.
+    pub target: Target,
+    /// The reward the optimizer maximises (see [`super::Reward`]).
+    pub reward: super::Reward,
+    /// The study's seed.
+    pub seed: u64,
+    /// Parameters the user fixed (not searched).
+    pub fixed: Vec<ParamRecord>,
+    /// Fine-tuning steps per trial.
+    pub finetune_steps: u64,
+    /// Trials run at once; the trial table depends on it.
+    pub jobs: u32,
+    /// Unix time the study was created.
+    pub created: u64,
+}
+
+/// What the study ended with: the best candidate, re-trained and tested.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FinalRecord {
+    /// The trial whose model it is.
+    pub trial: u32,
+    /// Epochs of re-training with the full training data.
+    pub retrain_epochs: u64,
+    /// Whether the uncompressed model taught the re-training.
+    pub distill: bool,
+    /// Test accuracy of the baseline.
+    pub baseline_test_accuracy: f64,
+    /// Test accuracy of the trial's model before re-training.
+    pub trial_test_accuracy: f64,
+    /// Test accuracy of the final model.
+    pub test_accuracy: f64,
+    /// The final model's footprint.
+    pub footprint: Footprint,
+    /// The target's measure as a fraction of the baseline's.
+    pub target_ratio: f64,
+    /// Where the model was saved.
+    pub output: Option<String>,
+    /// Seconds of re-training.
+    pub retrain_seconds: f64,
+}

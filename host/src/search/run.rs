@@ -1,0 +1,506 @@
+//! The search loop. Trials run in rounds of `jobs`: the optimizer suggests
+//! one set of parameters per trial of the round, the trials run at once
+//! (each in its own plugin store and its own thread pool), every finished
+//! trial is committed to the study as soon as it ends, and when the round is
+//! over the optimizer observes the outcomes in trial order. The trial table
+//! is therefore a function of the seed and `jobs` alone, and a resumed study
+//! replays the recorded rounds into a fresh optimizer before it goes on, so
+//! it continues exactly as an uninterrupted run would have.
+
+use super::record::{ParamRecord, Timings, TrialRecord, TrialStatus, ValueRecord};
+use super::study::StudyStore;
+use super::Reward;
+use crate::model::{Footprint, Model, Target};
+use crate::plugin::bindings::types::{Param, ParamSpec, ParamValue};
+use crate::plugin::runtime::{Outcome, Plugin, Runtime};
+use crate::plugin::{space, trial, FineTune, OptimizerInstance, TrialData};
+use anyhow::{bail, Context, Result};
+use rand::RngCore;
+use std::sync::{mpsc, Arc};
+use std::time::Instant;
+
+/// Everything a search needs.
+pub struct SearchSetup<'a> {
+    /// The plugin runtime.
+    pub runtime: &'a Runtime,
+    /// The learner.
+    pub learner: Arc<Plugin>,
+    /// The optimizer.
+    pub optimizer: Arc<Plugin>,
+    /// The uncompressed model every trial starts from.
+    pub baseline: &'a Model,
+    /// Its footprint.
+    pub baseline_footprint: Footprint,
+    /// Training, validation and normalisation for the trials.
+    pub data: Arc<TrialData>,
+    /// The dimensions the optimizer searches.
+    pub space: Vec<ParamSpec>,
+    /// Parameters the user fixed.
+    pub fixed: Vec<Param>,
+    /// The budget every result must meet.
+    pub target: Target,
+    /// What the optimizer maximises.
+    pub reward: Reward,
+    /// The study's seed.
+    pub seed: u64,
+    /// Trials in the study (finished ones included).
+    pub trials: u32,
+    /// Trials run at once.
+    pub jobs: u32,
+    /// Threads each running trial computes with.
+    pub threads_per_trial: usize,
+    /// Host fine-tuning steps per trial.
+    pub finetune_steps: u64,
+    /// Fine-tuning settings.
+    pub finetune: FineTune,
+    /// Show progress bars and one line per trial.
+    pub progress: bool,
+}
+
+/// What a search ended with.
+pub struct SearchOutcome {
+    /// Every finished trial, by number.
+    pub trials: Vec<TrialRecord>,
+    /// Trials this call ran (the rest were in the study already).
+    pub ran: u32,
+    /// The best trial's model, when this call ran that trial.
+    pub best_model: Option<(u32, Model)>,
+}
+
+/// The seed of trial `number` of a study seeded `seed`.
+pub fn trial_seed(seed: u64, number: u32) -> u64 {
+    crate::rng::stream(seed, &["trial", &number.to_string()]).next_u64()
+}
+
+/// The best complete trial: the highest reward, the earliest on ties.
+pub fn best_of(trials: &[TrialRecord]) -> Option<&TrialRecord> {
+    trials
+        .iter()
+        .filter(|t| t.status == TrialStatus::Complete)
+        .filter(|t| t.reward.is_some_and(f64::is_finite))
+        .fold(None, |best: Option<&TrialRecord>, t| match best {
+            Some(b) if b.reward >= t.reward => Some(b),
+            _ => Some(t),
+        })
+}
+
+/// A parameter as the study stores it.
+pub fn to_record(p: &Param) -> ParamRecord {
+    ParamRecord {
+        name: p.name.clone(),
+        value: match &p.value {
+            ParamValue::Float(x) => ValueRecord::Float(*x),
+            ParamValue::Int(i) => ValueRecord::Int(*i),
+            ParamValue::Boolean(b) => ValueRecord::Boolean(*b),
+            ParamValue::Choice(s) => ValueRecord::Choice(s.clone()),
+        },
+    }
+}
+
+/// A stored parameter as plugins take it.
+pub fn from_record(p: &ParamRecord) -> Param {
+    Param {
+        name: p.name.clone(),
+        value: match &p.value {
+            ValueRecord::Float(x) => ParamValue::Float(*x),
+            ValueRecord::Int(i) => ParamValue::Int(*i),
+            ValueRecord::Boolean(b) => ParamValue::Boolean(*b),
+            ValueRecord::Choice(s) => ParamValue::Choice(s.clone()),
+        },
+    }
+}
+
+/// The optimizer's outcome for a finished trial.
+fn outcome_of(t: &TrialRecord) -> Outcome {
+    match (t.status, t.reward) {
+        (TrialStatus::Complete, Some(r)) => Outcome::Reward(r),
+        _ => Outcome::Failed(t.error.clone().unwrap_or_else(|| "failed".into())),
+    }
+}
+
+/// What the optimizer suggested for a trial: its parameters, or why it
+/// could not.
+struct Suggestion {
+    number: u32,
+    params: Result<Vec<Param>, String>,
+    seconds: f64,
+}
+
+impl SearchSetup<'_> {
+    fn failed(
+        &self,
+        number: u32,
+        params: &[Param],
+        error: String,
+        timings: Timings,
+    ) -> TrialRecord {
+        TrialRecord {
+            number,
+            status: TrialStatus::Failed,
+            params: params.iter().map(to_record).collect(),
+            seed: trial_seed(self.seed, number),
+            accuracy: None,
+            loss: None,
+            footprint: None,
+            target_ratio: None,
+            reward: None,
+            error: Some(error),
+            timings,
+            learner_sha256: self.learner.sha256.clone(),
+            optimizer_sha256: self.optimizer.sha256.clone(),
+        }
+    }
+
+    /// The learner's full parameter list: the user's fixed values, then the
+    /// optimizer's.
+    fn learner_params(&self, suggested: &[Param]) -> Vec<Param> {
+        self.fixed.iter().chain(suggested).cloned().collect()
+    }
+
+    /// Runs one trial: compress a fresh copy of the baseline, fine-tune,
+    /// evaluate on the validation split, check the target, reward. Every
+    /// failure becomes a failed record; the model comes back only when the
+    /// trial is complete.
+    pub fn run_trial(
+        &self,
+        number: u32,
+        suggested: &[Param],
+        suggest_seconds: f64,
+    ) -> (TrialRecord, Option<Model>) {
+        let start = Instant::now();
+        let params = self.learner_params(suggested);
+        let mut timings = Timings {
+            suggest: suggest_seconds,
+            ..Timings::default()
+        };
+        let spec = trial::TrialSpec {
+            params: params.clone(),
+            finetune_steps: self.finetune_steps,
+            finetune: self.finetune.clone(),
+            seed: trial_seed(self.seed, number),
+            target: Some(self.target),
+        };
+        let result = trial::run_learner(
+            self.runtime,
+            &self.learner,
+            self.baseline,
+            self.data.clone(),
+            &spec,
+        );
+        let result = match result {
+            Ok(r) => r,
+            Err(e) => {
+                timings.total = start.elapsed().as_secs_f64();
+                return (self.failed(number, &params, e.to_string(), timings), None);
+            }
+        };
+        [timings.compress, timings.finetune, timings.finish] = result.seconds;
+        let t_eval = Instant::now();
+        let measured =
+            crate::train::evaluate(&result.model, &self.data.val, &self.data.norm, 256, false)
+                .and_then(|m| Ok((m, result.model.footprint()?)));
+        timings.evaluate = t_eval.elapsed().as_secs_f64();
+        timings.total = start.elapsed().as_secs_f64();
+        let (metrics, footprint) = match measured {
+            Ok(x) => x,
+            Err(e) => {
+                let msg = format!("evaluating the compressed model: {e:#}");
+                return (self.failed(number, &params, msg, timings), None);
+            }
+        };
+        let ratio = self.target.ratio_of(&footprint, &self.baseline_footprint);
+        let mut record = self.failed(number, &params, String::new(), timings);
+        record.accuracy = Some(metrics.accuracy);
+        record.loss = Some(metrics.loss);
+        record.footprint = Some(footprint);
+        record.target_ratio = Some(ratio);
+        let reward = self.reward.of(
+            metrics.accuracy,
+            &footprint,
+            &self.baseline_footprint,
+            &self.target,
+        );
+        let error = if !metrics.loss.is_finite() || !metrics.accuracy.is_finite() {
+            Some(format!(
+                "the compressed model is broken: validation loss {}, accuracy {}",
+                metrics.loss, metrics.accuracy
+            ))
+        } else if !self.target.is_met(&footprint, &self.baseline_footprint) {
+            Some(format!(
+                "missed the target: {} at {:.4} of the baseline, above {}",
+                self.target.measure, ratio, self.target.ratio
+            ))
+        } else if !reward.is_finite() {
+            Some(format!("the reward is {reward}"))
+        } else {
+            None
+        };
+        match error {
+            Some(e) => {
+                record.error = Some(e);
+                (record, None)
+            }
+            None => {
+                record.status = TrialStatus::Complete;
+                record.error = None;
+                record.reward = Some(reward);
+                (record, Some(result.model))
+            }
+        }
+    }
+
+    /// Runs a recorded trial again (same parameters, same seed) and returns
+    /// its model: how the best trial of a resumed study is rebuilt.
+    pub fn rerun(&self, record: &TrialRecord) -> Result<Model> {
+        let suggested: Vec<Param> = record
+            .params
+            .iter()
+            .map(from_record)
+            .filter(|p| !self.fixed.iter().any(|f| f.name == p.name))
+            .collect();
+        let (again, model) = self.run_trial(record.number, &suggested, 0.0);
+        let model = model.with_context(|| {
+            format!(
+                "trial {} did not complete when run again: {}",
+                record.number,
+                again.error.unwrap_or_default()
+            )
+        })?;
+        if again.accuracy != record.accuracy {
+            warn(&format!(
+                "trial {} ran again to {:?} validation accuracy, recorded {:?}",
+                record.number, again.accuracy, record.accuracy
+            ));
+        }
+        Ok(model)
+    }
+
+    fn start_optimizer(&self) -> Result<OptimizerInstance> {
+        let seed = crate::rng::stream(self.seed, &["optimizer"]).next_u64();
+        let mut opt = self.runtime.optimizer(&self.optimizer, seed)?;
+        opt.create(&self.space, self.trials)
+            .with_context(|| format!("starting optimizer `{}`", self.optimizer.name()))?;
+        Ok(opt)
+    }
+
+    fn suggest(&self, opt: &mut OptimizerInstance, number: u32) -> Suggestion {
+        let t = Instant::now();
+        let params = opt.suggest().map_err(|e| e.to_string()).and_then(|p| {
+            space::check_params(&self.space, &p)
+                .map(|_| p)
+                .map_err(|e| format!("optimizer `{}` suggested {e}", self.optimizer.name()))
+        });
+        Suggestion {
+            number,
+            params,
+            seconds: t.elapsed().as_secs_f64(),
+        }
+    }
+}
+
+/// Prints a warning of the loop on standard error.
+fn warn(msg: &str) {
+    let _ = crate::progress::stack().println(format!("warning: {msg}"));
+}
+
+/// Runs (or continues) the search stored in `store` until it holds
+/// `setup.trials` trials.
+pub fn run_search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result<SearchOutcome> {
+    if setup.jobs == 0 {
+        bail!("--jobs must be at least 1");
+    }
+    let mut trials = store.trials()?;
+    let jobs = setup.jobs;
+    let mut opt = setup.start_optimizer()?;
+    // Replay: every round with recorded trials is suggested again, and its
+    // outcomes observed, exactly as the first run did.
+    let recorded = trials.len() as u32;
+    let total = trials
+        .iter()
+        .map(|t| t.number + 1)
+        .max()
+        .unwrap_or(0)
+        .max(setup.trials);
+    let mut number = 0u32;
+    let mut pending: Vec<(Suggestion, Option<TrialRecord>)> = Vec::new();
+    while trials.iter().any(|t| t.number >= number) {
+        let round_end = (number + jobs).min(total);
+        let round: Vec<Suggestion> = (number..round_end)
+            .map(|n| setup.suggest(&mut opt, n))
+            .collect();
+        number = round_end;
+        let done: Vec<Option<TrialRecord>> = round
+            .iter()
+            .map(|s| trials.iter().find(|t| t.number == s.number).cloned())
+            .collect();
+        if done.iter().all(Option::is_some) {
+            for (s, t) in round.iter().zip(&done) {
+                observe(setup, &mut opt, s, t.as_ref().expect("checked"))?;
+            }
+        } else {
+            // The round a kill interrupted: run what it did not finish.
+            pending = round.into_iter().zip(done).collect();
+            break;
+        }
+    }
+    let show = setup.progress;
+    let multi = crate::progress::stack();
+    let bar = crate::progress::bar(total as u64, "trials", show);
+    bar.set_position(recorded as u64);
+    let pools: Vec<rayon::ThreadPool> = (0..jobs)
+        .map(|_| {
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(setup.threads_per_trial.max(1))
+                .build()
+        })
+        .collect::<Result<_, _>>()?;
+    let mut ran = 0;
+    let mut best_model: Option<(u32, Model)> = None;
+    let mut best_reward = best_of(&trials).and_then(|t| t.reward);
+    loop {
+        let round: Vec<(Suggestion, Option<TrialRecord>)> = if !pending.is_empty() {
+            std::mem::take(&mut pending)
+        } else {
+            if number >= total {
+                break;
+            }
+            let end = (number + jobs).min(total);
+            let r = (number..end)
+                .map(|n| (setup.suggest(&mut opt, n), None))
+                .collect();
+            number = end;
+            r
+        };
+        let to_run: Vec<&Suggestion> = round
+            .iter()
+            .filter(|(_, done)| done.is_none())
+            .map(|(s, _)| s)
+            .collect();
+        let (tx, rx) = mpsc::channel::<(TrialRecord, Option<Model>)>();
+        let mut finished: Vec<TrialRecord> = Vec::new();
+        std::thread::scope(|scope| -> Result<()> {
+            for (slot, s) in to_run.iter().enumerate() {
+                let tx = tx.clone();
+                let pool = &pools[slot];
+                let s: &Suggestion = s;
+                scope.spawn(move || {
+                    let out = match &s.params {
+                        Ok(p) => pool.install(|| setup.run_trial(s.number, p, s.seconds)),
+                        Err(e) => (
+                            setup.failed(
+                                s.number,
+                                &setup.fixed,
+                                e.clone(),
+                                Timings {
+                                    suggest: s.seconds,
+                                    total: s.seconds,
+                                    ..Timings::default()
+                                },
+                            ),
+                            None,
+                        ),
+                    };
+                    // The receiver outlives every sender in this scope.
+                    let _ = tx.send(out);
+                });
+            }
+            drop(tx);
+            for (record, model) in rx {
+                store.record(&record)?;
+                bar.inc(1);
+                if show {
+                    let _ = multi.println(trial_line(&record));
+                }
+                if let (Some(m), Some(r)) = (model, record.reward) {
+                    if best_reward.is_none_or(|b| r > b) {
+                        best_reward = Some(r);
+                        best_model = Some((record.number, m));
+                    }
+                }
+                finished.push(record);
+            }
+            Ok(())
+        })?;
+        ran += finished.len() as u32;
+        trials.extend(finished);
+        trials.sort_by_key(|t| t.number);
+        for (s, _) in &round {
+            let t = trials
+                .iter()
+                .find(|t| t.number == s.number)
+                .expect("every trial of the round finished");
+            observe(setup, &mut opt, s, t)?;
+        }
+    }
+    bar.finish_and_clear();
+    // A best trial recorded before a resume may beat every new one.
+    if let (Some(best), Some((n, _))) = (best_of(&trials), &best_model) {
+        if best.number != *n {
+            best_model = None;
+        }
+    }
+    Ok(SearchOutcome {
+        trials,
+        ran,
+        best_model,
+    })
+}
+
+/// Tells the optimizer how a trial went. Trials it could not suggest are not
+/// observed (there are no parameters to observe).
+fn observe(
+    setup: &SearchSetup<'_>,
+    opt: &mut OptimizerInstance,
+    s: &Suggestion,
+    t: &TrialRecord,
+) -> Result<()> {
+    let Ok(params) = &s.params else {
+        return Ok(());
+    };
+    // The recorded parameters, not a replay's suggestion: the optimizer
+    // learns what actually ran.
+    let recorded: Vec<Param> = t
+        .params
+        .iter()
+        .filter(|p| setup.space.iter().any(|d| d.name == p.name))
+        .map(from_record)
+        .collect();
+    if recorded
+        .iter()
+        .map(to_record)
+        .ne(params.iter().map(to_record))
+    {
+        warn(&format!(
+            "optimizer `{}` suggested other parameters for trial {} than the study records; \
+             continuing with the recorded ones",
+            setup.optimizer.name(),
+            t.number
+        ));
+    }
+    opt.observe(&recorded, &outcome_of(t)).with_context(|| {
+        format!(
+            "optimizer `{}` failed to observe trial {}",
+            setup.optimizer.name(),
+            t.number
+        )
+    })
+}
+
+/// One line about a finished trial.
+pub fn trial_line(t: &TrialRecord) -> String {
+    match t.status {
+        TrialStatus::Complete => format!(
+            "trial {:>3}  reward {:.4}  accuracy {:.2}%  target ratio {:.4}  {:.1}s",
+            t.number,
+            t.reward.unwrap_or(f64::NAN),
+            t.accuracy.unwrap_or(f64::NAN) * 100.0,
+            t.target_ratio.unwrap_or(f64::NAN),
+            t.timings.total
+        ),
+        TrialStatus::Failed => format!(
+            "trial {:>3}  failed: {}",
+            t.number,
+            t.error.as_deref().unwrap_or("unknown")
+        ),
+    }
+}
