@@ -21,5 +21,9 @@ fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+# The plugins' own unit tests (pure Rust logic such as weight_sparse's budget
+# allocation), built natively into a target dir of their own.
+cargo test --manifest-path plugins/Cargo.toml --workspace --locked \
+  --target-dir target/plugins-native "$@" 2>&1 | tee -a "$log"
 # One closing line over every test binary.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "tests: %d passed, %d failed\n", p, f }' "$log"

@@ -44,9 +44,10 @@ pub struct CompressArgs {
     /// The optimizer: a .wasm component or the name of a built-in plugin.
     #[arg(long, short = 'O', default_value = "random", value_name = "OPTIMIZER")]
     optimizer: String,
-    /// Trials in the study (with --resume: the total, finished ones included).
-    #[arg(long, default_value_t = 12, value_name = "N")]
-    trials: u32,
+    /// Trials in the study [default: 12; with --resume, the study's own
+    /// number, and a larger one extends it].
+    #[arg(long, value_name = "N")]
+    trials: Option<u32>,
     /// The budget every result must meet, MEASURE=RATIO of the baseline:
     /// flops=0.5 (MACs), params=0.25 (non-zero parameters) or size=0.25
     /// (stored bytes).
@@ -111,6 +112,17 @@ pub struct CompressArgs {
     json: bool,
 }
 
+/// Trials of a new study when --trials is not given.
+const DEFAULT_TRIALS: u32 = 12;
+
+/// The most trials run at once.
+const MAX_JOBS: u32 = 256;
+
+/// The first 12 characters of a hash (all of a short or damaged one).
+fn short(s: &str) -> &str {
+    s.get(..12).unwrap_or(s)
+}
+
 /// Checks every output before anything is loaded, trained or written.
 fn check_outputs(a: &CompressArgs) -> Result<()> {
     match a.export.extension().and_then(|e| e.to_str()) {
@@ -144,10 +156,10 @@ fn check_outputs(a: &CompressArgs) -> Result<()> {
         }
         check_writable(&a.study).with_context(|| format!("--study {}", a.study.display()))?;
     }
-    if a.jobs == 0 {
-        bail!("--jobs must be at least 1");
+    if !(1..=MAX_JOBS).contains(&a.jobs) {
+        bail!("--jobs must be between 1 and {MAX_JOBS}");
     }
-    if a.trials == 0 {
+    if a.trials == Some(0) {
         bail!("--trials must be at least 1");
     }
     if a.threads_per_trial == Some(0) {
@@ -259,10 +271,8 @@ fn baseline(a: &CompressArgs, splits: &Splits, data_hash: &str) -> Result<Model>
     Ok(model)
 }
 
-/// The learner's search space under the target, and the user's fixed
-/// values: `--set` values that fit the default space shape the space first
-/// (e.g. `per_layer=true` adds dimensions), then every `--set` is parsed
-/// against the space they shaped.
+/// The learner's search space under the target, less the dimensions the
+/// user fixed with `--set`, and those fixed values.
 fn search_space(
     rt: &Runtime,
     learner: &Plugin,
@@ -282,21 +292,9 @@ fn search_space(
             .search_space(settings, Some(a.target))
             .map_err(anyhow::Error::from)
     };
-    let default_space = space_for(&[])?;
-    let settings: Vec<Param> = a
-        .set
-        .iter()
-        .filter_map(|s| space::parse_assignment(&default_space, s).ok())
-        .collect();
-    let full = space_for(&settings)?;
+    let (full, fixed) = space::shape_space(&a.set, space_for)?;
     space::validate_space(&full)
         .map_err(|e| anyhow::anyhow!("learner `{}`: {e}", learner.name()))?;
-    let mut fixed: Vec<Param> = Vec::new();
-    for s in &a.set {
-        let p = space::parse_assignment(&full, s).map_err(|e| anyhow::anyhow!("--set {e}"))?;
-        fixed.retain(|q| q.name != p.name);
-        fixed.push(p);
-    }
     let searched = full
         .into_iter()
         .filter(|d| !fixed.iter().any(|f| f.name == d.name))
@@ -317,29 +315,29 @@ fn check_resume(old: &StudyMeta, new: &StudyMeta, path: &Path) -> Result<()> {
         format!(
             "{} (weights {})",
             old.baseline.model,
-            &old.baseline.weights_sha256[..12]
+            short(&old.baseline.weights_sha256)
         ),
         format!(
             "{} (weights {})",
             new.baseline.model,
-            &new.baseline.weights_sha256[..12]
+            short(&new.baseline.weights_sha256)
         ),
     );
     cmp("data", old.data.clone(), new.data.clone());
     cmp(
         "data contents",
-        old.data_sha256[..12].to_string(),
-        new.data_sha256[..12].to_string(),
+        short(&old.data_sha256).to_string(),
+        short(&new.data_sha256).to_string(),
     );
     cmp(
         "learner",
-        format!("{} ({})", old.learner, &old.learner_sha256[..12]),
-        format!("{} ({})", new.learner, &new.learner_sha256[..12]),
+        format!("{} ({})", old.learner, short(&old.learner_sha256)),
+        format!("{} ({})", new.learner, short(&new.learner_sha256)),
     );
     cmp(
         "optimizer",
-        format!("{} ({})", old.optimizer, &old.optimizer_sha256[..12]),
-        format!("{} ({})", new.optimizer, &new.optimizer_sha256[..12]),
+        format!("{} ({})", old.optimizer, short(&old.optimizer_sha256)),
+        format!("{} ({})", new.optimizer, short(&new.optimizer_sha256)),
     );
     cmp("target", old.target.to_string(), new.target.to_string());
     cmp("reward", old.reward.to_string(), new.reward.to_string());
@@ -349,6 +347,17 @@ fn check_resume(old: &StudyMeta, new: &StudyMeta, path: &Path) -> Result<()> {
         "--finetune-steps",
         old.finetune_steps.to_string(),
         new.finetune_steps.to_string(),
+    );
+    cmp(
+        "--batch-size",
+        old.batch_size.to_string(),
+        new.batch_size.to_string(),
+    );
+    cmp("--lr", old.lr.to_string(), new.lr.to_string());
+    cmp(
+        "plugin limits (memory, fuel, tensors)",
+        format!("{:?}", old.limits),
+        format!("{:?}", new.limits),
     );
     cmp(
         "--set",
@@ -432,18 +441,31 @@ pub fn run(a: CompressArgs) -> Result<()> {
         reward: a.reward,
         seed: a.seed,
         fixed: fixed.iter().map(pf::search::run::to_record).collect(),
+        trials: a.trials.unwrap_or(DEFAULT_TRIALS),
         finetune_steps: a.finetune_steps,
+        batch_size: a.batch_size as u64,
+        lr: a.lr,
+        limits: a.limits.values(),
         jobs: a.jobs,
         created: now_unix(),
     };
     let mut study = if a.resume {
-        let s = SqliteStudy::open(&a.study)?;
-        check_resume(s.meta(), &meta, &a.study)?;
+        let mut s = SqliteStudy::open(&a.study)?;
+        let mut wanted = meta.clone();
+        wanted.trials = s.meta().trials;
+        wanted.created = s.meta().created;
+        check_resume(s.meta(), &wanted, &a.study)?;
+        if let Some(n) = a.trials.filter(|&n| n > s.meta().trials) {
+            // Extending the study: the optimizer sees the larger budget.
+            wanted.trials = n;
+            s.update_meta(&wanted)?;
+        }
         s
     } else {
         SqliteStudy::create(&a.study, &meta)?
     };
     let meta = study.meta().clone();
+    let trials = meta.trials;
     let cores = std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -457,7 +479,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
             learner.name(),
             optimizer.name(),
             a.model.model,
-            a.trials,
+            trials,
             a.jobs,
             threads_per_trial,
             a.target.measure,
@@ -483,7 +505,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
         target: a.target,
         reward: a.reward,
         seed: a.seed,
-        trials: a.trials,
+        trials,
         jobs: a.jobs,
         threads_per_trial,
         finetune_steps: a.finetune_steps,
@@ -520,7 +542,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
         _ => {
             if !a.json {
                 eprintln!(
-                    "rebuilding trial {} (it ran before the resume)",
+                    "rebuilding trial {} from its parameters and seed (its model was not kept)",
                     best.number
                 );
             }

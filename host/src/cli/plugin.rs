@@ -55,6 +55,15 @@ pub struct LimitArgs {
 }
 
 impl LimitArgs {
+    /// The limits as numbers: memory bytes, fuel per call, tensor handles.
+    pub fn values(&self) -> [u64; 3] {
+        [
+            self.plugin_memory.saturating_mul(1 << 20),
+            self.plugin_fuel.saturating_mul(1_000_000),
+            u64::from(self.plugin_tensors),
+        ]
+    }
+
     /// The runtime these flags ask for.
     pub fn runtime(&self) -> Result<Runtime> {
         let limits = Limits {
@@ -446,9 +455,6 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
         weight_decay: a.weight_decay,
         progress: !a.json,
     };
-    // The space may depend on what the user fixed (e.g. per-layer
-    // dimensions): ask with the --set values that fit the default space
-    // first, then parse every --set against the space they shape.
     let space_for = |settings: &[pf::plugin::bindings::types::Param]| -> Result<Vec<ParamSpec>> {
         let probe = ModelContext {
             model: base.try_clone()?,
@@ -461,16 +467,9 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
             .search_space(settings, a.target)
             .map_err(anyhow::Error::from)
     };
-    let default_space = space_for(&[])?;
-    let settings: Vec<_> = a
-        .set
-        .iter()
-        .filter_map(|s| space::parse_assignment(&default_space, s).ok())
-        .collect();
-    let space = space_for(&settings)?;
+    let (space, fixed) = space::shape_space(&a.set, space_for)?;
     let mut params = space::defaults(&space);
-    for s in &a.set {
-        let p = space::parse_assignment(&space, s).map_err(|e| anyhow::anyhow!("--set {e}"))?;
+    for p in fixed {
         if let Some(slot) = params.iter_mut().find(|q| q.name == p.name) {
             *slot = p;
         }

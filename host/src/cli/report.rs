@@ -23,7 +23,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| a.study.with_extension("html"));
     super::common::check_writable(&output)?;
-    let study = SqliteStudy::open(&a.study)?;
+    let study = SqliteStudy::open_read_only(&a.study)?;
     let trials = study.trials()?;
     let format = pf::report::Format::from_path(&output);
     let text = pf::report::render(study.meta(), &trials, format)?;

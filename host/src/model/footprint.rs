@@ -139,12 +139,13 @@ impl Footprint {
     }
 }
 
-/// Zero entries of a tensor.
+/// Zero entries of a tensor, counted in integers (a float sum stops
+/// counting at 2^24).
 pub fn zero_count(t: &Tensor) -> candle_core::Result<u64> {
     Ok(t.eq(0f32)?
-        .to_dtype(DType::F32)?
+        .to_dtype(DType::I64)?
         .sum_all()?
-        .to_scalar::<f32>()? as u64)
+        .to_scalar::<i64>()? as u64)
 }
 
 impl Model {

@@ -214,3 +214,28 @@ pub fn parse_assignment(space: &[ParamSpec], text: &str) -> Result<Param, String
         value,
     })
 }
+
+/// A learner's space as the user's `NAME=VALUE` assignments shape it, and
+/// those assignments parsed. The space may depend on the settings (e.g.
+/// per-layer dimensions appear with `per_layer=true`), so `space_for` is
+/// asked first with the assignments that fit the default space, then every
+/// assignment is parsed against the space they shaped. A name given twice
+/// keeps its last value.
+pub fn shape_space(
+    assignments: &[String],
+    space_for: impl Fn(&[Param]) -> anyhow::Result<Vec<ParamSpec>>,
+) -> anyhow::Result<(Vec<ParamSpec>, Vec<Param>)> {
+    let default_space = space_for(&[])?;
+    let settings: Vec<Param> = assignments
+        .iter()
+        .filter_map(|s| parse_assignment(&default_space, s).ok())
+        .collect();
+    let space = space_for(&settings)?;
+    let mut fixed: Vec<Param> = Vec::new();
+    for s in assignments {
+        let p = parse_assignment(&space, s).map_err(|e| anyhow::anyhow!("--set {e}"))?;
+        fixed.retain(|q| q.name != p.name);
+        fixed.push(p);
+    }
+    Ok((space, fixed))
+}

@@ -111,7 +111,11 @@ fn meta() -> StudyMeta {
             name: "steps".into(),
             value: ValueRecord::Int(3),
         }],
+        trials: 10,
         finetune_steps: 100,
+        batch_size: 64,
+        lr: 0.01,
+        limits: [256 << 20, 20_000_000_000, 4096],
         jobs: 1,
         created: 1_700_000_000,
     }

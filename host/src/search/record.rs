@@ -165,8 +165,17 @@ pub struct StudyMeta {
     pub seed: u64,
     /// Parameters the user fixed (not searched).
     pub fixed: Vec<ParamRecord>,
+    /// Trials the study is to hold (the optimizer's budget).
+    pub trials: u32,
     /// Fine-tuning steps per trial.
     pub finetune_steps: u64,
+    /// Fine-tuning batch size.
+    pub batch_size: u64,
+    /// Fine-tuning learning rate.
+    pub lr: f64,
+    /// Sandbox limits of the plugins: memory bytes, fuel per call, tensor
+    /// handles.
+    pub limits: [u64; 3],
     /// Trials run at once; the trial table depends on it.
     pub jobs: u32,
     /// Unix time the study was created.

@@ -226,9 +226,15 @@ impl SearchSetup<'_> {
                 metrics.loss, metrics.accuracy
             ))
         } else if !self.target.is_met(&footprint, &self.baseline_footprint) {
+            let m = self.target.measure;
             Some(format!(
-                "missed the target: {} at {:.4} of the baseline, above {}",
-                self.target.measure, ratio, self.target.ratio
+                "missed the target: {} {} against at most {:.0} ({} × the baseline's {}), ratio {:.4}",
+                footprint.get(m),
+                m.unit(),
+                (self.target.ratio * self.baseline_footprint.get(m) as f64).floor(),
+                self.target.ratio,
+                self.baseline_footprint.get(m),
+                ratio
             ))
         } else if !reward.is_finite() {
             Some(format!("the reward is {reward}"))
@@ -249,9 +255,19 @@ impl SearchSetup<'_> {
         }
     }
 
-    /// Runs a recorded trial again (same parameters, same seed) and returns
-    /// its model: how the best trial of a resumed study is rebuilt.
+    /// Runs a recorded trial again (same parameters, same seed, the same
+    /// number of threads) and returns its model: how the best trial is
+    /// rebuilt when its model was not kept (it ran before a resume).
     pub fn rerun(&self, record: &TrialRecord) -> Result<Model> {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads_per_trial.max(1))
+            .build()?;
+        with_kernel_threads(self.threads_per_trial, || {
+            pool.install(|| self.rerun_here(record))
+        })
+    }
+
+    fn rerun_here(&self, record: &TrialRecord) -> Result<Model> {
         let suggested: Vec<Param> = record
             .params
             .iter()
@@ -278,7 +294,7 @@ impl SearchSetup<'_> {
     fn start_optimizer(&self) -> Result<OptimizerInstance> {
         let seed = crate::rng::stream(self.seed, &["optimizer"]).next_u64();
         let mut opt = self.runtime.optimizer(&self.optimizer, seed)?;
-        opt.create(&self.space, self.trials)
+        opt.create(&self.space, self.trials.max(1))
             .with_context(|| format!("starting optimizer `{}`", self.optimizer.name()))?;
         Ok(opt)
     }
@@ -298,6 +314,23 @@ impl SearchSetup<'_> {
     }
 }
 
+/// Runs `f` with Candle's and pf's CPU kernels splitting their work `n`
+/// ways: they size their parallel loops from `RAYON_NUM_THREADS` on every
+/// call, not from the pool they run in, so a trial in a one-thread pool
+/// would otherwise still cut its work for every core and its tasks would
+/// queue behind each other's. Only the search sets it, before it starts trial
+/// threads and after they are joined.
+fn with_kernel_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
+    let before = std::env::var_os("RAYON_NUM_THREADS");
+    std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
+    let out = f();
+    match before {
+        Some(v) => std::env::set_var("RAYON_NUM_THREADS", v),
+        None => std::env::remove_var("RAYON_NUM_THREADS"),
+    }
+    out
+}
+
 /// Prints a warning of the loop on standard error.
 fn warn(msg: &str) {
     let _ = crate::progress::stack().println(format!("warning: {msg}"));
@@ -306,6 +339,10 @@ fn warn(msg: &str) {
 /// Runs (or continues) the search stored in `store` until it holds
 /// `setup.trials` trials.
 pub fn run_search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result<SearchOutcome> {
+    with_kernel_threads(setup.threads_per_trial, || search(setup, store))
+}
+
+fn search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result<SearchOutcome> {
     if setup.jobs == 0 {
         bail!("--jobs must be at least 1");
     }
@@ -324,7 +361,7 @@ pub fn run_search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result
     let mut number = 0u32;
     let mut pending: Vec<(Suggestion, Option<TrialRecord>)> = Vec::new();
     while trials.iter().any(|t| t.number >= number) {
-        let round_end = (number + jobs).min(total);
+        let round_end = number.saturating_add(jobs).min(total);
         let round: Vec<Suggestion> = (number..round_end)
             .map(|n| setup.suggest(&mut opt, n))
             .collect();
@@ -339,6 +376,15 @@ pub fn run_search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result
             }
         } else {
             // The round a kill interrupted: run what it did not finish.
+            if let Some(t) = trials.iter().find(|t| t.number >= round_end) {
+                bail!(
+                    "the study records trial {} but not every trial of the round {}..{} before \
+                     it; it was not written by `pf compress --jobs {jobs}` (or rows were deleted)",
+                    t.number,
+                    round_end.saturating_sub(jobs),
+                    round_end
+                );
+            }
             pending = round.into_iter().zip(done).collect();
             break;
         }
@@ -347,7 +393,7 @@ pub fn run_search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result
     let multi = crate::progress::stack();
     let bar = crate::progress::bar(total as u64, "trials", show);
     bar.set_position(recorded as u64);
-    let pools: Vec<rayon::ThreadPool> = (0..jobs)
+    let pools: Vec<rayon::ThreadPool> = (0..jobs.min(total.max(1)))
         .map(|_| {
             rayon::ThreadPoolBuilder::new()
                 .num_threads(setup.threads_per_trial.max(1))
@@ -356,7 +402,9 @@ pub fn run_search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result
         .collect::<Result<_, _>>()?;
     let mut ran = 0;
     let mut best_model: Option<(u32, Model)> = None;
-    let mut best_reward = best_of(&trials).and_then(|t| t.reward);
+    // The best so far as `best_of` ranks it: the highest reward, the lowest
+    // number on ties (parallel trials finish in any order).
+    let mut best_key = best_of(&trials).and_then(|t| t.reward.map(|r| (r, t.number)));
     loop {
         let round: Vec<(Suggestion, Option<TrialRecord>)> = if !pending.is_empty() {
             std::mem::take(&mut pending)
@@ -364,7 +412,7 @@ pub fn run_search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result
             if number >= total {
                 break;
             }
-            let end = (number + jobs).min(total);
+            let end = number.saturating_add(jobs).min(total);
             let r = (number..end)
                 .map(|n| (setup.suggest(&mut opt, n), None))
                 .collect();
@@ -412,9 +460,10 @@ pub fn run_search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result
                     let _ = multi.println(trial_line(&record));
                 }
                 if let (Some(m), Some(r)) = (model, record.reward) {
-                    if best_reward.is_none_or(|b| r > b) {
-                        best_reward = Some(r);
-                        best_model = Some((record.number, m));
+                    let n = record.number;
+                    if best_key.is_none_or(|(br, bn)| r > br || (r == br && n < bn)) {
+                        best_key = Some((r, n));
+                        best_model = Some((n, m));
                     }
                 }
                 finished.push(record);
@@ -454,8 +503,19 @@ fn observe(
     s: &Suggestion,
     t: &TrialRecord,
 ) -> Result<()> {
-    let Ok(params) = &s.params else {
-        return Ok(());
+    let params = match &s.params {
+        Ok(p) => p,
+        Err(e) => {
+            if t.status == TrialStatus::Complete {
+                warn(&format!(
+                    "optimizer `{}` could not suggest trial {} again ({e}); the study records it \
+                     as complete, but the optimizer will not learn from it",
+                    setup.optimizer.name(),
+                    t.number
+                ));
+            }
+            return Ok(());
+        }
     };
     // The recorded parameters, not a replay's suggestion: the optimizer
     // learns what actually ran.
@@ -477,13 +537,16 @@ fn observe(
             t.number
         ));
     }
-    opt.observe(&recorded, &outcome_of(t)).with_context(|| {
-        format!(
-            "optimizer `{}` failed to observe trial {}",
+    // An optimizer that fails here fails its later suggestions too: those
+    // trials are recorded as failed and the study goes on.
+    if let Err(e) = opt.observe(&recorded, &outcome_of(t)) {
+        warn(&format!(
+            "optimizer `{}` failed to observe trial {}: {e}",
             setup.optimizer.name(),
             t.number
-        )
-    })
+        ));
+    }
+    Ok(())
 }
 
 /// One line about a finished trial.

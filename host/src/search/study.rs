@@ -23,6 +23,8 @@ pub trait StudyStore {
     fn trials(&self) -> Result<Vec<TrialRecord>>;
     /// Adds a finished trial, durably, in one transaction.
     fn record(&mut self, trial: &TrialRecord) -> Result<()>;
+    /// Replaces the settings (when a resumed study is extended).
+    fn update_meta(&mut self, meta: &StudyMeta) -> Result<()>;
     /// Stores the final result (replacing an earlier one).
     fn set_final(&mut self, result: &FinalRecord) -> Result<()>;
     /// The final result, once there is one.
@@ -96,20 +98,33 @@ impl SqliteStudy {
                 params![STUDY_FORMAT.to_string(), serde_json::to_string(meta)?],
             )?;
         }
+        // Readable like any file the user writes (temporary files are 0600).
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))?;
+        }
         tmp.persist_noclobber(path)
             .map_err(|e| anyhow::anyhow!("cannot create study {}: {}", path.display(), e.error))?;
         Self::open(path)
     }
 
-    /// Opens an existing study.
+    /// Opens an existing study to continue it.
     pub fn open(path: &Path) -> Result<SqliteStudy> {
+        Self::open_with(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+    }
+
+    /// Opens an existing study to read it (a report of a study on read-only
+    /// storage, or one another process is writing).
+    pub fn open_read_only(path: &Path) -> Result<SqliteStudy> {
+        Self::open_with(path, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    }
+
+    fn open_with(path: &Path, flags: OpenFlags) -> Result<SqliteStudy> {
         if !path.is_file() {
-            bail!(
-                "study {} does not exist (start it without --resume)",
-                path.display()
-            );
+            bail!("study {} does not exist", path.display());
         }
-        let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        let conn = Connection::open_with_flags(path, flags)
             .with_context(|| format!("opening study {}", path.display()))?;
         let not_a_study = || {
             format!(
@@ -273,6 +288,17 @@ impl StudyStore for SqliteStudy {
         )
         .with_context(|| format!("recording trial {} in {}", t.number, self.path.display()))?;
         tx.commit()?;
+        Ok(())
+    }
+
+    fn update_meta(&mut self, meta: &StudyMeta) -> Result<()> {
+        let tx = self.conn.transaction()?;
+        tx.execute(
+            "UPDATE meta SET value = ?1 WHERE key = 'study'",
+            [serde_json::to_string(meta)?],
+        )?;
+        tx.commit()?;
+        self.meta = meta.clone();
         Ok(())
     }
 

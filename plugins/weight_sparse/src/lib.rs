@@ -38,7 +38,9 @@
 //! leaves the search space and [`weight_budget`] derives it instead: the
 //! parameters outside the weights (biases, batch norms) are kept whole, and
 //! the size counts a sparse weight as its non-zero values plus one mask bit
-//! per entry, as the host does. Without `per_layer` every layer keeps the
+//! per entry, as the host does (a size target needs a dense float baseline;
+//! a params target counts against the baseline's non-zero parameters, so an
+//! already sparse model can be pruned further). Without `per_layer` every layer keeps the
 //! same fraction of its weights; with it, the `sparsity.<layer>` values are
 //! preferences, scaled by one common factor until the budget is met
 //! ([`allocate`]), as AMC does with its agent's actions.
@@ -318,31 +320,41 @@ impl Learner for WeightSparse {
 pub fn weight_budget(model: &Model, layers: &[LayerInfo], target: Target) -> Result<u64> {
     let cost = model.cost();
     let weights: u64 = layers.iter().map(|l| l.weight_numel()).sum();
+    let nonzero_weights: u64 = layers.iter().map(|l| l.nonzero_weights).sum();
     let (allowed, outside, per_weight, what) = match target.measure {
+        // The host bounds the non-zero parameters by the baseline's.
         Measure::Params => (
-            target.ratio * cost.params as f64,
-            cost.params.saturating_sub(weights) as f64,
+            target.ratio * cost.nonzero_params as f64,
+            cost.nonzero_params.saturating_sub(nonzero_weights) as f64,
             1.0,
-            "parameters",
+            "non-zero parameters",
         ),
         Measure::Size => {
+            if cost.bytes != 4 * cost.params {
+                return Err(Error::unsupported(
+                    "weight_sparse meets a size target only from a dense float baseline; \
+                     this model is already sparse or quantized",
+                ));
+            }
             let mask_bytes: u64 = layers.iter().map(|l| l.weight_numel().div_ceil(8)).sum();
             (
                 target.ratio * cost.bytes as f64,
-                cost.bytes.saturating_sub(4 * weights) as f64 + mask_bytes as f64,
+                (cost.bytes - 4 * weights) as f64 + mask_bytes as f64,
                 4.0,
                 "bytes",
             )
         }
         Measure::Flops => {
-            return Err(Error::invalid_argument(
-                "weight_sparse cannot meet a flops target: zeroed weights still cost their                  MACs in dense kernels; use a channel-pruning learner",
+            return Err(Error::unsupported(
+                "weight_sparse cannot meet a flops target: zeroed weights still cost their \
+                 MACs in dense kernels; use a channel-pruning learner",
             ))
         }
     };
     if allowed < outside {
         return Err(Error::invalid_argument(format!(
-            "a {} target of {:.4} is out of reach: {outside:.0} {what} lie outside the              weights, more than the {allowed:.0} allowed",
+            "a {} target of {} is out of reach: {outside:.0} {what} lie outside the \
+             weights, more than the {allowed:.0} allowed",
             match target.measure {
                 Measure::Params => "params",
                 _ => "size",
