@@ -56,7 +56,12 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     let digest = sha2::Sha256::digest(bytes);
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex(&digest)
+}
+
+/// Lower-case hex of some bytes (a digest).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The root of pf's caches: `$PF_CACHE_DIR`, else `$XDG_CACHE_HOME/pf`,

@@ -421,13 +421,7 @@ fn weight_sparse_follows_the_cubic_schedule_on_host_steps() {
     let rt = Runtime::new(Limits::default(), None).unwrap();
     let plugin = rt.load(&plugin_file("weight_sparse")).unwrap();
     let (base, data) = conformance::digits_baseline(2, 30).unwrap();
-    let ctx = pf::plugin::ModelContext {
-        model: base,
-        data,
-        finetune: FineTune::default(),
-        seed: 2,
-        finetune_calls: 0,
-    };
+    let ctx = pf::plugin::ModelContext::new(base, data, FineTune::default(), 2);
     let mut inst = rt.learner(&plugin, Some(ctx), 2).unwrap();
     let space = inst.search_space(&[], None).unwrap();
     inst.compress(&pf::plugin::space::defaults(&space), None)
@@ -463,12 +457,13 @@ fn weight_sparse_per_layer_targets_are_declared_with_context_and_reached() {
     let plugin = rt.load(&plugin_file("weight_sparse")).unwrap();
     let (base, data) = conformance::digits_baseline(4, 30).unwrap();
     let layers: Vec<String> = layer_sparsity(&base).into_iter().map(|(n, _)| n).collect();
-    let ctx = || pf::plugin::ModelContext {
-        model: base.try_clone().unwrap(),
-        data: data.clone(),
-        finetune: FineTune::default(),
-        seed: 4,
-        finetune_calls: 0,
+    let ctx = || {
+        pf::plugin::ModelContext::new(
+            base.try_clone().unwrap(),
+            data.clone(),
+            FineTune::default(),
+            4,
+        )
     };
     // Without the switch there are no per-layer dimensions.
     let uniform = rt

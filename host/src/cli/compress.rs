@@ -206,7 +206,7 @@ fn data_sha256(splits: &Splits) -> String {
             h.update((s as u64).to_le_bytes());
         }
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    pf::io::hex(&h.finalize())
 }
 
 /// The baseline: a .pf file as it is, or a zoo architecture trained on the
@@ -281,13 +281,7 @@ fn search_space(
     a: &CompressArgs,
 ) -> Result<(Vec<ParamSpec>, Vec<Param>)> {
     let space_for = |settings: &[Param]| -> Result<Vec<ParamSpec>> {
-        let probe = ModelContext {
-            model: base.try_clone()?,
-            data: data.clone(),
-            finetune: FineTune::default(),
-            seed: a.seed,
-            finetune_calls: 0,
-        };
+        let probe = ModelContext::new(base.try_clone()?, data.clone(), FineTune::default(), a.seed);
         rt.learner(learner, Some(probe), a.seed)?
             .search_space(settings, Some(a.target))
             .map_err(anyhow::Error::from)

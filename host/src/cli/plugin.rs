@@ -305,13 +305,7 @@ fn info_json(info: &PluginInfo) -> serde_json::Value {
 /// declare their space.
 fn probe_context(seed: u64) -> Result<ModelContext> {
     let (model, data) = conformance::digits_baseline(seed, 0)?;
-    Ok(ModelContext {
-        model,
-        data,
-        finetune: FineTune::default(),
-        seed,
-        finetune_calls: 0,
-    })
+    Ok(ModelContext::new(model, data, FineTune::default(), seed))
 }
 
 fn run_inspect(a: InspectArgs) -> Result<()> {
@@ -456,13 +450,7 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
         progress: !a.json,
     };
     let space_for = |settings: &[pf::plugin::bindings::types::Param]| -> Result<Vec<ParamSpec>> {
-        let probe = ModelContext {
-            model: base.try_clone()?,
-            data: data.clone(),
-            finetune: finetune.clone(),
-            seed: a.seed,
-            finetune_calls: 0,
-        };
+        let probe = ModelContext::new(base.try_clone()?, data.clone(), finetune.clone(), a.seed);
         rt.learner(&plugin, Some(probe), a.seed)?
             .search_space(settings, a.target)
             .map_err(anyhow::Error::from)

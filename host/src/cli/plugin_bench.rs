@@ -189,13 +189,8 @@ pub fn run(a: BenchArgs) -> Result<()> {
                     name: "attack".into(),
                     value: pf::plugin::bindings::types::ParamValue::Choice("host_calls".into()),
                 }];
-                let ctx = ModelContext {
-                    model: base.try_clone()?,
-                    data: data.clone(),
-                    finetune: FineTune::default(),
-                    seed: 0,
-                    finetune_calls: 0,
-                };
+                let ctx =
+                    ModelContext::new(base.try_clone()?, data.clone(), FineTune::default(), 0);
                 let mut i = rt.learner(&hp, Some(ctx), 0)?;
                 let t = Instant::now();
                 i.compress(&params, None)?;
@@ -205,13 +200,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         }
     };
     // Weight-sparse fine-tuning through the plugin against native.
-    let probe = ModelContext {
-        model: base.try_clone()?,
-        data: data.clone(),
-        finetune: FineTune::default(),
-        seed: 0,
-        finetune_calls: 0,
-    };
+    let probe = ModelContext::new(base.try_clone()?, data.clone(), FineTune::default(), 0);
     let sp = rt
         .learner(&plugin, Some(probe), 0)?
         .search_space(&[], None)?;
@@ -252,13 +241,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         plugin_calls = r.plugin_calls;
         wasm_sparsity = r.model.weight_sparsity()?;
 
-        let mut ctx = ModelContext {
-            model: base.try_clone()?,
-            data: data.clone(),
-            finetune: FineTune::default(),
-            seed: 0,
-            finetune_calls: 0,
-        };
+        let mut ctx = ModelContext::new(base.try_clone()?, data.clone(), FineTune::default(), 0);
         let mut hook = NativeSparse {
             sparsity: a.sparsity,
             interval: a.interval,

@@ -217,13 +217,7 @@ fn learner_trial(
         target,
     };
     let r = trial::run_learner(rt, plugin, base, data.clone(), &spec).map_err(|e| e.to_string())?;
-    let ctx = ModelContext {
-        model: r.model,
-        data: data.clone(),
-        finetune: FineTune::default(),
-        seed: suite.seed,
-        finetune_calls: 0,
-    };
+    let ctx = ModelContext::new(r.model, data.clone(), FineTune::default(), suite.seed);
     let m = ctx.evaluate(0).map_err(|e| format!("{e:#}"))?;
     Ok(TrialOutcome {
         weights: ctx.model.weights_sha256().map_err(|e| format!("{e:#}"))?,
@@ -272,13 +266,12 @@ pub fn run_learner_suite(
     };
     rep.check("describe", check_info(&plugin.info));
     let (base, data) = digits_baseline(suite.seed, 60)?;
-    let probe = ModelContext {
-        model: base.try_clone()?,
-        data: data.clone(),
-        finetune: FineTune::default(),
-        seed: suite.seed,
-        finetune_calls: 0,
-    };
+    let probe = ModelContext::new(
+        base.try_clone()?,
+        data.clone(),
+        FineTune::default(),
+        suite.seed,
+    );
     let space = rt
         .learner(plugin, Some(probe), suite.seed)?
         .search_space(&[], None)
@@ -380,13 +373,12 @@ pub fn run_learner_suite(
             ratio: TARGET_RATIO,
         };
         let outcome = (|| {
-            let probe = ModelContext {
-                model: base.try_clone().map_err(|e| format!("{e:#}"))?,
-                data: data.clone(),
-                finetune: FineTune::default(),
-                seed: suite.seed,
-                finetune_calls: 0,
-            };
+            let probe = ModelContext::new(
+                base.try_clone().map_err(|e| format!("{e:#}"))?,
+                data.clone(),
+                FineTune::default(),
+                suite.seed,
+            );
             let space = rt
                 .learner(plugin, Some(probe), suite.seed)
                 .map_err(|e| format!("{e:#}"))?

@@ -108,6 +108,18 @@ fn shape_dims(s: &Shape) -> Vec<u32> {
 }
 
 impl ModelContext {
+    /// A context for a learner instance: the model it works on, the trial's
+    /// data, fine-tuning settings and seed, and no fine-tuning done yet.
+    pub fn new(model: Model, data: Arc<TrialData>, finetune: FineTune, seed: u64) -> Self {
+        ModelContext {
+            model,
+            data,
+            finetune,
+            seed,
+            finetune_calls: 0,
+        }
+    }
+
     fn weight(&self, layer: &str) -> Result<&candle_core::Var, Error> {
         self.model
             .params

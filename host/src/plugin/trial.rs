@@ -52,13 +52,12 @@ pub fn run_learner(
     data: Arc<TrialData>,
     spec: &TrialSpec,
 ) -> Result<TrialResult, TrialError> {
-    let ctx = ModelContext {
-        model: base.try_clone().map_err(TrialError::Host)?,
+    let ctx = ModelContext::new(
+        base.try_clone().map_err(TrialError::Host)?,
         data,
-        finetune: spec.finetune.clone(),
-        seed: spec.seed,
-        finetune_calls: 0,
-    };
+        spec.finetune.clone(),
+        spec.seed,
+    );
     let mut inst = rt
         .learner(plugin, Some(ctx), spec.seed)
         .map_err(TrialError::Host)?;

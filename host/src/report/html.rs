@@ -3,7 +3,7 @@
 //! table. Every text that comes from the study is escaped: names, parameters
 //! and error messages are written by plugins and are not trusted.
 
-use super::{best_so_far, best_trial, plots, ScatterPoint};
+use super::{best_so_far, plots, ScatterPoint};
 use crate::search::{StudyMeta, TrialRecord, TrialStatus};
 use anyhow::Result;
 use std::fmt::Write;
@@ -160,7 +160,7 @@ pub(super) fn page(
         .filter(|t| t.status == TrialStatus::Complete)
         .count();
     let failed = trials.len() - complete;
-    let best = best_trial(trials);
+    let best = crate::search::best_of(trials);
 
     let mut h = String::with_capacity(64 * 1024 + 512 * trials.len());
     let title = format!(

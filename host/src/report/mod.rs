@@ -152,19 +152,6 @@ pub fn best_so_far(trials: &[TrialRecord]) -> Vec<(u32, f64)> {
         .collect()
 }
 
-/// The complete trial with the highest finite reward (the lowest number among
-/// equals), if any.
-pub fn best_trial(trials: &[TrialRecord]) -> Option<&TrialRecord> {
-    trials
-        .iter()
-        .filter(|t| t.status == TrialStatus::Complete)
-        .filter(|t| t.reward.is_some_and(f64::is_finite))
-        .min_by(|a, b| {
-            let (ra, rb) = (a.reward.unwrap_or(f64::NAN), b.reward.unwrap_or(f64::NAN));
-            rb.total_cmp(&ra).then(a.number.cmp(&b.number))
-        })
-}
-
 /// Renders the report of a study with settings `meta` and finished trials
 /// `trials` (in any order) as a whole document in `format`.
 pub fn render(meta: &StudyMeta, trials: &[TrialRecord], format: Format) -> Result<String> {

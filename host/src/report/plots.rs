@@ -216,13 +216,7 @@ pub(super) fn best_plot(area: &Area, meta: &StudyMeta, trials: &[TrialRecord]) -
         labelled = true;
     }
     if labelled {
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 13))
-            .background_style(WHITE.mix(0.85))
-            .border_style(GRID)
-            .draw()?;
+        legend(&mut chart)?;
     }
     Ok(())
 }
@@ -361,6 +355,11 @@ pub(super) fn scatter_plot(area: &Area, meta: &StudyMeta, points: &[ScatterPoint
             .label("baseline")
             .legend(|(x, y)| TriangleMarker::new((x + 9, y), 6, BLACK.filled()));
     }
+    legend(&mut chart)
+}
+
+/// The series legend both plots draw, in the lower right corner.
+fn legend<'a, CT: CoordTranslate>(chart: &mut ChartContext<'a, SVGBackend<'a>, CT>) -> Result<()> {
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::LowerRight)

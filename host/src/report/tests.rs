@@ -259,7 +259,7 @@ fn html_report_has_table_data_and_escapes() {
         vec![0, 1, 2, 3, 7, 8]
     );
     assert!(best.windows(2).all(|w| w[0].1 <= w[1].1));
-    let top = best_trial(&t).unwrap();
+    let top = crate::search::best_of(&t).unwrap();
     assert_eq!(best.last().unwrap().1, top.reward.unwrap());
 }
 

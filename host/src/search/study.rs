@@ -155,11 +155,6 @@ impl SqliteStudy {
         })
     }
 
-    /// The file.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
     fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawTrial> {
         Ok(RawTrial {
             number: r.get(0)?,
