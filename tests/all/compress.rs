@@ -76,7 +76,8 @@ fn table(trials: &[TrialRecord]) -> Vec<TrialRecord> {
 fn a_search_exports_a_model_that_meets_its_target() {
     let dir = tempdir();
     let mut args = search_args(dir.path(), 3, 40);
-    args.push("--json".into());
+    // Re-train the best with the baseline as the teacher.
+    args.extend(["--distill", "--json"].map(String::from));
     let out = run(dir.path(), &args);
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -110,6 +111,8 @@ fn a_search_exports_a_model_that_meets_its_target() {
         "{m:?} vs {b:?}"
     );
     let fin = study.final_result().unwrap().expect("final result stored");
+    assert!(fin.distill && fin.retrain_epochs == 1, "{fin:?}");
+    assert!((0.0..=1.0).contains(&fin.test_accuracy));
     assert_eq!(fin.footprint, m);
     assert_eq!(
         Some(fin.trial),
