@@ -12,9 +12,6 @@ use crate::{space, Error, Learner, Model, Optimizer, Outcome, Param, ParamSpec, 
 
 pub use wit_bindgen;
 
-/// The JSON Schema of an optimizer's (empty) parameters.
-const NO_PARAMS_SCHEMA: &str = r#"{"$schema":"https://json-schema.org/draft/2020-12/schema","type":"object","properties":{},"additionalProperties":false}"#;
-
 /// Installs the panic hook once: a panic's message and location go to the
 /// host's log at error level, prefixed `panic: `, before the module traps.
 pub fn install_panic_hook() {
@@ -133,17 +130,19 @@ pub fn learner_finish<L: Learner>() -> Result<CompressReport> {
 /// `describe` of an optimizer.
 pub fn optimizer_describe<O: Optimizer>() -> PluginInfo {
     install_panic_hook();
-    O::info().into_plugin_info(NO_PARAMS_SCHEMA.to_string())
+    O::info().into_plugin_info(O::Options::schema_json())
 }
 
 /// The `search` resource of an optimizer `O`.
 pub struct SearchGlue<O>(RefCell<O>);
 
 impl<O: Optimizer> GuestSearch for SearchGlue<O> {
-    fn create(space: Vec<ParamSpec>, budget: u32) -> Result<Search> {
+    fn create(space: Vec<ParamSpec>, budget: u32, options: Vec<Param>) -> Result<Search> {
         install_panic_hook();
         space::validate(&space)?;
-        let search = O::create(space, budget)?;
+        let (options, _) = O::Options::decode(&options, &[])
+            .map_err(|e| Error::invalid_argument(format!("optimizer options: {}", e.message())))?;
+        let search = O::create(space, budget, options)?;
         Ok(Search::new(SearchGlue(RefCell::new(search))))
     }
 

@@ -68,6 +68,8 @@ pub mod params;
 pub mod rng;
 pub mod space;
 mod tensor;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod testing;
 
 /// A budget a learner must meet, and the measure it bounds.
 pub use bindings::types::{Measure, Target};
@@ -80,7 +82,7 @@ pub use model::{
 };
 pub use optimizer::{Optimizer, Outcome};
 pub use params::{Extra, Params};
-pub use rng::HostRng;
+pub use rng::{HostRng, RandomExt, SplitMix64};
 pub use space::{FloatRange, IntRange, Param, ParamKind, ParamSpec, ParamValue};
 pub use tensor::{BinaryOp, CompareOp, ReduceOp, Tensor, UnaryOp};
 
@@ -97,7 +99,7 @@ pub use serde_json;
 
 /// What a plugin usually needs: `use pf_sdk::prelude::*;`.
 pub mod prelude {
-    pub use crate::rng::HostRng;
+    pub use crate::rng::{HostRng, RandomExt, SplitMix64};
     pub use crate::schemars::JsonSchema;
     pub use crate::serde::{Deserialize, Serialize};
     pub use crate::{

@@ -1,7 +1,7 @@
 //! The [`Optimizer`] trait: a hyper-parameter search strategy.
 
 pub use crate::bindings::optimizer_plugin::Outcome;
-use crate::{Info, Param, ParamSpec, Result};
+use crate::{Info, Param, ParamSpec, Params, Result};
 
 impl Outcome {
     /// The reward, if the trial succeeded and the reward is a finite number.
@@ -17,18 +17,24 @@ impl Outcome {
 /// value of the implementing type; export it with
 /// [`export_optimizer!`](crate::export_optimizer).
 ///
-/// Optimizers take no parameters of their own; their `params-schema` is the
-/// empty object.
+/// An optimizer's own settings (e.g. TPE's `multivariate`) are a
+/// [`Params`] struct, declared once as a learner's parameters are: its JSON
+/// Schema is the optimizer's `params-schema`, and the host's `options` are
+/// decoded into it (unknown names and out-of-range values are
+/// `invalid-argument` errors naming the option). `()` takes none.
 pub trait Optimizer: Sized + 'static {
+    /// The optimizer's settings.
+    type Options: Params;
+
     /// Name, version and summary.
     fn info() -> Info;
 
     /// Starts a search over `space` with a budget of `budget` trials. The SDK
     /// only calls it with a space that passed
     /// [`space::validate`](crate::space::validate) (unique names, sound
-    /// bounds, non-empty choices); anything else is answered with its
-    /// `invalid-argument` error.
-    fn create(space: Vec<ParamSpec>, budget: u32) -> Result<Self>;
+    /// bounds, non-empty choices) and with options that decoded; anything
+    /// else is answered with its `invalid-argument` error.
+    fn create(space: Vec<ParamSpec>, budget: u32, options: Self::Options) -> Result<Self>;
 
     /// The next parameters to try: one value per dimension, within its domain.
     fn suggest(&mut self) -> Result<Vec<Param>>;

@@ -6,10 +6,16 @@
 //! stream by the SDK's custom backends (see the crate's README): the same trial
 //! seed gives the same plugin behaviour.
 
+#[cfg(target_arch = "wasm32")]
 use crate::bindings::host;
 
 /// The host's random stream. Every `HostRng` draws from the same stream; it
 /// holds no state of its own, so make one wherever you need it.
+///
+/// Its draws (`f64`, `uniform`, `normal`, `below`, ...) come from
+/// [`RandomExt`], which every [`rand_core::RngCore`] has: an algorithm written
+/// against `impl RandomExt` runs on the host's stream inside the plugin and on
+/// a seeded [`SplitMix64`] in native unit tests.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HostRng {
     _private: (),
@@ -23,24 +29,62 @@ impl HostRng {
 
     /// 64 random bits.
     pub fn u64(&mut self) -> u64 {
-        host::random_u64()
+        imports::random_u64()
+    }
+}
+
+/// The host's stream, or (natively) a thread-local [`SplitMix64`] that
+/// [`testing::seed`](crate::testing::seed) reseeds.
+#[cfg(target_arch = "wasm32")]
+mod imports {
+    pub(super) use super::host::{random_bytes, random_u64};
+}
+
+/// Native stand-in for the host's stream: a seeded thread-local stream, so a
+/// plugin's unit tests are as reproducible as a trial.
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) mod imports {
+    use super::SplitMix64;
+    use rand_core::RngCore;
+    use std::cell::RefCell;
+
+    thread_local! {
+        static STREAM: RefCell<SplitMix64> = RefCell::new(SplitMix64::new(0));
     }
 
+    pub(crate) fn reseed(seed: u64) {
+        STREAM.with(|s| *s.borrow_mut() = SplitMix64::new(seed));
+    }
+
+    pub(crate) fn random_u64() -> u64 {
+        STREAM.with(|s| s.borrow_mut().next_u64())
+    }
+
+    pub(crate) fn random_bytes(len: u32) -> Vec<u8> {
+        let mut bytes = vec![0; len as usize];
+        STREAM.with(|s| s.borrow_mut().fill_bytes(&mut bytes));
+        bytes
+    }
+}
+
+/// Common draws from any random stream. Implemented for every
+/// [`rand_core::RngCore`]: [`HostRng`] in a plugin, [`SplitMix64`] anywhere.
+pub trait RandomExt: rand_core::RngCore {
     /// A float uniform in `[0, 1)` (53 random bits).
-    pub fn f64(&mut self) -> f64 {
-        (self.u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    fn f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
     }
 
     /// A float uniform between `low` and `high` (`low ≤ high`, both finite;
     /// `high` itself only comes up through rounding).
-    pub fn uniform(&mut self, low: f64, high: f64) -> f64 {
+    fn uniform(&mut self, low: f64, high: f64) -> f64 {
         let u = self.f64();
         // The convex combination cannot overflow, even for bounds near ±f64::MAX.
         (low * (1.0 - u) + high * u).clamp(low.min(high), high.max(low))
     }
 
     /// A standard normal draw (Box–Muller).
-    pub fn normal(&mut self) -> f64 {
+    fn normal(&mut self) -> f64 {
         let u1 = 1.0 - self.f64(); // in (0, 1]: the logarithm is finite
         let u2 = self.f64();
         (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
@@ -50,22 +94,19 @@ impl HostRng {
     ///
     /// # Panics
     /// When `n` is 0.
-    pub fn below(&mut self, n: u64) -> u64 {
-        below_with(n, || self.u64())
+    fn below(&mut self, n: u64) -> u64 {
+        below_with(n, || self.next_u64())
     }
 
     /// An integer uniform in `[low, high]` (both included).
     ///
     /// # Panics
     /// When `low > high`.
-    pub fn range_inclusive(&mut self, low: i64, high: i64) -> i64 {
-        assert!(
-            low <= high,
-            "HostRng::range_inclusive({low}, {high}): empty range"
-        );
+    fn range_inclusive(&mut self, low: i64, high: i64) -> i64 {
+        assert!(low <= high, "range_inclusive({low}, {high}): empty range");
         let span = high.wrapping_sub(low) as u64;
         let offset = if span == u64::MAX {
-            self.u64()
+            self.next_u64()
         } else {
             self.below(span + 1)
         };
@@ -73,15 +114,54 @@ impl HostRng {
     }
 
     /// `true` with probability `p` (clamped to `[0, 1]`).
-    pub fn bernoulli(&mut self, p: f64) -> bool {
+    fn bernoulli(&mut self, p: f64) -> bool {
         self.f64() < p
     }
 
     /// Shuffles `items` uniformly (Fisher–Yates).
-    pub fn shuffle<T>(&mut self, items: &mut [T]) {
+    fn shuffle<T>(&mut self, items: &mut [T]) {
         for i in (1..items.len()).rev() {
             let j = self.below(i as u64 + 1) as usize;
             items.swap(i, j);
+        }
+    }
+}
+
+impl<R: rand_core::RngCore + ?Sized> RandomExt for R {}
+
+/// A small seeded stream (SplitMix64, Steele, Lea & Flood 2014): for native
+/// unit tests of a plugin's algorithm, and for sub-streams seeded from the
+/// host's (`SplitMix64::new(HostRng::new().u64())`), which keep a plugin
+/// deterministic under the trial seed.
+#[derive(Clone, Debug)]
+pub struct SplitMix64 {
+    state: u64,
+}
+
+impl SplitMix64 {
+    /// A stream from `seed`; the same seed gives the same stream.
+    pub fn new(seed: u64) -> Self {
+        SplitMix64 { state: seed }
+    }
+}
+
+impl rand_core::RngCore for SplitMix64 {
+    fn next_u32(&mut self) -> u32 {
+        (self.next_u64() >> 32) as u32
+    }
+
+    fn next_u64(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for part in dest.chunks_mut(8) {
+            let word = self.next_u64().to_le_bytes();
+            part.copy_from_slice(&word[..part.len()]);
         }
     }
 }
@@ -118,13 +198,13 @@ fn below_with(n: u64, mut next: impl FnMut() -> u64) -> u64 {
 pub(crate) fn fill_bytes(dest: &mut [u8]) {
     const CHUNK: usize = 1 << 16;
     for chunk in dest.chunks_mut(CHUNK) {
-        let bytes = host::random_bytes(chunk.len() as u32);
+        let bytes = imports::random_bytes(chunk.len() as u32);
         if bytes.len() == chunk.len() {
             chunk.copy_from_slice(&bytes);
         } else {
             // A host that returned the wrong length: fall back to words.
             for part in chunk.chunks_mut(8) {
-                let word = host::random_u64().to_le_bytes();
+                let word = imports::random_u64().to_le_bytes();
                 part.copy_from_slice(&word[..part.len()]);
             }
         }
@@ -162,17 +242,30 @@ mod getrandom_backends {
 
 #[cfg(test)]
 mod tests {
-    use super::below_with;
+    use super::{below_with, RandomExt, SplitMix64};
+    use rand_core::RngCore;
 
-    /// SplitMix64, a stand-in for the host's stream.
-    fn stream(mut state: u64) -> impl FnMut() -> u64 {
-        move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
+    /// A stand-in for the host's stream.
+    fn stream(seed: u64) -> impl FnMut() -> u64 {
+        let mut rng = SplitMix64::new(seed);
+        move || rng.next_u64()
+    }
+
+    #[test]
+    fn seeded_streams_repeat_and_draws_stay_in_range() {
+        let (mut a, mut b) = (SplitMix64::new(3), SplitMix64::new(3));
+        for _ in 0..100 {
+            assert_eq!(a.next_u64(), b.next_u64());
         }
+        let mut sum = 0.0;
+        for _ in 0..10_000 {
+            let u = a.uniform(-2.0, 5.0);
+            assert!((-2.0..=5.0).contains(&u));
+            let i = a.range_inclusive(-3, 3);
+            assert!((-3..=3).contains(&i));
+            sum += a.normal();
+        }
+        assert!((sum / 10_000.0).abs() < 0.05, "mean of normals {sum}");
     }
 
     #[test]

@@ -178,6 +178,93 @@ impl ParamSpec {
     }
 }
 
+impl ParamSpec {
+    /// Where `value` lies along this dimension, in `[0, 1]`, on the scale an
+    /// optimizer should search: floats linearly (logarithmically on a log
+    /// scale); ints the same over `[low − ½, high + ½]`, so every integer
+    /// owns an equal share; the `i`-th of `n` choices at the middle of its
+    /// share, `(i + ½) / n`; booleans as the choices `[false, true]`. `None`
+    /// when the value does not fit the dimension (wrong type, out of range,
+    /// unknown choice). A dimension of one point maps to ½.
+    pub fn to_unit(&self, value: &ParamValue) -> Option<f64> {
+        self.check(value).ok()?;
+        let u = match (&self.kind, value) {
+            (ParamKind::Float(r), ParamValue::Float(x)) => {
+                let (lo, hi, x) = if r.log {
+                    (r.low.ln(), r.high.ln(), x.ln())
+                } else {
+                    (r.low, r.high, *x)
+                };
+                if hi > lo {
+                    (x - lo) / (hi - lo)
+                } else {
+                    0.5
+                }
+            }
+            (ParamKind::Int(r), ParamValue::Int(i)) => {
+                let (lo, hi) = int_scale(r);
+                let x = if r.log { (*i as f64).ln() } else { *i as f64 };
+                (x - lo) / (hi - lo)
+            }
+            (ParamKind::Boolean, ParamValue::Boolean(b)) => {
+                if *b {
+                    0.75
+                } else {
+                    0.25
+                }
+            }
+            (ParamKind::Choice(c), ParamValue::Choice(s)) => {
+                let i = c.iter().position(|x| x == s)?;
+                (i as f64 + 0.5) / c.len() as f64
+            }
+            _ => return None,
+        };
+        Some(u.clamp(0.0, 1.0))
+    }
+
+    /// The value at position `u` along this dimension (the inverse of
+    /// [`to_unit`](Self::to_unit)): `u` is clamped into `[0, 1]` (NaN counts
+    /// as ½), ints are rounded to the integer owning that position, choices
+    /// and booleans take the share `u` falls in. The result always lies in
+    /// the domain of a [validated](validate) dimension.
+    pub fn from_unit(&self, u: f64) -> ParamValue {
+        let u = if u.is_nan() { 0.5 } else { u.clamp(0.0, 1.0) };
+        match &self.kind {
+            ParamKind::Float(r) => {
+                let x = if r.log {
+                    (r.low.ln() + u * (r.high.ln() - r.low.ln())).exp()
+                } else {
+                    r.low + u * (r.high - r.low)
+                };
+                ParamValue::Float(x.clamp(r.low, r.high))
+            }
+            ParamKind::Int(r) => {
+                let (lo, hi) = int_scale(r);
+                let x = lo + u * (hi - lo);
+                let x = if r.log { x.exp() } else { x };
+                // Casting saturates and the clamp keeps rounding inside.
+                ParamValue::Int((x.round() as i64).clamp(r.low, r.high))
+            }
+            ParamKind::Boolean => ParamValue::Boolean(u >= 0.5),
+            ParamKind::Choice(c) => {
+                let i = ((u * c.len() as f64) as usize).min(c.len().saturating_sub(1));
+                ParamValue::Choice(c.get(i).cloned().unwrap_or_default())
+            }
+        }
+    }
+}
+
+/// The ends of an int dimension's search scale: `[low − ½, high + ½]`, in
+/// logarithms on a log scale (where `low ≥ 1`, so `low − ½ > 0`).
+fn int_scale(r: &IntRange) -> (f64, f64) {
+    let (lo, hi) = (r.low as f64 - 0.5, r.high as f64 + 0.5);
+    if r.log {
+        (lo.ln(), hi.ln())
+    } else {
+        (lo, hi)
+    }
+}
+
 /// Checks `value` against `kind` for the parameter `name`.
 pub(crate) fn check_value(name: &str, kind: &ParamKind, value: &ParamValue) -> Result<()> {
     let ok = match (kind, value) {
@@ -333,6 +420,39 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.message().contains("context"), "{e:?}");
+    }
+
+    #[test]
+    fn unit_positions_round_trip_on_every_kind() {
+        let specs = [
+            ParamSpec::float("f", -2.0, 6.0, 0.0),
+            ParamSpec::float("l", 1e-4, 1.0, 0.1).with_log(),
+            ParamSpec::int("i", 1, 5, 3),
+            ParamSpec::int("k", 1, 1000, 10).with_log(),
+            ParamSpec::boolean("b", true),
+            ParamSpec::choice("c", &["x", "y", "z"], "y"),
+            ParamSpec::float("p", 3.0, 3.0, 3.0),
+        ];
+        for spec in &specs {
+            for step in 0..=100 {
+                let u = step as f64 / 100.0;
+                let v = spec.from_unit(u);
+                spec.check(&v).unwrap();
+                let back = spec.to_unit(&v).unwrap();
+                assert_eq!(spec.from_unit(back), v, "{} at {u}", spec.name);
+            }
+        }
+        assert_eq!(specs[0].to_unit(&ParamValue::Float(2.0)), Some(0.5));
+        assert!((specs[1].to_unit(&ParamValue::Float(1e-2)).unwrap() - 0.5).abs() < 1e-12);
+        // Every integer of [1, 5] owns a fifth of the line.
+        let ints: Vec<_> = (0..5)
+            .map(|k| specs[2].from_unit(0.1 + 0.2 * k as f64))
+            .collect();
+        assert_eq!(ints, (1..=5).map(ParamValue::Int).collect::<Vec<_>>());
+        assert_eq!(specs[5].from_unit(1.0), ParamValue::Choice("z".into()));
+        assert_eq!(specs[4].from_unit(f64::NAN), ParamValue::Boolean(true));
+        assert_eq!(specs[2].to_unit(&ParamValue::Int(9)), None);
+        assert_eq!(specs[5].to_unit(&ParamValue::Choice("w".into())), None);
     }
 
     #[test]

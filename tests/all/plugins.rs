@@ -186,7 +186,7 @@ fn hostile_optimizers_are_caught_by_the_suite_or_end_in_typed_errors() {
             context: vec![],
         });
         let mut inst = rt.optimizer(&plugin, 0).unwrap();
-        inst.create(&space, 5).unwrap();
+        inst.create(&space, 5, &[]).unwrap();
         inst.suggest().map(|p| (space, p))
     };
     let (space, ok) = run("none").expect("a harmless optimizer works");
@@ -527,7 +527,7 @@ fn os_randomness_inside_plugins_comes_from_the_host_seed() {
     assert!(report.passed(), "{}", report.failures());
     let first = |seed: u64| {
         let mut inst = rt.optimizer(&plugin, seed).unwrap();
-        inst.create(&conformance::test_space(), 3).unwrap();
+        inst.create(&conformance::test_space(), 3, &[]).unwrap();
         format!("{:?}", inst.suggest().unwrap())
     };
     assert_eq!(first(11), first(11));

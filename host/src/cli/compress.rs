@@ -60,6 +60,10 @@ pub struct CompressArgs {
     /// NAME=VALUE (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     set: Vec<String>,
+    /// An option of the optimizer itself, NAME=VALUE (repeatable), e.g.
+    /// `multivariate=true` for tpe; `pf plugin inspect OPTIMIZER` lists them.
+    #[arg(long = "optimizer-set", value_name = "NAME=VALUE")]
+    optimizer_set: Vec<String>,
     /// Host fine-tuning steps of each trial.
     #[arg(long, default_value_t = 300, value_name = "K")]
     finetune_steps: u64,
@@ -354,6 +358,11 @@ fn check_resume(old: &StudyMeta, new: &StudyMeta, path: &Path) -> Result<()> {
         format!("{:?}", new.limits),
     );
     cmp(
+        "--optimizer-set",
+        format!("{:?}", old.optimizer_options),
+        format!("{:?}", new.optimizer_options),
+    );
+    cmp(
         "--set",
         format!("{:?}", old.fixed),
         format!("{:?}", new.fixed),
@@ -381,6 +390,10 @@ pub fn run(a: CompressArgs) -> Result<()> {
     let rt = a.limits.runtime()?;
     let learner = load_plugin(&rt, &a.plugin, PluginKind::Learner, "--plugin")?;
     let optimizer = load_plugin(&rt, &a.optimizer, PluginKind::Optimizer, "--optimizer")?;
+    let optimizer_options = space::parse_options(&optimizer.info.params_schema, &a.optimizer_set)
+        .map_err(|e| {
+        anyhow::anyhow!("--optimizer-set: optimizer `{}`: {e}", optimizer.name())
+    })?;
     let supported: Vec<_> = learner
         .info
         .targets
@@ -431,6 +444,10 @@ pub fn run(a: CompressArgs) -> Result<()> {
         learner_sha256: learner.sha256.clone(),
         optimizer: optimizer.name().to_string(),
         optimizer_sha256: optimizer.sha256.clone(),
+        optimizer_options: optimizer_options
+            .iter()
+            .map(pf::search::run::to_record)
+            .collect(),
         target: a.target,
         reward: a.reward,
         seed: a.seed,
@@ -491,6 +508,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
         runtime: &rt,
         learner: learner.clone(),
         optimizer: optimizer.clone(),
+        optimizer_options,
         baseline: &base,
         baseline_footprint,
         data: data.clone(),

@@ -320,6 +320,13 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
         ),
         PluginKind::Optimizer => None,
     };
+    let options = match plugin.kind() {
+        PluginKind::Optimizer => Some(
+            space::settings_from_schema(&plugin.info.params_schema)
+                .map_err(|e| anyhow::anyhow!("optimizer `{}`: {e}", plugin.name()))?,
+        ),
+        PluginKind::Learner => None,
+    };
     if a.json {
         return print_json(&serde_json::json!({
             "path": plugin.path,
@@ -330,6 +337,7 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
             "exports": plugin.inspection.exports,
             "info": info_json(&plugin.info),
             "search_space": space.as_deref().map(space_rows),
+            "options": options.as_deref().map(space_rows),
         }));
     }
     println!(
@@ -347,9 +355,8 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
     println!("sha256    {}", plugin.sha256);
     println!("imports   {}", plugin.inspection.imports.join(", "));
     println!("exports   {}", plugin.inspection.exports.join(", "));
-    if let Some(space) = space {
-        println!("search space (as declared for digits_cnn; per-layer spaces follow the model):");
-        for s in &space {
+    let rows = |space: &[ParamSpec]| {
+        for s in space {
             println!(
                 "  {:<24} {:<36} default {:<10} {}",
                 s.name,
@@ -358,6 +365,18 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
                 s.help
             );
         }
+    };
+    if let Some(space) = space {
+        println!("search space (as declared for digits_cnn; per-layer spaces follow the model):");
+        rows(&space);
+    }
+    match options {
+        Some(o) if o.is_empty() => println!("options   none"),
+        Some(o) => {
+            println!("options (pf compress --optimizer-set NAME=VALUE):");
+            rows(&o);
+        }
+        None => {}
     }
     Ok(())
 }

@@ -554,7 +554,8 @@ fn optimizer_run(
 ) -> Result<Vec<Vec<Param>>, String> {
     let space = test_space();
     let mut inst = rt.optimizer(plugin, seed).map_err(|e| format!("{e:#}"))?;
-    inst.create(&space, budget).map_err(|e| e.to_string())?;
+    inst.create(&space, budget, &[])
+        .map_err(|e| e.to_string())?;
     let mut out = Vec::new();
     for i in 0..budget {
         let p = inst.suggest().map_err(|e| e.to_string())?;
@@ -617,11 +618,26 @@ pub fn run_optimizer_suite(
     let refused = rt
         .optimizer(plugin, seed)
         .map_err(|e| format!("{e:#}"))
-        .and_then(|mut inst| match inst.create(&bad, budget) {
+        .and_then(|mut inst| match inst.create(&bad, budget, &[]) {
             Ok(()) => Err("it accepted a float range [5, 1]".to_string()),
             Err(e) if !e.is_trap() => Ok(format!("refused: {e}")),
             Err(e) => Err(format!("it trapped: {e}")),
         });
     rep.check("a malformed space is refused with an error", refused);
+    let unknown = Param {
+        name: "pf_conformance_no_such_option".into(),
+        value: ParamValue::Boolean(true),
+    };
+    let refused = rt
+        .optimizer(plugin, seed)
+        .map_err(|e| format!("{e:#}"))
+        .and_then(
+            |mut inst| match inst.create(&test_space(), budget, &[unknown]) {
+                Ok(()) => Err("it accepted an option it does not declare".to_string()),
+                Err(e) if !e.is_trap() => Ok(format!("refused: {e}")),
+                Err(e) => Err(format!("it trapped: {e}")),
+            },
+        );
+    rep.check("an unknown option is refused with an error", refused);
     Ok(rep)
 }

@@ -558,13 +558,19 @@ impl OptimizerInstance {
         })
     }
 
-    /// `search.create`: starts the search.
-    pub fn create(&mut self, space: &[types::ParamSpec], budget: u32) -> Result<(), CallError> {
+    /// `search.create`: starts the search with the optimizer's own
+    /// `options` (none: its defaults).
+    pub fn create(
+        &mut self,
+        space: &[types::ParamSpec],
+        budget: u32,
+        options: &[types::Param],
+    ) -> Result<(), CallError> {
         let b = &self.bindings;
         let r = call(&mut self.store, &mut self.trapped, "search.create", |s| {
             b.pocketflow_plugin_optimizer_plugin()
                 .search()
-                .call_create(s, space, budget)
+                .call_create(s, space, budget, options)
         })?;
         self.search = Some(r);
         Ok(())

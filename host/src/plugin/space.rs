@@ -215,6 +215,109 @@ pub fn parse_assignment(space: &[ParamSpec], text: &str) -> Result<Param, String
     })
 }
 
+/// The settings a plugin's `params-schema` declares, as dimensions: what
+/// `--optimizer-set NAME=VALUE` is parsed against. Booleans, integers and
+/// numbers (with their `minimum`/`maximum`, else unbounded) and string
+/// enumerations (inline or through a `$ref` into `$defs`) are read; other
+/// properties are skipped (the plugin still checks every value it is given).
+pub fn settings_from_schema(schema: &str) -> Result<Vec<ParamSpec>, String> {
+    use super::bindings::types::{FloatRange, IntRange};
+    use serde_json::Value;
+    let root: Value =
+        serde_json::from_str(schema).map_err(|e| format!("the params-schema is not JSON: {e}"))?;
+    let resolve = |v: &Value| -> Value {
+        let target = v
+            .get("$ref")
+            .and_then(Value::as_str)
+            .and_then(|r| r.strip_prefix("#/$defs/"))
+            .and_then(|n| root.get("$defs").and_then(|d| d.get(n)));
+        target.unwrap_or(v).clone()
+    };
+    let mut specs = Vec::new();
+    let Some(props) = root.get("properties").and_then(Value::as_object) else {
+        return Ok(specs);
+    };
+    for (name, prop) in props {
+        let prop = resolve(prop);
+        let num = |key: &str| prop.get(key).and_then(Value::as_f64);
+        let ty = prop.get("type").and_then(Value::as_str).unwrap_or_default();
+        let choices: Vec<String> = prop
+            .get("enum")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let (kind, default) = match ty {
+            _ if !choices.is_empty() => {
+                let d = prop.get("default").and_then(Value::as_str);
+                let d = d.unwrap_or(&choices[0]).to_string();
+                (ParamKind::Choice(choices), ParamValue::Choice(d))
+            }
+            "boolean" => {
+                let d = prop.get("default").and_then(Value::as_bool);
+                (ParamKind::Boolean, ParamValue::Boolean(d.unwrap_or(false)))
+            }
+            "integer" => {
+                let low = num("minimum").map_or(i64::MIN, |x| x.ceil() as i64);
+                let high = num("maximum").map_or(i64::MAX, |x| x.floor() as i64);
+                let d = prop.get("default").and_then(Value::as_i64).unwrap_or(low);
+                let range = IntRange {
+                    low,
+                    high,
+                    log: false,
+                };
+                (ParamKind::Int(range), ParamValue::Int(d))
+            }
+            "number" => {
+                let low = num("minimum").unwrap_or(f64::MIN);
+                let high = num("maximum").unwrap_or(f64::MAX);
+                let range = FloatRange {
+                    low,
+                    high,
+                    log: false,
+                };
+                (
+                    ParamKind::Float(range),
+                    ParamValue::Float(num("default").unwrap_or(low)),
+                )
+            }
+            _ => continue,
+        };
+        let help = prop.get("description").and_then(Value::as_str);
+        specs.push(ParamSpec {
+            name: name.clone(),
+            kind,
+            default,
+            help: help.unwrap_or_default().to_string(),
+            context: Vec::new(),
+        });
+    }
+    Ok(specs)
+}
+
+/// An optimizer's `--optimizer-set NAME=VALUE` assignments, parsed against
+/// the settings its `params-schema` declares. A name given twice keeps its
+/// last value.
+pub fn parse_options(schema: &str, assignments: &[String]) -> Result<Vec<Param>, String> {
+    if assignments.is_empty() {
+        return Ok(Vec::new());
+    }
+    let settings = settings_from_schema(schema)?;
+    if settings.is_empty() {
+        return Err("this optimizer takes no options".into());
+    }
+    let mut options: Vec<Param> = Vec::new();
+    for text in assignments {
+        let p = parse_assignment(&settings, text)?;
+        options.retain(|q| q.name != p.name);
+        options.push(p);
+    }
+    Ok(options)
+}
+
 /// A learner's space as the user's `NAME=VALUE` assignments shape it, and
 /// those assignments parsed. The space may depend on the settings (e.g.
 /// per-layer dimensions appear with `per_layer=true`), so `space_for` is
@@ -238,4 +341,52 @@ pub fn shape_space(
         fixed.push(p);
     }
     Ok((space, fixed))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A schema as the SDK publishes one: a boolean, a bounded integer, a
+    /// number and an enumeration behind a `$ref`.
+    const SCHEMA: &str = r##"{
+        "type": "object",
+        "properties": {
+            "multivariate": {"type": "boolean", "default": false, "description": "Joint."},
+            "startup_trials": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
+            "gamma": {"type": "number", "minimum": 0.01, "maximum": 0.5, "default": 0.1},
+            "design": {"$ref": "#/$defs/Design", "default": "sobol"}
+        },
+        "$defs": {"Design": {"type": "string", "enum": ["random", "sobol"]}}
+    }"##;
+
+    #[test]
+    fn options_parse_against_the_schema() {
+        let specs = settings_from_schema(SCHEMA).unwrap();
+        let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["multivariate", "startup_trials", "gamma", "design"]);
+        let opts = parse_options(
+            SCHEMA,
+            &[
+                "multivariate=true".into(),
+                "startup_trials=5".into(),
+                "design=random".into(),
+                "startup_trials=7".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(opts.len(), 3);
+        assert_eq!(opts[2].name, "startup_trials");
+        assert!(matches!(opts[2].value, ParamValue::Int(7)));
+        let bad = |a: &str| parse_options(SCHEMA, &[a.to_string()]).unwrap_err();
+        assert!(bad("startup_trials=0").contains("startup_trials"));
+        assert!(bad("gamma=fast").contains("gamma"));
+        assert!(bad("design=grid").contains("design"));
+        assert!(bad("momentum=1").contains("not a parameter"));
+        let none = r#"{"type":"object","properties":{}}"#;
+        assert!(parse_options(none, &["a=1".into()])
+            .unwrap_err()
+            .contains("no options"));
+        assert!(parse_options(none, &[]).unwrap().is_empty());
+    }
 }

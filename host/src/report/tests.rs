@@ -101,6 +101,7 @@ fn meta() -> StudyMeta {
         learner_sha256: "22".repeat(32),
         optimizer: "random</script><script>alert(2)</script>".into(),
         optimizer_sha256: "33".repeat(32),
+        optimizer_options: vec![],
         target: Target {
             measure: Measure::Params,
             ratio: 0.25,

@@ -157,6 +157,10 @@ pub struct StudyMeta {
     pub optimizer: String,
     /// SHA-256 of the optimizer component.
     pub optimizer_sha256: String,
+    /// The optimizer's own settings (`--optimizer-set`); studies written
+    /// before optimizers took options have none.
+    #[serde(default)]
+    pub optimizer_options: Vec<ParamRecord>,
     /// The budget every result must meet.
     pub target: Target,
     /// The reward the optimizer maximises (see [`super::Reward`]).

@@ -27,6 +27,8 @@ pub struct SearchSetup<'a> {
     pub learner: Arc<Plugin>,
     /// The optimizer.
     pub optimizer: Arc<Plugin>,
+    /// The optimizer's own settings (`--optimizer-set`).
+    pub optimizer_options: Vec<Param>,
     /// The uncompressed model every trial starts from.
     pub baseline: &'a Model,
     /// Its footprint.
@@ -294,7 +296,7 @@ impl SearchSetup<'_> {
     fn start_optimizer(&self) -> Result<OptimizerInstance> {
         let seed = crate::rng::stream(self.seed, &["optimizer"]).next_u64();
         let mut opt = self.runtime.optimizer(&self.optimizer, seed)?;
-        opt.create(&self.space, self.trials.max(1))
+        opt.create(&self.space, self.trials.max(1), &self.optimizer_options)
             .with_context(|| format!("starting optimizer `{}`", self.optimizer.name()))?;
         Ok(opt)
     }

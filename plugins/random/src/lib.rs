@@ -23,6 +23,8 @@ struct RandomSearch {
 }
 
 impl Optimizer for RandomSearch {
+    type Options = ();
+
     fn info() -> Info {
         Info::new(
             "random",
@@ -33,7 +35,7 @@ impl Optimizer for RandomSearch {
         )
     }
 
-    fn create(space: Vec<ParamSpec>, budget: u32) -> Result<Self> {
+    fn create(space: Vec<ParamSpec>, budget: u32, _options: ()) -> Result<Self> {
         Ok(RandomSearch {
             space,
             budget,
@@ -86,7 +88,7 @@ impl RandomSearch {
 }
 
 /// One draw from a (validated) dimension.
-fn sample(kind: &ParamKind, rng: &mut HostRng) -> ParamValue {
+fn sample(kind: &ParamKind, rng: &mut impl RandomExt) -> ParamValue {
     match kind {
         ParamKind::Float(r) => {
             let x = if r.log {
@@ -106,7 +108,7 @@ fn sample(kind: &ParamKind, rng: &mut HostRng) -> ParamValue {
             };
             ParamValue::Int(i)
         }
-        ParamKind::Boolean => ParamValue::Boolean(rng.u64() >> 63 == 1),
+        ParamKind::Boolean => ParamValue::Boolean(rng.next_u64() >> 63 == 1),
         ParamKind::Choice(choices) => {
             let i = rng.below(choices.len() as u64) as usize;
             ParamValue::Choice(choices[i].clone())

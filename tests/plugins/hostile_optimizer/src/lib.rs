@@ -18,6 +18,8 @@ struct HostileSearch {
 }
 
 impl Optimizer for HostileSearch {
+    type Options = ();
+
     fn info() -> Info {
         Info::new(
             "hostile_optimizer",
@@ -27,7 +29,7 @@ impl Optimizer for HostileSearch {
         )
     }
 
-    fn create(space: Vec<ParamSpec>, budget: u32) -> Result<Self> {
+    fn create(space: Vec<ParamSpec>, budget: u32, _options: ()) -> Result<Self> {
         let attack = space
             .iter()
             .find(|s| s.name == "attack" && matches!(s.kind, ParamKind::Choice(_)))

@@ -17,6 +17,8 @@ struct OsRandom {
 }
 
 impl Optimizer for OsRandom {
+    type Options = ();
+
     fn info() -> Info {
         Info::new(
             "os_random",
@@ -26,7 +28,7 @@ impl Optimizer for OsRandom {
         )
     }
 
-    fn create(space: Vec<ParamSpec>, budget: u32) -> Result<Self> {
+    fn create(space: Vec<ParamSpec>, budget: u32, _options: ()) -> Result<Self> {
         let mut bytes = [0u8; 8];
         getrandom02::getrandom(&mut bytes).map_err(|e| Error::host(e.to_string()))?;
         let mut os = StdRng::from_os_rng();
