@@ -8,6 +8,7 @@ mod data;
 mod gradients;
 mod graph;
 mod kernels;
+mod optimizers;
 mod plugin_tensors;
 mod plugins;
 mod probe;

@@ -38,14 +38,6 @@ fn builtin_learner_weight_sparse_passes_the_learner_suite() {
 }
 
 #[test]
-fn builtin_optimizer_random_passes_the_optimizer_suite() {
-    let rt = Runtime::new(Limits::default(), None).unwrap();
-    let plugin = rt.load(&plugin_file("random")).unwrap();
-    let report = conformance::run_optimizer_suite(&rt, &plugin, 30, 3).unwrap();
-    assert!(report.passed(), "{}", report.failures());
-}
-
-#[test]
 fn plugin_built_outside_the_workspace_loads_the_same_way_and_passes() {
     let rt = Runtime::new(Limits::default(), None).unwrap();
     let outside = rt.load(&plugin_file("outside_magnitude")).unwrap();

@@ -582,6 +582,63 @@ fn optimizer_run(
     }
 }
 
+/// Runs the optimizer as `pf compress --jobs 3` does: three suggestions,
+/// then their three outcomes, over the budget.
+fn optimizer_batched(
+    rt: &Runtime,
+    plugin: &Plugin,
+    budget: u32,
+    seed: u64,
+) -> Result<String, String> {
+    let space = test_space();
+    let mut inst = rt.optimizer(plugin, seed).map_err(|e| format!("{e:#}"))?;
+    inst.create(&space, budget, &[])
+        .map_err(|e| e.to_string())?;
+    let mut done = 0;
+    while done < budget {
+        let round = (budget - done).min(3);
+        let mut batch = Vec::new();
+        for i in 0..round {
+            let p = inst.suggest().map_err(|e| e.to_string())?;
+            space::check_params(&space, &p)
+                .map_err(|e| format!("suggestion {}: {e}", done + i + 1))?;
+            batch.push(p);
+        }
+        for p in &batch {
+            inst.observe(p, &Outcome::Reward(test_objective(p)))
+                .map_err(|e| e.to_string())?;
+        }
+        done += round;
+    }
+    Ok(format!("{budget} suggestions in rounds of 3"))
+}
+
+/// Replays trials the optimizer never suggested, as a resumed study does,
+/// then asks for a suggestion; observing parameters outside the space must
+/// not trap (an error or acceptance are both fine).
+fn optimizer_replay(rt: &Runtime, plugin: &Plugin, seed: u64) -> Result<String, String> {
+    let space = test_space();
+    let mut inst = rt.optimizer(plugin, seed).map_err(|e| format!("{e:#}"))?;
+    inst.create(&space, 20, &[]).map_err(|e| e.to_string())?;
+    let mut replayed = space::defaults(&space);
+    for i in 0..12 {
+        if let Some(ParamValue::Float(x)) = replayed.first_mut().map(|p| &mut p.value) {
+            *x = -2.0 + 5.0 * f64::from(i) / 11.0;
+        }
+        let outcome = Outcome::Reward(test_objective(&replayed));
+        inst.observe(&replayed, &outcome)
+            .map_err(|e| format!("observing a replayed trial: {e}"))?;
+    }
+    let p = inst.suggest().map_err(|e| e.to_string())?;
+    space::check_params(&space, &p).map_err(|e| format!("after the replay: {e}"))?;
+    let mut outside = space::defaults(&space);
+    outside[0].value = ParamValue::Float(1e9);
+    match inst.observe(&outside, &Outcome::Reward(0.0)) {
+        Err(e) if e.is_trap() => Err(format!("a value outside the space trapped: {e}")),
+        _ => Ok("12 foreign trials observed, then a valid suggestion".into()),
+    }
+}
+
 /// Runs the optimizer suite.
 pub fn run_optimizer_suite(
     rt: &Runtime,
@@ -624,6 +681,14 @@ pub fn run_optimizer_suite(
             Err(e) => Err(format!("it trapped: {e}")),
         });
     rep.check("a malformed space is refused with an error", refused);
+    rep.check(
+        "suggestions made before earlier outcomes arrive (parallel trials) are valid",
+        optimizer_batched(rt, plugin, budget, seed),
+    );
+    rep.check(
+        "trials it never suggested (a resumed study) are observed without a trap",
+        optimizer_replay(rt, plugin, seed),
+    );
     let unknown = Param {
         name: "pf_conformance_no_such_option".into(),
         value: ParamValue::Boolean(true),

@@ -249,7 +249,10 @@ impl Learner for WeightSparse {
             }
         };
         let targets = match target {
-            None => layers.iter().map(|l| (l.name.clone(), sparsity_of(l))).collect(),
+            None => layers
+                .iter()
+                .map(|l| (l.name.clone(), sparsity_of(l)))
+                .collect(),
             Some(t) => {
                 let budget = weight_budget(model, &layers, t)?;
                 let sizes: Vec<u64> = layers.iter().map(|l| l.weight_numel()).collect();
@@ -419,7 +422,10 @@ mod tests {
         assert!(keep[1] as f64 / 200.0 > keep[0] as f64 / 1000.0);
         assert!(keep.iter().sum::<u64>() <= 300);
         // A budget above everything keeps everything.
-        assert_eq!(allocate(&sizes, &[1.0, 1.0, 1.0], 5000), vec![1000, 200, 50]);
+        assert_eq!(
+            allocate(&sizes, &[1.0, 1.0, 1.0], 5000),
+            vec![1000, 200, 50]
+        );
         assert_eq!(allocate(&sizes, &[0.0, 0.0, 0.0], 100), vec![0, 0, 0]);
     }
 }
