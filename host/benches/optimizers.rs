@@ -36,7 +36,8 @@ struct Args {
 
 const USAGE: &str =
     "usage: optimizers [--optimizer NAME|PATH]... [--variant LABEL=OPTIMIZER:KEY=VALUE,...]... \
-[--problem NAME]... [--trials N] [--seeds N] [--checkpoints 10,25,50] [--out FILE.json]";
+[--problem NAME]... [--trials N] [--seeds N] [--checkpoints 10,25,50] [--out FILE.json]
+(cargo runs benches from host/, so give --out an absolute path)";
 
 fn parse_args() -> Result<Args> {
     let mut a = Args {
