@@ -50,7 +50,8 @@ def main():
             four += won >= min(4, len(problems))
         shares = ", ".join(f"{p} {wins[p] / draws:.2f}" for p in problems)
         print(f"  at or below in {size}-seed draws: {shares}")
-        print(f"  at or below on >= 4 of {len(problems)}: {four / draws:.2f} of draws\n")
+        need = min(4, len(problems))
+        print(f"  at or below on >= {need} of {len(problems)}: {four / draws:.2f} of draws\n")
 
 
 if __name__ == "__main__":

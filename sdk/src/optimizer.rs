@@ -1,7 +1,7 @@
 //! The [`Optimizer`] trait: a hyper-parameter search strategy.
 
 pub use crate::bindings::optimizer_plugin::Outcome;
-use crate::{Info, Param, ParamSpec, Params, Result};
+use crate::{Error, Info, Param, ParamSpec, Params, Result};
 
 impl Outcome {
     /// The reward, if the trial succeeded and the reward is a finite number.
@@ -42,4 +42,18 @@ pub trait Optimizer: Sized + 'static {
     /// The outcome of parameters suggested earlier (or replayed from storage
     /// when a study resumes). Rewards may be NaN or infinite.
     fn observe(&mut self, params: Vec<Param>, outcome: Outcome) -> Result<()>;
+}
+
+/// Counts one more suggestion against the search's `budget` (the number of
+/// trials `create` was given): increments `suggested`, or leaves it and
+/// answers `limit-exceeded` when the budget is used up, which is what the
+/// host and the conformance suite expect of a suggestion past the budget.
+pub fn count_suggestion(suggested: &mut u32, budget: u32) -> Result<()> {
+    if *suggested >= budget {
+        return Err(Error::limit_exceeded(format!(
+            "budget of {budget} trials used up"
+        )));
+    }
+    *suggested += 1;
+    Ok(())
 }

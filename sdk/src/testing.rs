@@ -231,6 +231,24 @@ pub fn minimize<O: Optimizer>(
     Ok(curve)
 }
 
+/// The best regret of `trials` trials of uniform random search on
+/// `problem` (every dimension `from_unit` of a uniform draw, from a stream
+/// seeded by `seed`): the baseline an optimizer's tests compare it with.
+pub fn random_search(problem: &Problem, trials: u32, seed: u64) -> f64 {
+    use crate::rng::{RandomExt, SplitMix64};
+    let mut rng = SplitMix64::new(seed ^ 0x5EED_F0BA);
+    (0..trials)
+        .map(|_| {
+            let params: Vec<Param> = problem
+                .space
+                .iter()
+                .map(|s| Param::new(s.name.clone(), s.from_unit(rng.f64())))
+                .collect();
+            problem.regret(problem.value(&params))
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
 /// Checks that `params` holds exactly one in-domain value per dimension of
 /// `space`.
 pub fn check_suggestion(space: &[ParamSpec], params: &[Param]) -> Result<()> {

@@ -395,14 +395,8 @@ impl Optimizer for Ddpg {
     }
 
     fn suggest(&mut self) -> Result<Vec<Param>> {
-        if self.suggested >= self.budget {
-            return Err(Error::limit_exceeded(format!(
-                "budget of {} trials used up",
-                self.budget
-            )));
-        }
         let episode = self.suggested;
-        self.suggested += 1;
+        pf_sdk::count_suggestion(&mut self.suggested, self.budget)?;
         let exploring = episode < self.warmup;
         let sigma = self.noise_at(episode);
         let mut previous = 0.0;

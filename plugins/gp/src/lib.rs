@@ -194,13 +194,7 @@ impl Optimizer for GaussianProcessSearch {
     }
 
     fn suggest(&mut self) -> Result<Vec<Param>> {
-        if self.suggested >= self.budget {
-            return Err(Error::limit_exceeded(format!(
-                "budget of {} trials used up",
-                self.budget
-            )));
-        }
-        self.suggested += 1;
+        pf_sdk::count_suggestion(&mut self.suggested, self.budget)?;
         // One draw from the host per suggestion seeds a local stream: the
         // thousands of draws of a suggestion stay cheap and reproducible.
         let mut rng = SplitMix64::new(HostRng::new().u64());

@@ -4,22 +4,6 @@
 use super::*;
 use pf_sdk::testing::{self, Problem};
 
-/// The best regret after `trials` uniformly random trials (every dimension
-/// through `from_unit` of a uniform draw).
-fn random_search_regret(problem: &Problem, trials: u32, seed: u64) -> f64 {
-    let mut rng = SplitMix64::new(seed ^ 0x5EED);
-    (0..trials)
-        .map(|_| {
-            let params: Vec<Param> = problem
-                .space
-                .iter()
-                .map(|s| Param::new(s.name.clone(), s.from_unit(rng.f64())))
-                .collect();
-            problem.regret(problem.value(&params))
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 /// The median final regret of the GP over `seeds`, and that of random search.
 fn median_regrets(problem: &Problem, trials: u32, seeds: u64, options: &GpOptions) -> (f64, f64) {
     let mut gp = Vec::new();
@@ -29,7 +13,7 @@ fn median_regrets(problem: &Problem, trials: u32, seeds: u64, options: &GpOption
             testing::minimize::<GaussianProcessSearch>(problem, trials, seed, options.clone())
                 .unwrap();
         gp.push(*curve.last().unwrap());
-        random.push(random_search_regret(problem, trials, seed));
+        random.push(testing::random_search(problem, trials, seed));
     }
     (testing::median(&gp), testing::median(&random))
 }

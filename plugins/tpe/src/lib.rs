@@ -233,13 +233,7 @@ impl Optimizer for Tpe {
     }
 
     fn suggest(&mut self) -> Result<Vec<Param>> {
-        if self.suggested >= self.budget {
-            return Err(Error::limit_exceeded(format!(
-                "budget of {} trials used up",
-                self.budget
-            )));
-        }
-        self.suggested += 1;
+        pf_sdk::count_suggestion(&mut self.suggested, self.budget)?;
         let unit = if self.observations.len() < self.options.startup_trials as usize {
             self.random_point()
         } else {

@@ -7,22 +7,6 @@ use pf_sdk::testing::{self, check_suggestion, median, minimize, Problem};
 /// Trials per run in the quality tests (the benchmark's budget).
 const TRIALS: u32 = 50;
 
-/// Minimises `problem` by uniform random search in the unit cube: the
-/// baseline TPE must beat. Returns the best regret after `trials` trials.
-fn random_search_regret(problem: &Problem, trials: u32, seed: u64) -> f64 {
-    let mut rng = SplitMix64::new(seed ^ 0x5EED_F0BA);
-    (0..trials)
-        .map(|_| {
-            let params: Vec<Param> = problem
-                .space
-                .iter()
-                .map(|s| Param::new(s.name.clone(), s.from_unit(rng.f64())))
-                .collect();
-            problem.regret(problem.value(&params))
-        })
-        .fold(f64::INFINITY, f64::min)
-}
-
 /// The median over `seeds` of TPE's best regret after [`TRIALS`] trials.
 fn tpe_median(problem: &Problem, seeds: u64, options: &TpeOptions) -> f64 {
     let finals: Vec<f64> = (0..seeds)
@@ -36,7 +20,7 @@ fn tpe_median(problem: &Problem, seeds: u64, options: &TpeOptions) -> f64 {
 
 fn random_median(problem: &Problem, seeds: u64) -> f64 {
     let finals: Vec<f64> = (0..seeds)
-        .map(|seed| random_search_regret(problem, TRIALS, seed))
+        .map(|seed| testing::random_search(problem, TRIALS, seed))
         .collect();
     median(&finals)
 }

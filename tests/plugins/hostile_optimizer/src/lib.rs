@@ -54,13 +54,7 @@ impl Optimizer for HostileSearch {
             "panic" => panic!("hostile optimizer panicked on purpose"),
             _ => {}
         }
-        if self.suggested >= self.budget {
-            return Err(Error::limit_exceeded(format!(
-                "budget of {} trials used up",
-                self.budget
-            )));
-        }
-        self.suggested += 1;
+        pf_sdk::count_suggestion(&mut self.suggested, self.budget)?;
         Ok(self
             .space
             .iter()

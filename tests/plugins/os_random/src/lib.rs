@@ -42,13 +42,7 @@ impl Optimizer for OsRandom {
     }
 
     fn suggest(&mut self) -> Result<Vec<Param>> {
-        if self.suggested >= self.budget {
-            return Err(Error::limit_exceeded(format!(
-                "budget of {} trials used up",
-                self.budget
-            )));
-        }
-        self.suggested += 1;
+        pf_sdk::count_suggestion(&mut self.suggested, self.budget)?;
         let rng = &mut self.rng;
         Ok(self
             .space
