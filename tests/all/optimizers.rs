@@ -58,17 +58,22 @@ fn median_regret(name: &str, options: &[&str], problem: &Problem, trials: u32, s
 }
 
 /// TPE (both variants) and the GP find better points than random search in
-/// 30 trials on a continuous and on a mixed int/categorical problem.
+/// the benchmark's 50 trials on a continuous and on a mixed int/categorical
+/// problem (medians over 11 seeds). The host derives each plugin's stream
+/// from the seed and the component's hash, so a rebuilt plugin sees other
+/// draws: the budget is the benchmark's, where the gaps are wide (200-seed
+/// medians on branin: tpe 0.09, univariate 0.12, random 0.8), not a small
+/// one where a lucky random run could win.
 #[test]
 fn model_based_optimizers_beat_random_search_through_webassembly() {
     for problem in [testing::branin(), testing::mixed()] {
-        let random = median_regret("random", &[], &problem, 30, 5);
+        let random = median_regret("random", &[], &problem, 50, 11);
         for (name, options) in [
             ("tpe", &[][..]),
             ("tpe", &["multivariate=false"][..]),
             ("gp", &[][..]),
         ] {
-            let ours = median_regret(name, options, &problem, 30, 5);
+            let ours = median_regret(name, options, &problem, 50, 11);
             assert!(
                 ours < random,
                 "{name} {options:?} on {}: median regret {ours} is not below random's {random}",

@@ -286,12 +286,15 @@ pub fn settings_from_schema(schema: &str) -> Result<Vec<ParamSpec>, String> {
             }
             _ => continue,
         };
-        let help = prop.get("description").and_then(Value::as_str);
+        // The first paragraph, on one line (as the SDK's help texts are).
+        let description = prop.get("description").and_then(Value::as_str);
+        let help = description.unwrap_or_default().split("\n\n").next();
+        let help = help.unwrap_or_default().split_whitespace();
         specs.push(ParamSpec {
             name: name.clone(),
             kind,
             default,
-            help: help.unwrap_or_default().to_string(),
+            help: help.collect::<Vec<_>>().join(" "),
             context: Vec::new(),
         });
     }
@@ -352,7 +355,8 @@ mod tests {
     const SCHEMA: &str = r##"{
         "type": "object",
         "properties": {
-            "multivariate": {"type": "boolean", "default": false, "description": "Joint."},
+            "multivariate": {"type": "boolean", "default": false,
+                "description": "Joint\nmodelling.\n\nMore detail."},
             "startup_trials": {"type": "integer", "minimum": 1, "maximum": 100, "default": 10},
             "gamma": {"type": "number", "minimum": 0.01, "maximum": 0.5, "default": 0.1},
             "design": {"$ref": "#/$defs/Design", "default": "sobol"}
@@ -365,6 +369,7 @@ mod tests {
         let specs = settings_from_schema(SCHEMA).unwrap();
         let names: Vec<_> = specs.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["multivariate", "startup_trials", "gamma", "design"]);
+        assert_eq!(specs[0].help, "Joint modelling.");
         let opts = parse_options(
             SCHEMA,
             &[
