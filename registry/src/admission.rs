@@ -1,0 +1,537 @@
+//! Applying a policy to one component, before any of its code runs.
+//!
+//! [`Gate::admit`] looks at the component's bytes, its side files
+//! (`NAME.manifest.json`, `NAME.sig.json`) and the `plugins.lock` of its
+//! folder, decides, logs the decision to the audit log, and on refusal names
+//! the rule. The rules, in the order they are checked:
+//!
+//! | rule | refuses |
+//! |---|---|
+//! | `builtin.digest` | a built-in plugin whose bytes differ from `plugins.lock` |
+//! | `manifest.valid` | a manifest or signature file that does not parse |
+//! | `manifest.component` | a component whose digest is not the manifest's |
+//! | `manifest.world` | a manifest whose kind or contract is not the component's |
+//! | `signature.valid` | a signature that does not verify (tampered manifest) |
+//! | `worlds` | a world or contract version the policy does not allow |
+//! | `signatures.allow_unsigned_flag` | `--allow-unsigned` where the policy forbids it |
+//! | `signatures.required` | an unsigned plugin, or one signed only by untrusted keys |
+//! | `limits.max_memory_mib`, `limits.max_fuel_millions`, `limits.max_tensors` | sandbox limits, given or asked for in the manifest, above the caps |
+//! | `limits.max_trials` | a search budget above the cap |
+//! | `audit_log` | a decision that cannot be written to the policy's audit log |
+//!
+//! An allowed plugin gets the rule `allowed` (or `builtin`), and warnings
+//! for anything a user should know (unsigned, untrusted signer).
+
+use crate::audit::{self, Entry};
+use crate::keys::{PublicKey, SignatureFile};
+use crate::lock::Lock;
+use crate::policy::Policy;
+use crate::{read_capped, sha256, Digest, Manifest, PluginKind, SideFiles};
+use std::path::{Path, PathBuf};
+
+/// What a component is, as far as pf can tell without running it.
+#[derive(Debug, Clone)]
+pub struct Candidate<'a> {
+    /// The component file.
+    pub path: &'a Path,
+    /// Its bytes.
+    pub bytes: &'a [u8],
+    /// The world it exports (from the component's own type information).
+    pub kind: PluginKind,
+    /// The contract version it speaks.
+    pub contract: &'a str,
+}
+
+/// What the plugin would be given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    /// Memory cap per instance, MiB.
+    pub memory_mib: u64,
+    /// Fuel per call, millions of instructions.
+    pub fuel_millions: u64,
+    /// Tensor handles.
+    pub tensors: u32,
+    /// Trials of the search it takes part in, if any.
+    pub trials: Option<u32>,
+}
+
+/// Where a plugin comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Provenance {
+    /// Listed, with this digest, in its folder's `plugins.lock`.
+    Builtin,
+    /// Signed; `trusted` names the policy's publisher if one of the keys is
+    /// trusted.
+    Signed {
+        /// The keys that signed, with the names they gave.
+        keys: Vec<(String, PublicKey)>,
+        /// The trusted publisher among them, if any.
+        trusted: Option<String>,
+    },
+    /// No signature.
+    Unsigned,
+}
+
+impl Provenance {
+    /// `builtin`, `signed` or `unsigned`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Provenance::Builtin => "builtin",
+            Provenance::Signed { .. } => "signed",
+            Provenance::Unsigned => "unsigned",
+        }
+    }
+
+    /// The signer to report: the trusted publisher, else the first key.
+    pub fn signer(&self) -> Option<String> {
+        match self {
+            Provenance::Signed {
+                trusted: Some(t), ..
+            } => Some(t.clone()),
+            Provenance::Signed { keys, .. } => keys
+                .first()
+                .map(|(name, key)| format!("{name} ({key}, untrusted)")),
+            _ => None,
+        }
+    }
+}
+
+/// A plugin allowed to load.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// Its manifest, if it has one.
+    pub manifest: Option<Manifest>,
+    /// Where it comes from.
+    pub provenance: Provenance,
+    /// SHA-256 of the component.
+    pub digest: Digest,
+    /// Things the user should know (printed as warnings).
+    pub warnings: Vec<String>,
+}
+
+/// Why a plugin was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("refused by rule `{rule}` of {policy}: {reason}")]
+pub struct Refusal {
+    /// The rule (see the module documentation).
+    pub rule: &'static str,
+    /// Why, and what to do about it.
+    pub reason: String,
+    /// The policy that refused.
+    pub policy: String,
+}
+
+/// A policy in force, with the audit log and the flags of one pf command.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// The policy.
+    pub policy: Policy,
+    /// Where decisions are appended (`None`: not logged).
+    pub audit_log: Option<PathBuf>,
+    /// The pf command, for the log.
+    pub command: String,
+    /// `--allow-unsigned` was given.
+    pub allow_unsigned: bool,
+    /// Judge components alone, ignoring the manifest and signatures beside
+    /// them: for remaking the manifest of a fresh build, whose old manifest
+    /// no longer matches.
+    pub ignore_side_files: bool,
+}
+
+impl Gate {
+    /// A gate with no policy (everything pf supports loads; unsigned plugins
+    /// with a warning) and no audit log: for library use and tests.
+    pub fn open() -> Gate {
+        Gate {
+            policy: Policy::default(),
+            audit_log: None,
+            command: String::new(),
+            allow_unsigned: false,
+            ignore_side_files: false,
+        }
+    }
+
+    /// Decides on one component, and logs the decision.
+    pub fn admit(&self, cand: &Candidate<'_>, grant: &Grant) -> Result<Admitted, Refusal> {
+        let digest = sha256(cand.bytes);
+        let mut facts = Facts {
+            name: cand
+                .path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            version: None,
+            provenance: Provenance::Unsigned,
+        };
+        let decision = self.decide(cand, grant, digest, &mut facts);
+        let (decision_label, rule, reason) = match &decision {
+            Ok(a) => (
+                "allowed",
+                if a.provenance == Provenance::Builtin {
+                    "builtin"
+                } else {
+                    "allowed"
+                },
+                a.warnings.join("; "),
+            ),
+            Err(r) => ("refused", r.rule, r.reason.clone()),
+        };
+        if let Some(log) = &self.audit_log {
+            let entry = Entry {
+                time: audit::now_rfc3339(),
+                command: self.command.clone(),
+                plugin: facts.name.clone(),
+                version: facts.version.clone(),
+                digest: digest.to_string(),
+                path: cand.path.display().to_string(),
+                provenance: facts.provenance.label().into(),
+                signer: facts.provenance.signer(),
+                decision: decision_label.into(),
+                rule: rule.into(),
+                reason,
+                policy: self.policy.source.as_ref().map(|p| p.display().to_string()),
+            };
+            if let Err(e) = audit::append(log, &entry) {
+                if self.policy.audit_log.is_some() {
+                    return Err(self.refuse(
+                        "audit_log",
+                        format!(
+                            "the decision cannot be written to the audit log {}: {e}",
+                            log.display()
+                        ),
+                    ));
+                }
+                // The default log is a convenience; failing to write it must
+                // not stop work. The caller sees it as a warning.
+                return decision.map(|mut a| {
+                    a.warnings
+                        .push(format!("cannot write the audit log {}: {e}", log.display()));
+                    a
+                });
+            }
+        }
+        decision
+    }
+
+    /// Checks a search budget against the policy's `max_trials`.
+    pub fn check_trials(&self, trials: u32) -> Result<(), Refusal> {
+        match self.policy.limits.max_trials {
+            Some(cap) if trials > cap => Err(self.refuse(
+                "limits.max_trials",
+                format!("this search has a search budget (trials) of {trials}, above the policy's cap of {cap}"),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    fn refuse(&self, rule: &'static str, reason: String) -> Refusal {
+        Refusal {
+            rule,
+            reason,
+            policy: if self.policy.source.is_some() {
+                format!("policy {}", self.policy.describe_source())
+            } else {
+                "pf's default policy".into()
+            },
+        }
+    }
+
+    fn decide(
+        &self,
+        cand: &Candidate<'_>,
+        grant: &Grant,
+        digest: Digest,
+        facts: &mut Facts,
+    ) -> Result<Admitted, Refusal> {
+        let mut warnings = Vec::new();
+        let mut manifest = None;
+        let dir = cand.path.parent().unwrap_or(Path::new("."));
+        let lock = Lock::read_in(dir).map_err(|e| self.refuse("builtin.digest", e))?;
+        let pinned = lock.as_ref().and_then(|l| l.plugins.get(&facts.name));
+        if let Some(pinned) = pinned {
+            if *pinned != digest {
+                return Err(self.refuse(
+                    "builtin.digest",
+                    format!(
+                        "{} is built-in plugin `{}`, pinned in {} as {pinned}, but the file is {digest}: it was changed or swapped after the build; rebuild the built-in plugins (scripts/build-plugins.sh) or reinstall pf",
+                        cand.path.display(),
+                        facts.name,
+                        Lock::path_in(dir).display()
+                    ),
+                ));
+            }
+            facts.provenance = Provenance::Builtin;
+        } else {
+            let side = SideFiles::of(cand.path);
+            if self.ignore_side_files {
+                // Judged as unsigned below.
+            } else if side.manifest.is_file() {
+                let m = self.read_manifest(&side.manifest)?;
+                facts.name = m.name.clone();
+                facts.version = Some(m.version.to_string());
+                if m.component != digest {
+                    return Err(self.refuse(
+                        "manifest.component",
+                        format!(
+                            "the component {} is {digest}, but its manifest {} is for {}: the component was changed after the manifest was made (and signed); get the published component again, or remake the manifest with `pf plugin manifest`",
+                            cand.path.display(),
+                            side.manifest.display(),
+                            m.component
+                        ),
+                    ));
+                }
+                if m.kind != cand.kind || m.contract.to_string() != cand.contract {
+                    return Err(self.refuse(
+                        "manifest.world",
+                        format!(
+                            "the manifest says {}, but the component exports {}/{}@{}",
+                            m.world(),
+                            pf_manifest::PACKAGE,
+                            cand.kind,
+                            cand.contract
+                        ),
+                    ));
+                }
+                let manifest_bytes = read_capped(&side.manifest, pf_manifest::MAX_BYTES as u64)
+                    .map_err(|e| {
+                        self.refuse(
+                            "manifest.valid",
+                            format!("{}: {e}", side.manifest.display()),
+                        )
+                    })?;
+                if side.signatures.is_file() {
+                    facts.provenance =
+                        self.check_signatures(&side.signatures, &manifest_bytes, &digest)?;
+                }
+                manifest = Some(m);
+            } else if side.signatures.is_file() {
+                return Err(self.refuse(
+                    "manifest.valid",
+                    format!(
+                        "{} has signatures but no manifest {}; signatures cover a manifest, so it cannot be checked",
+                        cand.path.display(),
+                        side.manifest.display()
+                    ),
+                ));
+            }
+        }
+
+        let policy = &self.policy;
+        if let Some(worlds) = &policy.worlds {
+            let world = cand.kind.world_name();
+            let version = semver::Version::parse(cand.contract).map_err(|_| {
+                self.refuse(
+                    "worlds",
+                    format!("contract version `{}` is not semver", cand.contract),
+                )
+            })?;
+            match worlds.get(world) {
+                None => {
+                    return Err(self.refuse(
+                        "worlds",
+                        format!(
+                            "{} world plugins are not allowed (the policy allows: {})",
+                            world,
+                            if worlds.is_empty() {
+                                "none".into()
+                            } else {
+                                worlds.keys().cloned().collect::<Vec<_>>().join(", ")
+                            }
+                        ),
+                    ))
+                }
+                Some(req) if !req.matches(&version) => {
+                    return Err(self.refuse(
+                        "worlds",
+                        format!(
+                            "{}/{world}@{version} is not allowed: the policy requires contract {req} for {world} plugins",
+                            pf_manifest::PACKAGE
+                        ),
+                    ))
+                }
+                Some(_) => {}
+            }
+        }
+
+        let unsigned_flag_forbidden = self.allow_unsigned && !policy.signatures.allow_unsigned_flag;
+        if unsigned_flag_forbidden {
+            return Err(self.refuse(
+                "signatures.allow_unsigned_flag",
+                "--allow-unsigned is forbidden by this policy; sign the plugin and add its publisher's key under [[publishers]]".into(),
+            ));
+        }
+        match &facts.provenance {
+            Provenance::Builtin => {}
+            Provenance::Signed {
+                trusted: Some(_), ..
+            } => {}
+            Provenance::Signed {
+                keys,
+                trusted: None,
+            } => {
+                let who = keys
+                    .iter()
+                    .map(|(n, k)| format!("{n} ({k})"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                if policy.signatures.required && !self.allow_unsigned {
+                    return Err(self.refuse(
+                        "signatures.required",
+                        format!(
+                            "`{}` is signed only by {who}, a key this policy does not trust; add the publisher's key under [[publishers]] if you trust it",
+                            facts.name
+                        ),
+                    ));
+                }
+                warnings.push(format!(
+                    "`{}` is signed by {who}, which no policy trusts: it runs sandboxed, but nobody vouches for it",
+                    facts.name
+                ));
+            }
+            Provenance::Unsigned => {
+                if policy.signatures.required && !self.allow_unsigned {
+                    return Err(self.refuse(
+                        "signatures.required",
+                        format!(
+                            "`{}` ({}) is not signed, and this policy requires signatures; sign it (`pf plugin sign`) with a key the policy trusts{}",
+                            facts.name,
+                            cand.path.display(),
+                            if policy.signatures.allow_unsigned_flag {
+                                ", or pass --allow-unsigned"
+                            } else {
+                                ""
+                            }
+                        ),
+                    ));
+                }
+                warnings.push(format!(
+                    "`{}` ({}) is unsigned: it runs sandboxed, but nobody vouches for it",
+                    facts.name,
+                    cand.path.display()
+                ));
+            }
+        }
+
+        let caps = &policy.limits;
+        let asked = manifest
+            .as_ref()
+            .map(|m| m.limits.clone())
+            .unwrap_or_default();
+        let over = |rule: &'static str, what: &str, value: u64, cap: Option<u64>, source: &str| {
+            match cap {
+                Some(cap) if value > cap => Some(self.refuse(
+                    rule,
+                    format!("{source} {what} of {value}, above the policy's cap of {cap}"),
+                )),
+                _ => None,
+            }
+        };
+        let checks = [
+            over(
+                "limits.max_memory_mib",
+                "a memory limit (MiB)",
+                grant.memory_mib,
+                caps.max_memory_mib,
+                "this run gives it",
+            ),
+            over(
+                "limits.max_fuel_millions",
+                "a fuel budget (millions)",
+                grant.fuel_millions,
+                caps.max_fuel_millions,
+                "this run gives it",
+            ),
+            over(
+                "limits.max_tensors",
+                "a tensor handle cap",
+                u64::from(grant.tensors),
+                caps.max_tensors.map(u64::from),
+                "this run gives it",
+            ),
+            asked.memory_mib.and_then(|v| {
+                over(
+                    "limits.max_memory_mib",
+                    "a memory limit (MiB)",
+                    v,
+                    caps.max_memory_mib,
+                    "its manifest asks for",
+                )
+            }),
+            asked.fuel_millions.and_then(|v| {
+                over(
+                    "limits.max_fuel_millions",
+                    "a fuel budget (millions)",
+                    v,
+                    caps.max_fuel_millions,
+                    "its manifest asks for",
+                )
+            }),
+            asked.tensors.and_then(|v| {
+                over(
+                    "limits.max_tensors",
+                    "a tensor handle cap",
+                    u64::from(v),
+                    caps.max_tensors.map(u64::from),
+                    "its manifest asks for",
+                )
+            }),
+            grant.trials.and_then(|t| {
+                over(
+                    "limits.max_trials",
+                    "a search budget (trials)",
+                    u64::from(t),
+                    caps.max_trials.map(u64::from),
+                    "this search has",
+                )
+            }),
+        ];
+        if let Some(refusal) = checks.into_iter().flatten().next() {
+            return Err(refusal);
+        }
+        Ok(Admitted {
+            manifest,
+            provenance: facts.provenance.clone(),
+            digest,
+            warnings,
+        })
+    }
+
+    fn read_manifest(&self, path: &Path) -> Result<Manifest, Refusal> {
+        let bytes = read_capped(path, pf_manifest::MAX_BYTES as u64)
+            .map_err(|e| self.refuse("manifest.valid", format!("{}: {e}", path.display())))?;
+        Manifest::from_json(&bytes)
+            .map_err(|e| self.refuse("manifest.valid", format!("{}: {e}", path.display())))
+    }
+
+    fn check_signatures(
+        &self,
+        path: &Path,
+        manifest: &[u8],
+        component: &Digest,
+    ) -> Result<Provenance, Refusal> {
+        let bytes = read_capped(path, crate::keys::MAX_BYTES)
+            .map_err(|e| self.refuse("manifest.valid", format!("{}: {e}", path.display())))?;
+        let file = SignatureFile::from_json(&bytes)
+            .map_err(|e| self.refuse("manifest.valid", format!("{}: {e}", path.display())))?;
+        if file.signatures.is_empty() {
+            return Ok(Provenance::Unsigned);
+        }
+        let mut keys = Vec::new();
+        let mut trusted = None;
+        for sig in &file.signatures {
+            sig.verify(manifest, component)
+                .map_err(|e| self.refuse("signature.valid", format!("{}: {e}", path.display())))?;
+            if trusted.is_none() {
+                trusted = self.policy.publisher(&sig.key).map(|p| p.name.clone());
+            }
+            keys.push((sig.signer.clone(), sig.key));
+        }
+        Ok(Provenance::Signed { keys, trusted })
+    }
+}
+
+struct Facts {
+    name: String,
+    version: Option<String>,
+    provenance: Provenance,
+}
