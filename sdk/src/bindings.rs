@@ -14,7 +14,7 @@
 /// `learner-plugin` export.
 pub mod learner {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "pocketflow:plugin/learner@0.1.0",
         pub_export_macro: true,
         export_macro_name: "export_learner_world",
@@ -27,7 +27,7 @@ pub mod learner {
 /// `types` and `host` imports are the learner world's).
 pub mod optimizer {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "pocketflow:plugin/optimizer@0.1.0",
         pub_export_macro: true,
         export_macro_name: "export_optimizer_world",

@@ -103,8 +103,8 @@ pub mod prelude {
     pub use crate::schemars::JsonSchema;
     pub use crate::serde::{Deserialize, Serialize};
     pub use crate::{
-        Error, Extra, Info, LayerInfo, LayerKind, Learner, Measure, Model, Optimizer, Outcome,
-        Param, ParamKind, ParamSpec, ParamValue, Params, Report, Result, Target, Tensor,
+        ChannelGroup, Error, Extra, Info, LayerInfo, LayerKind, Learner, Measure, Model, Optimizer,
+        Outcome, Param, ParamKind, ParamSpec, ParamValue, Params, Report, Result, Target, Tensor,
     };
 }
 
