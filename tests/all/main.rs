@@ -12,6 +12,7 @@ mod optimizers;
 mod plugin_tensors;
 mod plugins;
 mod probe;
+mod registry;
 mod support;
 mod surgery;
 mod training;

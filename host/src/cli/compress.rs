@@ -387,7 +387,10 @@ fn now_unix() -> u64 {
 pub fn run(a: CompressArgs) -> Result<()> {
     let start = Instant::now();
     check_outputs(&a)?;
-    let rt = a.limits.runtime()?;
+    let mut rt = a.limits.runtime("compress")?;
+    // The policy caps the search budget at every load; a resumed study's
+    // own budget is checked again once it is known.
+    rt.search_budget = Some(a.trials.unwrap_or(DEFAULT_TRIALS));
     let learner = load_plugin(&rt, &a.plugin, PluginKind::Learner, "--plugin")?;
     let optimizer = load_plugin(&rt, &a.optimizer, PluginKind::Optimizer, "--optimizer")?;
     let optimizer_options = space::parse_options(&optimizer.info.params_schema, &a.optimizer_set)
@@ -477,6 +480,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
     };
     let meta = study.meta().clone();
     let trials = meta.trials;
+    rt.gate.check_trials(trials).map_err(anyhow::Error::from)?;
     let cores = std::env::var("RAYON_NUM_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())

@@ -7,6 +7,8 @@ mod eval;
 mod info;
 mod plugin;
 mod plugin_bench;
+mod plugin_new;
+mod plugin_registry;
 mod prune;
 mod report;
 mod train;

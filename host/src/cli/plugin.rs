@@ -10,6 +10,9 @@ use pf::plugin::runtime::default_cache_dir;
 use pf::plugin::{
     resolve, space, trial, FineTune, Limits, ModelContext, PluginKind, Runtime, TrialData,
 };
+use pf_registry::admission::Gate;
+use pf_registry::audit;
+use pf_registry::policy::{self, Policy};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,6 +37,28 @@ enum PluginCommand {
     /// Measure load times, call costs and the WebAssembly overhead of a
     /// weight-sparse fine-tune against the same schedule run natively.
     Bench(super::plugin_bench::BenchArgs),
+    /// Start a new plugin crate (outside pf's workspace, depending only on
+    /// pf-sdk) that builds and passes the conformance suite as it is.
+    New(super::plugin_new::NewArgs),
+    /// Write a built plugin's manifest (NAME.manifest.json beside it): name,
+    /// version, world, digest, hyper-parameter schema, crate metadata.
+    Manifest(super::plugin_registry::ManifestArgs),
+    /// Create an ed25519 key pair for signing plugins.
+    Keygen(super::plugin_registry::KeygenArgs),
+    /// Sign a plugin's manifest and component digest (NAME.sig.json).
+    Sign(super::plugin_registry::SignArgs),
+    /// Check a plugin's digest, manifest and signatures against a policy or
+    /// trusted keys, without running it.
+    Verify(super::plugin_registry::VerifyArgs),
+    /// Sign a plugin and add it to a registry folder.
+    Publish(super::plugin_registry::PublishArgs),
+    /// Install a plugin from a registry, after the admission policy accepts
+    /// it; it then resolves by name (`--plugin NAME[@VERSION]`).
+    Install(super::plugin_registry::InstallArgs),
+    /// List installed and built-in plugins, or a registry's.
+    List(super::plugin_registry::ListArgs),
+    /// Uninstall a plugin (every version, or NAME@VERSION).
+    Remove(super::plugin_registry::RemoveArgs),
 }
 
 /// Sandbox limits, settable on every command that runs plugins.
@@ -52,6 +77,15 @@ pub struct LimitArgs {
     /// Do not read or write the cache of compiled components.
     #[arg(long)]
     pub no_cache: bool,
+    /// Admission policy (TOML) that decides which plugins may load
+    /// [default: $PF_POLICY, else ~/.config/pf/policy.toml, else
+    /// /etc/pf/policy.toml, else none: unsigned plugins load with a warning].
+    #[arg(long, value_name = "FILE")]
+    pub policy: Option<PathBuf>,
+    /// Let unsigned plugins load where the policy requires signatures (itself
+    /// refused if the policy sets `allow_unsigned_flag = false`).
+    #[arg(long)]
+    pub allow_unsigned: bool,
 }
 
 impl LimitArgs {
@@ -64,8 +98,39 @@ impl LimitArgs {
         ]
     }
 
-    /// The runtime these flags ask for.
-    pub fn runtime(&self) -> Result<Runtime> {
+    /// The admission gate these flags ask for: the policy (from `--policy`
+    /// or the standard places), the audit log, and the pf command doing the
+    /// loading (for the log).
+    pub fn gate(&self, command: &str) -> Result<Gate> {
+        let file = self.policy.clone().or_else(policy::find_policy_file);
+        let policy = match &file {
+            Some(f) => Policy::read(f).with_context(|| {
+                format!(
+                    "cannot use the admission policy {}; fix it, or pass --policy with another file",
+                    f.display()
+                )
+            })?,
+            None => Policy::default(),
+        };
+        let audit_log = policy.audit_log.clone().or_else(audit::default_path);
+        Ok(Gate {
+            policy,
+            audit_log,
+            command: command.to_string(),
+            allow_unsigned: self.allow_unsigned,
+            ignore_side_files: false,
+        })
+    }
+
+    /// The runtime these flags ask for, with the admission gate of
+    /// `command`.
+    pub fn runtime(&self, command: &str) -> Result<Runtime> {
+        let mut rt = self.runtime_without_policy()?;
+        rt.gate = self.gate(command)?;
+        Ok(rt)
+    }
+
+    fn runtime_without_policy(&self) -> Result<Runtime> {
         let limits = Limits {
             memory_bytes: self.plugin_memory.saturating_mul(1 << 20),
             fuel_per_call: self.plugin_fuel.saturating_mul(1_000_000),
@@ -197,6 +262,15 @@ pub fn run(args: PluginArgs) -> Result<()> {
         PluginCommand::Test(a) => run_test(a),
         PluginCommand::Apply(a) => run_apply(a),
         PluginCommand::Bench(a) => super::plugin_bench::run(a),
+        PluginCommand::New(a) => super::plugin_new::run(a),
+        PluginCommand::Manifest(a) => super::plugin_registry::run_manifest(a),
+        PluginCommand::Keygen(a) => super::plugin_registry::run_keygen(a),
+        PluginCommand::Sign(a) => super::plugin_registry::run_sign(a),
+        PluginCommand::Verify(a) => super::plugin_registry::run_verify(a),
+        PluginCommand::Publish(a) => super::plugin_registry::run_publish(a),
+        PluginCommand::Install(a) => super::plugin_registry::run_install(a),
+        PluginCommand::List(a) => super::plugin_registry::run_list(a),
+        PluginCommand::Remove(a) => super::plugin_registry::run_remove(a),
     }
 }
 
@@ -266,7 +340,7 @@ fn run_build(a: BuildArgs) -> Result<()> {
             Ok(i) => println!(
                 "{:<20} {:<9} @{}  {:>8} bytes  {}",
                 b.name,
-                i.kind.world(),
+                i.kind.world_name(),
                 i.contract,
                 b.bytes,
                 b.path.display()
@@ -309,7 +383,7 @@ fn probe_context(seed: u64) -> Result<ModelContext> {
 }
 
 fn run_inspect(a: InspectArgs) -> Result<()> {
-    let rt = a.limits.runtime()?;
+    let rt = a.limits.runtime("plugin inspect")?;
     let path = resolve::resolve(&a.plugin)?;
     let plugin = rt.load(&path)?;
     let space = match plugin.kind() {
@@ -331,11 +405,14 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
         return print_json(&serde_json::json!({
             "path": plugin.path,
             "sha256": plugin.sha256,
-            "world": plugin.kind().world(),
+            "world": plugin.kind().world_name(),
             "contract": plugin.inspection.contract,
             "imports": plugin.inspection.imports,
             "exports": plugin.inspection.exports,
             "info": info_json(&plugin.info),
+            "provenance": plugin.admission.provenance.label(),
+            "signer": plugin.admission.provenance.signer(),
+            "manifest": plugin.admission.manifest,
             "search_space": space.as_deref().map(space_rows),
             "options": options.as_deref().map(space_rows),
         }));
@@ -349,10 +426,22 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
     println!("  {}", plugin.info.summary);
     println!(
         "world     pocketflow:plugin/{}@{}",
-        plugin.kind().world(),
+        plugin.kind().world_name(),
         plugin.inspection.contract
     );
     println!("sha256    {}", plugin.sha256);
+    println!(
+        "origin    {}",
+        match (
+            &plugin.admission.provenance,
+            plugin.admission.provenance.signer()
+        ) {
+            (pf_registry::admission::Provenance::Builtin, _) =>
+                "built in (pinned in plugins.lock)".to_string(),
+            (_, Some(signer)) => format!("signed by {signer}"),
+            _ => "unsigned".to_string(),
+        }
+    );
     println!("imports   {}", plugin.inspection.imports.join(", "));
     println!("exports   {}", plugin.inspection.exports.join(", "));
     let rows = |space: &[ParamSpec]| {
@@ -382,7 +471,7 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
 }
 
 fn run_test(a: TestArgs) -> Result<()> {
-    let rt = a.limits.runtime()?;
+    let rt = a.limits.runtime("plugin test")?;
     let path = resolve::resolve(&a.plugin)?;
     let plugin = rt.load(&path)?;
     let bar = pf::progress::spinner(&format!("testing {}", plugin.name()), !a.json);
@@ -402,7 +491,11 @@ fn run_test(a: TestArgs) -> Result<()> {
     if a.json {
         print_json(&report)?;
     } else {
-        println!("{} ({}) conformance:", report.plugin, plugin.kind().world());
+        println!(
+            "{} ({}) conformance:",
+            report.plugin,
+            plugin.kind().world_name()
+        );
         for c in &report.checks {
             println!(
                 "  [{}] {}: {}",
@@ -416,7 +509,7 @@ fn run_test(a: TestArgs) -> Result<()> {
         bail!(
             "plugin `{}` fails the {} conformance suite:\n{}",
             report.plugin,
-            plugin.kind().world(),
+            plugin.kind().world_name(),
             report.failures()
         );
     }
@@ -424,7 +517,7 @@ fn run_test(a: TestArgs) -> Result<()> {
 }
 
 fn run_apply(a: ApplyArgs) -> Result<()> {
-    let rt = a.limits.runtime()?;
+    let rt = a.limits.runtime("plugin apply")?;
     let path = resolve::resolve(&a.plugin)?;
     let plugin = rt.load(&path)?;
     if plugin.kind() != PluginKind::Learner {

@@ -152,7 +152,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             );
         }
     }
-    let rt = a.limits.runtime()?;
+    let rt = a.limits.runtime("plugin bench")?;
     let plugin = rt.load(&path)?;
     // Instantiation and one export call (`describe`).
     let (mut inst_s, mut call_s) = (Vec::new(), Vec::new());

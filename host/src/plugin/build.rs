@@ -1,6 +1,9 @@
 //! `pf plugin build`: compiles plugin crates to `wasm32-unknown-unknown`,
 //! encodes each core module as a component (`wit-component`), checks that it
 //! imports nothing but pf's interfaces, and writes `NAME.wasm` atomically.
+//! pf's own plugins (the crates under the repository's `plugins/`) are also
+//! pinned by digest in `plugins.lock` beside them, which makes them built-in
+//! plugins: they load without a signature, and a swapped file is refused.
 //!
 //! Toolchain: rustup's `wasm32-unknown-unknown` target when
 //! `rustup target list --installed` shows it; otherwise Debian's `rustc-web`
@@ -197,9 +200,13 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
         if !is_cdylib {
             continue;
         }
+        let crate_dir = msg["manifest_path"]
+            .as_str()
+            .and_then(|m| Path::new(m).parent())
+            .map(Path::to_path_buf);
         for f in msg["filenames"].as_array().into_iter().flatten() {
             if let Some(f) = f.as_str().filter(|f| f.ends_with(".wasm")) {
-                artifacts.push(PathBuf::from(f));
+                artifacts.push((PathBuf::from(f), crate_dir.clone()));
             }
         }
     }
@@ -220,8 +227,15 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
     }
     std::fs::create_dir_all(&opts.out_dir)
         .with_context(|| format!("cannot create {}", opts.out_dir.display()))?;
+    let builtin_dir = opts
+        .manifest
+        .canonicalize()
+        .ok()
+        .and_then(|m| find_repo_root(&m))
+        .and_then(|r| r.join("plugins").canonicalize().ok());
     let mut built = Vec::new();
-    for core_path in artifacts {
+    let mut pinned = Vec::new();
+    for (core_path, crate_dir) in artifacts {
         let name = core_path
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
@@ -237,12 +251,24 @@ pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {
         }
         let path = opts.out_dir.join(format!("{name}.wasm"));
         crate::io::atomic_write(&path, &component)?;
+        // pf's own plugins (crates under the repository's plugins/) are
+        // pinned in plugins.lock: they load unsigned, but only as built.
+        let is_builtin = match (&builtin_dir, crate_dir.and_then(|d| d.canonicalize().ok())) {
+            (Some(b), Some(d)) => d.starts_with(b),
+            _ => false,
+        };
+        if is_builtin {
+            pinned.push((name.clone(), pf_registry::sha256(&component)));
+        }
         built.push(Built {
             name,
             path,
             bytes: component.len(),
             inspection,
         });
+    }
+    if !pinned.is_empty() {
+        pf_registry::lock::Lock::record(&opts.out_dir, &pinned).map_err(anyhow::Error::msg)?;
     }
     Ok(built)
 }

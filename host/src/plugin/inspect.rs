@@ -11,30 +11,14 @@ use wit_parser::decoding::DecodedWasm;
 use wit_parser::{WorldItem, WorldKey};
 
 /// The WIT package every plugin interface belongs to.
-pub const PACKAGE: &str = "pocketflow:plugin";
+pub use pf_manifest::PACKAGE;
 
 /// Interfaces a plugin may import.
 pub const IMPORTABLE: &[&str] = &["types", "host", "model"];
 
-/// Learner or optimizer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PluginKind {
-    /// A compression algorithm (`learner` world).
-    Learner,
-    /// A hyper-parameter search strategy (`optimizer` world).
-    Optimizer,
-}
-
-impl PluginKind {
-    /// The world's name.
-    pub fn world(self) -> &'static str {
-        match self {
-            PluginKind::Learner => "learner",
-            PluginKind::Optimizer => "optimizer",
-        }
-    }
-}
+/// Learner or optimizer (the manifest crate's type, so that manifests,
+/// policies and the loader agree on it).
+pub use pf_manifest::PluginKind;
 
 /// What a component declares.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod model_api;
 pub mod resolve;
 pub mod runtime;
+pub mod scaffold;
 pub mod space;
 pub mod state;
 pub mod tensor;

@@ -4,12 +4,18 @@
 //! name. A name `NAME` resolves to the first `NAME.wasm` found in:
 //!
 //! 1. each folder of `PF_PLUGIN_PATH` (separated like `PATH`);
-//! 2. `plugins/` beside the `pf` executable's folder (`target/plugins` for a
-//!    cargo build, `<prefix>/plugins` for an unpacked release);
-//! 3. `$XDG_DATA_HOME/pf/plugins` (default `~/.local/share/pf/plugins`),
-//!    where installed plugins live.
+//! 2. the installed plugins (`pf plugin install`) in
+//!    `$XDG_DATA_HOME/pf/plugins/NAME/VERSION/` (default
+//!    `~/.local/share/pf/plugins`), highest version first;
+//! 3. `plugins/` beside the `pf` executable's folder (`target/plugins` for a
+//!    cargo build, `<prefix>/plugins` for an unpacked release), where the
+//!    built-in plugins are.
+//!
+//! `NAME@VERSION` looks only among installed plugins; `VERSION` is a semver
+//! requirement, so `channel_pruned@0.2` takes the highest 0.2.x.
 
 use anyhow::{bail, Result};
+use pf_registry::index::{parse_spec, Store};
 use std::path::{Path, PathBuf};
 
 /// Folders searched for plugins by name, in order.
@@ -47,7 +53,13 @@ pub fn is_path(spec: &str) -> bool {
     spec.ends_with(".wasm") || spec.contains('/') || spec.contains(std::path::MAIN_SEPARATOR)
 }
 
-/// The file a plugin argument refers to.
+/// The store of installed plugins (`pf plugin install`): [`data_dir`].
+pub fn store() -> Option<Store> {
+    data_dir().map(|d| Store::at(&d))
+}
+
+/// The file a plugin argument refers to: a path, `NAME` or `NAME@VERSION`
+/// (a semver requirement: `0.2` picks the highest installed 0.2.x).
 pub fn resolve(spec: &str) -> Result<PathBuf> {
     if is_path(spec) {
         let p = PathBuf::from(spec);
@@ -56,24 +68,67 @@ pub fn resolve(spec: &str) -> Result<PathBuf> {
         }
         return Ok(p);
     }
-    if spec.is_empty()
-        || !spec
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-    {
+    let (name, req) = parse_spec(spec).map_err(|e| {
+        anyhow::anyhow!("{e}; give a plugin name, NAME@VERSION, or a path to a .wasm file")
+    })?;
+    let dirs = search_path();
+    let store = store();
+    let installed = || -> Result<Option<PathBuf>> {
+        match &store {
+            Some(s) => Ok(s.find(&name, req.as_ref())?.map(|i| i.component)),
+            None => Ok(None),
+        }
+    };
+    if req.is_some() {
+        if let Some(p) = installed()? {
+            return Ok(p);
+        }
+        let have: Vec<String> = store
+            .as_ref()
+            .map(|s| s.list())
+            .transpose()?
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.manifest.name == name)
+            .map(|i| i.manifest.version.to_string())
+            .collect();
         bail!(
-            "`{spec}` is not a plugin name (letters, digits, `_`, `-`) or a path to a .wasm file"
+            "no installed version of `{name}` matches `{spec}` (installed: {}); install one with `pf plugin install {spec} --registry DIR`",
+            if have.is_empty() { "none".into() } else { have.join(", ") }
         );
     }
-    let dirs = search_path();
-    for d in &dirs {
-        let f = d.join(format!("{spec}.wasm"));
+    // Explicit folders first, then installed plugins, then the built-ins
+    // beside the executable.
+    let (explicit, rest): (Vec<_>, Vec<_>) =
+        dirs.iter().enumerate().partition(|(i, _)| *i < env_dirs());
+    for (_, d) in explicit {
+        let f = d.join(format!("{name}.wasm"));
+        if f.is_file() {
+            return Ok(f);
+        }
+    }
+    if let Some(p) = installed()? {
+        return Ok(p);
+    }
+    for (_, d) in rest {
+        let f = d.join(format!("{name}.wasm"));
         if f.is_file() {
             return Ok(f);
         }
     }
     bail!(
-        "no plugin named `{spec}` in {}; build the built-in plugins with scripts/build-plugins.sh, or pass a path to a .wasm file",
+        "no plugin named `{name}` in {} or among installed plugins; build the built-in plugins with scripts/build-plugins.sh, install one with `pf plugin install {name} --registry DIR`, or pass a path to a .wasm file",
         dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
     )
+}
+
+/// How many leading entries of [`search_path`] come from `PF_PLUGIN_PATH`.
+fn env_dirs() -> usize {
+    std::env::var_os("PF_PLUGIN_PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .filter(|d| !d.as_os_str().is_empty())
+                .count()
+        })
+        .unwrap_or(0)
 }

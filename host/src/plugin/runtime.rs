@@ -11,6 +11,7 @@ use super::limits::Limits;
 use super::state::PluginState;
 use crate::model::{Measure, Target};
 use anyhow::{bail, Context, Result};
+use pf_registry::admission::{Admitted, Candidate, Gate, Grant};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -45,6 +46,8 @@ pub struct Plugin {
     pub inspection: Inspection,
     /// How the compiled code was obtained.
     pub source: CompileSource,
+    /// The admission decision: provenance, manifest and warnings.
+    pub admission: Admitted,
     /// Time to obtain the compiled code.
     pub load_seconds: f64,
     pre: Pre,
@@ -76,6 +79,11 @@ pub struct Runtime {
     compiled: Mutex<HashMap<String, Component>>,
     /// Limits applied to every instance.
     pub limits: Limits,
+    /// The admission policy every load goes through.
+    pub gate: Gate,
+    /// Trials of the search this runtime serves, checked against the
+    /// policy's cap at every load.
+    pub search_budget: Option<u32>,
 }
 
 /// The default folder of precompiled components: `$PF_CACHE_DIR`, else
@@ -109,6 +117,8 @@ impl Runtime {
             cache_dir,
             compiled: Mutex::new(HashMap::new()),
             limits,
+            gate: Gate::open(),
+            search_budget: None,
         })
     }
 
@@ -179,9 +189,29 @@ impl Runtime {
             .with_context(|| format!("cannot load plugin {}", path.display()))
     }
 
-    /// Loads a plugin from its bytes (`path` is for messages).
+    /// Loads a plugin from its bytes. `path` locates its side files (its
+    /// manifest and signatures) and its folder's `plugins.lock`, which the
+    /// admission policy ([`Runtime::gate`]) checks before any of its code is
+    /// compiled or run.
     pub fn load_bytes(&self, bytes: &[u8], path: &Path) -> Result<Arc<Plugin>> {
         let inspection = inspect::inspect(bytes)?;
+        let admission = self
+            .gate
+            .admit(
+                &Candidate {
+                    path,
+                    bytes,
+                    kind: inspection.kind,
+                    contract: &inspection.contract,
+                },
+                &Grant {
+                    memory_mib: self.limits.memory_bytes.div_ceil(1 << 20),
+                    fuel_millions: self.limits.fuel_per_call.div_ceil(1_000_000),
+                    tensors: self.limits.max_tensors,
+                    trials: self.search_budget,
+                },
+            )
+            .map_err(anyhow::Error::from)?;
         if !SUPPORTED_CONTRACTS.contains(&inspection.contract.as_str()) {
             bail!(
                 "it targets contract pocketflow:plugin@{}, but this pf accepts {}; rebuild it against a supported pf-sdk",
@@ -232,13 +262,28 @@ impl Runtime {
             inspection,
             source,
             load_seconds,
+            admission,
             pre,
         };
         let info = match plugin.kind() {
             PluginKind::Learner => self.learner(&plugin, None, 0)?.describe()?,
             PluginKind::Optimizer => self.optimizer(&plugin, 0)?.describe()?,
         };
+        if let Some(m) = &plugin.admission.manifest {
+            if m.name != info.name || m.version.to_string() != info.version {
+                bail!(
+                    "its manifest is for {}@{}, but the component describes itself as {}@{}; remake the manifest with `pf plugin manifest`",
+                    m.name,
+                    m.version,
+                    info.name,
+                    info.version
+                );
+            }
+        }
         plugin.info = info;
+        for w in &plugin.admission.warnings {
+            eprintln!("warning: {w}");
+        }
         Ok(Arc::new(plugin))
     }
 

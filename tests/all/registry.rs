@@ -1,0 +1,685 @@
+//! Signing, the admission policy, the registry and the audit log, through
+//! the `pf` binary as users run it; and the plugin guide, run end to end.
+
+use crate::support::{pf, plugin_file, stderr, tempdir};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// `pf` with its own data folder, audit log and no ambient policy.
+fn pf_in(env: &Env) -> Command {
+    let mut c = pf();
+    c.env("XDG_DATA_HOME", env.dir.join("data"))
+        .env("XDG_CONFIG_HOME", env.dir.join("config"))
+        .env("PF_AUDIT_LOG", env.audit())
+        .env("PF_POLICY", "none")
+        .env_remove("PF_PLUGIN_PATH")
+        .current_dir(&env.dir);
+    c
+}
+
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn audit(&self) -> PathBuf {
+        self.dir.join("audit.jsonl")
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        pf_in(self).args(args).output().expect("pf runs")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let o = self.run(args);
+        assert!(
+            o.status.success(),
+            "pf {} failed:\n{}",
+            args.join(" "),
+            stderr(&o)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// Runs a command that must be refused by `rule`; returns stderr.
+    fn refused(&self, args: &[&str], rule: &str) -> String {
+        let o = self.run(args);
+        let err = stderr(&o);
+        assert!(!o.status.success(), "pf {} was not refused", args.join(" "));
+        assert!(
+            err.contains(&format!("refused by rule `{rule}`")),
+            "pf {}: expected rule `{rule}`, got:\n{err}",
+            args.join(" ")
+        );
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    }
+
+    fn audit_entries(&self) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(self.audit())
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("audit lines are JSON"))
+            .collect()
+    }
+
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_string_lossy().into_owned()
+    }
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().expect("utf-8 path")
+}
+
+/// A copy of a fixture learner in its own folder, as a third party would
+/// ship it.
+fn third_party(env: &Env, folder: &str) -> PathBuf {
+    let dir = env.dir.join(folder);
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("outside_magnitude.wasm");
+    std::fs::copy(plugin_file("outside_magnitude"), &p).unwrap();
+    p
+}
+
+/// Appends a custom section: the component stays valid and loads, but its
+/// bytes (and digest) change.
+fn tamper_component(path: &Path) {
+    let mut bytes = std::fs::read(path).unwrap();
+    let name = b"evil";
+    let payload = b"payload";
+    bytes.push(0); // custom section id
+    bytes.push((1 + name.len() + payload.len()) as u8);
+    bytes.push(name.len() as u8);
+    bytes.extend_from_slice(name);
+    bytes.extend_from_slice(payload);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn admission_refuses_each_violation_by_its_rule_and_logs_every_decision() {
+    let tmp = tempdir();
+    let env = Env {
+        dir: tmp.path().to_path_buf(),
+    };
+    env.ok(&["plugin", "keygen", "-o", "keys/alice.key"]);
+    env.ok(&["plugin", "keygen", "-o", "keys/mallory.key"]);
+    let alice = std::fs::read_to_string(env.dir.join("keys/alice.pub")).unwrap();
+    let strict = env.write(
+        "strict.toml",
+        &format!(
+            "[signatures]\nrequired = true\nallow_unsigned_flag = false\n\n[[publishers]]\nname = \"alice\"\nkey = \"{}\"\n\n[limits]\nmax_memory_mib = 512\n",
+            alice.trim()
+        ),
+    );
+
+    // A valid plugin signed by a trusted key is accepted.
+    let good = third_party(&env, "good");
+    env.ok(&["plugin", "manifest", s(&good)]);
+    env.ok(&["plugin", "sign", s(&good), "--key", "keys/alice.key"]);
+    let out = env.ok(&["plugin", "verify", s(&good), "--policy", &strict]);
+    assert!(out.contains("signed by trusted publisher alice"), "{out}");
+    env.ok(&["plugin", "inspect", s(&good), "--policy", &strict]);
+
+    // A tampered component: its digest no longer matches the manifest.
+    let tampered = third_party(&env, "tampered_component");
+    env.ok(&["plugin", "manifest", s(&tampered)]);
+    env.ok(&["plugin", "sign", s(&tampered), "--key", "keys/alice.key"]);
+    tamper_component(&tampered);
+    env.refused(
+        &["plugin", "inspect", s(&tampered), "--policy", &strict],
+        "manifest.component",
+    );
+
+    // A tampered manifest: the signature no longer covers it.
+    let edited = third_party(&env, "tampered_manifest");
+    env.ok(&["plugin", "manifest", s(&edited)]);
+    env.ok(&["plugin", "sign", s(&edited), "--key", "keys/alice.key"]);
+    let manifest = edited.with_file_name("outside_magnitude.manifest.json");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "\"format\": 1,",
+            "\"format\": 1,\n  \"limits\": {\"memory_mib\": 100000},",
+        ),
+    )
+    .unwrap();
+    env.refused(
+        &["plugin", "inspect", s(&edited), "--policy", &strict],
+        "signature.valid",
+    );
+
+    // Signed, but by a key the policy does not trust.
+    let untrusted = third_party(&env, "untrusted");
+    env.ok(&["plugin", "manifest", s(&untrusted)]);
+    env.ok(&["plugin", "sign", s(&untrusted), "--key", "keys/mallory.key"]);
+    let err = env.refused(
+        &["plugin", "inspect", s(&untrusted), "--policy", &strict],
+        "signatures.required",
+    );
+    assert!(err.contains("mallory"), "{err}");
+
+    // Unsigned under a policy that requires signatures; --allow-unsigned is
+    // itself refused where the policy forbids it, and works where it allows it.
+    let unsigned = third_party(&env, "unsigned");
+    env.refused(
+        &["plugin", "inspect", s(&unsigned), "--policy", &strict],
+        "signatures.required",
+    );
+    env.refused(
+        &[
+            "plugin",
+            "inspect",
+            s(&unsigned),
+            "--policy",
+            &strict,
+            "--allow-unsigned",
+        ],
+        "signatures.allow_unsigned_flag",
+    );
+    let lenient = env.write("lenient.toml", "[signatures]\nrequired = true\n");
+    env.refused(
+        &["plugin", "inspect", s(&unsigned), "--policy", &lenient],
+        "signatures.required",
+    );
+    let o = env.run(&[
+        "plugin",
+        "inspect",
+        s(&unsigned),
+        "--policy",
+        &lenient,
+        "--allow-unsigned",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unsigned"),
+        "a visible warning: {}",
+        stderr(&o)
+    );
+    // No policy at all: loads, with the warning.
+    let o = env.run(&["plugin", "inspect", s(&unsigned)]);
+    assert!(
+        o.status.success() && stderr(&o).contains("is unsigned"),
+        "{}",
+        stderr(&o)
+    );
+
+    // Worlds and contract versions the policy does not allow.
+    let optimizers_only = env.write("worlds.toml", "[worlds]\noptimizer = \"^0.1\"\n");
+    env.refused(
+        &["plugin", "inspect", s(&good), "--policy", &optimizers_only],
+        "worlds",
+    );
+    let newer_only = env.write("versions.toml", "[worlds]\nlearner = \"^0.2\"\n");
+    let err = env.refused(
+        &["plugin", "inspect", s(&good), "--policy", &newer_only],
+        "worlds",
+    );
+    assert!(err.contains("^0.2"), "{err}");
+
+    // Limits above the caps: given on the command line, or asked for by a
+    // (validly signed) manifest, or a search budget.
+    env.refused(
+        &[
+            "plugin",
+            "inspect",
+            s(&good),
+            "--policy",
+            &strict,
+            "--plugin-memory",
+            "1024",
+        ],
+        "limits.max_memory_mib",
+    );
+    let greedy = third_party(&env, "greedy");
+    env.ok(&["plugin", "manifest", s(&greedy)]);
+    let m = greedy.with_file_name("outside_magnitude.manifest.json");
+    let text = std::fs::read_to_string(&m).unwrap();
+    std::fs::write(
+        &m,
+        text.replace(
+            "\"format\": 1,",
+            "\"format\": 1,\n  \"limits\": {\"memory_mib\": 4096},",
+        ),
+    )
+    .unwrap();
+    env.ok(&["plugin", "sign", s(&greedy), "--key", "keys/alice.key"]);
+    let err = env.refused(
+        &["plugin", "inspect", s(&greedy), "--policy", &strict],
+        "limits.max_memory_mib",
+    );
+    assert!(err.contains("its manifest asks for"), "{err}");
+    let budget = env.write("budget.toml", "[limits]\nmax_trials = 3\n");
+    env.refused(
+        &[
+            "compress",
+            "--plugin",
+            s(&good),
+            "--optimizer",
+            "random",
+            "--trials",
+            "4",
+            "--target",
+            "params=0.5",
+            "--policy",
+            &budget,
+            "--study",
+            "refused.db",
+        ],
+        "limits.max_trials",
+    );
+    assert!(
+        !env.dir.join("refused.db").exists(),
+        "a refused search leaves no study"
+    );
+
+    // A built-in plugin swapped on disk is refused; as built, it loads
+    // without a signature even under the strict policy.
+    let builtins = env.dir.join("builtins");
+    std::fs::create_dir_all(&builtins).unwrap();
+    let lock = plugin_file("random").with_file_name("plugins.lock");
+    std::fs::copy(&lock, builtins.join("plugins.lock")).unwrap();
+    std::fs::copy(plugin_file("random"), builtins.join("random.wasm")).unwrap();
+    std::fs::copy(plugin_file("tpe"), builtins.join("tpe.wasm")).unwrap();
+    let o = env.run(&[
+        "plugin",
+        "inspect",
+        s(&builtins.join("tpe.wasm")),
+        "--policy",
+        &strict,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    std::fs::copy(plugin_file("tpe"), builtins.join("random.wasm")).unwrap();
+    env.refused(
+        &["plugin", "inspect", s(&builtins.join("random.wasm"))],
+        "builtin.digest",
+    );
+
+    // Every decision is in the audit log, with its rule.
+    let log = env.audit_entries();
+    let refused: Vec<&str> = log
+        .iter()
+        .filter(|e| e["decision"] == "refused")
+        .map(|e| e["rule"].as_str().unwrap())
+        .collect();
+    for rule in [
+        "manifest.component",
+        "signature.valid",
+        "signatures.required",
+        "signatures.allow_unsigned_flag",
+        "worlds",
+        "limits.max_memory_mib",
+        "limits.max_trials",
+        "builtin.digest",
+    ] {
+        assert!(
+            refused.contains(&rule),
+            "no refusal by {rule} logged: {refused:?}"
+        );
+    }
+    let allowed: Vec<&serde_json::Value> =
+        log.iter().filter(|e| e["decision"] == "allowed").collect();
+    assert!(allowed.iter().any(|e| e["provenance"] == "signed"
+        && e["signer"] == "alice"
+        && e["command"] == "plugin inspect"));
+    assert!(allowed
+        .iter()
+        .any(|e| e["provenance"] == "builtin" && e["plugin"] == "tpe"));
+    assert!(allowed.iter().any(|e| e["provenance"] == "unsigned"));
+    for e in &log {
+        for field in [
+            "time",
+            "command",
+            "plugin",
+            "digest",
+            "path",
+            "provenance",
+            "decision",
+            "rule",
+        ] {
+            assert!(e[field].is_string(), "audit entry without {field}: {e}");
+        }
+        assert!(e["digest"].as_str().unwrap().starts_with("sha256:"));
+    }
+}
+
+#[test]
+fn a_malformed_policy_or_registry_is_a_clear_error() {
+    let tmp = tempdir();
+    let env = Env {
+        dir: tmp.path().to_path_buf(),
+    };
+    let bad = env.write("bad.toml", "[signatures]\nrequird = true\n");
+    let o = env.run(&["plugin", "inspect", "random", "--policy", &bad]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("requird") && stderr(&o).contains("bad.toml"),
+        "{}",
+        stderr(&o)
+    );
+
+    let reg = env.dir.join("reg");
+    std::fs::create_dir_all(&reg).unwrap();
+    let o = env.run(&["plugin", "install", "x", "--registry", s(&reg)]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("not a pf registry"), "{}", stderr(&o));
+    std::fs::write(
+        reg.join("index.json"),
+        "{\"format\": 1, \"plugins\": {\"x\": 3}}",
+    )
+    .unwrap();
+    let o = env.run(&["plugin", "install", "x", "--registry", s(&reg)]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("index"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains("panicked"));
+    let o = env.run(&["plugin", "remove", "nothing_here"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("no installed plugin"),
+        "{}",
+        stderr(&o)
+    );
+    let o = env.run(&["plugin", "keygen", "-o", "k.key"]);
+    assert!(o.status.success());
+    let o = env.run(&["plugin", "keygen", "-o", "k.key"]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("--force"),
+        "keys are never overwritten silently"
+    );
+}
+
+/// The code blocks of docs/plugin-guide.md marked `<!-- tutorial-file: PATH -->`.
+fn guide_files() -> Vec<(String, String)> {
+    let guide = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/plugin-guide.md"),
+    )
+    .unwrap();
+    let mut files = Vec::new();
+    let mut lines = guide.lines();
+    while let Some(l) = lines.next() {
+        if let Some(path) = l
+            .strip_prefix("<!-- tutorial-file: ")
+            .and_then(|r| r.strip_suffix(" -->"))
+        {
+            let fence = lines.next().expect("a code block follows");
+            assert!(fence.starts_with("```"), "{fence}");
+            let body: Vec<&str> = lines.by_ref().take_while(|l| *l != "```").collect();
+            files.push((path.to_string(), body.join("\n") + "\n"));
+        }
+    }
+    files
+}
+
+/// The SDK as `cargo package` ships it, unpacked: proof that it builds on
+/// its own, WIT included, as it would from crates.io.
+fn packaged_sdk(dir: &Path) -> PathBuf {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let o = Command::new(&cargo)
+        .current_dir(&repo)
+        .args([
+            "package",
+            "-p",
+            "pf-sdk",
+            "--no-verify",
+            "--allow-dirty",
+            "--offline",
+            "--target-dir",
+        ])
+        .arg(dir.join("package-target"))
+        .output()
+        .expect("cargo runs");
+    assert!(o.status.success(), "cargo package failed: {}", stderr(&o));
+    let pkg = dir.join("package-target/package");
+    let krate = std::fs::read_dir(&pkg)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "crate"))
+        .expect("a .crate file");
+    let o = Command::new("tar")
+        .arg("xzf")
+        .arg(&krate)
+        .arg("-C")
+        .arg(dir)
+        .output()
+        .expect("tar runs");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let unpacked = dir.join(krate.file_stem().unwrap());
+    assert!(
+        unpacked.join("wit/plugin.wit").is_file(),
+        "the package carries the WIT"
+    );
+    unpacked
+}
+
+#[test]
+fn the_plugin_guide_runs_end_to_end() {
+    let tmp = tempdir();
+    let env = Env {
+        dir: tmp.path().to_path_buf(),
+    };
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sdk = packaged_sdk(&env.dir);
+
+    // 2. Start a crate, against the packaged SDK.
+    env.ok(&[
+        "plugin",
+        "new",
+        "l1_filter",
+        "--kind",
+        "learner",
+        "--sdk",
+        s(&sdk),
+    ]);
+    let krate = env.dir.join("l1_filter");
+    assert!(krate.join("README.md").is_file());
+    // 4. The guide's code.
+    let files = guide_files();
+    assert!(
+        files.iter().any(|(p, _)| p == "src/lib.rs"),
+        "the guide has the learner"
+    );
+    for (path, text) in &files {
+        std::fs::write(krate.join(path), text).unwrap();
+    }
+
+    // 3. Build and test.
+    let wasm_target = repo.join("target/wasm");
+    env.ok(&[
+        "plugin",
+        "build",
+        s(&krate),
+        "--target-dir",
+        s(&wasm_target),
+    ]);
+    let component = krate.join("target/plugins/l1_filter.wasm");
+    let out = env.ok(&["plugin", "test", s(&component)]);
+    assert!(!out.contains("[FAIL]"), "{out}");
+
+    // 7. Sign and publish.
+    env.ok(&["plugin", "keygen", "-o", "keys/alice.key"]);
+    let out = env.ok(&[
+        "plugin",
+        "publish",
+        s(&component),
+        "--registry",
+        "registry",
+        "--key",
+        "keys/alice.key",
+    ]);
+    assert!(out.contains("published l1_filter@0.1.0"), "{out}");
+    let listed = env.ok(&["plugin", "list", "--registry", "registry", "--json"]);
+    assert!(listed.contains("l1_filter"), "{listed}");
+
+    // 8. Install and use, under a policy that trusts alice only.
+    let alice = std::fs::read_to_string(env.dir.join("keys/alice.pub")).unwrap();
+    let policy = env.write(
+        "policy.toml",
+        &format!(
+            "[signatures]\nrequired = true\n\n[[publishers]]\nname = \"alice\"\nkey = \"{}\"\n",
+            alice.trim()
+        ),
+    );
+    env.ok(&[
+        "plugin",
+        "install",
+        "l1_filter@0.1",
+        "--registry",
+        "registry",
+        "--policy",
+        &policy,
+    ]);
+    let installed = env.ok(&["plugin", "list", "--json"]);
+    assert!(
+        installed.contains("\"installed\"") && installed.contains("alice"),
+        "{installed}"
+    );
+    let out = env.ok(&[
+        "compress",
+        "--plugin",
+        "l1_filter",
+        "--optimizer",
+        "random",
+        "--trials",
+        "2",
+        "--target",
+        "flops=0.5",
+        "--finetune-steps",
+        "10",
+        "--retrain-epochs",
+        "0",
+        "--policy",
+        &policy,
+        "--study",
+        "study.db",
+        "--export",
+        "l1.pf",
+        "--report",
+        "report.html",
+    ]);
+    assert!(out.contains("met at"), "{out}");
+    // The same component without its signature is refused by that policy.
+    let bare = env.dir.join("bare");
+    std::fs::create_dir_all(&bare).unwrap();
+    std::fs::copy(&component, bare.join("l1_filter.wasm")).unwrap();
+    env.refused(
+        &[
+            "plugin",
+            "inspect",
+            s(&bare.join("l1_filter.wasm")),
+            "--policy",
+            &policy,
+        ],
+        "signatures.required",
+    );
+    env.ok(&["plugin", "remove", "l1_filter@0.1.0"]);
+    assert!(
+        env.run(&["plugin", "inspect", "l1_filter@0.1"])
+            .status
+            .code()
+            != Some(0)
+    );
+
+    // The audit log has every decision of the walk-through.
+    let log = env.audit_entries();
+    let seen = |command: &str, plugin: &str, decision: &str| {
+        log.iter()
+            .any(|e| e["command"] == command && e["plugin"] == plugin && e["decision"] == decision)
+    };
+    assert!(seen("plugin test", "l1_filter", "allowed"));
+    assert!(seen("plugin install", "l1_filter", "allowed"));
+    assert!(seen("compress", "l1_filter", "allowed"));
+    assert!(seen("compress", "random", "allowed"));
+    assert!(seen("plugin inspect", "l1_filter", "refused"));
+    let compress = log
+        .iter()
+        .find(|e| e["command"] == "compress" && e["plugin"] == "l1_filter")
+        .unwrap();
+    assert_eq!(compress["signer"], "alice");
+    assert_eq!(compress["version"], "0.1.0");
+    assert!(compress["path"]
+        .as_str()
+        .unwrap()
+        .contains("data/pf/plugins/l1_filter/0.1.0"));
+}
+
+#[test]
+fn the_sdk_carries_the_contract_byte_for_byte() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let canonical = std::fs::read(repo.join("wit/plugin.wit")).unwrap();
+    let carried = std::fs::read(repo.join("sdk/wit/plugin.wit")).unwrap();
+    assert!(
+        canonical == carried,
+        "sdk/wit/plugin.wit differs from wit/plugin.wit: copy it (cp wit/plugin.wit sdk/wit/) so that the SDK builds plugins against the contract pf loads"
+    );
+}
+
+#[test]
+fn a_new_optimizer_crate_builds_and_passes_the_suite_as_generated() {
+    let tmp = tempdir();
+    let env = Env {
+        dir: tmp.path().to_path_buf(),
+    };
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let sdk = repo.join("sdk");
+    env.ok(&[
+        "plugin",
+        "new",
+        "my_search",
+        "--kind",
+        "optimizer",
+        "--sdk",
+        s(&sdk),
+    ]);
+    let krate = env.dir.join("my_search");
+    env.ok(&[
+        "plugin",
+        "build",
+        s(&krate),
+        "--target-dir",
+        s(&repo.join("target/wasm")),
+    ]);
+    let out = env.ok(&[
+        "plugin",
+        "test",
+        s(&krate.join("target/plugins/my_search.wasm")),
+    ]);
+    assert!(!out.contains("[FAIL]"), "{out}");
+    // Names that cannot be crates are refused before anything is written.
+    let o = env.run(&[
+        "plugin",
+        "new",
+        "My-Search",
+        "--kind",
+        "learner",
+        "--sdk",
+        s(&sdk),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("lowercase"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!env.dir.join("My-Search").exists());
+    let o = env.run(&[
+        "plugin",
+        "new",
+        "my_search",
+        "--kind",
+        "learner",
+        "--sdk",
+        s(&sdk),
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("not empty"),
+        "{}",
+        stderr(&o)
+    );
+}
