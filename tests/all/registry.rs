@@ -416,8 +416,11 @@ fn guide_files() -> Vec<(String, String)> {
     files
 }
 
-/// The SDK as `cargo package` ships it, unpacked: proof that it builds on
-/// its own, WIT included, as it would from crates.io.
+/// The SDK as `cargo package` ships it, unpacked: the scaffold depends on
+/// it as it would on the crates.io release, so building the plugin proves
+/// the package complete (WIT included). Cargo's own verification build (a
+/// native build of the same files) is skipped: the plugin build is the one
+/// that matters, and it is already here.
 fn packaged_sdk(dir: &Path) -> PathBuf {
     let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
