@@ -82,6 +82,18 @@ impl Provenance {
         }
     }
 
+    /// Every signer with its key, e.g. `alice (ed25519:…), bob (ed25519:…)`.
+    pub fn signers(&self) -> String {
+        match self {
+            Provenance::Signed { keys, .. } => keys
+                .iter()
+                .map(|(n, k)| format!("{n} ({k})"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            _ => String::new(),
+        }
+    }
+
     /// The signer to report: the trusted publisher, else the first key.
     pub fn signer(&self) -> Option<String> {
         match self {
@@ -365,15 +377,8 @@ impl Gate {
             Provenance::Signed {
                 trusted: Some(_), ..
             } => {}
-            Provenance::Signed {
-                keys,
-                trusted: None,
-            } => {
-                let who = keys
-                    .iter()
-                    .map(|(n, k)| format!("{n} ({k})"))
-                    .collect::<Vec<_>>()
-                    .join(", ");
+            Provenance::Signed { trusted: None, .. } => {
+                let who = facts.provenance.signers();
                 if policy.signatures.required && !self.allow_unsigned {
                     return Err(self.refuse(
                         "signatures.required",
@@ -417,76 +422,45 @@ impl Gate {
             .as_ref()
             .map(|m| m.limits.clone())
             .unwrap_or_default();
-        let over = |rule: &'static str, what: &str, value: u64, cap: Option<u64>, source: &str| {
-            match cap {
-                Some(cap) if value > cap => Some(self.refuse(
-                    rule,
-                    format!("{source} {what} of {value}, above the policy's cap of {cap}"),
-                )),
-                _ => None,
-            }
-        };
-        let checks = [
-            over(
+        let limits = [
+            (
                 "limits.max_memory_mib",
                 "a memory limit (MiB)",
-                grant.memory_mib,
                 caps.max_memory_mib,
-                "this run gives it",
+                grant.memory_mib,
+                asked.memory_mib,
             ),
-            over(
+            (
                 "limits.max_fuel_millions",
                 "a fuel budget (millions)",
-                grant.fuel_millions,
                 caps.max_fuel_millions,
-                "this run gives it",
+                grant.fuel_millions,
+                asked.fuel_millions,
             ),
-            over(
+            (
                 "limits.max_tensors",
                 "a tensor handle cap",
-                u64::from(grant.tensors),
                 caps.max_tensors.map(u64::from),
-                "this run gives it",
+                u64::from(grant.tensors),
+                asked.tensors.map(u64::from),
             ),
-            asked.memory_mib.and_then(|v| {
-                over(
-                    "limits.max_memory_mib",
-                    "a memory limit (MiB)",
-                    v,
-                    caps.max_memory_mib,
-                    "its manifest asks for",
-                )
-            }),
-            asked.fuel_millions.and_then(|v| {
-                over(
-                    "limits.max_fuel_millions",
-                    "a fuel budget (millions)",
-                    v,
-                    caps.max_fuel_millions,
-                    "its manifest asks for",
-                )
-            }),
-            asked.tensors.and_then(|v| {
-                over(
-                    "limits.max_tensors",
-                    "a tensor handle cap",
-                    u64::from(v),
-                    caps.max_tensors.map(u64::from),
-                    "its manifest asks for",
-                )
-            }),
-            grant.trials.and_then(|t| {
-                over(
-                    "limits.max_trials",
-                    "a search budget (trials)",
-                    u64::from(t),
-                    caps.max_trials.map(u64::from),
-                    "this search has",
-                )
-            }),
         ];
-        if let Some(refusal) = checks.into_iter().flatten().next() {
-            return Err(refusal);
+        for (rule, what, cap, given, requested) in limits {
+            let Some(cap) = cap else { continue };
+            for (value, source) in [
+                (Some(given), "this run gives it"),
+                (requested, "its manifest asks for"),
+            ] {
+                if let Some(v) = value.filter(|&v| v > cap) {
+                    return Err(self.refuse(
+                        rule,
+                        format!("{source} {what} of {v}, above the policy's cap of {cap}"),
+                    ));
+                }
+            }
+        }
+        if let Some(trials) = grant.trials {
+            self.check_trials(trials)?;
         }
         Ok(Admitted {
             manifest,

@@ -466,15 +466,8 @@ pub fn run_verify(a: VerifyArgs) -> Result<()> {
         Provenance::Signed {
             trusted: Some(t), ..
         } => Ok(format!("signed by trusted publisher {t}")),
-        Provenance::Signed {
-            keys,
-            trusted: None,
-        } => {
-            let who = keys
-                .iter()
-                .map(|(n, k)| format!("{n} ({k})"))
-                .collect::<Vec<_>>()
-                .join(", ");
+        Provenance::Signed { trusted: None, .. } => {
+            let who = admitted.provenance.signers();
             if trusted_any {
                 Err(format!("signatures are valid, but by {who}, whom neither the policy nor --trust trusts"))
             } else {
