@@ -5,11 +5,12 @@
 //! graph, every tensor, training, metrics and the command-line tool.
 //!
 //! Layers depend in one direction:
-//! [`data`] and [`graph`] → [`nn`] → [`model`] → [`train`] → [`plugin`] →
+//! [`data`] and [`graph`] → [`nn`] → [`model`] → [`export`], [`train`] → [`plugin`] →
 //! `cli` (the `pf` binary).
 
 pub mod data;
 pub mod device;
+pub mod export;
 pub mod graph;
 pub mod io;
 pub mod kernels;

@@ -15,5 +15,6 @@ mod probe;
 mod registry;
 mod support;
 mod surgery;
+mod tflite;
 mod training;
 mod zoo;

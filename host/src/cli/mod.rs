@@ -1,9 +1,11 @@
 //! Command-line interface: argument parsing and one module per command.
 
 mod bench;
+mod bench_tflite;
 mod common;
 mod compress;
 mod eval;
+mod export;
 mod info;
 mod plugin;
 mod plugin_bench;
@@ -39,6 +41,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a saved model on a data split.
     Eval(eval::EvalArgs),
+    /// Export a model for deployment (TensorFlow Lite).
+    Export(export::ExportArgs),
+    /// Time a .tflite file in the official LiteRT interpreter.
+    BenchTflite(bench_tflite::BenchTfliteArgs),
     /// Show a model's layers with shapes, MACs and parameters.
     Info(info::InfoArgs),
     /// Measure training and evaluation throughput on synthetic data.
@@ -64,6 +70,8 @@ pub fn run() -> Result<()> {
         Command::Report(a) => report::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
+        Command::Export(a) => export::run(a),
+        Command::BenchTflite(a) => bench_tflite::run(a),
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),
         Command::Prune(a) => prune::run(a),

@@ -36,7 +36,11 @@ impl Model {
     }
 
     /// The weight a layer computes with: masked, then fake-quantized.
-    fn effective_weight(&self, layer: &crate::graph::Layer, grad: bool) -> Result<Tensor> {
+    pub(crate) fn effective_weight(
+        &self,
+        layer: &crate::graph::Layer,
+        grad: bool,
+    ) -> Result<Tensor> {
         let mut w = self.param(&format!("{}.weight", layer.name), grad)?;
         if let Some(mask) = self.masks.get(&layer.name) {
             w = w.mul(mask)?;
@@ -265,7 +269,11 @@ impl Model {
 
     /// The weight and bias of `conv` with the batch norm `bn` (evaluation
     /// mode) folded in: `w·γ/σ` and `(b − μ)·γ/σ + β`.
-    fn folded_conv(&self, conv: &crate::graph::Layer, bn: &str) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn folded_conv(
+        &self,
+        conv: &crate::graph::Layer,
+        bn: &str,
+    ) -> Result<(Tensor, Tensor)> {
         let Some(Op::BatchNorm { eps, .. }) = self.graph.layer(bn).map(|l| &l.op) else {
             bail!("`{bn}` is not a batch norm");
         };

@@ -1,0 +1,5 @@
+//! Exporting models to deployment formats.
+//!
+//! - [`tflite`]: TensorFlow Lite FlatBuffers, float32.
+
+pub mod tflite;

@@ -1,0 +1,677 @@
+//! Lowering pf's graph (NCHW, explicit padding, separate batch norms and
+//! activations) to TensorFlow Lite operators (NHWC, SAME/VALID padding,
+//! folded batch norms, fused activations).
+//!
+//! | pf | TFLite |
+//! |---|---|
+//! | conv (+ batch norm) (+ ReLU/ReLU6) | `CONV_2D` or `DEPTHWISE_CONV_2D`, batch norm folded into weights and bias, activation fused |
+//! | padding SAME cannot express | a `PAD` in front, then `VALID` |
+//! | add (+ ReLU) | `ADD`, activation fused |
+//! | max / average pool | `MAX_POOL_2D` / `AVERAGE_POOL_2D` (padding as for convs; TFLite's SAME, like pf, leaves padded cells out) |
+//! | global average pool | `MEAN` over height and width |
+//! | channel padding (ResNet option-A shortcut) | `PAD` on the channel axis |
+//! | flatten | `RESHAPE`; the next linear layer's columns are permuted from C·H·W to H·W·C order |
+//! | linear (+ ReLU) | `FULLY_CONNECTED` |
+//! | softmax | `SOFTMAX` |
+//!
+//! Weights are the ones pf computes with: masked, and fake-quantized where a
+//! weight quantizer is attached. Physically pruned layers are simply smaller.
+
+use crate::graph::{Graph, Layer, Op, Shape, INPUT};
+use crate::model::Model;
+use anyhow::{bail, Context, Result};
+use std::collections::HashMap;
+
+/// Element type of a tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DType {
+    /// 32-bit float.
+    F32,
+    /// 32-bit integer (shapes, paddings, axes, biases of int8 ops).
+    I32,
+}
+
+/// One tensor of the lowered graph.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TensorDef {
+    /// Name (the pf layer it comes from, with a suffix for constants).
+    pub name: String,
+    /// Shape, NHWC for feature maps.
+    pub shape: Vec<i32>,
+    /// Element type.
+    pub dtype: DType,
+    /// Constant contents, little-endian; `None` for activations.
+    pub data: Option<Vec<u8>>,
+}
+
+/// Fused activation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Activation {
+    /// None.
+    None,
+    /// `max(x, 0)`.
+    Relu,
+    /// `min(max(x, 0), 6)`.
+    Relu6,
+}
+
+/// How a window op pads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Padding {
+    /// TFLite's SAME.
+    Same,
+    /// No padding.
+    Valid,
+}
+
+/// One TFLite operator with its options.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OpKind {
+    /// `CONV_2D`.
+    Conv2d {
+        /// Padding.
+        padding: Padding,
+        /// Stride (rows, columns).
+        stride: [usize; 2],
+        /// Fused activation.
+        act: Activation,
+    },
+    /// `DEPTHWISE_CONV_2D` with multiplier 1.
+    DepthwiseConv2d {
+        /// Padding.
+        padding: Padding,
+        /// Stride (rows, columns).
+        stride: [usize; 2],
+        /// Fused activation.
+        act: Activation,
+    },
+    /// `FULLY_CONNECTED`.
+    FullyConnected {
+        /// Fused activation.
+        act: Activation,
+    },
+    /// `ADD`.
+    Add {
+        /// Fused activation.
+        act: Activation,
+    },
+    /// `MAX_POOL_2D`.
+    MaxPool {
+        /// Padding.
+        padding: Padding,
+        /// Window (rows, columns).
+        kernel: [usize; 2],
+        /// Stride (rows, columns).
+        stride: [usize; 2],
+    },
+    /// `AVERAGE_POOL_2D`.
+    AvgPool {
+        /// Padding.
+        padding: Padding,
+        /// Window (rows, columns).
+        kernel: [usize; 2],
+        /// Stride (rows, columns).
+        stride: [usize; 2],
+    },
+    /// `MEAN` over the axes in its second input, keeping dimensions.
+    Mean,
+    /// `PAD` with the paddings in its second input.
+    Pad,
+    /// `RESHAPE` to the shape in its second input.
+    Reshape {
+        /// The new shape.
+        shape: Vec<i32>,
+    },
+    /// `SOFTMAX`, β = 1.
+    Softmax,
+}
+
+/// One operator: what it does, and its input and output tensors.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpDef {
+    /// The operator.
+    pub kind: OpKind,
+    /// Input tensor indices.
+    pub inputs: Vec<usize>,
+    /// Output tensor indices.
+    pub outputs: Vec<usize>,
+    /// The pf layer it implements, for messages.
+    pub layer: String,
+}
+
+/// A lowered graph, ready to serialise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lowered {
+    /// Every tensor.
+    pub tensors: Vec<TensorDef>,
+    /// Operators in execution order.
+    pub ops: Vec<OpDef>,
+    /// The input tensor.
+    pub input: usize,
+    /// The output tensor.
+    pub output: usize,
+}
+
+/// A value flowing between layers: its tensor and the pf shape it has.
+#[derive(Clone, Copy)]
+struct Value {
+    tensor: usize,
+    shape: Shape,
+    /// For a flattened map: the map it came from (the next linear layer
+    /// permutes its columns accordingly).
+    flattened_from: Option<(usize, usize, usize)>,
+}
+
+struct Lowering<'a> {
+    model: &'a Model,
+    graph: &'a Graph,
+    shapes: Vec<Shape>,
+    out: Lowered,
+    values: HashMap<String, Value>,
+}
+
+fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn i32_bytes(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn dims(v: &[usize]) -> Vec<i32> {
+    v.iter().map(|&d| d as i32).collect()
+}
+
+/// Padding per side (top, bottom, left, right) that TFLite's SAME uses.
+fn same_padding(input: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> [usize; 4] {
+    let mut p = [0; 4];
+    for axis in 0..2 {
+        let out = input[axis].div_ceil(stride[axis]);
+        let total = ((out - 1) * stride[axis] + kernel[axis]).saturating_sub(input[axis]);
+        p[2 * axis] = total / 2;
+        p[2 * axis + 1] = total - total / 2;
+    }
+    p
+}
+
+impl<'a> Lowering<'a> {
+    fn tensor(
+        &mut self,
+        name: String,
+        shape: Vec<i32>,
+        dtype: DType,
+        data: Option<Vec<u8>>,
+    ) -> usize {
+        self.out.tensors.push(TensorDef {
+            name,
+            shape,
+            dtype,
+            data,
+        });
+        self.out.tensors.len() - 1
+    }
+
+    fn activation_tensor(&mut self, name: &str, shape: Shape) -> usize {
+        let s = match shape {
+            Shape::Map { c, h, w } => vec![1, h as i32, w as i32, c as i32],
+            Shape::Vector { n } => vec![1, n as i32],
+        };
+        self.tensor(name.to_string(), s, DType::F32, None)
+    }
+
+    fn op(&mut self, kind: OpKind, inputs: Vec<usize>, outputs: Vec<usize>, layer: &str) {
+        self.out.ops.push(OpDef {
+            kind,
+            inputs,
+            outputs,
+            layer: layer.to_string(),
+        });
+    }
+
+    fn shape_of(&self, name: &str) -> Shape {
+        self.graph.shape_of(&self.shapes, name)
+    }
+
+    /// The single reader of `name`, if exactly one layer reads it, it reads
+    /// nothing else, and `name` is not the graph's output.
+    fn only_reader(&self, name: &str) -> Option<&'a Layer> {
+        if self.graph.output() == name {
+            return None;
+        }
+        match self.graph.consumers(name).as_slice() {
+            [one] if one.inputs.len() == 1 => Some(*one),
+            _ => None,
+        }
+    }
+
+    /// The activation layer that reads only `name`, if any, to fuse.
+    fn fusable_activation(&self, name: &str) -> Option<(&'a Layer, Activation)> {
+        let reader = self.only_reader(name)?;
+        let act = match reader.op {
+            Op::Relu => Activation::Relu,
+            Op::Relu6 => Activation::Relu6,
+            _ => return None,
+        };
+        Some((reader, act))
+    }
+
+    fn input_value(&self, layer: &Layer, i: usize) -> Result<Value> {
+        let name = &layer.inputs[i];
+        self.values.get(name).copied().with_context(|| {
+            format!(
+                "layer `{}` reads `{name}`, which was folded into another operator and is not available on its own",
+                layer.name
+            )
+        })
+    }
+
+    /// Pads `x` explicitly (a `PAD` op) when SAME cannot express `padding`;
+    /// returns the tensor to read and the padding mode to use.
+    fn spatial_padding(
+        &mut self,
+        layer: &Layer,
+        x: Value,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+        padding: [usize; 2],
+        what: &str,
+    ) -> Result<(usize, Padding)> {
+        let Shape::Map { c, h, w } = x.shape else {
+            bail!("layer `{}`: a {what} needs a feature map", layer.name);
+        };
+        let wanted = [padding[0], padding[0], padding[1], padding[1]];
+        if wanted == [0; 4] {
+            return Ok((x.tensor, Padding::Valid));
+        }
+        if same_padding([h, w], kernel, stride) == wanted {
+            return Ok((x.tensor, Padding::Same));
+        }
+        if what != "convolution" {
+            bail!(
+                "layer `{}`: a {what} padded by {:?} differs from TFLite's SAME padding for this input, and padding it with zeros would change the result",
+                layer.name,
+                padding
+            );
+        }
+        let paddings = [0, 0, wanted[0], wanted[1], wanted[2], wanted[3], 0, 0].map(|p| p as i32);
+        let pads = self.tensor(
+            format!("{}/paddings", layer.name),
+            vec![4, 2],
+            DType::I32,
+            Some(i32_bytes(&paddings)),
+        );
+        let padded = self.activation_tensor(
+            &format!("{}/padded", layer.name),
+            Shape::Map {
+                c,
+                h: h + 2 * padding[0],
+                w: w + 2 * padding[1],
+            },
+        );
+        self.op(OpKind::Pad, vec![x.tensor, pads], vec![padded], &layer.name);
+        Ok((padded, Padding::Valid))
+    }
+
+    fn floats(t: &candle_core::Tensor) -> Result<Vec<f32>> {
+        Ok(t.to_dtype(candle_core::DType::F32)?
+            .flatten_all()?
+            .to_vec1::<f32>()?)
+    }
+
+    fn lower_conv(&mut self, layer: &Layer) -> Result<Vec<String>> {
+        let Op::Conv2d {
+            in_channels,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            groups,
+            ..
+        } = layer.op
+        else {
+            unreachable!()
+        };
+        let depthwise = layer.op.is_depthwise();
+        if groups != 1 && !depthwise {
+            bail!(
+                "layer `{}`: grouped convolutions ({groups} groups) other than depthwise have no TFLite operator",
+                layer.name
+            );
+        }
+        let x = self.input_value(layer, 0)?;
+        let mut consumed = vec![layer.name.clone()];
+        let mut last = layer.name.as_str();
+        let bn = self
+            .only_reader(&layer.name)
+            .filter(|l| matches!(l.op, Op::BatchNorm { .. }));
+        let (w, b) = match bn {
+            Some(bn) => {
+                consumed.push(bn.name.clone());
+                last = &bn.name;
+                self.model.folded_conv(layer, &bn.name)?
+            }
+            None => {
+                let w = self.model.effective_weight(layer, false)?;
+                let b = match self.model.params.get(&format!("{}.bias", layer.name)) {
+                    Some(b) => b.as_tensor().detach(),
+                    None => candle_core::Tensor::zeros(
+                        out_channels,
+                        candle_core::DType::F32,
+                        w.device(),
+                    )?,
+                };
+                (w, b)
+            }
+        };
+        let act = match self.fusable_activation(last) {
+            Some((l, a)) => {
+                consumed.push(l.name.clone());
+                last = &l.name;
+                a
+            }
+            None => Activation::None,
+        };
+        let last = last.to_string();
+        let (input, pad_mode) =
+            self.spatial_padding(layer, x, kernel, stride, padding, "convolution")?;
+        // pf: O × I/g × kh × kw. TFLite conv: O × kh × kw × I; depthwise:
+        // 1 × kh × kw × O.
+        let w = if depthwise {
+            w.permute((1, 2, 3, 0))?
+        } else {
+            w.permute((0, 2, 3, 1))?
+        };
+        let w_shape = dims(w.dims());
+        let w_data = Self::floats(&w.contiguous()?)?;
+        let weights = self.tensor(
+            format!("{}/weights", layer.name),
+            w_shape,
+            DType::F32,
+            Some(f32_bytes(&w_data)),
+        );
+        let bias = self.tensor(
+            format!("{}/bias", layer.name),
+            vec![out_channels as i32],
+            DType::F32,
+            Some(f32_bytes(&Self::floats(&b)?)),
+        );
+        let out_shape = self.shape_of(&last);
+        let y = self.activation_tensor(&last, out_shape);
+        let kind = if depthwise {
+            OpKind::DepthwiseConv2d {
+                padding: pad_mode,
+                stride,
+                act,
+            }
+        } else {
+            let _ = in_channels;
+            OpKind::Conv2d {
+                padding: pad_mode,
+                stride,
+                act,
+            }
+        };
+        self.op(kind, vec![input, weights, bias], vec![y], &layer.name);
+        self.values.insert(
+            last,
+            Value {
+                tensor: y,
+                shape: out_shape,
+                flattened_from: None,
+            },
+        );
+        Ok(consumed)
+    }
+
+    fn lower_linear(&mut self, layer: &Layer) -> Result<Vec<String>> {
+        let Op::Linear {
+            in_features,
+            out_features,
+            ..
+        } = layer.op
+        else {
+            unreachable!()
+        };
+        let x = self.input_value(layer, 0)?;
+        let w = self.model.effective_weight(layer, false)?;
+        let mut w_data = Self::floats(&w)?;
+        if let Some((c, h, wd)) = x.flattened_from.filter(|&(_, h, w)| h * w > 1) {
+            // pf flattened C·H·W; TFLite's reshape of NHWC gives H·W·C.
+            let mut permuted = vec![0f32; w_data.len()];
+            for o in 0..out_features {
+                for ci in 0..c {
+                    for hw in 0..h * wd {
+                        permuted[o * in_features + hw * c + ci] =
+                            w_data[o * in_features + ci * h * wd + hw];
+                    }
+                }
+            }
+            w_data = permuted;
+        }
+        let b = match self.model.params.get(&format!("{}.bias", layer.name)) {
+            Some(b) => Self::floats(&b.as_tensor().detach())?,
+            None => vec![0.0; out_features],
+        };
+        let mut consumed = vec![layer.name.clone()];
+        let (last, act) = match self.fusable_activation(&layer.name) {
+            Some((l, a)) => {
+                consumed.push(l.name.clone());
+                (l.name.clone(), a)
+            }
+            None => (layer.name.clone(), Activation::None),
+        };
+        let weights = self.tensor(
+            format!("{}/weights", layer.name),
+            vec![out_features as i32, in_features as i32],
+            DType::F32,
+            Some(f32_bytes(&w_data)),
+        );
+        let bias = self.tensor(
+            format!("{}/bias", layer.name),
+            vec![out_features as i32],
+            DType::F32,
+            Some(f32_bytes(&b)),
+        );
+        let shape = self.shape_of(&last);
+        let y = self.activation_tensor(&last, shape);
+        self.op(
+            OpKind::FullyConnected { act },
+            vec![x.tensor, weights, bias],
+            vec![y],
+            &layer.name,
+        );
+        self.values.insert(
+            last,
+            Value {
+                tensor: y,
+                shape,
+                flattened_from: None,
+            },
+        );
+        Ok(consumed)
+    }
+
+    fn lower_add(&mut self, layer: &Layer) -> Result<Vec<String>> {
+        let mut consumed = vec![layer.name.clone()];
+        let (last, act) = match self.fusable_activation(&layer.name) {
+            Some((l, a)) => {
+                consumed.push(l.name.clone());
+                (l.name.clone(), a)
+            }
+            None => (layer.name.clone(), Activation::None),
+        };
+        let shape = self.shape_of(&layer.name);
+        let mut acc = self.input_value(layer, 0)?.tensor;
+        for i in 1..layer.inputs.len() {
+            let other = self.input_value(layer, i)?.tensor;
+            let final_step = i + 1 == layer.inputs.len();
+            let name = if final_step {
+                last.clone()
+            } else {
+                format!("{}/partial{i}", layer.name)
+            };
+            let y = self.activation_tensor(&name, shape);
+            let act = if final_step { act } else { Activation::None };
+            self.op(OpKind::Add { act }, vec![acc, other], vec![y], &layer.name);
+            acc = y;
+        }
+        self.values.insert(
+            last,
+            Value {
+                tensor: acc,
+                shape,
+                flattened_from: None,
+            },
+        );
+        Ok(consumed)
+    }
+
+    fn emit_simple(
+        &mut self,
+        layer: &Layer,
+        kind: OpKind,
+        extra: Vec<usize>,
+        flattened_from: Option<(usize, usize, usize)>,
+    ) -> Result<()> {
+        let x = self.input_value(layer, 0)?;
+        let shape = self.shape_of(&layer.name);
+        let y = self.activation_tensor(&layer.name, shape);
+        let mut inputs = vec![x.tensor];
+        inputs.extend(extra);
+        self.op(kind, inputs, vec![y], &layer.name);
+        self.values.insert(
+            layer.name.clone(),
+            Value {
+                tensor: y,
+                shape,
+                flattened_from,
+            },
+        );
+        Ok(())
+    }
+
+    fn lower(&mut self, layer: &Layer) -> Result<Vec<String>> {
+        match &layer.op {
+            Op::Conv2d { .. } => self.lower_conv(layer),
+            Op::Linear { .. } => self.lower_linear(layer),
+            Op::Add => self.lower_add(layer),
+            Op::BatchNorm { .. } => bail!(
+                "layer `{}`: a batch norm is exported folded into the convolution before it, and `{}` is not a convolution read only by it",
+                layer.name,
+                layer.inputs[0]
+            ),
+            Op::Relu | Op::Relu6 => bail!(
+                "layer `{}`: an activation is exported fused into the convolution, linear layer or add before it, and `{}` is not one read only by it",
+                layer.name,
+                layer.inputs[0]
+            ),
+            Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
+                let max = matches!(layer.op, Op::MaxPool { .. });
+                let x = self.input_value(layer, 0)?;
+                let what = if max { "max pool" } else { "average pool" };
+                let (input, pad) = self.spatial_padding(layer, x, *kernel, *stride, *padding, what)?;
+                let kind = if max {
+                    OpKind::MaxPool { padding: pad, kernel: *kernel, stride: *stride }
+                } else {
+                    OpKind::AvgPool { padding: pad, kernel: *kernel, stride: *stride }
+                };
+                let shape = self.shape_of(&layer.name);
+                let y = self.activation_tensor(&layer.name, shape);
+                self.op(kind, vec![input], vec![y], &layer.name);
+                self.values.insert(layer.name.clone(), Value { tensor: y, shape, flattened_from: None });
+                Ok(vec![layer.name.clone()])
+            }
+            Op::GlobalAvgPool => {
+                let axes = self.tensor(format!("{}/axes", layer.name), vec![2], DType::I32, Some(i32_bytes(&[1, 2])));
+                self.emit_simple(layer, OpKind::Mean, vec![axes], None)?;
+                Ok(vec![layer.name.clone()])
+            }
+            Op::PadChannels { before, after } => {
+                let p = [0, 0, 0, 0, 0, 0, *before as i32, *after as i32];
+                let pads = self.tensor(format!("{}/paddings", layer.name), vec![4, 2], DType::I32, Some(i32_bytes(&p)));
+                self.emit_simple(layer, OpKind::Pad, vec![pads], None)?;
+                Ok(vec![layer.name.clone()])
+            }
+            Op::Flatten => {
+                let x = self.input_value(layer, 0)?;
+                let from = match x.shape {
+                    Shape::Map { c, h, w } => Some((c, h, w)),
+                    Shape::Vector { .. } => None,
+                };
+                if from.is_some_and(|(_, h, w)| h * w > 1)
+                    && !self
+                        .graph
+                        .consumers(&layer.name)
+                        .iter()
+                        .all(|l| matches!(l.op, Op::Linear { .. }))
+                {
+                    bail!(
+                        "layer `{}`: a flatten of a {}×{} map is exported only in front of linear layers (their columns are reordered for TFLite's channels-last layout)",
+                        layer.name,
+                        from.unwrap().1,
+                        from.unwrap().2
+                    );
+                }
+                let n = x.shape.numel() as i32;
+                let shape = vec![1, n];
+                let new_shape = self.tensor(format!("{}/shape", layer.name), vec![2], DType::I32, Some(i32_bytes(&shape)));
+                self.emit_simple(layer, OpKind::Reshape { shape }, vec![new_shape], from)?;
+                Ok(vec![layer.name.clone()])
+            }
+            Op::Softmax => {
+                self.emit_simple(layer, OpKind::Softmax, vec![], None)?;
+                Ok(vec![layer.name.clone()])
+            }
+        }
+    }
+}
+
+/// Lowers a model to TFLite operators, float32.
+pub fn lower(model: &Model) -> Result<Lowered> {
+    let graph = &model.graph;
+    let shapes = graph.shapes().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut l = Lowering {
+        model,
+        graph,
+        shapes,
+        out: Lowered {
+            tensors: Vec::new(),
+            ops: Vec::new(),
+            input: 0,
+            output: 0,
+        },
+        values: HashMap::new(),
+    };
+    let input_shape = Shape::Map {
+        c: graph.input.channels,
+        h: graph.input.height,
+        w: graph.input.width,
+    };
+    let input = l.activation_tensor(INPUT, input_shape);
+    l.out.input = input;
+    l.values.insert(
+        INPUT.to_string(),
+        Value {
+            tensor: input,
+            shape: input_shape,
+            flattened_from: None,
+        },
+    );
+    let mut done: std::collections::HashSet<String> = std::collections::HashSet::new();
+    for layer in &graph.layers {
+        if done.contains(&layer.name) {
+            continue;
+        }
+        let consumed = l
+            .lower(layer)
+            .with_context(|| format!("cannot export model `{}` to TFLite", graph.name))?;
+        done.extend(consumed);
+    }
+    let out = graph.output();
+    l.out.output = l
+        .values
+        .get(out)
+        .map(|v| v.tensor)
+        .with_context(|| format!("the output `{out}` was not produced"))?;
+    Ok(l.out)
+}

@@ -1,0 +1,35 @@
+//! TensorFlow Lite export.
+//!
+//! [`lower`] turns pf's graph into TFLite operators (NHWC, folded batch
+//! norms, fused activations); [`write`] serialises them with planus, from
+//! pf's own schema file (`schema.fbs`, the official field layout), and
+//! [`export`] writes the file atomically. [`check`] reads a file back and
+//! refuses a damaged one before an interpreter sees it.
+
+pub mod check;
+pub mod lower;
+pub mod write;
+
+/// The FlatBuffers types planus generates from `schema.fbs`.
+#[allow(missing_docs, clippy::all, unused)]
+pub mod schema {
+    include!(concat!(env!("OUT_DIR"), "/tflite.rs"));
+}
+
+use crate::model::Model;
+use anyhow::{Context, Result};
+use std::path::Path;
+
+/// Converts a model to the bytes of a float32 `.tflite` file.
+pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
+    let lowered = lower::lower(model)?;
+    Ok(write::serialize(&lowered, &model.graph.name))
+}
+
+/// Writes a model as a float32 `.tflite` file, atomically.
+pub fn export(model: &Model, path: &Path) -> Result<usize> {
+    let bytes = to_bytes(model)?;
+    crate::io::atomic_write(path, &bytes)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(bytes.len())
+}
