@@ -386,8 +386,8 @@ fn bad_arguments_fail_clearly_and_change_nothing() {
     );
     fails_cleanly(
         dir.path(),
-        &with(&["--export", &path_str(dir.path(), "model.tflite")]),
-        &["TensorFlow Lite"],
+        &with(&["--export", &path_str(dir.path(), "model.onnx")]),
+        &[".pf", ".tflite"],
     );
     fails_cleanly(dir.path(), &with(&["--resume"]), &["does not exist"]);
 
@@ -403,6 +403,25 @@ fn bad_arguments_fail_clearly_and_change_nothing() {
     fails_cleanly(dir.path(), &resume, &["different search", "model"]);
     // Without --resume an existing study is never overwritten.
     fails_cleanly(dir.path(), &base, &["already exists", "--resume"]);
+}
+
+#[test]
+fn a_tflite_export_writes_the_compressed_model_in_both_formats() {
+    let dir = tempdir();
+    let mut args = search_args(dir.path(), 1, 5);
+    let i = args.iter().position(|a| a == "--export").unwrap();
+    args[i + 1] = path_str(dir.path(), "small.tflite");
+    let out = run(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let model = pf::model::load(&dir.path().join("small.pf"), &candle_core::Device::Cpu).unwrap();
+    assert!(dir.path().join("small.tflite").is_file());
+    // The .tflite is the exporter's output for the saved model, bit for bit,
+    // and LiteRT computes what pf computes.
+    assert_eq!(
+        std::fs::read(dir.path().join("small.tflite")).unwrap(),
+        pf::export::tflite::to_bytes(&model).unwrap()
+    );
+    crate::tflite::assert_litert_agrees(&model, 2);
 }
 
 #[test]

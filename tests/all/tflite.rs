@@ -133,7 +133,7 @@ fn zoo_model(name: &str, channels: usize, size: usize, width: f64) -> Model {
 
 /// Exports `m`, runs it in LiteRT's reference kernels, and checks every
 /// logit within 1e-4·max(1, max|logit|) of pf's forward pass.
-fn assert_litert_agrees(m: &Model, samples: usize) -> LiteRt {
+pub fn assert_litert_agrees(m: &Model, samples: usize) -> LiteRt {
     let dir = tempdir();
     let path = dir.path().join("model.tflite");
     pf::export::tflite::export(m, &path).unwrap_or_else(|e| panic!("{}: {e:#}", m.graph.name));

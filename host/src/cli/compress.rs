@@ -100,7 +100,8 @@ pub struct CompressArgs {
     /// Seed of the study: baseline, optimizer, every trial.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Where to save the compressed model (pf format, .pf).
+    /// Where to save the compressed model: a .pf file (pf's format), or a
+    /// .tflite file (float32 TensorFlow Lite, with the .pf beside it).
     #[arg(long, default_value = "pf-out/compressed.pf", value_name = "FILE")]
     export: PathBuf,
     /// Where to write the report (.html, or .svg for the plots alone).
@@ -127,20 +128,27 @@ fn short(s: &str) -> &str {
     s.get(..12).unwrap_or(s)
 }
 
+/// Where the compressed model is saved in pf's format: `--export` itself, or
+/// beside a `.tflite` export.
+fn model_file(a: &CompressArgs) -> PathBuf {
+    if a.export.extension().is_some_and(|e| e == "tflite") {
+        a.export.with_extension("pf")
+    } else {
+        a.export.clone()
+    }
+}
+
 /// Checks every output before anything is loaded, trained or written.
 fn check_outputs(a: &CompressArgs) -> Result<()> {
     match a.export.extension().and_then(|e| e.to_str()) {
-        Some("pf") => {}
-        Some("tflite") => bail!(
-            "--export {}: TensorFlow Lite export is not available yet; export a .pf model",
-            a.export.display()
-        ),
+        Some("pf") | Some("tflite") => {}
         _ => bail!(
-            "--export {}: give a .pf file name (pf's model format)",
+            "--export {}: give a .pf file name (pf's model format) or a .tflite file name (TensorFlow Lite)",
             a.export.display()
         ),
     }
     check_writable(&a.export).with_context(|| format!("--export {}", a.export.display()))?;
+    check_writable(&model_file(a)).with_context(|| format!("--export {}", a.export.display()))?;
     if !a.no_report {
         check_writable(&a.report).with_context(|| format!("--report {}", a.report.display()))?;
     }
@@ -566,7 +574,17 @@ pub fn run(a: CompressArgs) -> Result<()> {
         }
     };
     let final_record = finish(&a, &setup, &base, &splits, &norm, &best, &mut model)?;
-    pf::model::save(&model, &a.export).with_context(|| format!("saving {}", a.export.display()))?;
+    let pf_file = model_file(&a);
+    pf::model::save(&model, &pf_file).with_context(|| format!("saving {}", pf_file.display()))?;
+    if pf_file != a.export {
+        pf::export::tflite::export(&model, &a.export).with_context(|| {
+            format!(
+                "exporting the compressed model to {} (it is saved as {})",
+                a.export.display(),
+                pf_file.display()
+            )
+        })?;
+    }
     study.set_final(&final_record)?;
     write_report(&a, &study)?;
     summarize(
