@@ -315,3 +315,42 @@ fn prune_shrinks_a_trained_model_that_still_evaluates_and_fine_tunes() {
         "--keep",
     );
 }
+
+#[test]
+fn zoo_architectures_prune_and_export_from_fresh_weights() {
+    let dir = tempdir();
+    let out = run_pf(
+        dir.path(),
+        &[
+            "prune",
+            "resnet20",
+            "--layers",
+            "layer1.0.a.conv,layer2.0.a.conv",
+            "--keep",
+            "0.5",
+            "-o",
+            "r.pf",
+            "--json",
+        ],
+    );
+    let v = json(&out);
+    assert!(v["macs_after"].as_u64().unwrap() < v["macs_before"].as_u64().unwrap());
+    assert_eq!(v["groups"].as_array().unwrap().len(), 2);
+    // The same architecture and seed as `pf export resnet20`, smaller.
+    let full = json(&run_pf(
+        dir.path(),
+        &["export", "resnet20", "-o", "full.tflite", "--json"],
+    ));
+    let pruned = json(&run_pf(
+        dir.path(),
+        &["export", "r.pf", "-o", "r.tflite", "--json"],
+    ));
+    assert!(pruned["bytes"].as_u64().unwrap() < full["bytes"].as_u64().unwrap());
+    let bad = run_pf(dir.path(), &["export", "resnet21", "-o", "x.tflite"]);
+    assert!(
+        !bad.status.success() && stderr(&bad).contains("resnet20"),
+        "{}",
+        stderr(&bad)
+    );
+    assert!(!dir.path().join("x.tflite").exists());
+}

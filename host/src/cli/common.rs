@@ -70,6 +70,50 @@ pub struct DeviceArgs {
     pub device: DeviceSpec,
 }
 
+/// How a zoo architecture named on the command line is instantiated.
+#[derive(Args, Debug, Clone)]
+pub struct ZooArgs {
+    /// Input side length for zoo architectures (default: 32, 224 for MobileNets).
+    #[arg(long, value_name = "PX")]
+    pub input_size: Option<usize>,
+    /// Input channels for zoo architectures.
+    #[arg(long, default_value_t = 3)]
+    pub in_channels: usize,
+    /// Classes for zoo architectures (default: 10, 1000 for MobileNets).
+    #[arg(long)]
+    pub num_classes: Option<usize>,
+    /// Width multiplier for zoo architectures.
+    #[arg(long, default_value_t = 1.0)]
+    pub width: f64,
+}
+
+impl ZooArgs {
+    /// The configuration of zoo architecture `name`.
+    pub fn config(&self, name: &str) -> ZooConfig {
+        let mobile = name.starts_with("mobilenet");
+        let size = self.input_size.unwrap_or(if mobile { 224 } else { 32 });
+        ZooConfig {
+            input: InputSpec {
+                channels: self.in_channels,
+                height: size,
+                width: size,
+            },
+            num_classes: self.num_classes.unwrap_or(if mobile { 1000 } else { 10 }),
+            width: self.width,
+        }
+    }
+
+    /// A model file, or zoo architecture `spec` with fresh weights from
+    /// `seed`.
+    pub fn load_or_init(&self, spec: &str, seed: u64) -> Result<Model> {
+        let device = candle_core::Device::Cpu;
+        if is_model_file(spec) {
+            return pf::model::load(Path::new(spec), &device);
+        }
+        Model::init(zoo::build(spec, &self.config(spec))?, seed, &device)
+    }
+}
+
 /// Whether `s` names a model file rather than a zoo architecture.
 pub fn is_model_file(s: &str) -> bool {
     s.ends_with(".pf") || Path::new(s).is_file()

@@ -1,10 +1,8 @@
 //! `pf export`.
 
-use super::common::{is_model_file, print_json};
+use super::common::{print_json, ZooArgs};
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use pf::graph::InputSpec;
-use pf::zoo::{self, ZooConfig};
 use std::path::PathBuf;
 
 /// Output formats.
@@ -26,18 +24,8 @@ pub struct ExportArgs {
     /// Where to write the file (written atomically).
     #[arg(long, short = 'o', value_name = "FILE")]
     output: PathBuf,
-    /// Input side length for zoo architectures (default: 32, 224 for MobileNets).
-    #[arg(long, value_name = "PX")]
-    input_size: Option<usize>,
-    /// Input channels for zoo architectures.
-    #[arg(long, default_value_t = 3)]
-    in_channels: usize,
-    /// Classes for zoo architectures (default: 10, 1000 for MobileNets).
-    #[arg(long)]
-    num_classes: Option<usize>,
-    /// Width multiplier for zoo architectures.
-    #[arg(long, default_value_t = 1.0)]
-    width: f64,
+    #[command(flatten)]
+    zoo: ZooArgs,
     /// Seed of a zoo architecture's initial weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -48,23 +36,7 @@ pub struct ExportArgs {
 
 /// Runs `pf export`.
 pub fn run(a: ExportArgs) -> Result<()> {
-    let device = candle_core::Device::Cpu;
-    let model = if is_model_file(&a.model) {
-        pf::model::load(std::path::Path::new(&a.model), &device)?
-    } else {
-        let mobile = a.model.starts_with("mobilenet");
-        let size = a.input_size.unwrap_or(if mobile { 224 } else { 32 });
-        let cfg = ZooConfig {
-            input: InputSpec {
-                channels: a.in_channels,
-                height: size,
-                width: size,
-            },
-            num_classes: a.num_classes.unwrap_or(if mobile { 1000 } else { 10 }),
-            width: a.width,
-        };
-        pf::model::Model::init(zoo::build(&a.model, &cfg)?, a.seed, &device)?
-    };
+    let model = a.zoo.load_or_init(&a.model, a.seed)?;
     let bytes = match a.format {
         Format::Tflite => pf::export::tflite::export(&model, &a.output)
             .with_context(|| format!("exporting {} to {}", a.model, a.output.display()))?,

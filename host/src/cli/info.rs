@@ -4,7 +4,7 @@ use super::common::{is_model_file, print_json, si};
 use anyhow::Result;
 use clap::Args;
 use pf::graph::{Graph, InputSpec};
-use pf::zoo::{self, ZooConfig};
+use pf::zoo;
 use serde::Serialize;
 
 /// Arguments of `pf info`.
@@ -12,18 +12,8 @@ use serde::Serialize;
 pub struct InfoArgs {
     /// A .pf model file or a zoo architecture name.
     model: String,
-    /// Input side length for zoo architectures (default: 32, 224 for MobileNets).
-    #[arg(long, value_name = "PX")]
-    input_size: Option<usize>,
-    /// Input channels for zoo architectures.
-    #[arg(long, default_value_t = 3)]
-    in_channels: usize,
-    /// Classes for zoo architectures (default: 10, 1000 for MobileNets).
-    #[arg(long)]
-    num_classes: Option<usize>,
-    /// Width multiplier for zoo architectures.
-    #[arg(long, default_value_t = 1.0)]
-    width: f64,
+    #[command(flatten)]
+    zoo: super::common::ZooArgs,
     /// Also list the channel coupling groups.
     #[arg(long)]
     coupling: bool,
@@ -45,17 +35,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
     let graph: Graph = if is_model_file(&a.model) {
         pf::model::load(std::path::Path::new(&a.model), &candle_core::Device::Cpu)?.graph
     } else {
-        let mobile = a.model.starts_with("mobilenet");
-        let size = a.input_size.unwrap_or(if mobile { 224 } else { 32 });
-        let cfg = ZooConfig {
-            input: InputSpec {
-                channels: a.in_channels,
-                height: size,
-                width: size,
-            },
-            num_classes: a.num_classes.unwrap_or(if mobile { 1000 } else { 10 }),
-            width: a.width,
-        };
+        let cfg = a.zoo.config(&a.model);
         zoo::build(&a.model, &cfg)?
     };
     let cost = graph.cost()?;

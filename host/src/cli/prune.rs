@@ -3,7 +3,7 @@
 
 use super::common::print_json;
 use anyhow::{bail, Context, Result};
-use candle_core::{DType, Device};
+use candle_core::DType;
 use clap::Args;
 use pf::model::Model;
 use serde::Serialize;
@@ -16,8 +16,14 @@ use std::path::PathBuf;
 afterwards with `pf train --model OUT`."
 )]
 pub struct PruneArgs {
-    /// The model file (.pf) to prune.
-    model: PathBuf,
+    /// The model file (.pf) to prune, or a zoo architecture (pruned from
+    /// fresh weights: for measuring what pruning buys, not for use).
+    model: String,
+    #[command(flatten)]
+    zoo: super::common::ZooArgs,
+    /// Seed of a zoo architecture's fresh weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
     /// Fraction of channels to keep in every prunable coupling group.
     #[arg(long, default_value_t = 0.5, value_name = "R")]
     keep: f64,
@@ -53,7 +59,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
     if !(a.keep > 0.0 && a.keep <= 1.0) {
         bail!("--keep must be in (0, 1]");
     }
-    let mut model = pf::model::load(&a.model, &Device::Cpu)?;
+    let mut model = a.zoo.load_or_init(&a.model, a.seed)?;
     let before = model.graph.cost()?;
     let coupling = model.graph.coupling()?;
     // One (first producer, channels) per group to prune.
@@ -68,7 +74,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
     for want in &a.layers {
         let g = coupling
             .group_of(want)
-            .with_context(|| format!("no layer `{want}` in {}", a.model.display()))?;
+            .with_context(|| format!("no layer `{want}` in {}", a.model))?;
         if !g.producers.contains(want) || !g.prunable {
             bail!(
                 "`{want}` does not produce a prunable channel group{}",
@@ -83,7 +89,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
         }
     }
     if targets.is_empty() {
-        bail!("{} has no prunable channel groups", a.model.display());
+        bail!("{} has no prunable channel groups", a.model);
     }
     let mut groups = Vec::new();
     for (producer, channels) in targets {

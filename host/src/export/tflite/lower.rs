@@ -320,7 +320,6 @@ impl<'a> Lowering<'a> {
 
     fn lower_conv(&mut self, layer: &Layer) -> Result<Vec<String>> {
         let Op::Conv2d {
-            in_channels,
             out_channels,
             kernel,
             stride,
@@ -329,7 +328,10 @@ impl<'a> Lowering<'a> {
             ..
         } = layer.op
         else {
-            unreachable!()
+            bail!(
+                "layer `{}` is not the kind of layer this step lowers",
+                layer.name
+            )
         };
         let depthwise = layer.op.is_depthwise();
         if groups != 1 && !depthwise {
@@ -404,7 +406,6 @@ impl<'a> Lowering<'a> {
                 act,
             }
         } else {
-            let _ = in_channels;
             OpKind::Conv2d {
                 padding: pad_mode,
                 stride,
@@ -430,7 +431,10 @@ impl<'a> Lowering<'a> {
             ..
         } = layer.op
         else {
-            unreachable!()
+            bail!(
+                "layer `{}` is not the kind of layer this step lowers",
+                layer.name
+            )
         };
         let x = self.input_value(layer, 0)?;
         let w = self.model.effective_weight(layer, false)?;
