@@ -7,7 +7,8 @@ use pf::graph::InputSpec;
 use pf::model::{self, Model};
 use pf::zoo::{self, ZooConfig};
 
-fn model(name: &str, channels: usize, size: usize, width: f64) -> Model {
+/// A zoo model at seed 5 for `channels`×`size`×`size` inputs and 10 classes.
+pub fn model(name: &str, channels: usize, size: usize, width: f64) -> Model {
     let cfg = ZooConfig {
         input: InputSpec {
             channels,

@@ -5,9 +5,7 @@
 
 use crate::support::{stderr, tempdir};
 use candle_core::{DType, Device, Tensor};
-use pf::graph::InputSpec;
 use pf::model::Model;
-use pf::zoo::{self, ZooConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -101,16 +99,7 @@ fn random(shape: &[usize], seed: u64) -> Tensor {
 /// A zoo model with non-trivial batch-norm statistics and biases, so that
 /// folding is really exercised.
 fn zoo_model(name: &str, channels: usize, size: usize, width: f64) -> Model {
-    let cfg = ZooConfig {
-        input: InputSpec {
-            channels,
-            height: size,
-            width: size,
-        },
-        num_classes: 10,
-        width,
-    };
-    let mut m = Model::init(zoo::build(name, &cfg).unwrap(), 5, &Device::Cpu).unwrap();
+    let mut m = crate::surgery::model(name, channels, size, width);
     let keys: Vec<String> = m.buffers.keys().cloned().collect();
     for (i, k) in keys.iter().enumerate() {
         let t = &m.buffers[k];
@@ -259,7 +248,7 @@ fn a_pruned_model_exports_smaller_with_the_same_operators_and_litert_agrees() {
 
 #[test]
 fn unexportable_models_and_damaged_files_get_clear_errors() {
-    use pf::graph::{Graph, Layer, Op};
+    use pf::graph::{Graph, InputSpec, Layer, Op};
     // A batch norm straight after the input has no convolution to fold into.
     let graph = Graph {
         name: "odd".into(),

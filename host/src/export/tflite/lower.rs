@@ -211,6 +211,11 @@ impl<'a> Lowering<'a> {
         self.out.tensors.len() - 1
     }
 
+    /// A float32 constant.
+    fn constant(&mut self, name: String, shape: Vec<i32>, values: &[f32]) -> usize {
+        self.tensor(name, shape, DType::F32, Some(f32_bytes(values)))
+    }
+
     fn activation_tensor(&mut self, name: &str, shape: Shape) -> usize {
         let s = match shape {
             Shape::Map { c, h, w } => vec![1, h as i32, w as i32, c as i32],
@@ -385,17 +390,11 @@ impl<'a> Lowering<'a> {
         };
         let w_shape = dims(w.dims());
         let w_data = Self::floats(&w.contiguous()?)?;
-        let weights = self.tensor(
-            format!("{}/weights", layer.name),
-            w_shape,
-            DType::F32,
-            Some(f32_bytes(&w_data)),
-        );
-        let bias = self.tensor(
+        let weights = self.constant(format!("{}/weights", layer.name), w_shape, &w_data);
+        let bias = self.constant(
             format!("{}/bias", layer.name),
             vec![out_channels as i32],
-            DType::F32,
-            Some(f32_bytes(&Self::floats(&b)?)),
+            &Self::floats(&b)?,
         );
         let out_shape = self.shape_of(&last);
         let y = self.activation_tensor(&last, out_shape);
@@ -464,17 +463,15 @@ impl<'a> Lowering<'a> {
             }
             None => (layer.name.clone(), Activation::None),
         };
-        let weights = self.tensor(
+        let weights = self.constant(
             format!("{}/weights", layer.name),
             vec![out_features as i32, in_features as i32],
-            DType::F32,
-            Some(f32_bytes(&w_data)),
+            &w_data,
         );
-        let bias = self.tensor(
+        let bias = self.constant(
             format!("{}/bias", layer.name),
             vec![out_features as i32],
-            DType::F32,
-            Some(f32_bytes(&b)),
+            &b,
         );
         let shape = self.shape_of(&last);
         let y = self.activation_tensor(&last, shape);
