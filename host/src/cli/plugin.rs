@@ -130,15 +130,19 @@ impl LimitArgs {
         Ok(rt)
     }
 
-    fn runtime_without_policy(&self) -> Result<Runtime> {
-        let limits = Limits {
+    /// The sandbox limits these flags ask for.
+    pub fn limits(&self) -> Limits {
+        Limits {
             memory_bytes: self.plugin_memory.saturating_mul(1 << 20),
             fuel_per_call: self.plugin_fuel.saturating_mul(1_000_000),
             max_tensors: self.plugin_tensors,
             ..Limits::default()
-        };
+        }
+    }
+
+    fn runtime_without_policy(&self) -> Result<Runtime> {
         Runtime::new(
-            limits,
+            self.limits(),
             if self.no_cache {
                 None
             } else {

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use pf::plugin::{inspect, resolve, Runtime};
 use pf_manifest::{Manifest, RequestedLimits, Source};
-use pf_registry::admission::{Candidate, Grant, Provenance};
+use pf_registry::admission::{Candidate, Provenance};
 use pf_registry::index::{parse_spec, Package, Registry};
 use pf_registry::keys::{PublicKey, SecretKey, SignatureFile};
 use pf_registry::lock::Lock;
@@ -441,7 +441,6 @@ pub fn run_verify(a: VerifyArgs) -> Result<()> {
         std::fs::read(&path).with_context(|| format!("cannot read plugin {}", path.display()))?;
     let inspection =
         inspect::inspect(&bytes).with_context(|| format!("plugin {}", path.display()))?;
-    let [memory, fuel, tensors] = a.limits.values();
     let admitted = gate
         .admit(
             &Candidate {
@@ -450,12 +449,7 @@ pub fn run_verify(a: VerifyArgs) -> Result<()> {
                 kind: inspection.kind,
                 contract: &inspection.contract,
             },
-            &Grant {
-                memory_mib: memory.div_ceil(1 << 20),
-                fuel_millions: fuel.div_ceil(1_000_000),
-                tensors: tensors as u32,
-                trials: None,
-            },
+            &a.limits.limits().grant(None),
         )
         .with_context(|| format!("plugin {}", path.display()))?;
     let trusted_any = !gate.policy.publishers.is_empty();
@@ -561,12 +555,7 @@ pub fn run_install(a: InstallArgs) -> Result<()> {
                 kind: inspection.kind,
                 contract: &inspection.contract,
             },
-            &Grant {
-                memory_mib: rt.limits.memory_bytes.div_ceil(1 << 20),
-                fuel_millions: rt.limits.fuel_per_call.div_ceil(1_000_000),
-                tensors: rt.limits.max_tensors,
-                trials: None,
-            },
+            &rt.limits.grant(None),
         )
         .with_context(|| format!("installing {name}@{version}"))?;
     let store =

@@ -34,6 +34,17 @@ impl Default for Limits {
 }
 
 impl Limits {
+    /// What these limits give a plugin, in the admission policy's units,
+    /// for a search of `trials` (if any).
+    pub fn grant(&self, trials: Option<u32>) -> pf_registry::admission::Grant {
+        pf_registry::admission::Grant {
+            memory_mib: self.memory_bytes.div_ceil(1 << 20),
+            fuel_millions: self.fuel_per_call.div_ceil(1_000_000),
+            tensors: self.max_tensors,
+            trials,
+        }
+    }
+
     /// Most elements all live tensors of one instance may hold together.
     pub fn max_live_elements(&self) -> u64 {
         self.max_tensor_elements * 4

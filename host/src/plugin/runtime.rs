@@ -11,7 +11,7 @@ use super::limits::Limits;
 use super::state::PluginState;
 use crate::model::{Measure, Target};
 use anyhow::{bail, Context, Result};
-use pf_registry::admission::{Admitted, Candidate, Gate, Grant};
+use pf_registry::admission::{Admitted, Candidate, Gate};
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -204,12 +204,7 @@ impl Runtime {
                     kind: inspection.kind,
                     contract: &inspection.contract,
                 },
-                &Grant {
-                    memory_mib: self.limits.memory_bytes.div_ceil(1 << 20),
-                    fuel_millions: self.limits.fuel_per_call.div_ceil(1_000_000),
-                    tensors: self.limits.max_tensors,
-                    trials: self.search_budget,
-                },
+                &self.limits.grant(self.search_budget),
             )
             .map_err(anyhow::Error::from)?;
         if !SUPPORTED_CONTRACTS.contains(&inspection.contract.as_str()) {
