@@ -260,6 +260,19 @@ impl<'a> Lowering<'a> {
         Some((reader, act))
     }
 
+    /// Fuses the activation that reads only `name`, if any: returns the
+    /// layer whose output the fused operator produces, and the activation;
+    /// the activation layer joins `consumed`.
+    fn fuse_activation(&self, name: &str, consumed: &mut Vec<String>) -> (String, Activation) {
+        match self.fusable_activation(name) {
+            Some((l, a)) => {
+                consumed.push(l.name.clone());
+                (l.name.clone(), a)
+            }
+            None => (name.to_string(), Activation::None),
+        }
+    }
+
     fn input_value(&self, layer: &Layer, i: usize) -> Result<Value> {
         let name = &layer.inputs[i];
         self.values.get(name).copied().with_context(|| {
@@ -370,15 +383,7 @@ impl<'a> Lowering<'a> {
                 (w, b)
             }
         };
-        let act = match self.fusable_activation(last) {
-            Some((l, a)) => {
-                consumed.push(l.name.clone());
-                last = &l.name;
-                a
-            }
-            None => Activation::None,
-        };
-        let last = last.to_string();
+        let (last, act) = self.fuse_activation(last, &mut consumed);
         let (input, pad_mode) =
             self.spatial_padding(layer, x, kernel, stride, padding, "convolution")?;
         // pf: O × I/g × kh × kw. TFLite conv: O × kh × kw × I; depthwise:
@@ -456,13 +461,7 @@ impl<'a> Lowering<'a> {
             None => vec![0.0; out_features],
         };
         let mut consumed = vec![layer.name.clone()];
-        let (last, act) = match self.fusable_activation(&layer.name) {
-            Some((l, a)) => {
-                consumed.push(l.name.clone());
-                (l.name.clone(), a)
-            }
-            None => (layer.name.clone(), Activation::None),
-        };
+        let (last, act) = self.fuse_activation(&layer.name, &mut consumed);
         let weights = self.constant(
             format!("{}/weights", layer.name),
             vec![out_features as i32, in_features as i32],
@@ -494,13 +493,7 @@ impl<'a> Lowering<'a> {
 
     fn lower_add(&mut self, layer: &Layer) -> Result<Vec<String>> {
         let mut consumed = vec![layer.name.clone()];
-        let (last, act) = match self.fusable_activation(&layer.name) {
-            Some((l, a)) => {
-                consumed.push(l.name.clone());
-                (l.name.clone(), a)
-            }
-            None => (layer.name.clone(), Activation::None),
-        };
+        let (last, act) = self.fuse_activation(&layer.name, &mut consumed);
         let shape = self.shape_of(&layer.name);
         let mut acc = self.input_value(layer, 0)?.tensor;
         for i in 1..layer.inputs.len() {
