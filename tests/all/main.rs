@@ -16,5 +16,6 @@ mod registry;
 mod support;
 mod surgery;
 mod tflite;
+mod tflite_int8;
 mod training;
 mod zoo;

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The Python with LiteRT that scripts/test.sh set up (or `$PF_LITERT_PYTHON`).
-fn litert_python() -> PathBuf {
+pub fn litert_python() -> PathBuf {
     if let Some(p) = std::env::var_os("PF_LITERT_PYTHON") {
         return PathBuf::from(p);
     }
@@ -82,7 +82,7 @@ pub fn run_litert(model: &Path, x: &Tensor, reference: bool) -> LiteRt {
     }
 }
 
-fn random(shape: &[usize], seed: u64) -> Tensor {
+pub fn random(shape: &[usize], seed: u64) -> Tensor {
     let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let n: usize = shape.iter().product();
     let v: Vec<f32> = (0..n)
@@ -98,7 +98,7 @@ fn random(shape: &[usize], seed: u64) -> Tensor {
 
 /// A zoo model with non-trivial batch-norm statistics and biases, so that
 /// folding is really exercised.
-fn zoo_model(name: &str, channels: usize, size: usize, width: f64) -> Model {
+pub fn zoo_model(name: &str, channels: usize, size: usize, width: f64) -> Model {
     let mut m = crate::surgery::model(name, channels, size, width);
     let keys: Vec<String> = m.buffers.keys().cloned().collect();
     for (i, k) in keys.iter().enumerate() {

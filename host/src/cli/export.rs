@@ -1,14 +1,16 @@
 //! `pf export`.
 
 use super::common::{print_json, ZooArgs};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
+use pf::data::{DataSource, LoadOptions, Normalization};
+use pf::export::tflite::{self, litert, quantize, verify};
 use std::path::PathBuf;
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum Format {
-    /// TensorFlow Lite FlatBuffers (float32).
+    /// TensorFlow Lite FlatBuffers (float32, or int8 with --int8).
     Tflite,
 }
 
@@ -24,9 +26,53 @@ pub struct ExportArgs {
     /// Where to write the file (written atomically).
     #[arg(long, short = 'o', value_name = "FILE")]
     output: PathBuf,
+    /// Full-integer export: int8 weights (symmetric, per channel), int32
+    /// biases and int8 activations (asymmetric, per tensor). Activation
+    /// ranges come from the model's quantization-aware training where it
+    /// has activation quantizers, otherwise from --calibration-images
+    /// training images of --data.
+    #[arg(long)]
+    int8: bool,
+    /// With --int8: int8 input and output tensors (the caller quantizes
+    /// with the file's scale and zero point), instead of float ones wrapped
+    /// in QUANTIZE and DEQUANTIZE.
+    #[arg(long, requires = "int8")]
+    int8_io: bool,
+    /// Data for calibration (training split) and --verify (test split):
+    /// `digits`, `mnist:DIR`, `cifar10:DIR` or `folder:DIR`. Images are
+    /// normalised with the training split's statistics, as in training.
+    #[arg(long, value_name = "SOURCE", default_value = "digits")]
+    data: DataSource,
+    /// Fraction of the training files held out for validation (as in
+    /// training; calibration draws from the rest).
+    #[arg(long, default_value_t = 0.1, value_name = "F")]
+    val_fraction: f64,
+    /// Side length images of an image folder are resized to.
+    #[arg(long, default_value_t = 32, value_name = "PX")]
+    image_size: usize,
+    /// Training images whose activations set the int8 ranges.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    calibration_images: usize,
+    /// After writing, run the file in LiteRT on the test split and compare
+    /// it with pf: accuracies, top-1 agreement and the largest output
+    /// difference.
+    #[arg(long)]
+    verify: bool,
+    /// Test images --verify uses [default: all].
+    #[arg(long, value_name = "N")]
+    verify_images: Option<usize>,
+    /// LiteRT kernels --verify runs with.
+    #[arg(long, value_enum, default_value = "xnnpack")]
+    kernels: litert::Kernels,
+    /// Python with the `ai-edge-litert` package, for --verify [default:
+    /// $PF_LITERT_PYTHON, else target/litert-venv of this pf's checkout,
+    /// else python3].
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
     #[command(flatten)]
     zoo: ZooArgs,
-    /// Seed of a zoo architecture's initial weights.
+    /// Seed of a zoo architecture's initial weights, and of the choice of
+    /// calibration images.
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Print the result as JSON.
@@ -36,23 +82,116 @@ pub struct ExportArgs {
 
 /// Runs `pf export`.
 pub fn run(a: ExportArgs) -> Result<()> {
+    if a.int8 && a.calibration_images == 0 {
+        bail!("--calibration-images must be at least 1");
+    }
     let model = a.zoo.load_or_init(&a.model, a.seed)?;
-    let bytes = match a.format {
-        Format::Tflite => pf::export::tflite::export(&model, &a.output)
-            .with_context(|| format!("exporting {} to {}", a.model, a.output.display()))?,
+    let needs_data = a.int8 || a.verify;
+    let data = if needs_data {
+        let splits = pf::data::load(
+            &a.data,
+            &LoadOptions {
+                val_fraction: a.val_fraction,
+                image_size: a.image_size,
+            },
+        )
+        .with_context(|| format!("loading data `{}`", a.data))?;
+        let [c, h, w] = splits.train.shape;
+        let m = model.graph.input;
+        if (m.channels, m.height, m.width) != (c, h, w) {
+            bail!(
+                "{} expects {}×{}×{} inputs but --data {} is {c}×{h}×{w}; pass the data the model was trained on",
+                a.model,
+                m.channels,
+                m.height,
+                m.width,
+                a.data
+            );
+        }
+        let norm = Normalization::of(&splits.train);
+        Some((splits, norm))
+    } else {
+        None
+    };
+    let device = model.device().clone();
+    let graph = match (&a.format, a.int8, &data) {
+        (Format::Tflite, false, _) => tflite::lower::lower(&model),
+        (Format::Tflite, true, Some((splits, norm))) => {
+            let bar = pf::progress::spinner(
+                &format!("calibrating on {} training images", a.calibration_images),
+                !a.json,
+            );
+            let batches: Vec<_> = verify::image_batches(
+                &splits.train,
+                norm,
+                Some(a.calibration_images),
+                a.seed,
+                64,
+                &device,
+            )?
+            .into_iter()
+            .map(|(x, _)| x)
+            .collect();
+            let g = quantize::lower_int8(
+                &model,
+                &batches,
+                &quantize::Int8Options { int8_io: a.int8_io },
+            );
+            bar.finish_and_clear();
+            g
+        }
+        (Format::Tflite, true, None) => unreachable!("data is loaded for --int8"),
+    }
+    .with_context(|| format!("exporting {} to {}", a.model, a.output.display()))?;
+    let bytes = tflite::write::serialize(&graph, &model.graph.name);
+    tflite::write_file(&bytes, &a.output)?;
+    let precision = if a.int8 { "int8" } else { "float32" };
+    let verification = match (&data, a.verify) {
+        (Some((splits, norm)), true) => {
+            let bar = pf::progress::spinner(
+                &format!("running {} in LiteRT and pf", a.output.display()),
+                !a.json,
+            );
+            let batches =
+                verify::image_batches(&splits.test, norm, a.verify_images, a.seed, 256, &device)?;
+            let python = litert::python(a.python.as_deref());
+            let v = verify::verify(&python, &a.output, &graph, &model, &batches, a.kernels);
+            bar.finish_and_clear();
+            Some(v.with_context(|| format!("verifying {}", a.output.display()))?)
+        }
+        _ => None,
     };
     if a.json {
         return print_json(&serde_json::json!({
             "model": model.graph.name,
             "format": "tflite",
+            "precision": precision,
+            "int8_io": a.int8_io,
             "path": a.output,
-            "bytes": bytes,
+            "bytes": bytes.len(),
+            "operators": graph.ops.len(),
+            "verification": verification,
         }));
     }
     println!(
-        "wrote {} ({} bytes, float32 TFLite)",
+        "wrote {} ({} bytes, {precision} TFLite, {} operators)",
         a.output.display(),
-        bytes
+        bytes.len(),
+        graph.ops.len()
     );
+    if let Some(v) = verification {
+        println!(
+            "verified on {} test images of {}: float model {:.2}%, pf ({}) {:.2}%, LiteRT {:.2}%; top-1 agreement {:.2}%, largest output difference {:.3e} (outputs up to {:.3})",
+            v.images,
+            a.data,
+            v.float_accuracy * 100.0,
+            if a.int8 { "simulated int8" } else { "this graph" },
+            v.pf_accuracy * 100.0,
+            v.litert_accuracy * 100.0,
+            v.agreement * 100.0,
+            v.max_abs_diff,
+            v.max_abs_output
+        );
+    }
     Ok(())
 }

@@ -29,6 +29,31 @@ pub enum DType {
     F32,
     /// 32-bit integer (shapes, paddings, axes, biases of int8 ops).
     I32,
+    /// 8-bit integer (weights and activations of full-integer models).
+    I8,
+}
+
+/// Affine quantization of a tensor: `real = scale · (q − zero_point)`, one
+/// pair per tensor or, for weights, one per slice along `axis`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quant {
+    /// Scale of each slice (one entry when per tensor).
+    pub scale: Vec<f32>,
+    /// Zero point of each slice.
+    pub zero_point: Vec<i64>,
+    /// The axis the slices run along (TFLite's `quantized_dimension`).
+    pub axis: usize,
+}
+
+impl Quant {
+    /// Per-tensor parameters.
+    pub fn per_tensor(scale: f32, zero_point: i64) -> Quant {
+        Quant {
+            scale: vec![scale],
+            zero_point: vec![zero_point],
+            axis: 0,
+        }
+    }
 }
 
 /// One tensor of the lowered graph.
@@ -42,6 +67,9 @@ pub struct TensorDef {
     pub dtype: DType,
     /// Constant contents, little-endian; `None` for activations.
     pub data: Option<Vec<u8>>,
+    /// Quantization parameters of an integer tensor that stands for real
+    /// values; `None` for float tensors and plain integers (shapes, axes).
+    pub quant: Option<Quant>,
 }
 
 /// Fused activation.
@@ -124,6 +152,10 @@ pub enum OpKind {
     },
     /// `SOFTMAX`, β = 1.
     Softmax,
+    /// `QUANTIZE`: float to int8, with the output tensor's parameters.
+    Quantize,
+    /// `DEQUANTIZE`: int8 to float.
+    Dequantize,
 }
 
 /// One operator: what it does, and its input and output tensors.
@@ -170,11 +202,11 @@ struct Lowering<'a> {
     values: HashMap<String, Value>,
 }
 
-fn f32_bytes(v: &[f32]) -> Vec<u8> {
+pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
-fn i32_bytes(v: &[i32]) -> Vec<u8> {
+pub(crate) fn i32_bytes(v: &[i32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
@@ -183,7 +215,11 @@ fn dims(v: &[usize]) -> Vec<i32> {
 }
 
 /// Padding per side (top, bottom, left, right) that TFLite's SAME uses.
-fn same_padding(input: [usize; 2], kernel: [usize; 2], stride: [usize; 2]) -> [usize; 4] {
+pub(crate) fn same_padding(
+    input: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+) -> [usize; 4] {
     let mut p = [0; 4];
     for axis in 0..2 {
         let out = input[axis].div_ceil(stride[axis]);
@@ -207,6 +243,7 @@ impl<'a> Lowering<'a> {
             shape,
             dtype,
             data,
+            quant: None,
         });
         self.out.tensors.len() - 1
     }

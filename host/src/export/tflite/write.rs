@@ -120,6 +120,40 @@ fn code_and_options(kind: &OpKind) -> (fb::BuiltinOperator, Option<fb::BuiltinOp
                 beta: 1.0,
             }))),
         ),
+        OpKind::Quantize => (B::Quantize, None),
+        OpKind::Dequantize => (B::Dequantize, None),
+    }
+}
+
+/// The operator version a reader needs, from TFLite's versioning rules
+/// (`tools/versioning/op_version.cc`): int8 kernels came in later versions
+/// than float ones. `int8` says whether the operator's data input or output is int8.
+fn version(kind: &OpKind, int8: bool) -> i32 {
+    if !int8 {
+        return 1;
+    }
+    match kind {
+        // Per-channel int8 weights.
+        OpKind::Conv2d { .. } | OpKind::DepthwiseConv2d { .. } => 3,
+        OpKind::FullyConnected { .. } => 4,
+        OpKind::Add { .. }
+        | OpKind::MaxPool { .. }
+        | OpKind::AvgPool { .. }
+        | OpKind::Mean
+        | OpKind::Softmax
+        | OpKind::Dequantize => 2,
+        OpKind::Pad => 3,
+        OpKind::Reshape { .. } => 1,
+        // Float input; version 2 is the one with int8 output.
+        OpKind::Quantize => 2,
+    }
+}
+
+fn tensor_type(d: DType) -> fb::TensorType {
+    match d {
+        DType::F32 => fb::TensorType::Float32,
+        DType::I32 => fb::TensorType::Int32,
+        DType::I8 => fb::TensorType::Int8,
     }
 }
 
@@ -141,26 +175,43 @@ pub fn serialize(g: &Lowered, name: &str) -> Vec<u8> {
             };
             fb::Tensor {
                 shape: Some(t.shape.clone()),
-                type_: match t.dtype {
-                    DType::F32 => fb::TensorType::Float32,
-                    DType::I32 => fb::TensorType::Int32,
-                },
+                type_: tensor_type(t.dtype),
                 buffer,
                 name: Some(t.name.clone()),
-                quantization: None,
+                quantization: t.quant.as_ref().map(|q| {
+                    Box::new(fb::QuantizationParameters {
+                        min: None,
+                        max: None,
+                        scale: Some(q.scale.clone()),
+                        zero_point: Some(q.zero_point.clone()),
+                        quantized_dimension: q.axis as i32,
+                    })
+                }),
             }
         })
         .collect();
-    let mut codes: Vec<fb::BuiltinOperator> = Vec::new();
+    // Each operator code once, at the highest version any of its uses needs.
+    let mut codes: Vec<(fb::BuiltinOperator, i32)> = Vec::new();
     let operators: Vec<fb::Operator> = g
         .ops
         .iter()
         .map(|op| {
             let (code, options) = code_and_options(&op.kind);
-            let index = codes.iter().position(|c| *c == code).unwrap_or_else(|| {
-                codes.push(code);
-                codes.len() - 1
-            });
+            let int8 = [op.inputs.first(), op.outputs.first()]
+                .into_iter()
+                .flatten()
+                .any(|&i| g.tensors[i].dtype == DType::I8);
+            let v = version(&op.kind, int8);
+            let index = match codes.iter().position(|(c, _)| *c == code) {
+                Some(i) => {
+                    codes[i].1 = codes[i].1.max(v);
+                    i
+                }
+                None => {
+                    codes.push((code, v));
+                    codes.len() - 1
+                }
+            };
             fb::Operator {
                 opcode_index: index as u32,
                 inputs: Some(op.inputs.iter().map(|&i| i as i32).collect()),
@@ -174,11 +225,11 @@ pub fn serialize(g: &Lowered, name: &str) -> Vec<u8> {
         operator_codes: Some(
             codes
                 .iter()
-                .map(|&c| fb::OperatorCode {
+                .map(|&(c, version)| fb::OperatorCode {
                     // Readers older than the 32-bit field look here; codes
                     // above 127 are stored as 127 (PLACEHOLDER_FOR_GREATER_OP_CODES).
                     deprecated_builtin_code: (c as i32).min(127) as i8,
-                    version: 1,
+                    version,
                     builtin_code: c,
                 })
                 .collect(),

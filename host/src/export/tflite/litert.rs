@@ -1,0 +1,207 @@
+//! Running `.tflite` files in the official LiteRT interpreter (pip
+//! `ai-edge-litert`), through small Python scripts embedded in pf: timing a
+//! file ([`bench`]) and computing its outputs on samples ([`infer`]).
+//!
+//! pf never interprets TFLite itself; LiteRT is the judge of every file.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BENCH_SCRIPT: &str = include_str!("bench.py");
+const INFER_SCRIPT: &str = include_str!("infer.py");
+
+/// Which LiteRT kernels run a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum Kernels {
+    /// The optimised CPU kernels (XNNPACK), as deployed.
+    Xnnpack,
+    /// The reference kernels (slow; for checking, not timing deployments).
+    Reference,
+}
+
+impl Kernels {
+    fn arg(self) -> &'static str {
+        match self {
+            Kernels::Xnnpack => "xnnpack",
+            Kernels::Reference => "reference",
+        }
+    }
+}
+
+/// The Python that has LiteRT: `explicit`, else `$PF_LITERT_PYTHON`, else
+/// `target/litert-venv` of the pf checkout this binary was built in (which
+/// `scripts/test.sh` sets up), else `python3`.
+pub fn python(explicit: Option<&Path>) -> PathBuf {
+    if let Some(p) = explicit {
+        return p.to_path_buf();
+    }
+    if let Some(p) = std::env::var_os("PF_LITERT_PYTHON") {
+        return PathBuf::from(p);
+    }
+    if let Some(venv) = std::env::current_exe()
+        .ok()
+        .and_then(|e| e.canonicalize().ok())
+        .and_then(|e| crate::plugin::build::find_repo_root(&e))
+        .map(|r| r.join("target/litert-venv/bin/python"))
+        .filter(|p| p.is_file())
+    {
+        return venv;
+    }
+    PathBuf::from("python3")
+}
+
+/// Runs an embedded script with `args`; turns a missing Python or LiteRT,
+/// or a failure, into an error that says what to do.
+fn run_script(
+    python: &Path,
+    script: &str,
+    name: &str,
+    args: &[&std::ffi::OsStr],
+) -> Result<Output> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join(name);
+    std::fs::write(&path, script)?;
+    let out = Command::new(python)
+        .arg(&path)
+        .args(args)
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {}; install LiteRT with `pip install ai-edge-litert` (scripts/test.sh sets up target/litert-venv) or pass --python",
+                python.display()
+            )
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("No module named 'ai_edge_litert'") {
+            bail!(
+                "{} has no LiteRT: `{} -m pip install ai-edge-litert`, or pass --python / set PF_LITERT_PYTHON",
+                python.display(),
+                python.display()
+            );
+        }
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("(no message)");
+        bail!("LiteRT failed: {last}");
+    }
+    Ok(out)
+}
+
+/// What [`bench`] measured.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Timing {
+    /// The `ai-edge-litert` version.
+    pub litert: String,
+    /// Operators LiteRT built, in execution order.
+    pub ops: Vec<String>,
+    /// The input's shape.
+    pub input_shape: Vec<i64>,
+    /// The input's element type (`float32`, `int8`).
+    pub input_type: String,
+    /// Interpreter threads.
+    pub threads: usize,
+    /// Untimed runs first.
+    pub warmup: usize,
+    /// Kernels used.
+    pub kernels: Kernels,
+    /// Every timed run, in milliseconds, in order.
+    pub runs_ms: Vec<f64>,
+}
+
+impl Timing {
+    /// The `q`-quantile of the runs (0.5: the median), in milliseconds.
+    pub fn quantile_ms(&self, q: f64) -> f64 {
+        let mut t = self.runs_ms.clone();
+        t.sort_by(|a, b| a.total_cmp(b));
+        if t.is_empty() {
+            return f64::NAN;
+        }
+        t[((t.len() - 1) as f64 * q.clamp(0.0, 1.0)).round() as usize]
+    }
+}
+
+/// Times `file` in LiteRT: `warmup` untimed runs, then `runs` timed ones,
+/// with `threads` interpreter threads. Inputs are zeros (latency does not
+/// depend on their values).
+pub fn bench(
+    python: &Path,
+    file: &Path,
+    runs: usize,
+    warmup: usize,
+    threads: usize,
+    kernels: Kernels,
+) -> Result<Timing> {
+    if runs == 0 || threads == 0 {
+        bail!("LiteRT timing needs at least one run and one thread");
+    }
+    let out = run_script(
+        python,
+        BENCH_SCRIPT,
+        "bench.py",
+        &[
+            file.as_os_str(),
+            runs.to_string().as_ref(),
+            warmup.to_string().as_ref(),
+            threads.to_string().as_ref(),
+            kernels.arg().as_ref(),
+        ],
+    )
+    .with_context(|| format!("timing {} in LiteRT", file.display()))?;
+    serde_json::from_slice(&out.stdout).with_context(|| {
+        format!(
+            "unexpected output from the LiteRT timing script: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    })
+}
+
+/// Runs `file` in LiteRT on `n` samples (`samples` holds them NHWC, float32,
+/// one after another) and returns the float outputs, one vector per sample.
+/// An int8 input is quantized, and an int8 output dequantized, with the
+/// file's own parameters.
+pub fn infer(
+    python: &Path,
+    file: &Path,
+    samples: &[f32],
+    n: usize,
+    kernels: Kernels,
+) -> Result<Vec<Vec<f32>>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let dir = tempfile::tempdir()?;
+    let inputs = dir.path().join("inputs.f32");
+    let outputs = dir.path().join("outputs.f32");
+    let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&inputs, bytes)?;
+    run_script(
+        python,
+        INFER_SCRIPT,
+        "infer.py",
+        &[
+            file.as_os_str(),
+            inputs.as_os_str(),
+            outputs.as_os_str(),
+            kernels.arg().as_ref(),
+        ],
+    )
+    .with_context(|| format!("running {} in LiteRT", file.display()))?;
+    let raw = std::fs::read(&outputs)?;
+    let values: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if values.is_empty() || values.len() % n != 0 {
+        bail!("LiteRT returned {} values for {n} samples", values.len());
+    }
+    Ok(values
+        .chunks(values.len() / n)
+        .map(<[f32]>::to_vec)
+        .collect())
+}

@@ -1,0 +1,224 @@
+//! Full-integer (int8) TFLite export, checked by LiteRT: every zoo model
+//! loads and runs, and LiteRT computes what pf's simulated-quantization
+//! forward pass predicts; a trained CNN keeps its accuracy; trained
+//! activation ranges are used as they are.
+
+use crate::support::{json, pf, stderr, tempdir};
+use crate::tflite::{litert_python, random, run_litert, zoo_model};
+use pf::export::tflite::lower::{self, DType};
+use pf::export::tflite::quantize::{self, Int8Options};
+use pf::export::tflite::{simulate, write};
+
+#[test]
+fn pf_evaluates_the_lowered_float_graph_as_its_own_forward_pass() {
+    // The simulation is what calibrates int8 export; on a float graph it
+    // must be the model itself.
+    for (name, channels, size, width) in [
+        ("digits_cnn", 1, 8, 1.0),
+        ("lenet", 1, 28, 1.0),
+        ("resnet20", 3, 32, 1.0),
+        ("mobilenet_v1", 3, 64, 0.5),
+        ("mobilenet_v2", 3, 64, 0.5),
+    ] {
+        let m = zoo_model(name, channels, size, width);
+        let g = lower::lower(&m).unwrap();
+        let x = random(&[2, channels, size, size], 9);
+        let ours = m.forward_inference(&x).unwrap().to_vec2::<f32>().unwrap();
+        let sim = simulate::evaluate(&g, &x, false)
+            .unwrap()
+            .output
+            .to_vec2::<f32>()
+            .unwrap();
+        for (a, b) in ours.iter().zip(&sim) {
+            let scale = a.iter().fold(1f32, |m, v| m.max(v.abs()));
+            for (x, y) in a.iter().zip(b) {
+                assert!((x - y).abs() <= 1e-4 * scale, "{name}: {x} vs {y}");
+            }
+        }
+    }
+}
+
+#[test]
+fn every_zoo_model_exports_at_int8_and_litert_computes_what_pf_simulates() {
+    for (name, channels, size, width) in [
+        ("digits_cnn", 1, 8, 1.0),
+        ("lenet", 1, 28, 1.0),
+        ("resnet20", 3, 32, 1.0),
+        ("resnet32", 3, 16, 1.0),
+        ("resnet44", 3, 16, 1.0),
+        ("resnet56", 3, 16, 1.0),
+        ("mobilenet_v1", 3, 64, 0.5),
+        ("mobilenet_v2", 3, 64, 0.5),
+    ] {
+        let m = zoo_model(name, channels, size, width);
+        let calibration: Vec<_> = (0..2)
+            .map(|i| random(&[8, channels, size, size], 300 + i))
+            .collect();
+        let g = quantize::lower_int8(&m, &calibration, &Int8Options::default())
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        // Every tensor between the QUANTIZE and the DEQUANTIZE is int8 or
+        // an int32 bias (or shape); no float arithmetic is left.
+        for op in &g.ops[1..g.ops.len() - 1] {
+            for &t in op.inputs.iter().chain(&op.outputs) {
+                let t = &g.tensors[t];
+                assert!(t.dtype != DType::F32, "{name}: `{}` is float", t.name);
+            }
+        }
+        let dir = tempdir();
+        let path = dir.path().join("int8.tflite");
+        let bytes = write::serialize(&g, name);
+        std::fs::write(&path, &bytes).unwrap();
+        let float_bytes = pf::export::tflite::to_bytes(&m).unwrap().len();
+        assert!(
+            bytes.len() * 10 < float_bytes * 4,
+            "{name}: int8 file {} bytes, float {float_bytes}",
+            bytes.len()
+        );
+
+        let x = random(&[6, channels, size, size], 77);
+        let sim = simulate::evaluate(&g, &x, false)
+            .unwrap()
+            .output
+            .to_vec2::<f32>()
+            .unwrap();
+        let lite = run_litert(&path, &x, false);
+        // (XNNPACK takes the operators over, so read them from the file.)
+        let ops = pf::export::tflite::check::read(&bytes).unwrap().ops;
+        assert_eq!(ops.first().map(String::as_str), Some("QUANTIZE"));
+        assert_eq!(ops.last().map(String::as_str), Some("DEQUANTIZE"));
+        assert!(!lite.outputs.is_empty());
+        // On the output grid, LiteRT and pf may differ where a value sits on
+        // a rounding boundary, which moves it by a step, and such steps can
+        // add up over layers (random weights make many boundaries).
+        let out = &g.tensors[g.ops.last().unwrap().inputs[0]];
+        let step = out.quant.as_ref().unwrap().scale[0];
+        let (mut off, mut total) = (0usize, 0usize);
+        for (a, b) in sim.iter().zip(&lite.outputs) {
+            for (x, y) in a.iter().zip(b) {
+                let steps = ((x - y).abs() / step).round() as usize;
+                assert!(
+                    steps <= 4,
+                    "{name}: pf {x} vs LiteRT {y} ({steps} steps of {step})"
+                );
+                off += usize::from(steps > 0);
+                total += 1;
+            }
+        }
+        // One-step differences come from rounding (XNNPACK requantizes in
+        // float, pf rounds in float); a wrong scale or zero point would
+        // move most outputs by many steps.
+        assert!(
+            off * 2 <= total,
+            "{name}: {off} of {total} outputs differ from pf's simulation"
+        );
+    }
+}
+
+#[test]
+fn a_trained_cnn_at_int8_keeps_its_accuracy_and_litert_agrees_with_pf() {
+    let dir = tempdir();
+    let model = dir.path().join("digits.pf");
+    let o = pf()
+        .args(["train", "--epochs", "6", "--seed", "3", "-o"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for io in [&[][..], &["--int8-io"][..]] {
+        let file = dir.path().join("digits-int8.tflite");
+        let o = pf()
+            .arg("export")
+            .arg(&model)
+            .arg("-o")
+            .arg(&file)
+            .args(["--int8", "--verify", "--json"])
+            .args(io)
+            .env("PF_LITERT_PYTHON", litert_python())
+            .output()
+            .unwrap();
+        let r = json(&o);
+        let v = &r["verification"];
+        let f = |k: &str| v[k].as_f64().unwrap();
+        assert_eq!(v["images"], 360, "the whole test split");
+        assert!(f("float_accuracy") > 0.9, "{v}");
+        assert!(f("agreement") >= 0.99, "LiteRT and pf disagree: {v}");
+        assert!(
+            (f("litert_accuracy") - f("float_accuracy")).abs() <= 0.005 + 1e-9,
+            "int8 lost accuracy: {v}"
+        );
+        let float = std::fs::metadata(&model).unwrap().len();
+        assert!(
+            r["bytes"].as_u64().unwrap() * 3 < float,
+            "the int8 file is not smaller: {r}"
+        );
+        let ops = pf::export::tflite::check::read(&std::fs::read(&file).unwrap())
+            .unwrap()
+            .ops;
+        assert_eq!(
+            ops.first().map(String::as_str) == Some("QUANTIZE"),
+            io.is_empty(),
+            "float input is wrapped in QUANTIZE only without --int8-io: {ops:?}"
+        );
+    }
+}
+
+#[test]
+fn trained_activation_ranges_set_the_int8_parameters() {
+    use pf::graph::{LayerQuant, Quantizer};
+    let mut m = zoo_model("digits_cnn", 1, 8, 1.0);
+    // The first activation layer gets a uniform activation quantizer with a
+    // trained range; export must use that range, not calibration's.
+    let relu = m
+        .graph
+        .layers
+        .iter()
+        .position(|l| l.op == pf::graph::Op::Relu)
+        .unwrap();
+    let name = m.graph.layers[relu].name.clone();
+    m.graph.layers[relu].quant = Some(LayerQuant {
+        weight: None,
+        activation: Some(Quantizer::Uniform {
+            bits: 8,
+            symmetric: false,
+            per_channel: false,
+        }),
+    });
+    m.ensure_quant_buffers().unwrap();
+    m.buffers.insert(
+        format!("{name}.act_range"),
+        candle_core::Tensor::new(&[0.0f32, 5.1], &candle_core::Device::Cpu).unwrap(),
+    );
+    let calibration = vec![random(&[8, 1, 8, 8], 1)];
+    let g = quantize::lower_int8(&m, &calibration, &Int8Options::default()).unwrap();
+    let t = g.tensors.iter().find(|t| t.name == name).unwrap();
+    let q = t.quant.as_ref().unwrap();
+    assert!((q.scale[0] - 5.1 / 255.0).abs() < 1e-7, "{q:?}");
+    assert_eq!(q.zero_point, vec![-128]);
+}
+
+#[test]
+fn int8_export_refuses_data_that_does_not_fit_the_model() {
+    let dir = tempdir();
+    let out = dir.path().join("x.tflite");
+    // The zoo LeNet takes 3×32×32 images by default; the default data
+    // (digits) is 1×8×8.
+    let o = pf()
+        .args(["export", "lenet", "--int8", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("3×32×32") && e.contains("1×8×8") && e.contains("--data"),
+        "{e}"
+    );
+    assert!(!e.contains("panicked") && !out.exists());
+    // --int8-io means nothing without --int8.
+    let o = pf()
+        .args(["export", "digits_cnn", "--int8-io", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success() && stderr(&o).contains("--int8"));
+}
