@@ -8,7 +8,7 @@
 //! | padding SAME cannot express | a `PAD` in front, then `VALID` |
 //! | add (+ ReLU) | `ADD`, activation fused |
 //! | max / average pool | `MAX_POOL_2D` / `AVERAGE_POOL_2D` (padding as for convs; TFLite's SAME, like pf, leaves padded cells out) |
-//! | global average pool | `MEAN` over height and width |
+//! | global average pool | `MEAN` over height and width (without kept dimensions when a flatten follows) |
 //! | channel padding (ResNet option-A shortcut) | `PAD` on the channel axis |
 //! | flatten | `RESHAPE`; the next linear layer's columns are permuted from C·H·W to H·W·C order |
 //! | linear (+ ReLU) | `FULLY_CONNECTED` |
@@ -141,8 +141,12 @@ pub enum OpKind {
         /// Stride (rows, columns).
         stride: [usize; 2],
     },
-    /// `MEAN` over the axes in its second input, keeping dimensions.
-    Mean,
+    /// `MEAN` over the axes in its second input.
+    Mean {
+        /// Keep the reduced axes (as size 1); without, the result of a
+        /// mean over height and width is the `[1, C]` vector.
+        keep_dims: bool,
+    },
     /// `PAD` with the paddings in its second input.
     Pad,
     /// `RESHAPE` to the shape in its second input.
@@ -614,7 +618,17 @@ impl<'a> Lowering<'a> {
             }
             Op::GlobalAvgPool => {
                 let axes = self.tensor(format!("{}/axes", layer.name), vec![2], DType::I32, Some(i32_bytes(&[1, 2])));
-                self.emit_simple(layer, OpKind::Mean, vec![axes], None)?;
+                // A flatten that alone reads the mean is the mean without
+                // kept dimensions (one operator instead of MEAN + RESHAPE).
+                if let Some(flat) = self.only_reader(&layer.name).filter(|l| l.op == Op::Flatten) {
+                    let x = self.input_value(layer, 0)?;
+                    let shape = self.shape_of(&flat.name);
+                    let y = self.activation_tensor(&flat.name, shape);
+                    self.op(OpKind::Mean { keep_dims: false }, vec![x.tensor, axes], vec![y], &layer.name);
+                    self.values.insert(flat.name.clone(), Value { tensor: y, shape, flattened_from: None });
+                    return Ok(vec![layer.name.clone(), flat.name.clone()]);
+                }
+                self.emit_simple(layer, OpKind::Mean { keep_dims: true }, vec![axes], None)?;
                 Ok(vec![layer.name.clone()])
             }
             Op::PadChannels { before, after } => {

@@ -189,7 +189,7 @@ pub fn quantize(g: &Lowered, ranges: &Ranges, opts: &Int8Options) -> Result<Lowe
                 quantize_layer(&mut q, op, s_in)
                     .with_context(|| format!("quantizing layer `{}`", op.layer))?;
             }
-            OpKind::Add { .. } | OpKind::Mean => {}
+            OpKind::Add { .. } | OpKind::Mean { .. } => {}
             OpKind::Quantize | OpKind::Dequantize => {
                 bail!("the graph is already quantized")
             }

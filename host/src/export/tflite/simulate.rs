@@ -228,14 +228,19 @@ pub fn evaluate(g: &Lowered, images: &Tensor, keep_all: bool) -> Result<Evaluati
                 };
                 nn::pool::pool2d(&x, kind, *kernel, *stride, pad)?
             }
-            OpKind::Mean => {
+            OpKind::Mean { keep_dims } => {
                 if ints(1)? != [1, 2] {
                     bail!(
                         "operator for layer `{}`: only a mean over height and width is simulated",
                         op.layer
                     );
                 }
-                value(0)?.mean_keepdim(3)?.mean_keepdim(2)?
+                let m = value(0)?.mean_keepdim(3)?.mean_keepdim(2)?;
+                if *keep_dims {
+                    m
+                } else {
+                    m.flatten_from(1)?
+                }
             }
             OpKind::Pad => {
                 let p = ints(1)?;

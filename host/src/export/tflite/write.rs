@@ -1,7 +1,8 @@
 //! Serialising a lowered graph as a TFLite FlatBuffers file.
 //!
 //! Buffer 0 is the empty buffer TFLite reserves for tensors without data;
-//! every constant gets a buffer of its own. Operator codes are shared by all
+//! every constant gets a buffer of its own, and equal constants are written
+//! once. Operator codes are shared by all
 //! operators of a kind, as the format expects.
 
 use super::lower::{Activation, DType, Lowered, OpKind, Padding};
@@ -101,10 +102,10 @@ fn code_and_options(kind: &OpKind) -> (fb::BuiltinOperator, Option<fb::BuiltinOp
                 fused_activation_function: fb::ActivationFunctionType::None,
             }))),
         ),
-        OpKind::Mean => (
+        OpKind::Mean { keep_dims } => (
             B::Mean,
             Some(O::ReducerOptions(Box::new(fb::ReducerOptions {
-                keep_dims: true,
+                keep_dims: *keep_dims,
             }))),
         ),
         OpKind::Pad => (B::Pad, Some(O::PadOptions(Box::new(fb::PadOptions {})))),
@@ -139,7 +140,7 @@ fn version(kind: &OpKind, int8: bool) -> i32 {
         OpKind::Add { .. }
         | OpKind::MaxPool { .. }
         | OpKind::AvgPool { .. }
-        | OpKind::Mean
+        | OpKind::Mean { .. }
         | OpKind::Softmax
         | OpKind::Dequantize => 2,
         OpKind::Pad => 3,
@@ -159,9 +160,31 @@ fn tensor_type(d: DType) -> fb::TensorType {
 
 /// Serialises a lowered graph; `name` becomes the subgraph's name.
 pub fn serialize(g: &Lowered, name: &str) -> Vec<u8> {
+    // Equal constants (the zero biases of fresh or folded layers, repeated
+    // paddings and axes) are one tensor with one buffer, as TensorFlow's
+    // converter writes them: `file_index[i]` is tensor i's index in the file.
+    let mut file_index = vec![0usize; g.tensors.len()];
+    let mut kept: Vec<&super::lower::TensorDef> = Vec::new();
+    let mut seen: std::collections::HashMap<(&[u8], &[i32], String), usize> =
+        std::collections::HashMap::new();
+    for (i, t) in g.tensors.iter().enumerate() {
+        if let Some(d) = &t.data {
+            let key = (
+                d.as_slice(),
+                t.shape.as_slice(),
+                format!("{:?} {:?}", t.dtype, t.quant),
+            );
+            if let Some(&j) = seen.get(&key) {
+                file_index[i] = j;
+                continue;
+            }
+            seen.insert(key, kept.len());
+        }
+        file_index[i] = kept.len();
+        kept.push(t);
+    }
     let mut buffers = vec![fb::Buffer { data: None }];
-    let tensors: Vec<fb::Tensor> = g
-        .tensors
+    let tensors: Vec<fb::Tensor> = kept
         .iter()
         .map(|t| {
             let buffer = match &t.data {
@@ -214,8 +237,8 @@ pub fn serialize(g: &Lowered, name: &str) -> Vec<u8> {
             };
             fb::Operator {
                 opcode_index: index as u32,
-                inputs: Some(op.inputs.iter().map(|&i| i as i32).collect()),
-                outputs: Some(op.outputs.iter().map(|&i| i as i32).collect()),
+                inputs: Some(op.inputs.iter().map(|&i| file_index[i] as i32).collect()),
+                outputs: Some(op.outputs.iter().map(|&i| file_index[i] as i32).collect()),
                 builtin_options: options,
             }
         })
@@ -236,8 +259,8 @@ pub fn serialize(g: &Lowered, name: &str) -> Vec<u8> {
         ),
         subgraphs: Some(vec![fb::SubGraph {
             tensors: Some(tensors),
-            inputs: Some(vec![g.input as i32]),
-            outputs: Some(vec![g.output as i32]),
+            inputs: Some(vec![file_index[g.input] as i32]),
+            outputs: Some(vec![file_index[g.output] as i32]),
             operators: Some(operators),
             name: Some(name.to_string()),
         }]),
