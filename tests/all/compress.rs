@@ -442,6 +442,74 @@ fn an_unreachable_target_fails_every_trial_and_says_so() {
 }
 
 #[test]
+fn a_latency_target_times_every_candidate_in_litert_and_rejects_slow_ones() {
+    let python = crate::tflite::litert_python();
+    // A generous bound: every candidate is timed, and all meet it.
+    let dir = tempdir();
+    let mut args = search_args(dir.path(), 2, 5);
+    args.extend(
+        ["--target", "params=0.5", "--target", "latency=1000ms@1", "--json"].map(String::from),
+    );
+    let out = pf()
+        .current_dir(dir.path())
+        .args(&args)
+        .env("PF_LITERT_PYTHON", &python)
+        .output()
+        .unwrap();
+    let r = crate::support::json(&out);
+    let lat = &r["latency"];
+    assert_eq!(lat["bound_ms"], 1000.0);
+    assert!(lat["baseline_ms"].as_f64().unwrap() > 0.0, "{lat}");
+    assert!(lat["final_ms"].as_f64().unwrap() > 0.0, "{lat}");
+    let trials = trials_of(dir.path());
+    assert!(trials
+        .iter()
+        .all(|t| t.status == TrialStatus::Complete && t.latency_ms.is_some_and(|ms| ms > 0.0)));
+    assert_eq!(
+        SqliteStudy::open(&dir.path().join("study.db"))
+            .unwrap()
+            .meta()
+            .latency
+            .map(|l| l.ms),
+        Some(1000.0)
+    );
+
+    // A bound no model can meet: every trial fails, saying by how much.
+    let dir = tempdir();
+    let mut args = search_args(dir.path(), 2, 5);
+    args.extend(["--target", "params=0.5", "--target", "latency=0.00001ms"].map(String::from));
+    let out = pf()
+        .current_dir(dir.path())
+        .args(&args)
+        .env("PF_LITERT_PYTHON", &python)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("missed the latency target"), "{err}");
+    let trials = trials_of(dir.path());
+    assert_eq!(trials.len(), 2);
+    assert!(trials
+        .iter()
+        .all(|t| t.status == TrialStatus::Failed && t.latency_ms.is_some()));
+    assert!(!dir.path().join("model.pf").exists());
+
+    // Latency alone needs a learner that takes a FLOPs target; weight_sparse
+    // does not, and is told what to add.
+    let dir = tempdir();
+    let mut args = search_args(dir.path(), 1, 5);
+    args.extend(["--target", "latency=5ms"].map(String::from));
+    fails_cleanly(dir.path(), &args, &["flops", "params", "--target"]);
+    // Two latency bounds, or a malformed one, are refused.
+    let mut args = search_args(dir.path(), 1, 5);
+    args.extend(["--target", "latency=1ms", "--target", "latency=2ms"].map(String::from));
+    fails_cleanly(dir.path(), &args, &["at most one latency"]);
+    let mut args = search_args(dir.path(), 1, 5);
+    args.extend(["--target", "latency=fast"].map(String::from));
+    fails_cleanly(dir.path(), &args, &["latency=MS"]);
+}
+
+#[test]
 fn hostile_trials_fail_with_their_reason_and_the_study_goes_on() {
     let dir = tempdir();
     let hostile = crate::support::plugin_file("hostile_learner");

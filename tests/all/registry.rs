@@ -568,6 +568,46 @@ fn the_plugin_guide_runs_end_to_end() {
         "report.html",
     ]);
     assert!(out.contains("met at"), "{out}");
+    // A latency bound alone: the optimizer searches the FLOPs target the
+    // learner is handed, and every candidate is timed in LiteRT.
+    let out = env.ok(&[
+        "compress",
+        "--plugin",
+        "l1_filter",
+        "--optimizer",
+        "random",
+        "--trials",
+        "2",
+        "--target",
+        "latency=1000ms@1",
+        "--finetune-steps",
+        "10",
+        "--retrain-epochs",
+        "0",
+        "--policy",
+        &policy,
+        "--study",
+        "latency.db",
+        "--export",
+        "l1-latency.pf",
+        "--no-report",
+        "--json",
+    ]);
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let ratio = r["best"]["params"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "flops_ratio")
+        .and_then(|p| p["value"]["float"].as_f64())
+        .unwrap_or_else(|| panic!("no flops_ratio in the best trial: {r}"));
+    let macs = r["final"]["footprint"]["macs"].as_f64().unwrap();
+    let base = r["baseline"]["footprint"]["macs"].as_f64().unwrap();
+    assert!(
+        macs <= ratio * base && (0.1..=1.0).contains(&ratio),
+        "the learner did not meet the searched FLOPs target {ratio}: {macs} of {base} MACs"
+    );
+    assert!(r["latency"]["final_ms"].as_f64().unwrap() > 0.0, "{r}");
     // The same component without its signature is refused by that policy.
     let bare = env.dir.join("bare");
     std::fs::create_dir_all(&bare).unwrap();

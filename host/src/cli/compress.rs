@@ -13,9 +13,12 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use pf::data::{Normalization, Splits};
 use pf::model::{Model, Target};
-use pf::plugin::bindings::types::{Param, ParamSpec};
+use pf::plugin::bindings::types::{FloatRange, Param, ParamKind, ParamSpec, ParamValue};
 use pf::plugin::runtime::{host_measure, Plugin};
 use pf::plugin::{resolve, space, FineTune, ModelContext, PluginKind, Runtime, TrialData};
+use pf::search::latency::{
+    LatencyConstraint, LatencyMeter, LatencyTarget, LiteRtMeter, FLOPS_RATIO, MIN_FLOPS_RATIO,
+};
 use pf::search::{
     best_of, run_search, BaselineRecord, FinalRecord, Reward, SearchSetup, SqliteStudy, StudyMeta,
     StudyStore, TrialRecord, TrialStatus,
@@ -48,11 +51,20 @@ pub struct CompressArgs {
     /// number, and a larger one extends it].
     #[arg(long, value_name = "N")]
     trials: Option<u32>,
-    /// The budget every result must meet, MEASURE=RATIO of the baseline:
-    /// flops=0.5 (MACs), params=0.25 (non-zero parameters) or size=0.25
-    /// (stored bytes).
-    #[arg(long, default_value = "params=0.25", value_name = "MEASURE=RATIO")]
-    target: Target,
+    /// The budget every result must meet; repeatable, one of each kind.
+    /// MEASURE=RATIO of the baseline: flops=0.5 (MACs), params=0.25
+    /// (non-zero parameters) or size=0.25 (stored bytes); and/or
+    /// latency=MS[@THREADS]: the exported model's median latency in LiteRT
+    /// on this machine (e.g. latency=2ms@1), measured for every candidate.
+    /// With a latency target alone, the learner gets a FLOPs target whose
+    /// ratio the optimizer searches (the `flops_ratio` dimension).
+    #[arg(long, default_value = "params=0.25", value_name = "TARGET")]
+    target: Vec<TargetArg>,
+    /// Python with the `ai-edge-litert` package, for a latency target
+    /// [default: $PF_LITERT_PYTHON, else target/litert-venv of this pf's
+    /// checkout, else python3].
+    #[arg(long, value_name = "PATH")]
+    python: Option<PathBuf>,
     /// What the optimizer maximises among models that meet the target.
     #[arg(long, value_enum, default_value_t = Reward::Accuracy)]
     reward: Reward,
@@ -115,6 +127,52 @@ pub struct CompressArgs {
     /// Print the result as JSON on standard output.
     #[arg(long)]
     json: bool,
+}
+
+/// One `--target`: a budget on a footprint measure, or a latency bound.
+#[derive(Clone, Debug)]
+enum TargetArg {
+    Footprint(Target),
+    Latency(LatencyTarget),
+}
+
+impl std::str::FromStr for TargetArg {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        if s.starts_with("latency") {
+            s.parse().map(TargetArg::Latency)
+        } else {
+            s.parse().map(TargetArg::Footprint)
+        }
+    }
+}
+
+/// The targets of a search: the learner's budget and the latency bound.
+/// With a latency bound alone, the budget is FLOPs at most the baseline's
+/// and each trial's own FLOPs target is searched.
+fn resolve_targets(args: &[TargetArg]) -> Result<(Target, Option<LatencyTarget>)> {
+    let mut footprint = None;
+    let mut latency = None;
+    for t in args {
+        match t {
+            TargetArg::Footprint(f) => {
+                if let Some(old) = footprint.replace(*f) {
+                    bail!("--target {old} and --target {f}: give at most one of flops, params and size (a latency bound may join it)");
+                }
+            }
+            TargetArg::Latency(l) => {
+                if let Some(old) = latency.replace(*l) {
+                    bail!("--target {old} and --target {l}: give at most one latency bound");
+                }
+            }
+        }
+    }
+    let footprint = footprint.unwrap_or(Target {
+        measure: pf::model::Measure::Flops,
+        ratio: 1.0,
+    });
+    Ok((footprint, latency))
 }
 
 /// Trials of a new study when --trials is not given.
@@ -291,11 +349,12 @@ fn search_space(
     base: &Model,
     data: &Arc<TrialData>,
     a: &CompressArgs,
+    target: Target,
 ) -> Result<(Vec<ParamSpec>, Vec<Param>)> {
     let space_for = |settings: &[Param]| -> Result<Vec<ParamSpec>> {
         let probe = ModelContext::new(base.try_clone()?, data.clone(), FineTune::default(), a.seed);
         rt.learner(learner, Some(probe), a.seed)?
-            .search_space(settings, Some(a.target))
+            .search_space(settings, Some(target))
             .map_err(anyhow::Error::from)
     };
     let (full, fixed) = space::shape_space(&a.set, space_for)?;
@@ -346,6 +405,11 @@ fn check_resume(old: &StudyMeta, new: &StudyMeta, path: &Path) -> Result<()> {
         format!("{} ({})", new.optimizer, short(&new.optimizer_sha256)),
     );
     cmp("target", old.target.to_string(), new.target.to_string());
+    cmp(
+        "latency target",
+        format!("{:?}", old.latency.map(|l| l.to_string())),
+        format!("{:?}", new.latency.map(|l| l.to_string())),
+    );
     cmp("reward", old.reward.to_string(), new.reward.to_string());
     cmp("seed", old.seed.to_string(), new.seed.to_string());
     cmp("--jobs", old.jobs.to_string(), new.jobs.to_string());
@@ -405,27 +469,40 @@ pub fn run(a: CompressArgs) -> Result<()> {
         .map_err(|e| {
         anyhow::anyhow!("--optimizer-set: optimizer `{}`: {e}", optimizer.name())
     })?;
+    let (target, latency) = resolve_targets(&a.target)?;
+    let flops_dimension = latency.is_some()
+        && !a
+            .target
+            .iter()
+            .any(|t| matches!(t, TargetArg::Footprint(_)));
     let supported: Vec<_> = learner
         .info
         .targets
         .iter()
         .map(|m| host_measure(*m))
         .collect();
-    if !supported.contains(&a.target.measure) {
+    if !supported.contains(&target.measure) {
+        let names = if supported.is_empty() {
+            "no targets".to_string()
+        } else {
+            supported
+                .iter()
+                .map(|m| m.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if flops_dimension {
+            let bound = latency.map(|l| l.to_string()).unwrap_or_default();
+            bail!(
+                "--target {bound}: a latency target alone hands the learner a FLOPs target (whose ratio the optimizer searches), and learner `{}` cannot meet a flops target; it supports {names}: give one of those beside the latency bound, e.g. --target {}=0.5 --target {bound}",
+                learner.name(),
+                supported.first().map_or("params", |m| m.name()),
+            );
+        }
         bail!(
-            "--target {}: learner `{}` cannot meet a {} target; it supports {}",
-            a.target,
+            "--target {target}: learner `{}` cannot meet a {} target; it supports {names}",
             learner.name(),
-            a.target.measure,
-            if supported.is_empty() {
-                "no targets".to_string()
-            } else {
-                supported
-                    .iter()
-                    .map(|m| m.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            }
+            target.measure,
         );
     }
     let splits = a.data.load()?;
@@ -439,7 +516,49 @@ pub fn run(a: CompressArgs) -> Result<()> {
     });
     let baseline_footprint = base.footprint()?;
     let base_val = pf::train::evaluate(&base, &splits.val, &norm, 256, false)?;
-    let (searched, fixed) = search_space(&rt, &learner, &base, &data, &a)?;
+    let (mut searched, fixed) = search_space(&rt, &learner, &base, &data, &a, target)?;
+    if flops_dimension {
+        if searched.iter().any(|d| d.name == FLOPS_RATIO) {
+            bail!(
+                "learner `{}` has a dimension named `{FLOPS_RATIO}`, which a latency target alone needs for itself; give a footprint target beside the latency bound",
+                learner.name()
+            );
+        }
+        searched.push(ParamSpec {
+            name: FLOPS_RATIO.to_string(),
+            kind: ParamKind::Float(FloatRange {
+                low: MIN_FLOPS_RATIO,
+                high: 1.0,
+                log: false,
+            }),
+            default: ParamValue::Float(0.5),
+            help: "The learner's FLOPs target as a fraction of the baseline's (searched by the host for the latency bound)".to_string(),
+            context: Vec::new(),
+        });
+    }
+    let latency = match latency {
+        Some(bound) => {
+            let python = pf::export::tflite::litert::python(a.python.as_deref());
+            let meter = LiteRtMeter::new(python, bound.threads, 50, 5)?;
+            let base_ms = meter.median_ms(&base).context("timing the baseline")?;
+            if !a.json {
+                eprintln!(
+                    "latency: baseline {base_ms:.3} ms, bound {} ms ({})",
+                    bound.ms,
+                    meter.describe()
+                );
+            }
+            Some((
+                LatencyConstraint {
+                    target: bound,
+                    meter: Arc::new(meter),
+                    flops_dimension,
+                },
+                base_ms,
+            ))
+        }
+        None => None,
+    };
     let meta = StudyMeta {
         format: pf::search::study::STUDY_FORMAT,
         baseline: BaselineRecord {
@@ -459,7 +578,8 @@ pub fn run(a: CompressArgs) -> Result<()> {
             .iter()
             .map(pf::search::run::to_record)
             .collect(),
-        target: a.target,
+        target,
+        latency: latency.as_ref().map(|(l, _)| l.target),
         reward: a.reward,
         seed: a.seed,
         fixed: fixed.iter().map(pf::search::run::to_record).collect(),
@@ -498,15 +618,18 @@ pub fn run(a: CompressArgs) -> Result<()> {
         .unwrap_or((cores / a.jobs as usize).max(1));
     if !a.json {
         eprintln!(
-            "search: {} × {} on {} ({} trials, {} at once × {} threads), target {} ≤ {} × baseline, reward {}; {} dimensions searched{}",
+            "search: {} × {} on {} ({} trials, {} at once × {} threads), target {}, reward {}; {} dimensions searched{}",
             learner.name(),
             optimizer.name(),
             a.model.model,
             trials,
             a.jobs,
             threads_per_trial,
-            a.target.measure,
-            a.target.ratio,
+            match (&latency, flops_dimension) {
+                (Some((l, _)), true) => format!("{} (FLOPs ratio searched)", l.target),
+                (Some((l, _)), false) => format!("{} ≤ {} × baseline, {}", target.measure, target.ratio, l.target),
+                (None, _) => format!("{} ≤ {} × baseline", target.measure, target.ratio),
+            },
             a.reward,
             searched.len(),
             if fixed.is_empty() {
@@ -516,6 +639,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
             }
         );
     }
+    let baseline_latency_ms = latency.as_ref().map(|(_, ms)| *ms);
     let setup = SearchSetup {
         runtime: &rt,
         learner: learner.clone(),
@@ -526,7 +650,8 @@ pub fn run(a: CompressArgs) -> Result<()> {
         data: data.clone(),
         space: searched,
         fixed,
-        target: a.target,
+        target,
+        latency: latency.map(|(l, _)| l),
         reward: a.reward,
         seed: a.seed,
         trials,
@@ -555,7 +680,14 @@ pub fn run(a: CompressArgs) -> Result<()> {
         write_report(&a, &study)?;
         bail!(
             "no trial met the target {} ({} trials); the study is kept in {}. First failures:\n  {}\nloosen the target, fine-tune longer, or run more trials with --resume --trials N",
-            a.target,
+            a.target
+                .iter()
+                .map(|t| match t {
+                    TargetArg::Footprint(f) => f.to_string(),
+                    TargetArg::Latency(l) => l.to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join(" and "),
             outcome.trials.len(),
             a.study.display(),
             failed.join("\n  ")
@@ -594,6 +726,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
         &best,
         &final_record,
         outcome.ran,
+        baseline_latency_ms,
         search_seconds,
         start.elapsed().as_secs_f64(),
     )
@@ -665,6 +798,10 @@ fn finish(
         }
     }
     let footprint = model.footprint()?;
+    let latency_ms = match &setup.latency {
+        Some(l) => Some(l.meter.median_ms(model).context("timing the final model")?),
+        None => None,
+    };
     Ok(FinalRecord {
         trial: best.number,
         retrain_epochs: a.retrain_epochs,
@@ -674,6 +811,7 @@ fn finish(
         test_accuracy: test.accuracy,
         footprint,
         target_ratio: setup.target.ratio_of(&footprint, &setup.baseline_footprint),
+        latency_ms,
         output: Some(a.export.display().to_string()),
         retrain_seconds: t.elapsed().as_secs_f64(),
     })
@@ -698,6 +836,7 @@ fn summarize(
     best: &TrialRecord,
     fin: &FinalRecord,
     ran: u32,
+    baseline_latency_ms: Option<f64>,
     search_seconds: f64,
     total_seconds: f64,
 ) -> Result<()> {
@@ -722,6 +861,12 @@ fn summarize(
             "best": best,
             "final": fin,
             "baseline": meta.baseline,
+            "latency": meta.latency.map(|bound| serde_json::json!({
+                "bound_ms": bound.ms,
+                "threads": bound.threads,
+                "baseline_ms": baseline_latency_ms,
+                "final_ms": fin.latency_ms,
+            })),
             "seconds": {"search": search_seconds, "total": total_seconds},
         }));
     }
@@ -778,6 +923,15 @@ fn summarize(
         fin.retrain_seconds,
         fin.trial_test_accuracy * 100.0
     );
+    if let (Some(bound), Some(ms)) = (meta.latency, fin.latency_ms) {
+        println!(
+            "latency {ms:.3} ms (bound {} ms, {} thread{}; baseline {})",
+            bound.ms,
+            bound.threads,
+            if bound.threads == 1 { "" } else { "s" },
+            baseline_latency_ms.map_or("?".to_string(), |b| format!("{b:.3} ms"))
+        );
+    }
     println!("model   {}", a.export.display());
     println!("study   {}", a.study.display());
     if !a.no_report {

@@ -106,6 +106,7 @@ fn meta() -> StudyMeta {
             measure: Measure::Params,
             ratio: 0.25,
         },
+        latency: None,
         reward: Reward::AccLogRatio,
         seed: 7,
         fixed: vec![ParamRecord {
@@ -150,6 +151,7 @@ fn trial(number: u32, nonzero: Option<u64>, accuracy: Option<f64>) -> TrialRecor
         loss: accuracy.map(|a| 1.0 - a),
         footprint: fp,
         target_ratio: ratio,
+        latency_ms: None,
         reward: match (complete, fp, accuracy) {
             (true, Some(f), Some(a)) => Some(m.reward.of(a, &f, &m.baseline.footprint, &m.target)),
             _ => None,

@@ -1,4 +1,5 @@
 //! The automated search: a study of trials, each suggested by an optimizer plugin, compressed by a learner plugin and evaluated by the host.
+pub mod latency;
 mod record;
 mod reward;
 pub mod run;

@@ -111,6 +111,10 @@ pub struct TrialRecord {
     pub footprint: Option<Footprint>,
     /// The target's measure as a fraction of the baseline's, when measured.
     pub target_ratio: Option<f64>,
+    /// Median latency of the exported model in milliseconds, when the study
+    /// has a latency target and the trial got that far.
+    #[serde(default)]
+    pub latency_ms: Option<f64>,
     /// The reward given to the optimizer (complete trials only).
     pub reward: Option<f64>,
     /// Why it failed.
@@ -161,8 +165,13 @@ pub struct StudyMeta {
     /// before optimizers took options have none.
     #[serde(default)]
     pub optimizer_options: Vec<ParamRecord>,
-    /// The budget every result must meet.
+    /// The budget every result must meet. With a latency target alone,
+    /// FLOPs at most the baseline's (each trial's own FLOPs target is its
+    /// `flops_ratio` parameter).
     pub target: Target,
+    /// The bound on measured latency, if the study has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency: Option<super::latency::LatencyTarget>,
     /// The reward the optimizer maximises (see [`super::Reward`]).
     pub reward: super::Reward,
     /// The study's seed.
@@ -205,6 +214,10 @@ pub struct FinalRecord {
     pub footprint: Footprint,
     /// The target's measure as a fraction of the baseline's.
     pub target_ratio: f64,
+    /// Median latency of the final model's export in milliseconds, when the
+    /// study has a latency target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
     /// Where the model was saved.
     pub output: Option<String>,
     /// Seconds of re-training.

@@ -39,8 +39,11 @@ pub struct SearchSetup<'a> {
     pub space: Vec<ParamSpec>,
     /// Parameters the user fixed.
     pub fixed: Vec<Param>,
-    /// The budget every result must meet.
+    /// The budget every result must meet (with a latency target alone,
+    /// each trial's FLOPs target comes from its `flops_ratio` instead).
     pub target: Target,
+    /// A bound on the candidates' measured latency, if any.
+    pub latency: Option<super::latency::LatencyConstraint>,
     /// What the optimizer maximises.
     pub reward: Reward,
     /// The study's seed.
@@ -145,6 +148,7 @@ impl SearchSetup<'_> {
             loss: None,
             footprint: None,
             target_ratio: None,
+            latency_ms: None,
             reward: None,
             error: Some(error),
             timings,
@@ -157,6 +161,36 @@ impl SearchSetup<'_> {
     /// optimizer's.
     fn learner_params(&self, suggested: &[Param]) -> Vec<Param> {
         self.fixed.iter().chain(suggested).cloned().collect()
+    }
+
+    /// The target of one trial, and the suggestion less the host's own
+    /// dimension: with a latency target alone, the optimizer's
+    /// `flops_ratio` is the learner's FLOPs target.
+    fn trial_target(&self, suggested: &[Param]) -> Result<(Vec<Param>, Target), String> {
+        use super::latency::FLOPS_RATIO;
+        if !self.latency.as_ref().is_some_and(|l| l.flops_dimension) {
+            return Ok((suggested.to_vec(), self.target));
+        }
+        let ratio = suggested
+            .iter()
+            .find(|p| p.name == FLOPS_RATIO)
+            .and_then(|p| match p.value {
+                ParamValue::Float(x) if x > 0.0 && x <= 1.0 => Some(x),
+                _ => None,
+            })
+            .ok_or_else(|| format!("the suggestion has no `{FLOPS_RATIO}` in (0, 1]"))?;
+        let rest = suggested
+            .iter()
+            .filter(|p| p.name != FLOPS_RATIO)
+            .cloned()
+            .collect();
+        Ok((
+            rest,
+            Target {
+                measure: crate::model::Measure::Flops,
+                ratio,
+            },
+        ))
     }
 
     /// Runs one trial: compress a fresh copy of the baseline, fine-tune,
@@ -175,12 +209,16 @@ impl SearchSetup<'_> {
             suggest: suggest_seconds,
             ..Timings::default()
         };
+        let (for_learner, target) = match self.trial_target(suggested) {
+            Ok(x) => x,
+            Err(e) => return (self.failed(number, &params, e, timings), None),
+        };
         let spec = trial::TrialSpec {
-            params: params.clone(),
+            params: self.learner_params(&for_learner),
             finetune_steps: self.finetune_steps,
             finetune: self.finetune.clone(),
             seed: trial_seed(self.seed, number),
-            target: Some(self.target),
+            target: Some(target),
         };
         let result = trial::run_learner(
             self.runtime,
@@ -210,7 +248,7 @@ impl SearchSetup<'_> {
                 return (self.failed(number, &params, msg, timings), None);
             }
         };
-        let ratio = self.target.ratio_of(&footprint, &self.baseline_footprint);
+        let ratio = target.ratio_of(&footprint, &self.baseline_footprint);
         let mut record = self.failed(number, &params, String::new(), timings);
         record.accuracy = Some(metrics.accuracy);
         record.loss = Some(metrics.loss);
@@ -220,21 +258,21 @@ impl SearchSetup<'_> {
             metrics.accuracy,
             &footprint,
             &self.baseline_footprint,
-            &self.target,
+            &target,
         );
-        let error = if !metrics.loss.is_finite() || !metrics.accuracy.is_finite() {
+        let mut error = if !metrics.loss.is_finite() || !metrics.accuracy.is_finite() {
             Some(format!(
                 "the compressed model is broken: validation loss {}, accuracy {}",
                 metrics.loss, metrics.accuracy
             ))
-        } else if !self.target.is_met(&footprint, &self.baseline_footprint) {
-            let m = self.target.measure;
+        } else if !target.is_met(&footprint, &self.baseline_footprint) {
+            let m = target.measure;
             Some(format!(
                 "missed the target: {} {} against at most {:.0} ({} × the baseline's {}), ratio {:.4}",
                 footprint.get(m),
                 m.unit(),
-                (self.target.ratio * self.baseline_footprint.get(m) as f64).floor(),
-                self.target.ratio,
+                (target.ratio * self.baseline_footprint.get(m) as f64).floor(),
+                target.ratio,
                 self.baseline_footprint.get(m),
                 ratio
             ))
@@ -243,6 +281,25 @@ impl SearchSetup<'_> {
         } else {
             None
         };
+        // Only a candidate that would otherwise be accepted is timed.
+        if let (Some(l), None) = (&self.latency, &error) {
+            let t = Instant::now();
+            match l.meter.median_ms(&result.model) {
+                Ok(ms) => {
+                    record.latency_ms = Some(ms);
+                    if ms > l.target.ms {
+                        error = Some(format!(
+                            "missed the latency target: {ms:.3} ms against at most {} ms ({})",
+                            l.target.ms,
+                            l.meter.describe()
+                        ));
+                    }
+                }
+                Err(e) => error = Some(format!("timing the candidate: {e:#}")),
+            }
+            record.timings.evaluate += t.elapsed().as_secs_f64();
+            record.timings.total = start.elapsed().as_secs_f64();
+        }
         match error {
             Some(e) => {
                 record.error = Some(e);
@@ -555,11 +612,13 @@ fn observe(
 pub fn trial_line(t: &TrialRecord) -> String {
     match t.status {
         TrialStatus::Complete => format!(
-            "trial {:>3}  reward {:.4}  accuracy {:.2}%  target ratio {:.4}  {:.1}s",
+            "trial {:>3}  reward {:.4}  accuracy {:.2}%  target ratio {:.4}{}  {:.1}s",
             t.number,
             t.reward.unwrap_or(f64::NAN),
             t.accuracy.unwrap_or(f64::NAN) * 100.0,
             t.target_ratio.unwrap_or(f64::NAN),
+            t.latency_ms
+                .map_or(String::new(), |ms| format!("  latency {ms:.3} ms")),
             t.timings.total
         ),
         TrialStatus::Failed => format!(

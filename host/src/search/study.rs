@@ -48,6 +48,7 @@ CREATE TABLE trials (
     nonzero_params   INTEGER,
     bytes            INTEGER,
     target_ratio     REAL,
+    latency_ms       REAL,
     reward           REAL,
     error            TEXT,
     timings          TEXT NOT NULL,
@@ -61,6 +62,9 @@ pub struct SqliteStudy {
     conn: Connection,
     meta: StudyMeta,
     path: PathBuf,
+    /// Whether the trials table has the `latency_ms` column (a study from
+    /// before latency targets, opened read-only, does not).
+    latency_column: bool,
 }
 
 fn sql_u64(x: u64) -> i64 {
@@ -148,10 +152,20 @@ impl SqliteStudy {
         }
         let meta: StudyMeta = serde_json::from_str(&get("study")?.with_context(not_a_study)?)
             .with_context(not_a_study)?;
+        // Studies written before latency targets lack the column: add it
+        // (an empty column changes nothing), or, read-only, read NULLs.
+        let has_latency = conn
+            .prepare("SELECT latency_ms FROM trials LIMIT 0")
+            .is_ok();
+        if !has_latency && !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+            conn.execute_batch("ALTER TABLE trials ADD COLUMN latency_ms REAL")
+                .with_context(|| format!("updating study {}", path.display()))?;
+        }
         Ok(SqliteStudy {
             conn,
             meta,
             path: path.to_path_buf(),
+            latency_column: has_latency || !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY),
         })
     }
 
@@ -170,6 +184,7 @@ impl SqliteStudy {
             timings: r.get(13)?,
             learner_sha256: r.get(14)?,
             optimizer_sha256: r.get(15)?,
+            latency_ms: r.get(16)?,
         })
     }
 }
@@ -189,6 +204,7 @@ struct RawTrial {
     timings: String,
     learner_sha256: String,
     optimizer_sha256: String,
+    latency_ms: Option<f64>,
 }
 
 impl RawTrial {
@@ -221,6 +237,7 @@ impl RawTrial {
             loss: self.loss,
             footprint,
             target_ratio: self.target_ratio,
+            latency_ms: self.latency_ms,
             reward: self.reward,
             error: self.error,
             timings,
@@ -241,11 +258,16 @@ impl StudyStore for SqliteStudy {
     }
 
     fn trials(&self) -> Result<Vec<TrialRecord>> {
-        let mut stmt = self.conn.prepare(
+        let mut stmt = self.conn.prepare(&format!(
             "SELECT number, status, params, seed, accuracy, loss, macs, params_total, \
-             nonzero_params, bytes, target_ratio, reward, error, timings, learner_sha256, \
-             optimizer_sha256 FROM trials ORDER BY number",
-        )?;
+                 nonzero_params, bytes, target_ratio, reward, error, timings, learner_sha256, \
+                 optimizer_sha256, {} FROM trials ORDER BY number",
+            if self.latency_column {
+                "latency_ms"
+            } else {
+                "NULL"
+            }
+        ))?;
         let rows = stmt.query_map([], Self::row)?;
         let mut out = Vec::new();
         for r in rows {
@@ -260,8 +282,8 @@ impl StudyStore for SqliteStudy {
         tx.execute(
             "INSERT INTO trials (number, status, params, seed, accuracy, loss, macs, \
              params_total, nonzero_params, bytes, target_ratio, reward, error, timings, \
-             learner_sha256, optimizer_sha256) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             learner_sha256, optimizer_sha256, latency_ms) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
             params![
                 t.number,
                 t.status.name(),
@@ -279,6 +301,7 @@ impl StudyStore for SqliteStudy {
                 serde_json::to_string(&t.timings)?,
                 t.learner_sha256,
                 t.optimizer_sha256,
+                finite(t.latency_ms),
             ],
         )
         .with_context(|| format!("recording trial {} in {}", t.number, self.path.display()))?;
