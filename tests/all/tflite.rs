@@ -339,3 +339,80 @@ fn unexportable_models_and_damaged_files_get_clear_errors() {
     assert_eq!(v["warmup"], 2);
     assert_eq!(v["runs_ms"].as_array().unwrap().len(), 5);
 }
+
+/// `m` with the largest `keep` of every convolution's and linear layer's
+/// weights kept by magnitude and the rest masked, as weight_sparse leaves
+/// a model.
+fn sparse_model(mut m: Model, keep: f32) -> Model {
+    let layers: Vec<String> = m
+        .graph
+        .layers
+        .iter()
+        .filter(|l| l.op.has_weight())
+        .map(|l| l.name.clone())
+        .collect();
+    for name in layers {
+        let w = m.params[&format!("{name}.weight")].as_tensor().abs().unwrap();
+        let mut v = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        v.sort_by(|a, b| b.total_cmp(a));
+        let threshold = v[((v.len() as f32 * keep) as usize).min(v.len() - 1)];
+        let mask = w.gt(threshold as f64).unwrap().to_dtype(DType::F32).unwrap();
+        m.set_mask(&name, mask).unwrap();
+    }
+    m
+}
+
+#[test]
+fn a_sparse_model_exports_in_tflite_sparse_encoding_smaller_and_litert_agrees() {
+    use pf::export::tflite::{check, lower, quantize, sparse, write};
+    for (name, channels, size, width) in [("lenet", 1, 28, 1.0), ("mobilenet_v1", 3, 64, 0.5)] {
+        let m = sparse_model(zoo_model(name, channels, size, width), 0.2);
+        let dense = pf::export::tflite::to_bytes(&m).unwrap();
+        let (g, stored) = sparse::sparsify(&lower::lower(&m).unwrap());
+        assert!(stored > 0, "{name}: no weight was stored sparse");
+        let bytes = write::serialize(&g, name);
+        // 80 % zeros: a fifth of the values, plus one index byte or two each.
+        assert!(
+            bytes.len() * 5 < dense.len() * 2,
+            "{name}: sparse file {} bytes, dense {}",
+            bytes.len(),
+            dense.len()
+        );
+        let ops = check::read(&bytes).unwrap().ops;
+        assert_eq!(ops.iter().filter(|o| *o == "DENSIFY").count(), stored);
+        let dir = tempdir();
+        let path = dir.path().join("sparse.tflite");
+        std::fs::write(&path, &bytes).unwrap();
+        let x = random(&[2, channels, size, size], 5);
+        let ours = m.forward_inference(&x).unwrap().to_vec2::<f32>().unwrap();
+        for reference in [true, false] {
+            let theirs = run_litert(&path, &x, reference).outputs;
+            for (a, b) in ours.iter().zip(&theirs) {
+                let scale = a.iter().fold(1f32, |m, v| m.max(v.abs()));
+                for (x, y) in a.iter().zip(b) {
+                    assert!((x - y).abs() <= 1e-4 * scale, "{name}: pf {x} vs LiteRT {y}");
+                }
+            }
+        }
+        // The same through `pf export --sparse`, from the saved model.
+        let saved = dir.path().join("sparse.pf");
+        pf::model::save(&m, &saved).unwrap();
+        let out = dir.path().join("cli.tflite");
+        let o = crate::support::pf()
+            .arg("export")
+            .arg(&saved)
+            .arg("-o")
+            .arg(&out)
+            .args(["--sparse", "--json"])
+            .output()
+            .unwrap();
+        let r = crate::support::json(&o);
+        assert_eq!(r["sparse_weights"], stored as u64);
+        assert_eq!(std::fs::read(&out).unwrap(), bytes);
+        // int8 weights stay dense: LiteRT's XNNPACK cannot prepare an int8
+        // layer whose weights come from DENSIFY.
+        let calibration = vec![random(&[8, channels, size, size], 6)];
+        let q = quantize::lower_int8(&m, &calibration, &Default::default()).unwrap();
+        assert_eq!(sparse::sparsify(&q).1, 0);
+    }
+}

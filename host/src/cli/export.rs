@@ -38,6 +38,13 @@ pub struct ExportArgs {
     /// in QUANTIZE and DEQUANTIZE.
     #[arg(long, requires = "int8")]
     int8_io: bool,
+    /// Store weights with enough zeros (from weight_sparse, say) in
+    /// TFLite's sparse tensor encoding, each behind a DENSIFY operator that
+    /// restores it once at load: the file shrinks, the arithmetic stays
+    /// dense (so does latency). Float32 only: LiteRT's XNNPACK cannot
+    /// prepare int8 layers whose weights come from DENSIFY.
+    #[arg(long, conflicts_with = "int8")]
+    sparse: bool,
     /// Data for calibration (training split) and --verify (test split):
     /// `digits`, `mnist:DIR`, `cifar10:DIR` or `folder:DIR`. Images are
     /// normalised with the training split's statistics, as in training.
@@ -143,6 +150,11 @@ pub fn run(a: ExportArgs) -> Result<()> {
         (Format::Tflite, true, None) => unreachable!("data is loaded for --int8"),
     }
     .with_context(|| format!("exporting {} to {}", a.model, a.output.display()))?;
+    let (graph, sparse_weights) = if a.sparse {
+        tflite::sparse::sparsify(&graph)
+    } else {
+        (graph, 0)
+    };
     let bytes = tflite::write::serialize(&graph, &model.graph.name);
     tflite::write_file(&bytes, &a.output)?;
     let precision = if a.int8 { "int8" } else { "float32" };
@@ -170,14 +182,20 @@ pub fn run(a: ExportArgs) -> Result<()> {
             "path": a.output,
             "bytes": bytes.len(),
             "operators": graph.ops.len(),
+            "sparse_weights": sparse_weights,
             "verification": verification,
         }));
     }
     println!(
-        "wrote {} ({} bytes, {precision} TFLite, {} operators)",
+        "wrote {} ({} bytes, {precision} TFLite, {} operators{})",
         a.output.display(),
         bytes.len(),
-        graph.ops.len()
+        graph.ops.len(),
+        if a.sparse {
+            format!(", {sparse_weights} weights stored sparse")
+        } else {
+            String::new()
+        }
     );
     if let Some(v) = verification {
         println!(

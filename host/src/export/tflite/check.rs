@@ -96,5 +96,6 @@ pub fn op_name(code: fb::BuiltinOperator) -> &'static str {
         B::Pad => "PAD",
         B::Mean => "MEAN",
         B::Quantize => "QUANTIZE",
+        B::Densify => "DENSIFY",
     }
 }

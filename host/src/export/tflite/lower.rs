@@ -70,6 +70,21 @@ pub struct TensorDef {
     /// Quantization parameters of an integer tensor that stands for real
     /// values; `None` for float tensors and plain integers (shapes, axes).
     pub quant: Option<Quant>,
+    /// For a constant in TFLite's sparse encoding: where its values sit
+    /// (`data` then holds only the non-zero values).
+    pub sparse: Option<Csr>,
+}
+
+/// TFLite's sparse encoding of a constant as pf writes it: every dimension
+/// but the last dense, the last compressed (CSR), in row-major order. A
+/// row is one index of all the leading dimensions.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Csr {
+    /// Where each row's values start among the stored values, and one more
+    /// entry: the count of stored values.
+    pub segments: Vec<u32>,
+    /// The index along the last dimension of each stored value.
+    pub indices: Vec<u32>,
 }
 
 /// Fused activation.
@@ -160,6 +175,8 @@ pub enum OpKind {
     Quantize,
     /// `DEQUANTIZE`: int8 to float.
     Dequantize,
+    /// `DENSIFY`: a sparse constant to its dense form (once, at load).
+    Densify,
 }
 
 /// One operator: what it does, and its input and output tensors.
@@ -248,6 +265,7 @@ impl<'a> Lowering<'a> {
             dtype,
             data,
             quant: None,
+            sparse: None,
         });
         self.out.tensors.len() - 1
     }

@@ -4,6 +4,7 @@
 //! norms, fused activations); [`quantize`] makes a full-integer (int8)
 //! graph of them; [`simulate`] evaluates either kind as an interpreter
 //! would (calibration, and pf's simulated-quantization forward pass);
+//! [`sparse`] stores sparse weights in TFLite's sparse encoding;
 //! [`write`] serialises them with planus, from pf's own schema file
 //! (`schema.fbs`, the official field layout), and [`export`] writes the
 //! file atomically. [`check`] reads a file back and refuses a damaged one
@@ -15,6 +16,7 @@ pub mod litert;
 pub mod lower;
 pub mod quantize;
 pub mod simulate;
+pub mod sparse;
 pub mod verify;
 pub mod write;
 

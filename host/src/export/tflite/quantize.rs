@@ -193,6 +193,7 @@ pub fn quantize(g: &Lowered, ranges: &Ranges, opts: &Int8Options) -> Result<Lowe
             OpKind::Quantize | OpKind::Dequantize => {
                 bail!("the graph is already quantized")
             }
+            OpKind::Densify => bail!("quantize a graph before its weights are made sparse"),
         }
     }
     if !opts.int8_io {
@@ -210,6 +211,7 @@ fn wrap_float_io(g: &mut Lowered) {
         dtype: DType::F32,
         data: None,
         quant: None,
+        sparse: None,
     };
     let input = g.tensors.len();
     g.tensors.push(float(&g.tensors[g.input]));

@@ -43,10 +43,9 @@ pub fn fake_quant(x: &Tensor, q: &Quant) -> Result<Tensor> {
 
 /// The integers of a constant tensor, widened to i64.
 fn integers(t: &TensorDef) -> Result<Vec<i64>> {
-    let data = t
-        .data
-        .as_ref()
+    let data = super::sparse::dense_data(t)
         .with_context(|| format!("tensor `{}` has no data", t.name))?;
+    let data = &data;
     Ok(match t.dtype {
         DType::I32 => data
             .chunks_exact(4)
@@ -61,9 +60,7 @@ fn integers(t: &TensorDef) -> Result<Vec<i64>> {
 fn real_constant(t: &TensorDef, device: &Device) -> Result<Tensor> {
     let shape: Vec<usize> = t.shape.iter().map(|&d| d as usize).collect();
     let values: Vec<f32> = match (t.dtype, &t.quant) {
-        (DType::F32, _) => t
-            .data
-            .as_ref()
+        (DType::F32, _) => super::sparse::dense_data(t)
             .with_context(|| format!("tensor `{}` has no data", t.name))?
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
@@ -161,6 +158,11 @@ pub fn evaluate(g: &Lowered, images: &Tensor, keep_all: bool) -> Result<Evaluati
         last
     };
     for (i, op) in g.ops.iter().enumerate() {
+        if op.kind == OpKind::Densify {
+            // A weight, in the file's layout, as the real values it holds.
+            values[op.outputs[0]] = Some(real_constant(&g.tensors[op.inputs[0]], &device)?);
+            continue;
+        }
         let value = |k: usize| -> Result<Tensor> {
             let t = op.inputs[k];
             match &values[t] {
@@ -275,6 +277,7 @@ pub fn evaluate(g: &Lowered, images: &Tensor, keep_all: bool) -> Result<Evaluati
             }
             OpKind::Softmax => nn::softmax(&value(0)?)?,
             OpKind::Quantize | OpKind::Dequantize => value(0)?,
+            OpKind::Densify => unreachable!("handled above"),
         };
         let out = op.outputs[0];
         let def = &g.tensors[out];

@@ -123,6 +123,7 @@ fn code_and_options(kind: &OpKind) -> (fb::BuiltinOperator, Option<fb::BuiltinOp
         ),
         OpKind::Quantize => (B::Quantize, None),
         OpKind::Dequantize => (B::Dequantize, None),
+        OpKind::Densify => (B::Densify, None),
     }
 }
 
@@ -144,9 +145,59 @@ fn version(kind: &OpKind, int8: bool) -> i32 {
         | OpKind::Softmax
         | OpKind::Dequantize => 2,
         OpKind::Pad => 3,
-        OpKind::Reshape { .. } => 1,
+        OpKind::Reshape { .. } | OpKind::Densify => 1,
         // Float input; version 2 is the one with int8 output.
         OpKind::Quantize => 2,
+    }
+}
+
+/// The narrowest of TFLite's index vectors that holds `v`.
+fn index_vector(v: &[u32]) -> fb::SparseIndexVector {
+    let max = v.iter().copied().max().unwrap_or(0);
+    if max <= u8::MAX as u32 {
+        fb::SparseIndexVector::Uint8Vector(Box::new(fb::Uint8Vector {
+            values: Some(v.iter().map(|&x| x as u8).collect()),
+        }))
+    } else if max <= u16::MAX as u32 {
+        fb::SparseIndexVector::Uint16Vector(Box::new(fb::Uint16Vector {
+            values: Some(v.iter().map(|&x| x as u16).collect()),
+        }))
+    } else {
+        fb::SparseIndexVector::Int32Vector(Box::new(fb::Int32Vector {
+            values: Some(v.iter().map(|&x| x as i32).collect()),
+        }))
+    }
+}
+
+/// Sparsity parameters of a tensor of `shape` stored as `csr`: the
+/// leading dimensions dense, the last compressed, in natural order.
+fn sparsity(shape: &[i32], csr: &super::lower::Csr) -> fb::SparsityParameters {
+    let rank = shape.len();
+    let dims = shape
+        .iter()
+        .enumerate()
+        .map(|(i, &d)| {
+            if i + 1 < rank {
+                fb::DimensionMetadata {
+                    format: fb::DimensionType::Dense,
+                    dense_size: d,
+                    array_segments: None,
+                    array_indices: None,
+                }
+            } else {
+                fb::DimensionMetadata {
+                    format: fb::DimensionType::SparseCsr,
+                    dense_size: 0,
+                    array_segments: Some(index_vector(&csr.segments)),
+                    array_indices: Some(index_vector(&csr.indices)),
+                }
+            }
+        })
+        .collect();
+    fb::SparsityParameters {
+        traversal_order: Some((0..rank as i32).collect()),
+        block_map: None,
+        dim_metadata: Some(dims),
     }
 }
 
@@ -172,7 +223,7 @@ pub fn serialize(g: &Lowered, name: &str) -> Vec<u8> {
             let key = (
                 d.as_slice(),
                 t.shape.as_slice(),
-                format!("{:?} {:?}", t.dtype, t.quant),
+                format!("{:?} {:?} {:?}", t.dtype, t.quant, t.sparse),
             );
             if let Some(&j) = seen.get(&key) {
                 file_index[i] = j;
@@ -201,6 +252,7 @@ pub fn serialize(g: &Lowered, name: &str) -> Vec<u8> {
                 type_: tensor_type(t.dtype),
                 buffer,
                 name: Some(t.name.clone()),
+                sparsity: t.sparse.as_ref().map(|c| Box::new(sparsity(&t.shape, c))),
                 quantization: t.quant.as_ref().map(|q| {
                     Box::new(fb::QuantizationParameters {
                         min: None,
