@@ -448,7 +448,14 @@ fn a_latency_target_times_every_candidate_in_litert_and_rejects_slow_ones() {
     let dir = tempdir();
     let mut args = search_args(dir.path(), 2, 5);
     args.extend(
-        ["--target", "params=0.5", "--target", "latency=1000ms@1", "--json"].map(String::from),
+        [
+            "--target",
+            "params=0.5",
+            "--target",
+            "latency=1000ms@1",
+            "--json",
+        ]
+        .map(String::from),
     );
     let out = pf()
         .current_dir(dir.path())

@@ -352,11 +352,18 @@ fn sparse_model(mut m: Model, keep: f32) -> Model {
         .map(|l| l.name.clone())
         .collect();
     for name in layers {
-        let w = m.params[&format!("{name}.weight")].as_tensor().abs().unwrap();
+        let w = m.params[&format!("{name}.weight")]
+            .as_tensor()
+            .abs()
+            .unwrap();
         let mut v = w.flatten_all().unwrap().to_vec1::<f32>().unwrap();
         v.sort_by(|a, b| b.total_cmp(a));
         let threshold = v[((v.len() as f32 * keep) as usize).min(v.len() - 1)];
-        let mask = w.gt(threshold as f64).unwrap().to_dtype(DType::F32).unwrap();
+        let mask = w
+            .gt(threshold as f64)
+            .unwrap()
+            .to_dtype(DType::F32)
+            .unwrap();
         m.set_mask(&name, mask).unwrap();
     }
     m
@@ -390,7 +397,10 @@ fn a_sparse_model_exports_in_tflite_sparse_encoding_smaller_and_litert_agrees() 
             for (a, b) in ours.iter().zip(&theirs) {
                 let scale = a.iter().fold(1f32, |m, v| m.max(v.abs()));
                 for (x, y) in a.iter().zip(b) {
-                    assert!((x - y).abs() <= 1e-4 * scale, "{name}: pf {x} vs LiteRT {y}");
+                    assert!(
+                        (x - y).abs() <= 1e-4 * scale,
+                        "{name}: pf {x} vs LiteRT {y}"
+                    );
                 }
             }
         }

@@ -43,8 +43,8 @@ pub fn fake_quant(x: &Tensor, q: &Quant) -> Result<Tensor> {
 
 /// The integers of a constant tensor, widened to i64.
 fn integers(t: &TensorDef) -> Result<Vec<i64>> {
-    let data = super::sparse::dense_data(t)
-        .with_context(|| format!("tensor `{}` has no data", t.name))?;
+    let data =
+        super::sparse::dense_data(t).with_context(|| format!("tensor `{}` has no data", t.name))?;
     let data = &data;
     Ok(match t.dtype {
         DType::I32 => data
