@@ -84,6 +84,8 @@ fn a_search_exports_a_model_that_meets_its_target() {
     assert_eq!(summary["trials"], 3);
 
     let study = SqliteStudy::open(&dir.path().join("study.db")).unwrap();
+    // Trials are judged with batch-norm statistics of their own.
+    assert_eq!(study.meta().bn_images, 512);
     let trials = study.trials().unwrap();
     assert_eq!(trials.len(), 3);
     let plugins = [

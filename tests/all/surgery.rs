@@ -188,3 +188,106 @@ fn fixed_groups_and_bad_channel_lists_are_refused() {
     // Nothing changed.
     assert_eq!(m.graph.cost().unwrap().macs, 40_551_040);
 }
+
+#[test]
+fn batch_norm_reestimation_gives_a_pruned_network_its_own_statistics() {
+    use pf::graph::Op;
+    let (mut model, data) = pf::plugin::conformance::digits_baseline(4, 150).unwrap();
+    // Prune half of every prunable group physically: the running statistics
+    // now describe channels and inputs that are gone.
+    let groups: Vec<(String, usize)> = model
+        .graph
+        .coupling()
+        .unwrap()
+        .groups
+        .iter()
+        .filter(|g| g.prunable)
+        .map(|g| (g.producers[0].clone(), g.channels))
+        .collect();
+    for (producer, channels) in groups {
+        let keep: Vec<usize> = (0..channels).step_by(2).collect();
+        model.prune_channels(&producer, &keep).unwrap();
+    }
+    let params = |m: &Model| -> Vec<(String, Vec<f32>)> {
+        m.params
+            .iter()
+            .map(|(k, v)| {
+                (
+                    k.clone(),
+                    v.as_tensor()
+                        .flatten_all()
+                        .unwrap()
+                        .to_vec1::<f32>()
+                        .unwrap(),
+                )
+            })
+            .collect()
+    };
+    let weights = params(&model);
+    let before = pf::train::evaluate(&model, &data.val, &data.norm, 256, false).unwrap();
+    let mut re = model.try_clone().unwrap();
+    // One batch holding the whole sample: the running mean becomes exactly
+    // the mean of the batch norm's input over that sample.
+    let n = data.train.len();
+    let used = pf::train::batchnorm::reestimate(&mut re, &data.train, &data.norm, n, n, 1).unwrap();
+    assert_eq!(used, n);
+    assert!(params(&re) == weights, "weights changed");
+    let bn = re
+        .graph
+        .layers
+        .iter()
+        .find(|l| matches!(l.op, Op::BatchNorm { .. }))
+        .unwrap()
+        .clone();
+    let batcher = pf::data::Batcher::new(&data.train, data.norm.clone(), &candle_core::Device::Cpu);
+    let all: Vec<usize> = (0..n).collect();
+    let x = batcher
+        .batch(
+            &all,
+            pf::data::Augment::None,
+            &mut pf::rng::stream(0, &["t"]),
+        )
+        .unwrap()
+        .images;
+    let input = &bn.inputs[0];
+    let captured =
+        re.forward(&x, false, &[input.as_str()]).unwrap().captured[input.as_str()].clone();
+    let want = captured
+        .mean_keepdim(3)
+        .unwrap()
+        .mean_keepdim(2)
+        .unwrap()
+        .mean_keepdim(0)
+        .unwrap()
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    let got = re.buffers[&format!("{}.running_mean", bn.name)]
+        .to_vec1::<f32>()
+        .unwrap();
+    for (a, b) in got.iter().zip(&want) {
+        assert!(
+            (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+            "running mean {a} vs batch mean {b}"
+        );
+    }
+    // The momentum is the graph's own again.
+    assert_eq!(re.graph, model.graph);
+    // And the pruned network scores better with statistics of its own.
+    let after = pf::train::evaluate(&re, &data.val, &data.norm, 256, false).unwrap();
+    assert!(
+        after.loss < before.loss,
+        "loss {} before re-estimation, {} after",
+        before.loss,
+        after.loss
+    );
+    // A model without batch norms is left alone.
+    let mut lenet = crate::surgery::model("lenet", 1, 28, 1.0);
+    let hash = lenet.weights_sha256().unwrap();
+    // (Here the hash covers everything: nothing at all may change.)
+    let used =
+        pf::train::batchnorm::reestimate(&mut lenet, &data.train, &data.norm, 64, 64, 1).unwrap();
+    assert_eq!(used, 0);
+    assert_eq!(lenet.weights_sha256().unwrap(), hash);
+}

@@ -79,6 +79,12 @@ pub struct CompressArgs {
     /// Host fine-tuning steps of each trial.
     #[arg(long, default_value_t = 300, value_name = "K")]
     finetune_steps: u64,
+    /// Training images on which each trial's batch-norm statistics are
+    /// re-estimated before it is evaluated (forward passes, no weight
+    /// updates), so that a pruned or quantized network is judged with its
+    /// own statistics; 0 turns it off.
+    #[arg(long, default_value_t = 512, value_name = "N")]
+    bn_images: usize,
     /// Fine-tuning batch size.
     #[arg(long, default_value_t = 64, value_name = "N")]
     batch_size: usize,
@@ -425,6 +431,11 @@ fn check_resume(old: &StudyMeta, new: &StudyMeta, path: &Path) -> Result<()> {
     );
     cmp("--lr", old.lr.to_string(), new.lr.to_string());
     cmp(
+        "--bn-images",
+        old.bn_images.to_string(),
+        new.bn_images.to_string(),
+    );
+    cmp(
         "plugin limits (memory, fuel, tensors)",
         format!("{:?}", old.limits),
         format!("{:?}", new.limits),
@@ -585,6 +596,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
         fixed: fixed.iter().map(pf::search::run::to_record).collect(),
         trials: a.trials.unwrap_or(DEFAULT_TRIALS),
         finetune_steps: a.finetune_steps,
+        bn_images: a.bn_images as u64,
         batch_size: a.batch_size as u64,
         lr: a.lr,
         limits: a.limits.values(),
@@ -658,6 +670,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
         jobs: a.jobs,
         threads_per_trial,
         finetune_steps: a.finetune_steps,
+        bn_images: a.bn_images,
         finetune: FineTune {
             batch_size: a.batch_size,
             lr: a.lr,

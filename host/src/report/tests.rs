@@ -107,6 +107,7 @@ fn meta() -> StudyMeta {
             ratio: 0.25,
         },
         latency: None,
+        bn_images: 0,
         reward: Reward::AccLogRatio,
         seed: 7,
         fixed: vec![ParamRecord {

@@ -182,6 +182,10 @@ pub struct StudyMeta {
     pub trials: u32,
     /// Fine-tuning steps per trial.
     pub finetune_steps: u64,
+    /// Training images each trial's batch-norm statistics are re-estimated
+    /// on before evaluation; studies from before re-estimation have 0.
+    #[serde(default)]
+    pub bn_images: u64,
     /// Fine-tuning batch size.
     pub batch_size: u64,
     /// Fine-tuning learning rate.

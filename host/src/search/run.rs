@@ -56,6 +56,9 @@ pub struct SearchSetup<'a> {
     pub threads_per_trial: usize,
     /// Host fine-tuning steps per trial.
     pub finetune_steps: u64,
+    /// Training images each trial's batch-norm statistics are re-estimated
+    /// on before it is evaluated (0: not re-estimated).
+    pub bn_images: usize,
     /// Fine-tuning settings.
     pub finetune: FineTune,
     /// Show progress bars and one line per trial.
@@ -227,7 +230,7 @@ impl SearchSetup<'_> {
             self.data.clone(),
             &spec,
         );
-        let result = match result {
+        let mut result = match result {
             Ok(r) => r,
             Err(e) => {
                 timings.total = start.elapsed().as_secs_f64();
@@ -236,6 +239,20 @@ impl SearchSetup<'_> {
         };
         [timings.compress, timings.finetune, timings.finish] = result.seconds;
         let t_eval = Instant::now();
+        // Statistics that describe this trial's network, not the baseline's
+        // or a moving average over fine-tuning.
+        if let Err(e) = crate::train::batchnorm::reestimate(
+            &mut result.model,
+            &self.data.train,
+            &self.data.norm,
+            self.bn_images,
+            64,
+            trial_seed(self.seed, number),
+        ) {
+            timings.total = start.elapsed().as_secs_f64();
+            let msg = format!("re-estimating batch-norm statistics: {e:#}");
+            return (self.failed(number, &params, msg, timings), None);
+        }
         let measured =
             crate::train::evaluate(&result.model, &self.data.val, &self.data.norm, 256, false)
                 .and_then(|m| Ok((m, result.model.footprint()?)));

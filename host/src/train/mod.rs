@@ -1,6 +1,7 @@
 //! Training: fine-tuning, full re-training and distillation share one loop,
 //! with checkpoints that resume bit-identically.
 
+pub mod batchnorm;
 pub mod checkpoint;
 pub mod optim;
 pub mod schedule;
