@@ -424,6 +424,32 @@ fn a_tflite_export_writes_the_compressed_model_in_both_formats() {
         pf::export::tflite::to_bytes(&model).unwrap()
     );
     crate::tflite::assert_litert_agrees(&model, 2);
+
+    // With --export-int8 the file is what `pf export --int8` writes for the
+    // saved model (the same calibration images: same data, same seed).
+    let dir = tempdir();
+    let mut args = search_args(dir.path(), 1, 5);
+    let i = args.iter().position(|a| a == "--export").unwrap();
+    args[i + 1] = path_str(dir.path(), "small.tflite");
+    args.push("--export-int8".into());
+    let out = run(dir.path(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let again = dir.path().join("again.tflite");
+    let o = pf()
+        .args(["export", &path_str(dir.path(), "small.pf"), "--int8", "--seed", "5", "-o"])
+        .arg(&again)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let bytes = std::fs::read(dir.path().join("small.tflite")).unwrap();
+    assert_eq!(bytes, std::fs::read(&again).unwrap());
+    let ops = pf::export::tflite::check::read(&bytes).unwrap().ops;
+    assert_eq!(ops.first().map(String::as_str), Some("QUANTIZE"));
+    // --export-int8 needs a .tflite name.
+    let dir = tempdir();
+    let mut args = search_args(dir.path(), 1, 5);
+    args.push("--export-int8".into());
+    fails_cleanly(dir.path(), &args, &["--export-int8", ".tflite"]);
 }
 
 #[test]

@@ -119,9 +119,16 @@ pub struct CompressArgs {
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Where to save the compressed model: a .pf file (pf's format), or a
-    /// .tflite file (float32 TensorFlow Lite, with the .pf beside it).
+    /// .tflite file (TensorFlow Lite, float32 or with --export-int8 int8,
+    /// with the .pf beside it).
     #[arg(long, default_value = "pf-out/compressed.pf", value_name = "FILE")]
     export: PathBuf,
+    /// With a .tflite --export: write it full-integer int8 (int8 weights
+    /// per channel, int8 activations with ranges from the model's trained
+    /// quantizers or calibrated on 512 training images, float input and
+    /// output), as `pf export --int8` does.
+    #[arg(long)]
+    export_int8: bool,
     /// Where to write the report (.html, or .svg for the plots alone).
     #[arg(long, default_value = "pf-out/report.html", value_name = "FILE")]
     report: PathBuf,
@@ -210,6 +217,12 @@ fn check_outputs(a: &CompressArgs) -> Result<()> {
             "--export {}: give a .pf file name (pf's model format) or a .tflite file name (TensorFlow Lite)",
             a.export.display()
         ),
+    }
+    if a.export_int8 && a.export.extension().and_then(|e| e.to_str()) != Some("tflite") {
+        bail!(
+            "--export-int8 writes a TensorFlow Lite file: give --export a .tflite name (not {})",
+            a.export.display()
+        );
     }
     check_writable(&a.export).with_context(|| format!("--export {}", a.export.display()))?;
     check_writable(&model_file(a)).with_context(|| format!("--export {}", a.export.display()))?;
@@ -722,7 +735,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
     let pf_file = model_file(&a);
     pf::model::save(&model, &pf_file).with_context(|| format!("saving {}", pf_file.display()))?;
     if pf_file != a.export {
-        pf::export::tflite::export(&model, &a.export).with_context(|| {
+        export_tflite(&a, &model, &splits, &norm).with_context(|| {
             format!(
                 "exporting the compressed model to {} (it is saved as {})",
                 a.export.display(),
@@ -743,6 +756,33 @@ pub fn run(a: CompressArgs) -> Result<()> {
         search_seconds,
         start.elapsed().as_secs_f64(),
     )
+}
+
+/// Writes the result as a TFLite file: float32, or int8 with
+/// `--export-int8` (calibrated on training images), with the same code as
+/// `pf export`.
+fn export_tflite(
+    a: &CompressArgs,
+    model: &Model,
+    splits: &Splits,
+    norm: &Normalization,
+) -> Result<()> {
+    use pf::export::tflite;
+    if !a.export_int8 {
+        tflite::export(model, &a.export)?;
+        return Ok(());
+    }
+    let calibration: Vec<_> =
+        tflite::verify::image_batches(&splits.train, norm, Some(512), a.seed, 64, model.device())?
+            .into_iter()
+            .map(|(x, _)| x)
+            .collect();
+    let graph = tflite::quantize::lower_int8(model, &calibration, &Default::default())?;
+    tflite::write_file(
+        &tflite::write::serialize(&graph, &model.graph.name),
+        &a.export,
+    )?;
+    Ok(())
 }
 
 /// Re-trains the best candidate, tests it, and returns the final record.
