@@ -436,7 +436,14 @@ fn a_tflite_export_writes_the_compressed_model_in_both_formats() {
     assert!(out.status.success(), "{}", stderr(&out));
     let again = dir.path().join("again.tflite");
     let o = pf()
-        .args(["export", &path_str(dir.path(), "small.pf"), "--int8", "--seed", "5", "-o"])
+        .args([
+            "export",
+            &path_str(dir.path(), "small.pf"),
+            "--int8",
+            "--seed",
+            "5",
+            "-o",
+        ])
         .arg(&again)
         .output()
         .unwrap();

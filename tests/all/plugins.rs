@@ -38,6 +38,82 @@ fn builtin_learner_weight_sparse_passes_the_learner_suite() {
 }
 
 #[test]
+fn builtin_learner_uniform_quant_passes_the_learner_suite_and_meets_size_targets() {
+    let rt = Runtime::new(Limits::default(), None).unwrap();
+    let plugin = rt.load(&plugin_file("uniform_quant")).unwrap();
+    let report = conformance::run_learner_suite(&rt, &plugin, &LearnerSuite::default()).unwrap();
+    assert!(report.passed(), "{}", report.failures());
+    let size = report
+        .checks
+        .iter()
+        .find(|c| c.name.contains("size target"))
+        .unwrap_or_else(|| panic!("no size-target check: {}", report.failures()));
+    assert!(size.passed, "{}", size.detail);
+}
+
+#[test]
+fn uniform_quant_allocates_bits_per_layer_under_a_size_budget_and_refuses_bad_bits() {
+    let dir = crate::support::tempdir();
+    let (base, _) = conformance::digits_baseline(1, 30).unwrap();
+    let model = dir.path().join("base.pf");
+    pf::model::save(&base, &model).unwrap();
+    let model = model.to_str().unwrap();
+    // A budget below 8 bits everywhere: per layer, the big layers lose bits
+    // first, and the host's count meets the target.
+    let o = crate::support::pf()
+        .current_dir(dir.path())
+        .args([
+            "plugin",
+            "apply",
+            "-p",
+            "uniform_quant",
+            "--model",
+            model,
+            "--set",
+            "per_layer=true",
+            "--target",
+            "size=0.15",
+            "--finetune-steps",
+            "20",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let r = crate::support::json(&o);
+    assert!(
+        r["measured"]["bytes_ratio"].as_f64().unwrap() <= 0.15,
+        "{r}"
+    );
+    let bits = r["plugin_report"]["average_weight_bits"].as_f64().unwrap();
+    assert!((2.0..8.0).contains(&bits), "{r}");
+    // Bits out of range are refused, naming the parameter.
+    for bad in ["weight_bits=0", "weight_bits=33", "activation_bits=1"] {
+        let o = crate::support::pf()
+            .current_dir(dir.path())
+            .args([
+                "plugin",
+                "apply",
+                "-p",
+                "uniform_quant",
+                "--model",
+                model,
+                "--set",
+                bad,
+                "--finetune-steps",
+                "1",
+            ])
+            .output()
+            .unwrap();
+        assert!(!o.status.success(), "{bad} was accepted");
+        let e = crate::support::stderr(&o);
+        assert!(
+            e.contains(bad.split('=').next().unwrap()) && !e.contains("panicked"),
+            "{e}"
+        );
+    }
+}
+
+#[test]
 fn plugin_built_outside_the_workspace_loads_the_same_way_and_passes() {
     let rt = Runtime::new(Limits::default(), None).unwrap();
     let outside = rt.load(&plugin_file("outside_magnitude")).unwrap();

@@ -222,3 +222,91 @@ fn int8_export_refuses_data_that_does_not_fit_the_model() {
         .unwrap();
     assert!(!o.status.success() && stderr(&o).contains("--int8"));
 }
+
+#[test]
+fn a_quantization_aware_model_exports_with_the_ranges_it_trained() {
+    use candle_core::Device;
+    use pf::graph::Quantizer;
+    let dir = tempdir();
+    let (base, _) = pf::plugin::conformance::digits_baseline(2, 150).unwrap();
+    let base_file = dir.path().join("base.pf");
+    pf::model::save(&base, &base_file).unwrap();
+    let model = dir.path().join("qat.pf");
+    // uniform_quant on the digits CNN: 8-bit weights and activations.
+    let o = pf()
+        .args([
+            "plugin",
+            "apply",
+            "-p",
+            "uniform_quant",
+            "--finetune-steps",
+            "60",
+            "--model",
+        ])
+        .arg(&base_file)
+        .arg("-o")
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let m = pf::model::load(&model, &Device::Cpu).unwrap();
+    // Each weight layer's activations are quantized where its block ends
+    // (after the batch norm and ReLU), with a trained range.
+    let ranged: Vec<(String, Vec<f32>)> = m
+        .graph
+        .layers
+        .iter()
+        .filter(|l| {
+            matches!(
+                l.quant.as_ref().and_then(|q| q.activation.as_ref()),
+                Some(Quantizer::Uniform { .. })
+            )
+        })
+        .map(|l| {
+            let r = m.buffers[&format!("{}.act_range", l.name)]
+                .to_vec1::<f32>()
+                .unwrap();
+            (l.name.clone(), r)
+        })
+        .collect();
+    let weight_layers = m.graph.layers.iter().filter(|l| l.op.has_weight()).count();
+    assert_eq!(ranged.len(), weight_layers, "{ranged:?}");
+    for (name, _) in &ranged {
+        assert_eq!(
+            m.graph.block_output(name),
+            name.as_str(),
+            "`{name}` is not a block end"
+        );
+    }
+    // int8 export takes those ranges, not calibration's.
+    let calibration = vec![random(&[8, 1, 8, 8], 3)];
+    let g = quantize::lower_int8(&m, &calibration, &Int8Options::default()).unwrap();
+    for (name, r) in &ranged {
+        // (The output's int8 tensor is `NAME/int8`, before the DEQUANTIZE.)
+        let t = g
+            .tensors
+            .iter()
+            .find(|t| t.dtype == DType::I8 && (&t.name == name || t.name == format!("{name}/int8")))
+            .unwrap();
+        let want = quantize::activation_quant(r[0], r[1]);
+        assert_eq!(t.quant.as_ref(), Some(&want), "`{name}`");
+    }
+    // And LiteRT agrees with pf on the file.
+    let file = dir.path().join("qat.tflite");
+    let o = pf()
+        .arg("export")
+        .arg(&model)
+        .arg("-o")
+        .arg(&file)
+        .args(["--int8", "--verify", "--json"])
+        .env("PF_LITERT_PYTHON", litert_python())
+        .output()
+        .unwrap();
+    let v = json(&o)["verification"].clone();
+    assert!(v["agreement"].as_f64().unwrap() >= 0.99, "{v}");
+    assert!(
+        (v["litert_accuracy"].as_f64().unwrap() - v["float_accuracy"].as_f64().unwrap()).abs()
+            <= 0.005 + 1e-9,
+        "{v}"
+    );
+}

@@ -314,6 +314,29 @@ impl Graph {
             .collect()
     }
 
+    /// The layer whose output is the output of `name`'s block: following
+    /// the batch norm, then the ReLU or ReLU6, that alone read the previous
+    /// output (and are not the graph's output). That is the tensor an
+    /// integer kernel writes for a convolution or linear layer, with the
+    /// batch norm folded and the activation fused.
+    pub fn block_output<'a>(&'a self, name: &'a str) -> &'a str {
+        let mut end = name;
+        for step in [
+            (|op: &Op| matches!(op, Op::BatchNorm { .. })) as fn(&Op) -> bool,
+            |op: &Op| matches!(op, Op::Relu | Op::Relu6),
+        ] {
+            if end == self.output() {
+                break;
+            }
+            if let [one] = self.consumers(end).as_slice() {
+                if one.inputs.len() == 1 && step(&one.op) {
+                    end = one.name.as_str();
+                }
+            }
+        }
+        end
+    }
+
     /// Checks names, order, arity and shapes. A graph that passes can be run,
     /// costed and exported.
     pub fn validate(&self) -> Result<Vec<Shape>, GraphError> {

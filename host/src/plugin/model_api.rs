@@ -416,8 +416,18 @@ impl wit::Host for PluginState {
             }
         }
         let graph = &mut ctx.model.graph;
-        let Some(l) = graph.layers.iter_mut().find(|l| l.name == layer) else {
+        if graph.layer(&layer).is_none() {
             return Ok(Err(Error::NotFound(format!("no layer `{layer}`"))));
+        }
+        // Activations of a convolution or linear layer are quantized where
+        // its block ends (after its batch norm and activation): the tensor an
+        // int8 kernel writes, and the one int8 export takes the range of.
+        let at = match target {
+            wit::QuantTarget::Weights => layer.clone(),
+            wit::QuantTarget::Activations => graph.block_output(&layer).to_string(),
+        };
+        let Some(l) = graph.layers.iter_mut().find(|l| l.name == at) else {
+            return Ok(Err(Error::NotFound(format!("no layer `{at}`"))));
         };
         if target == wit::QuantTarget::Weights && !l.op.has_weight() {
             return Ok(Err(Error::InvalidArgument(format!(
