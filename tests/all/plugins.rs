@@ -52,6 +52,55 @@ fn builtin_learner_uniform_quant_passes_the_learner_suite_and_meets_size_targets
 }
 
 #[test]
+fn builtin_learner_full_prec_passes_the_learner_suite_and_changes_nothing_but_training() {
+    let rt = Runtime::new(Limits::default(), None).unwrap();
+    let plugin = rt.load(&plugin_file("full_prec")).unwrap();
+    let report = conformance::run_learner_suite(&rt, &plugin, &LearnerSuite::default()).unwrap();
+    assert!(report.passed(), "{}", report.failures());
+    assert!(plugin.info.targets.is_empty());
+    // Applied, it leaves a model of the same size with no masks or
+    // quantizers: only the host's fine-tuning changed it.
+    let dir = crate::support::tempdir();
+    let (base, _) = conformance::digits_baseline(1, 30).unwrap();
+    let model = dir.path().join("base.pf");
+    pf::model::save(&base, &model).unwrap();
+    let out = dir.path().join("tuned.pf");
+    let o = crate::support::pf()
+        .args([
+            "plugin",
+            "apply",
+            "-p",
+            "full_prec",
+            "--finetune-steps",
+            "20",
+            "--model",
+        ])
+        .arg(&model)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::support::stderr(&o));
+    let tuned = pf::model::load(&out, &candle_core::Device::Cpu).unwrap();
+    assert_eq!(tuned.graph, base.graph);
+    assert!(tuned.masks.is_empty());
+    assert_eq!(tuned.footprint().unwrap(), base.footprint().unwrap());
+    assert_ne!(
+        tuned.weights_sha256().unwrap(),
+        base.weights_sha256().unwrap()
+    );
+    // A search needs a target, which full_prec cannot meet.
+    let o = crate::support::pf()
+        .current_dir(dir.path())
+        .args(["compress", "--plugin", "full_prec", "--model"])
+        .arg(&model)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(crate::support::stderr(&o).contains("full_prec"));
+}
+
+#[test]
 fn uniform_quant_allocates_bits_per_layer_under_a_size_budget_and_refuses_bad_bits() {
     let dir = crate::support::tempdir();
     let (base, _) = conformance::digits_baseline(1, 30).unwrap();
