@@ -195,19 +195,7 @@ fn batch_norm_reestimation_gives_a_pruned_network_its_own_statistics() {
     let (mut model, data) = pf::plugin::conformance::digits_baseline(4, 150).unwrap();
     // Prune half of every prunable group physically: the running statistics
     // now describe channels and inputs that are gone.
-    let groups: Vec<(String, usize)> = model
-        .graph
-        .coupling()
-        .unwrap()
-        .groups
-        .iter()
-        .filter(|g| g.prunable)
-        .map(|g| (g.producers[0].clone(), g.channels))
-        .collect();
-    for (producer, channels) in groups {
-        let keep: Vec<usize> = (0..channels).step_by(2).collect();
-        model.prune_channels(&producer, &keep).unwrap();
-    }
+    crate::tflite::prune_all(&mut model, 0.5);
     let params = |m: &Model| -> Vec<(String, Vec<f32>)> {
         m.params
             .iter()

@@ -145,18 +145,23 @@ pub fn assert_litert_agrees(m: &Model, samples: usize) -> LiteRt {
     theirs
 }
 
+/// Every zoo architecture as the export tests build it: name, input
+/// channels, input size, width multiplier (small where that keeps the tests
+/// quick).
+pub const ZOO: [(&str, usize, usize, f64); 8] = [
+    ("digits_cnn", 1, 8, 1.0),
+    ("lenet", 1, 28, 1.0),
+    ("resnet20", 3, 32, 1.0),
+    ("resnet32", 3, 16, 1.0),
+    ("resnet44", 3, 16, 1.0),
+    ("resnet56", 3, 16, 1.0),
+    ("mobilenet_v1", 3, 64, 0.5),
+    ("mobilenet_v2", 3, 64, 0.5),
+];
+
 #[test]
 fn every_zoo_model_exports_at_float32_and_litert_agrees() {
-    for (name, channels, size, width) in [
-        ("digits_cnn", 1, 8, 1.0),
-        ("lenet", 1, 28, 1.0),
-        ("resnet20", 3, 32, 1.0),
-        ("resnet32", 3, 16, 1.0),
-        ("resnet44", 3, 16, 1.0),
-        ("resnet56", 3, 16, 1.0),
-        ("mobilenet_v1", 3, 64, 0.5),
-        ("mobilenet_v2", 3, 64, 0.5),
-    ] {
+    for (name, channels, size, width) in ZOO {
         let m = zoo_model(name, channels, size, width);
         let run = assert_litert_agrees(&m, 3);
         for op in &run.ops {
@@ -182,7 +187,7 @@ fn every_zoo_model_exports_at_float32_and_litert_agrees() {
 
 /// Prunes every prunable channel group to `keep` of its channels (the first
 /// ones), physically.
-fn prune_all(m: &mut Model, keep: f64) {
+pub fn prune_all(m: &mut Model, keep: f64) {
     let groups: Vec<(String, usize)> = m
         .graph
         .coupling()

@@ -13,13 +13,7 @@ use pf::export::tflite::{simulate, write};
 fn pf_evaluates_the_lowered_float_graph_as_its_own_forward_pass() {
     // The simulation is what calibrates int8 export; on a float graph it
     // must be the model itself.
-    for (name, channels, size, width) in [
-        ("digits_cnn", 1, 8, 1.0),
-        ("lenet", 1, 28, 1.0),
-        ("resnet20", 3, 32, 1.0),
-        ("mobilenet_v1", 3, 64, 0.5),
-        ("mobilenet_v2", 3, 64, 0.5),
-    ] {
+    for (name, channels, size, width) in crate::tflite::ZOO {
         let m = zoo_model(name, channels, size, width);
         let g = lower::lower(&m).unwrap();
         let x = random(&[2, channels, size, size], 9);
@@ -40,16 +34,7 @@ fn pf_evaluates_the_lowered_float_graph_as_its_own_forward_pass() {
 
 #[test]
 fn every_zoo_model_exports_at_int8_and_litert_computes_what_pf_simulates() {
-    for (name, channels, size, width) in [
-        ("digits_cnn", 1, 8, 1.0),
-        ("lenet", 1, 28, 1.0),
-        ("resnet20", 3, 32, 1.0),
-        ("resnet32", 3, 16, 1.0),
-        ("resnet44", 3, 16, 1.0),
-        ("resnet56", 3, 16, 1.0),
-        ("mobilenet_v1", 3, 64, 0.5),
-        ("mobilenet_v2", 3, 64, 0.5),
-    ] {
+    for (name, channels, size, width) in crate::tflite::ZOO {
         let m = zoo_model(name, channels, size, width);
         let calibration: Vec<_> = (0..2)
             .map(|i| random(&[8, channels, size, size], 300 + i))
