@@ -22,12 +22,24 @@ fn tight_runtime() -> Runtime {
     .expect("runtime")
 }
 
+/// Runs the learner conformance suite on a built-in learner, which must
+/// pass it; returns the report (and the plugin, for further checks).
+fn passes_learner_suite(
+    name: &str,
+) -> (
+    std::sync::Arc<pf::plugin::runtime::Plugin>,
+    conformance::SuiteReport,
+) {
+    let rt = Runtime::new(Limits::default(), None).unwrap();
+    let plugin = rt.load(&plugin_file(name)).unwrap();
+    let report = conformance::run_learner_suite(&rt, &plugin, &LearnerSuite::default()).unwrap();
+    assert!(report.passed(), "{name}: {}", report.failures());
+    (plugin, report)
+}
+
 #[test]
 fn builtin_learner_weight_sparse_passes_the_learner_suite() {
-    let rt = Runtime::new(Limits::default(), None).unwrap();
-    let plugin = rt.load(&plugin_file("weight_sparse")).unwrap();
-    let report = conformance::run_learner_suite(&rt, &plugin, &LearnerSuite::default()).unwrap();
-    assert!(report.passed(), "{}", report.failures());
+    let (_, report) = passes_learner_suite("weight_sparse");
     // The target check really ran on a sparsity parameter.
     let target = report
         .checks
@@ -39,10 +51,7 @@ fn builtin_learner_weight_sparse_passes_the_learner_suite() {
 
 #[test]
 fn builtin_learner_uniform_quant_passes_the_learner_suite_and_meets_size_targets() {
-    let rt = Runtime::new(Limits::default(), None).unwrap();
-    let plugin = rt.load(&plugin_file("uniform_quant")).unwrap();
-    let report = conformance::run_learner_suite(&rt, &plugin, &LearnerSuite::default()).unwrap();
-    assert!(report.passed(), "{}", report.failures());
+    let (_, report) = passes_learner_suite("uniform_quant");
     let size = report
         .checks
         .iter()
@@ -53,10 +62,7 @@ fn builtin_learner_uniform_quant_passes_the_learner_suite_and_meets_size_targets
 
 #[test]
 fn builtin_learner_full_prec_passes_the_learner_suite_and_changes_nothing_but_training() {
-    let rt = Runtime::new(Limits::default(), None).unwrap();
-    let plugin = rt.load(&plugin_file("full_prec")).unwrap();
-    let report = conformance::run_learner_suite(&rt, &plugin, &LearnerSuite::default()).unwrap();
-    assert!(report.passed(), "{}", report.failures());
+    let (plugin, _) = passes_learner_suite("full_prec");
     assert!(plugin.info.targets.is_empty());
     // Applied, it leaves a model of the same size with no masks or
     // quantizers: only the host's fine-tuning changed it.
