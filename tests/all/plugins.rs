@@ -22,6 +22,14 @@ fn tight_runtime() -> Runtime {
     .expect("runtime")
 }
 
+/// A small trained digits model, saved as `dir/base.pf` for the CLI.
+fn saved_baseline(dir: &std::path::Path) -> (pf::model::Model, std::path::PathBuf) {
+    let (base, _) = conformance::digits_baseline(1, 30).unwrap();
+    let path = dir.join("base.pf");
+    pf::model::save(&base, &path).unwrap();
+    (base, path)
+}
+
 /// Runs the learner conformance suite on a built-in learner, which must
 /// pass it; returns the report (and the plugin, for further checks).
 fn passes_learner_suite(
@@ -67,9 +75,7 @@ fn builtin_learner_full_prec_passes_the_learner_suite_and_changes_nothing_but_tr
     // Applied, it leaves a model of the same size with no masks or
     // quantizers: only the host's fine-tuning changed it.
     let dir = crate::support::tempdir();
-    let (base, _) = conformance::digits_baseline(1, 30).unwrap();
-    let model = dir.path().join("base.pf");
-    pf::model::save(&base, &model).unwrap();
+    let (base, model) = saved_baseline(dir.path());
     let out = dir.path().join("tuned.pf");
     let o = crate::support::pf()
         .args([
@@ -109,9 +115,7 @@ fn builtin_learner_full_prec_passes_the_learner_suite_and_changes_nothing_but_tr
 #[test]
 fn uniform_quant_allocates_bits_per_layer_under_a_size_budget_and_refuses_bad_bits() {
     let dir = crate::support::tempdir();
-    let (base, _) = conformance::digits_baseline(1, 30).unwrap();
-    let model = dir.path().join("base.pf");
-    pf::model::save(&base, &model).unwrap();
+    let (_, model) = saved_baseline(dir.path());
     let model = model.to_str().unwrap();
     // A budget below 8 bits everywhere: per layer, the big layers lose bits
     // first, and the host's count meets the target.

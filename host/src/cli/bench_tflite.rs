@@ -58,10 +58,7 @@ pub fn run(a: BenchTfliteArgs) -> Result<()> {
         timing.quantile_ms(0.1),
         timing.quantile_ms(0.9),
     );
-    let kernels = match a.kernels {
-        Kernels::Xnnpack => "xnnpack",
-        Kernels::Reference => "reference",
-    };
+    let kernels = a.kernels.name();
     let mut v = serde_json::to_value(&timing)?;
     v["median_ms"] = median.into();
     v["p10_ms"] = p10.into();

@@ -161,10 +161,20 @@ impl std::str::FromStr for TargetArg {
     }
 }
 
-/// The targets of a search: the learner's budget and the latency bound.
-/// With a latency bound alone, the budget is FLOPs at most the baseline's
-/// and each trial's own FLOPs target is searched.
-fn resolve_targets(args: &[TargetArg]) -> Result<(Target, Option<LatencyTarget>)> {
+impl std::fmt::Display for TargetArg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TargetArg::Footprint(t) => t.fmt(f),
+            TargetArg::Latency(l) => l.fmt(f),
+        }
+    }
+}
+
+/// The targets of a search: the learner's budget, the latency bound, and
+/// whether each trial's FLOPs target is searched. With a latency bound
+/// alone, the budget is FLOPs at most the baseline's and each trial's own
+/// FLOPs target is searched.
+fn resolve_targets(args: &[TargetArg]) -> Result<(Target, Option<LatencyTarget>, bool)> {
     let mut footprint = None;
     let mut latency = None;
     for t in args {
@@ -181,11 +191,12 @@ fn resolve_targets(args: &[TargetArg]) -> Result<(Target, Option<LatencyTarget>)
             }
         }
     }
+    let flops_dimension = latency.is_some() && footprint.is_none();
     let footprint = footprint.unwrap_or(Target {
         measure: pf::model::Measure::Flops,
         ratio: 1.0,
     });
-    Ok((footprint, latency))
+    Ok((footprint, latency, flops_dimension))
 }
 
 /// Trials of a new study when --trials is not given.
@@ -493,12 +504,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
         .map_err(|e| {
         anyhow::anyhow!("--optimizer-set: optimizer `{}`: {e}", optimizer.name())
     })?;
-    let (target, latency) = resolve_targets(&a.target)?;
-    let flops_dimension = latency.is_some()
-        && !a
-            .target
-            .iter()
-            .any(|t| matches!(t, TargetArg::Footprint(_)));
+    let (target, latency, flops_dimension) = resolve_targets(&a.target)?;
     let supported: Vec<_> = learner
         .info
         .targets
@@ -708,10 +714,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
             "no trial met the target {} ({} trials); the study is kept in {}. First failures:\n  {}\nloosen the target, fine-tune longer, or run more trials with --resume --trials N",
             a.target
                 .iter()
-                .map(|t| match t {
-                    TargetArg::Footprint(f) => f.to_string(),
-                    TargetArg::Latency(l) => l.to_string(),
-                })
+                .map(TargetArg::to_string)
                 .collect::<Vec<_>>()
                 .join(" and "),
             outcome.trials.len(),

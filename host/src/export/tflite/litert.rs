@@ -23,7 +23,8 @@ pub enum Kernels {
 }
 
 impl Kernels {
-    fn arg(self) -> &'static str {
+    /// The name on the command line and in reports.
+    pub fn name(self) -> &'static str {
         match self {
             Kernels::Xnnpack => "xnnpack",
             Kernels::Reference => "reference",
@@ -149,7 +150,7 @@ pub fn bench(
             runs.to_string().as_ref(),
             warmup.to_string().as_ref(),
             threads.to_string().as_ref(),
-            kernels.arg().as_ref(),
+            kernels.name().as_ref(),
         ],
     )
     .with_context(|| format!("timing {} in LiteRT", file.display()))?;
@@ -188,7 +189,7 @@ pub fn infer(
             file.as_os_str(),
             inputs.as_os_str(),
             outputs.as_os_str(),
-            kernels.arg().as_ref(),
+            kernels.name().as_ref(),
         ],
     )
     .with_context(|| format!("running {} in LiteRT", file.display()))?;
