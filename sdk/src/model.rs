@@ -160,4 +160,38 @@ impl LayerInfo {
     pub fn in_channels(&self) -> u32 {
         self.input_shape.first().copied().unwrap_or(0)
     }
+
+    /// The 8 features describing this layer among `all` (the model's weight
+    /// layers) to optimizers: the `context` of a per-layer dimension, which
+    /// an RL optimizer such as DDPG uses as its state (AMC's embedding).
+    /// Each lies in `[0, 1]`:
+    ///
+    /// 0. position: `index / layers`;
+    /// 1. size: `ln(1 + params) / ln(1 + largest params)`;
+    /// 2. cost: `ln(1 + macs) / ln(1 + largest macs)`;
+    /// 3. – 5. kind, one-hot: convolution, depthwise convolution, linear;
+    /// 6. stride: `stride / largest stride`;
+    /// 7. shape: `out / (in + out)` channels (or features).
+    pub fn context(&self, all: &[LayerInfo]) -> Vec<f64> {
+        let max_of = |f: fn(&LayerInfo) -> f64| all.iter().map(f).fold(0.0, f64::max);
+        let ratio = |x: f64, max: f64| if max > 0.0 { x / max } else { 0.0 };
+        let log_params = |l: &LayerInfo| (l.params as f64).ln_1p();
+        let log_macs = |l: &LayerInfo| (l.macs as f64).ln_1p();
+        let stride = |l: &LayerInfo| f64::from(l.stride);
+        let (out_c, in_c) = (
+            f64::from(self.out_channels()),
+            f64::from(self.in_channels()),
+        );
+        let one_hot = |kind: LayerKind| if self.kind == kind { 1.0 } else { 0.0 };
+        vec![
+            f64::from(self.index) / all.len().max(1) as f64,
+            ratio(log_params(self), max_of(log_params)),
+            ratio(log_macs(self), max_of(log_macs)),
+            one_hot(LayerKind::Conv2d),
+            one_hot(LayerKind::DepthwiseConv2d),
+            one_hot(LayerKind::Linear),
+            ratio(stride(self), max_of(stride)),
+            ratio(out_c, in_c + out_c),
+        ]
+    }
 }

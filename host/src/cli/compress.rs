@@ -387,7 +387,9 @@ fn search_space(
             .search_space(settings, Some(target))
             .map_err(anyhow::Error::from)
     };
-    let (full, fixed) = space::shape_space(&a.set, space_for)?;
+    let settings = space::fixed_settings(&learner.info.params_schema)
+        .map_err(|e| anyhow::anyhow!("learner `{}`: {e}", learner.name()))?;
+    let (full, fixed) = space::shape_space(&a.set, &settings, space_for)?;
     space::validate_space(&full)
         .map_err(|e| anyhow::anyhow!("learner `{}`: {e}", learner.name()))?;
     let searched = full

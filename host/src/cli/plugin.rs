@@ -405,6 +405,13 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
         ),
         PluginKind::Learner => None,
     };
+    let settings = match plugin.kind() {
+        PluginKind::Learner => Some(
+            space::fixed_settings(&plugin.info.params_schema)
+                .map_err(|e| anyhow::anyhow!("learner `{}`: {e}", plugin.name()))?,
+        ),
+        PluginKind::Optimizer => None,
+    };
     if a.json {
         return print_json(&serde_json::json!({
             "path": plugin.path,
@@ -419,6 +426,7 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
             "manifest": plugin.admission.manifest,
             "search_space": space.as_deref().map(space_rows),
             "options": options.as_deref().map(space_rows),
+            "settings": settings.as_deref().map(space_rows),
         }));
     }
     println!(
@@ -462,6 +470,10 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
     if let Some(space) = space {
         println!("search space (as declared for digits_cnn; per-layer spaces follow the model):");
         rows(&space);
+    }
+    if let Some(settings) = settings.filter(|s| !s.is_empty()) {
+        println!("settings (fixed, never searched; --set NAME=VALUE):");
+        rows(&settings);
     }
     match options {
         Some(o) if o.is_empty() => println!("options   none"),
@@ -571,11 +583,15 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
             .search_space(settings, a.target)
             .map_err(anyhow::Error::from)
     };
-    let (space, fixed) = space::shape_space(&a.set, space_for)?;
+    let settings = space::fixed_settings(&plugin.info.params_schema)
+        .map_err(|e| anyhow::anyhow!("learner `{}`: {e}", plugin.name()))?;
+    let (space, fixed) = space::shape_space(&a.set, &settings, space_for)?;
     let mut params = space::defaults(&space);
     for p in fixed {
-        if let Some(slot) = params.iter_mut().find(|q| q.name == p.name) {
-            *slot = p;
+        match params.iter_mut().find(|q| q.name == p.name) {
+            Some(slot) => *slot = p,
+            // A fixed setting, not a dimension: the learner takes it as given.
+            None => params.push(p),
         }
     }
     let before_cost = base.footprint()?;

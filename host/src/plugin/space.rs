@@ -241,15 +241,19 @@ pub fn settings_from_schema(schema: &str) -> Result<Vec<ParamSpec>, String> {
         let prop = resolve(prop);
         let num = |key: &str| prop.get(key).and_then(Value::as_f64);
         let ty = prop.get("type").and_then(Value::as_str).unwrap_or_default();
-        let choices: Vec<String> = prop
-            .get("enum")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|v| v.as_str().map(String::from))
-                    .collect()
-            })
-            .unwrap_or_default();
+        // A string enumeration: `enum`, or (when its variants carry doc
+        // comments) `oneOf` string constants.
+        let listed = prop.get("enum").and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect::<Vec<_>>()
+        });
+        let constants = prop.get("oneOf").and_then(Value::as_array).map(|a| {
+            a.iter()
+                .filter_map(|v| v.get("const").and_then(Value::as_str).map(String::from))
+                .collect::<Vec<_>>()
+        });
+        let choices: Vec<String> = listed.or(constants).unwrap_or_default();
         let (kind, default) = match ty {
             _ if !choices.is_empty() => {
                 let d = prop.get("default").and_then(Value::as_str);
@@ -321,25 +325,58 @@ pub fn parse_options(schema: &str, assignments: &[String]) -> Result<Vec<Param>,
     Ok(options)
 }
 
+/// The settings a learner's `params-schema` marks `"x-fixed": true`: values
+/// a user sets with `--set` that no optimizer searches (a sampling size, a
+/// selection method). They are not dimensions of the search space, so they
+/// reach the learner only as fixed values.
+pub fn fixed_settings(schema: &str) -> Result<Vec<ParamSpec>, String> {
+    let root: serde_json::Value =
+        serde_json::from_str(schema).map_err(|e| format!("the params-schema is not JSON: {e}"))?;
+    let fixed = |name: &str| {
+        root.get("properties")
+            .and_then(|p| p.get(name))
+            .and_then(|f| f.get("x-fixed"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false)
+    };
+    Ok(settings_from_schema(schema)?
+        .into_iter()
+        .filter(|s| fixed(&s.name))
+        .collect())
+}
+
 /// A learner's space as the user's `NAME=VALUE` assignments shape it, and
 /// those assignments parsed. The space may depend on the settings (e.g.
 /// per-layer dimensions appear with `per_layer=true`), so `space_for` is
-/// asked first with the assignments that fit the default space, then every
-/// assignment is parsed against the space they shaped. A name given twice
-/// keeps its last value.
+/// asked first with the assignments that fit the default space or the
+/// learner's fixed `settings` (see [`fixed_settings`]), then every
+/// assignment is parsed against the space they shaped, or else against the
+/// settings. A name given twice keeps its last value.
 pub fn shape_space(
     assignments: &[String],
+    settings: &[ParamSpec],
     space_for: impl Fn(&[Param]) -> anyhow::Result<Vec<ParamSpec>>,
 ) -> anyhow::Result<(Vec<ParamSpec>, Vec<Param>)> {
     let default_space = space_for(&[])?;
-    let settings: Vec<Param> = assignments
+    let parse = |space: &[ParamSpec], text: &str| {
+        let name = text.split_once('=').map_or(text, |(n, _)| n);
+        if !space.iter().any(|s| s.name == name) {
+            if settings.iter().any(|s| s.name == name) {
+                return parse_assignment(settings, text);
+            }
+            let known: Vec<ParamSpec> = space.iter().chain(settings).cloned().collect();
+            return parse_assignment(&known, text);
+        }
+        parse_assignment(space, text)
+    };
+    let given: Vec<Param> = assignments
         .iter()
-        .filter_map(|s| parse_assignment(&default_space, s).ok())
+        .filter_map(|s| parse(&default_space, s).ok())
         .collect();
-    let space = space_for(&settings)?;
+    let space = space_for(&given)?;
     let mut fixed: Vec<Param> = Vec::new();
     for s in assignments {
-        let p = parse_assignment(&space, s).map_err(|e| anyhow::anyhow!("--set {e}"))?;
+        let p = parse(&space, s).map_err(|e| anyhow::anyhow!("--set {e}"))?;
         fixed.retain(|q| q.name != p.name);
         fixed.push(p);
     }
@@ -393,5 +430,56 @@ mod tests {
             .unwrap_err()
             .contains("no options"));
         assert!(parse_options(none, &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn fixed_settings_are_set_but_never_searched() {
+        // As the SDK writes a learner's schema: a searched ratio, and fixed
+        // settings, one an enumeration whose variants carry doc comments.
+        let schema = r#"{"type": "object", "properties": {
+            "ratio": {"type": "number", "minimum": 0.05, "maximum": 1.0, "default": 0.5},
+            "images": {"type": "integer", "minimum": 1, "maximum": 512, "default": 128,
+                "x-fixed": true},
+            "selection": {"default": "lasso", "x-fixed": true, "oneOf": [
+                {"const": "lasso", "type": "string", "description": "LASSO."},
+                {"const": "random", "type": "string", "description": "Random."}]}
+        }}"#;
+        let settings = fixed_settings(schema).unwrap();
+        let names: Vec<_> = settings.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["images", "selection"]);
+        assert!(
+            matches!(&settings[1].kind, ParamKind::Choice(c) if c == &["lasso", "random"]),
+            "{:?}",
+            settings[1].kind
+        );
+        let space = || {
+            vec![ParamSpec {
+                name: "ratio".into(),
+                kind: ParamKind::Float(super::super::bindings::types::FloatRange {
+                    low: 0.05,
+                    high: 1.0,
+                    log: false,
+                }),
+                default: ParamValue::Float(0.5),
+                help: String::new(),
+                context: Vec::new(),
+            }]
+        };
+        let shape = |a: &[&str]| {
+            let a: Vec<String> = a.iter().map(|s| s.to_string()).collect();
+            shape_space(&a, &settings, |_| Ok(space()))
+        };
+        let (full, fixed) = shape(&["selection=random", "ratio=0.3", "images=64"]).unwrap();
+        assert_eq!(full.len(), 1, "settings are not dimensions");
+        let names: Vec<_> = fixed.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["selection", "ratio", "images"]);
+        let err = |a: &str| shape(&[a]).unwrap_err().to_string();
+        assert!(err("selection=greedy").contains("selection"));
+        assert!(err("images=0").contains("images"));
+        let unknown = err("momentum=1");
+        assert!(
+            unknown.contains("not a parameter") && unknown.contains("images"),
+            "{unknown}"
+        );
     }
 }

@@ -67,24 +67,6 @@ fn layer_dim(layer: &str) -> String {
     format!("bits.{layer}")
 }
 
-/// Features of a layer for optimizers, each in `[0, 1]`: position, size
-/// and cost (log-scaled against the largest), and the kind, one-hot.
-fn layer_context(layer: &LayerInfo, all: &[LayerInfo]) -> Vec<f64> {
-    let max_of = |f: fn(&LayerInfo) -> f64| all.iter().map(f).fold(0.0, f64::max);
-    let ratio = |x: f64, max: f64| if max > 0.0 { x / max } else { 0.0 };
-    let log_params = |l: &LayerInfo| (l.params as f64).ln_1p();
-    let log_macs = |l: &LayerInfo| (l.macs as f64).ln_1p();
-    let one_hot = |kind: LayerKind| if layer.kind == kind { 1.0 } else { 0.0 };
-    vec![
-        f64::from(layer.index) / all.len().max(1) as f64,
-        ratio(log_params(layer), max_of(log_params)),
-        ratio(log_macs(layer), max_of(log_macs)),
-        one_hot(LayerKind::Conv2d),
-        one_hot(LayerKind::DepthwiseConv2d),
-        one_hot(LayerKind::Linear),
-    ]
-}
-
 /// Bytes of a weight of `n` entries and `out` channels at `bits`, as the
 /// host counts a symmetric per-channel quantized weight.
 pub fn weight_bytes(n: u64, out: u64, bits: u32) -> u64 {
@@ -191,7 +173,7 @@ impl Learner for UniformQuant {
                     settings.weight_bits.clamp(2, 8),
                 )
                 .with_help(format!("Weight bits of layer `{}`.", layer.name))
-                .with_context(layer_context(layer, &layers)),
+                .with_context(layer.context(&layers)),
             );
         }
         Ok(space)

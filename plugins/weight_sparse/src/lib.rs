@@ -24,8 +24,8 @@
 //! `|w| > threshold`. No weight tensor is ever copied into the plugin.
 //!
 //! With `per_layer`, each layer `L` gets its own final sparsity from the
-//! search-space dimension `sparsity.<L>` (see [`layer_context`] for the
-//! features given to optimizers) instead of the uniform `sparsity`. The
+//! search-space dimension `sparsity.<L>` (see `LayerInfo::context` in the SDK
+//! for the features given to optimizers) instead of the uniform `sparsity`. The
 //! per-layer dimensions are part of the search space only when the user
 //! fixes `per_layer = true` (the host passes fixed settings to
 //! `search-space`).
@@ -87,38 +87,6 @@ impl Default for WeightSparseParams {
 /// The name of a layer's own sparsity dimension.
 fn layer_dim(layer: &str) -> String {
     format!("sparsity.{layer}")
-}
-
-/// The 8 features describing a layer to optimizers (the `context` of its
-/// `sparsity.<layer>` dimension), each in `[0, 1]`:
-///
-/// 0. position: `index / layers`;
-/// 1. size: `ln(1 + params) / ln(1 + largest params)`;
-/// 2. cost: `ln(1 + macs) / ln(1 + largest macs)`;
-/// 3. – 5. kind, one-hot: convolution, depthwise convolution, linear;
-/// 6. stride: `stride / largest stride`;
-/// 7. shape: `out / (in + out)` channels (or features).
-pub fn layer_context(layer: &LayerInfo, all: &[LayerInfo]) -> Vec<f64> {
-    let max_of = |f: fn(&LayerInfo) -> f64| all.iter().map(f).fold(0.0, f64::max);
-    let ratio = |x: f64, max: f64| if max > 0.0 { x / max } else { 0.0 };
-    let log_params = |l: &LayerInfo| (l.params as f64).ln_1p();
-    let log_macs = |l: &LayerInfo| (l.macs as f64).ln_1p();
-    let stride = |l: &LayerInfo| f64::from(l.stride);
-    let (out_c, in_c) = (
-        f64::from(layer.out_channels()),
-        f64::from(layer.in_channels()),
-    );
-    let one_hot = |kind: LayerKind| if layer.kind == kind { 1.0 } else { 0.0 };
-    vec![
-        f64::from(layer.index) / all.len().max(1) as f64,
-        ratio(log_params(layer), max_of(log_params)),
-        ratio(log_macs(layer), max_of(log_macs)),
-        one_hot(LayerKind::Conv2d),
-        one_hot(LayerKind::DepthwiseConv2d),
-        one_hot(LayerKind::Linear),
-        ratio(stride(layer), max_of(stride)),
-        ratio(out_c, in_c + out_c),
-    ]
 }
 
 /// Prunes `layer` by magnitude to sparsity `s` of its current (masked)
@@ -228,7 +196,7 @@ impl Learner for WeightSparse {
             space.push(
                 ParamSpec::float(layer_dim(&layer.name), 0.0, 0.99, default)
                     .with_help(format!("Final sparsity of layer `{}`.", layer.name))
-                    .with_context(layer_context(layer, &layers)),
+                    .with_context(layer.context(&layers)),
             );
         }
         Ok(space)

@@ -1,0 +1,452 @@
+//! Channel pruning (He, Zhang & Sun, ICCV 2017, "Channel Pruning for
+//! Accelerating Very Deep Neural Networks"): a pf learner plugin.
+//!
+//! For each prunable channel group (the output channels of one convolution
+//! or linear layer, with its batch norm), `compress`
+//!
+//! 1. **samples** the layers that read the channels: input patches and
+//!    output responses of the original model at `points_per_image` random
+//!    positions of `images` training images (as many again are held out to
+//!    measure the reconstruction error);
+//! 2. **selects** the channels to keep: by LASSO on the channels'
+//!    contributions to those outputs, stopping when exactly the preserve
+//!    ratio remains ([`select::Lasso`]; `selection = l1` or `random` for
+//!    the usual baselines);
+//! 3. **reconstructs** the readers' weights of the kept channels by least
+//!    squares, so that they reproduce the original outputs
+//!    ([`reconstruct::Samples::kept_weight`]);
+//! 4. **prunes physically**: the producing layer, its batch norm and every
+//!    reader shrink (the host's channel surgery).
+//!
+//! The host then fine-tunes. All samples come from the original model
+//! (nothing is applied until every group is planned), and all products run
+//! in the host: only `c×c` LASSO and `(k·kh·kw)²` least-squares systems are
+//! copied into the sandbox.
+//!
+//! ## Which channels
+//!
+//! As PocketFlow's channel-pruning learner does for residual networks, only
+//! groups with a single producer are pruned: plain chains and the inner
+//! convolutions of residual blocks. A group tied across a residual add
+//! keeps its channels. Its readers must be ungrouped convolutions or linear
+//! layers, whose features the host can sample.
+//!
+//! ## Preserve ratios and targets
+//!
+//! Every group keeps `⌈r·c⌉` of its `c` channels. `r` is `preserve_ratio`,
+//! or with `per_layer` the group's own `preserve.<producer>` dimension
+//! (with the producer's features as context, for DDPG). Under a `flops`
+//! target the ratios are scaled by the largest common factor whose model
+//! fits the budget ([`budget::allocate`]): uniform ratios become the
+//! largest uniform ratio that meets it, per-layer ratios keep their
+//! proportions.
+
+pub mod budget;
+pub mod reconstruct;
+pub mod select;
+
+use budget::Keep;
+use pf_sdk::prelude::*;
+use reconstruct::Samples;
+use select::{Lasso, Selection};
+
+/// The hyper-parameters.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
+#[serde(crate = "pf_sdk::serde", default, deny_unknown_fields)]
+#[schemars(crate = "pf_sdk::schemars")]
+pub struct ChannelPrunedParams {
+    /// Fraction of each group's channels to keep (without a FLOPs target).
+    #[schemars(range(min = 0.05, max = 1.0))]
+    pub preserve_ratio: f64,
+    /// How channels are chosen: `lasso` (He et al.), or `l1` / `random` as baselines.
+    #[schemars(extend("x-fixed" = true))]
+    pub selection: Selection,
+    /// Rebuild the kept weights by least squares to match the original outputs.
+    #[schemars(extend("x-fixed" = true))]
+    pub reconstruct: bool,
+    /// Training images to sample each layer's features on (as many again are held out).
+    #[schemars(range(min = 1, max = 512), extend("x-fixed" = true))]
+    pub images: i64,
+    /// Positions sampled per image in a convolution's output.
+    #[schemars(range(min = 1, max = 100), extend("x-fixed" = true))]
+    pub points_per_image: i64,
+    /// Give each group its own preserve ratio (the `preserve.<layer>` dimensions).
+    #[schemars(extend("x-fixed" = true))]
+    pub per_layer: bool,
+}
+
+impl Default for ChannelPrunedParams {
+    fn default() -> Self {
+        ChannelPrunedParams {
+            preserve_ratio: 0.5,
+            selection: Selection::Lasso,
+            reconstruct: true,
+            images: 128,
+            points_per_image: 10,
+            per_layer: false,
+        }
+    }
+}
+
+/// The name of a group's own preserve-ratio dimension.
+fn group_dim(producer: &str) -> String {
+    format!("preserve.{producer}")
+}
+
+/// A channel group this learner can prune.
+#[derive(Clone, Debug)]
+pub struct Candidate {
+    /// The host's group id.
+    pub id: u32,
+    /// Channels in the group.
+    pub channels: u32,
+    /// The one layer that writes the channels.
+    pub producer: LayerInfo,
+    /// The layers that read them.
+    pub consumers: Vec<LayerInfo>,
+}
+
+/// Whether the host can sample the features of `l`: an ungrouped
+/// convolution or a linear layer.
+fn samplable(l: &LayerInfo) -> bool {
+    match l.kind {
+        LayerKind::Linear => true,
+        LayerKind::Conv2d => l.weight_shape.get(1).copied() == Some(l.in_channels()),
+        LayerKind::DepthwiseConv2d => false,
+    }
+}
+
+/// The groups channel pruning applies to (see the module docs), in model
+/// order, and why each other group was left alone.
+pub fn candidates(model: &Model, layers: &[LayerInfo]) -> (Vec<Candidate>, Vec<String>) {
+    let find = |name: &String| layers.iter().find(|l| &l.name == name).cloned();
+    let mut found = Vec::new();
+    let mut skipped = Vec::new();
+    for g in model.groups() {
+        let what = format!("group {} ({})", g.id, g.producers.join(", "));
+        if !g.prunable {
+            let why = g.reason.clone().unwrap_or_else(|| "not prunable".into());
+            skipped.push(format!("{what}: {why}"));
+            continue;
+        }
+        if g.producers.len() != 1 {
+            skipped.push(format!("{what}: tied across a residual add"));
+            continue;
+        }
+        let Some(producer) = find(&g.producers[0]) else {
+            continue;
+        };
+        if producer.kind == LayerKind::DepthwiseConv2d {
+            skipped.push(format!("{what}: written by a depthwise convolution"));
+            continue;
+        }
+        let consumers: Vec<LayerInfo> = g.consumers.iter().filter_map(find).collect();
+        if consumers.is_empty() || consumers.len() != g.consumers.len() {
+            skipped.push(format!("{what}: no weight layer reads it"));
+            continue;
+        }
+        if let Some(c) = consumers
+            .iter()
+            .find(|c| !samplable(c) || !c.input_prunable)
+        {
+            skipped.push(format!(
+                "{what}: read by `{}`, whose features cannot be sampled",
+                c.name
+            ));
+            continue;
+        }
+        if g.channels < 2 {
+            skipped.push(format!("{what}: one channel"));
+            continue;
+        }
+        found.push(Candidate {
+            id: g.id,
+            channels: g.channels,
+            producer,
+            consumers,
+        });
+    }
+    found.sort_by_key(|c| c.producer.index);
+    (found, skipped)
+}
+
+/// What `compress` did to one consumer.
+struct Rebuilt {
+    layer: String,
+    error: f64,
+}
+
+/// The learner's state between `compress` and `finish`.
+pub struct ChannelPruned {
+    baseline_macs: u64,
+    summary: String,
+    /// The compression's figures, reported again by `finish`.
+    values: Vec<(String, f64)>,
+}
+
+/// Samples the features of `consumer` (which reads `channels` channels).
+fn sample(
+    model: &Model,
+    consumer: &LayerInfo,
+    channels: u32,
+    p: &ChannelPrunedParams,
+) -> Result<Samples> {
+    // Twice the images: half to fit, half held out. A linear layer gives one
+    // row per image, so it gets as many images as a convolution gets rows
+    // (up to the host's 1024).
+    let images = 2 * p.images.clamp(1, 512) as u32;
+    let per_image = p.points_per_image.clamp(1, 100) as u32;
+    let s = match consumer.kind {
+        LayerKind::Linear => {
+            model.sample_features(&consumer.name, (images * per_image).min(1024), 1)?
+        }
+        _ => model.sample_features(&consumer.name, images, per_image)?,
+    };
+    Samples::new(model, consumer, channels, s)
+}
+
+/// The `k` channels of `group` to keep.
+fn choose(
+    model: &Model,
+    group: &Candidate,
+    samples: &[Samples],
+    k: u32,
+    selection: Selection,
+    rng: &mut HostRng,
+) -> Result<Vec<u32>> {
+    let c = group.channels as usize;
+    match selection {
+        Selection::Lasso => {
+            // Every reader's output counts: their problems add up.
+            let mut total = Lasso {
+                gram: vec![0.0; c * c],
+                zty: vec![0.0; c],
+            };
+            for s in samples {
+                let p = s.lasso()?;
+                total
+                    .gram
+                    .iter_mut()
+                    .zip(&p.gram)
+                    .for_each(|(t, g)| *t += g);
+                total.zty.iter_mut().zip(&p.zty).for_each(|(t, b)| *t += b);
+            }
+            total.select(k as usize)
+        }
+        Selection::L1 => {
+            let w = model.weight(&group.producer.name)?.abs()?;
+            let dims: Vec<u32> = (1..w.rank() as u32).collect();
+            let scores = w.sum(&dims, false)?.to_vec()?;
+            let scores: Vec<f64> = scores.into_iter().map(f64::from).collect();
+            Ok(select::top_k(&scores, k as usize))
+        }
+        Selection::Random => Ok(select::random(c, k as usize, rng)),
+    }
+}
+
+impl Learner for ChannelPruned {
+    type Params = ChannelPrunedParams;
+
+    fn info() -> Info {
+        Info::new(
+            "channel_pruned",
+            env!("CARGO_PKG_VERSION"),
+            "Channel pruning (He et al. 2017): each layer's input channels are chosen by LASSO \
+             regression on their contributions to its output, the kept weights are rebuilt by \
+             least squares to match the original outputs, and the channels leave the network \
+             physically (the producing layer and its batch norm shrink) before fine-tuning.",
+        )
+        .with_targets(&[Measure::Flops])
+    }
+
+    fn search_space(
+        settings: &ChannelPrunedParams,
+        target: Option<Target>,
+        model: &Model,
+    ) -> Result<Vec<ParamSpec>> {
+        let mut space = ChannelPrunedParams::search_space()?;
+        if target.is_some() || settings.per_layer {
+            // The target, or the per-group dimensions, decide the ratios.
+            space.retain(|s| s.name != "preserve_ratio");
+        }
+        if settings.per_layer {
+            let layers = model.layers();
+            let (groups, _) = candidates(model, &layers);
+            for g in &groups {
+                space.push(
+                    ParamSpec::float(
+                        group_dim(&g.producer.name),
+                        0.05,
+                        1.0,
+                        settings.preserve_ratio,
+                    )
+                    .with_help(format!(
+                        "Fraction of the {} output channels of `{}` to keep.",
+                        g.channels, g.producer.name
+                    ))
+                    .with_context(g.producer.context(&layers)),
+                );
+            }
+        }
+        Ok(space)
+    }
+
+    fn compress(
+        p: ChannelPrunedParams,
+        target: Option<Target>,
+        extra: &Extra,
+        model: &Model,
+    ) -> Result<(Self, Report)> {
+        let layers = model.layers();
+        let baseline_macs = model.cost().macs;
+        let (groups, skipped) = candidates(model, &layers);
+        if groups.is_empty() {
+            return Err(Error::unsupported(format!(
+                "channel_pruned found nothing to prune in this model: it prunes channels written \
+                 by one convolution or linear layer and read by ungrouped convolutions or linear \
+                 layers. {}",
+                if skipped.is_empty() {
+                    "The model has no channel groups.".to_string()
+                } else {
+                    format!("Left alone: {}.", skipped.join("; "))
+                }
+            )));
+        }
+        let prefs: Vec<f64> = groups
+            .iter()
+            .map(|g| {
+                if p.per_layer {
+                    extra
+                        .float(&group_dim(&g.producer.name))
+                        .unwrap_or(p.preserve_ratio)
+                } else {
+                    p.preserve_ratio
+                }
+            })
+            .collect();
+        let ids: Vec<u32> = groups.iter().map(|g| g.id).collect();
+        let channels: Vec<u32> = groups.iter().map(|g| g.channels).collect();
+        let keep: Keep = match target {
+            None => groups
+                .iter()
+                .zip(&prefs)
+                .map(|(g, &r)| (g.id, (g.channels, budget::kept(g.channels, r))))
+                .collect(),
+            Some(t) => {
+                let budget = (t.ratio * baseline_macs as f64).floor() as u64;
+                // Uniform ratios: one common ratio, the largest that fits.
+                let prefs = if p.per_layer {
+                    prefs.clone()
+                } else {
+                    vec![1.0; groups.len()]
+                };
+                budget::allocate(&layers, &ids, &channels, &prefs, budget)?
+            }
+        };
+
+        // Plan every group on the original model, then apply.
+        let mut rng = HostRng::new();
+        let mut plans = Vec::new();
+        let mut rebuilt = Vec::new();
+        let todo: Vec<&Candidate> = groups
+            .iter()
+            .filter(|g| keep[&g.id].1 < g.channels)
+            .collect();
+        for (done, g) in todo.iter().enumerate() {
+            pf_sdk::progress(
+                done as u64,
+                todo.len() as u64,
+                &format!("selecting channels of `{}`", g.producer.name),
+            );
+            let k = keep[&g.id].1;
+            let samples = g
+                .consumers
+                .iter()
+                .map(|c| sample(model, c, g.channels, &p))
+                .collect::<Result<Vec<_>>>()?;
+            let kept = choose(model, g, &samples, k, p.selection, &mut rng)?;
+            let mut weights = Vec::new();
+            for s in &samples {
+                let (w, error) = s.kept_weight(&kept, p.reconstruct)?;
+                weights.push((s.layer.clone(), w.to_vec()?, w.shape()));
+                rebuilt.push(Rebuilt {
+                    layer: s.layer.clone(),
+                    error,
+                });
+            }
+            plans.push((g, kept, weights));
+        }
+        let mut removed = 0;
+        for (g, kept, weights) in &plans {
+            // Removing input channels of one reader removes them from the
+            // whole group: the producer, its batch norm, every reader.
+            model.prune_input_channels(&g.consumers[0].name, kept)?;
+            for (layer, data, _) in weights {
+                let shape = model.layer(layer)?.weight_shape;
+                model.set_weight(layer, &Tensor::from_data(&shape, data)?)?;
+            }
+            removed += g.channels - kept.len() as u32;
+        }
+        pf_sdk::progress(todo.len() as u64, todo.len() as u64, "channels pruned");
+
+        let error = if rebuilt.is_empty() {
+            0.0
+        } else {
+            rebuilt.iter().map(|r| r.error).sum::<f64>() / rebuilt.len() as f64
+        };
+        let total: u32 = groups.iter().map(|g| g.channels).sum();
+        let left: u32 = keep.values().map(|&(_, k)| k).sum();
+        let macs_ratio = model.cost().macs as f64 / baseline_macs.max(1) as f64;
+        let summary =
+            format!(
+            "{} selection{}: kept {left} of {total} channels in {} groups, {:.1}% of the MACs; \
+             held-out reconstruction error {:.4}",
+            match p.selection {
+                Selection::Lasso => "LASSO",
+                Selection::L1 => "L1-norm",
+                Selection::Random => "random",
+            },
+            if p.reconstruct { " with least-squares reconstruction" } else { "" },
+            groups.len(),
+            100.0 * macs_ratio,
+            error,
+        );
+        let mut values = vec![
+            ("reconstruction_error".to_string(), error),
+            ("channels_removed".to_string(), f64::from(removed)),
+            (
+                "preserve_ratio".to_string(),
+                f64::from(left) / f64::from(total.max(1)),
+            ),
+        ];
+        for r in &rebuilt {
+            values.push((format!("reconstruction_error.{}", r.layer), r.error));
+        }
+        let learner = ChannelPruned {
+            baseline_macs,
+            summary,
+            values,
+        };
+        let report = learner.report(macs_ratio);
+        Ok((learner, report))
+    }
+
+    fn finish(&mut self, model: &Model) -> Result<Report> {
+        let macs_ratio = model.cost().macs as f64 / self.baseline_macs.max(1) as f64;
+        Ok(self.report(macs_ratio))
+    }
+}
+
+impl ChannelPruned {
+    /// The summary and figures, with the MACs ratio as it is now (the
+    /// measure `pf plugin test` checks against the host's count).
+    fn report(&self, macs_ratio: f64) -> Report {
+        let mut report = Report::new(self.summary.clone()).with("macs_ratio", macs_ratio);
+        for (name, value) in &self.values {
+            report = report.with(name.clone(), *value);
+        }
+        report
+    }
+}
+
+pf_sdk::export_learner!(ChannelPruned);

@@ -1,0 +1,213 @@
+//! The host-side sums of one consumer layer's samples, and the
+//! least-squares reconstruction of its kept weights.
+//!
+//! The consumer reads `c` channels of `kk` inputs each (`kh·kw` for a
+//! convolution, `h·w` for a linear layer after a flatten); its sampled input
+//! patches `X` are `[N, c·kk]`, channel-major, and its outputs before the
+//! bias `Y = XWᵀ` are `[N, O]`. Every product runs in the host; the plugin
+//! copies out only `c×c` and `(k·kk)×(k·kk)` systems.
+
+use crate::select::Lasso;
+use pf_sdk::prelude::*;
+use pf_sdk::{math, FeatureSample};
+
+/// The widest system (`k·kk` unknowns per output) the plugin solves; wider
+/// consumers keep their original weights for the kept channels.
+pub const MAX_UNKNOWNS: u32 = 4096;
+
+/// One consumer's samples, split into a half to fit on and a held-out half
+/// to measure the reconstruction error on.
+pub struct Samples {
+    /// The consumer layer.
+    pub layer: String,
+    /// Inputs per channel (`kh·kw`, or `h·w` after a flatten).
+    pub kk: u32,
+    /// Channels the consumer reads.
+    pub channels: u32,
+    x_fit: Tensor,
+    y_fit: Tensor,
+    x_eval: Tensor,
+    y_eval: Tensor,
+    /// The weight as `[O, c·kk]`.
+    weight: Tensor,
+}
+
+impl Samples {
+    /// Splits `sample` (rows in image order) into fitting and held-out
+    /// halves.
+    pub fn new(
+        model: &Model,
+        layer: &LayerInfo,
+        channels: u32,
+        sample: FeatureSample,
+    ) -> Result<Self> {
+        let rows = sample.inputs.shape()[0];
+        let width = sample.inputs.shape()[1];
+        if rows < 2 {
+            return Err(Error::invalid_argument(format!(
+                "`{}`: {rows} sampled rows; at least 2 are needed (one to fit, one to check)",
+                layer.name
+            )));
+        }
+        if channels == 0 || width % channels != 0 {
+            return Err(Error::unsupported(format!(
+                "`{}` reads {width} inputs per sample, not a multiple of its {channels} channels",
+                layer.name
+            )));
+        }
+        let half = rows / 2;
+        let out = layer.out_channels();
+        Ok(Samples {
+            layer: layer.name.clone(),
+            kk: width / channels,
+            channels,
+            x_fit: sample.inputs.narrow(0, 0, half)?,
+            y_fit: sample.outputs.narrow(0, 0, half)?,
+            x_eval: sample.inputs.narrow(0, half, rows - half)?,
+            y_eval: sample.outputs.narrow(0, half, rows - half)?,
+            weight: model.weight(&layer.name)?.reshape(&[out, width])?,
+        })
+    }
+
+    /// The LASSO problem of choosing channels for this consumer: the Gram
+    /// matrix of the per-channel contributions `Zᵢ = XᵢWᵢᵀ` and their
+    /// products with `Y`.
+    pub fn lasso(&self) -> Result<Lasso> {
+        let (c, kk) = (self.channels, self.kk);
+        let n = self.x_fit.shape()[0];
+        let out = self.weight.shape()[0];
+        // [N, c, kk] → [c, N, kk] times [c, kk, O] → [c, N, O].
+        let x = self.x_fit.reshape(&[n, c, kk])?.transpose(0, 1)?;
+        let w = self
+            .weight
+            .reshape(&[out, c, kk])?
+            .transpose(0, 1)?
+            .transpose(1, 2)?;
+        let z = x.matmul(&w)?.reshape(&[c, n * out])?;
+        drop((x, w));
+        let gram = z.matmul(&z.transpose(0, 1)?)?;
+        let zty = z.matmul(&self.y_fit.reshape(&[n * out, 1])?)?;
+        Ok(Lasso {
+            gram: to_f64(&gram)?,
+            zty: to_f64(&zty)?,
+        })
+    }
+
+    /// The column indices of the kept channels' inputs.
+    fn columns(&self, keep: &[u32]) -> Vec<u32> {
+        keep.iter()
+            .flat_map(|&ch| ch * self.kk..(ch + 1) * self.kk)
+            .collect()
+    }
+
+    /// The weight of the kept channels, `[O, k·kk]`: rebuilt by least
+    /// squares on the fitting half so that the kept inputs reproduce the
+    /// original outputs (`reconstruct`), or the original columns. Returns
+    /// it with the relative error `‖Y − X_S W_Sᵀ‖² / ‖Y‖²` on the held-out
+    /// half.
+    pub fn kept_weight(&self, keep: &[u32], reconstruct: bool) -> Result<(Tensor, f64)> {
+        let cols = self.columns(keep);
+        let unknowns = cols.len() as u32;
+        let out = self.weight.shape()[0];
+        let weight = if reconstruct && unknowns <= MAX_UNKNOWNS {
+            let xs = self.x_fit.index_select(1, &cols)?;
+            let xt = xs.transpose(0, 1)?;
+            let a = to_f64(&xt.matmul(&xs)?)?;
+            let b = to_f64(&xt.matmul(&self.y_fit)?)?; // [k·kk, O]
+            drop((xs, xt));
+            let w = least_squares(&a, &b, unknowns as usize, out as usize)?;
+            Tensor::from_data(&[out, unknowns], &w)?
+        } else {
+            if reconstruct {
+                pf_sdk::log(
+                    pf_sdk::Level::Warn,
+                    &format!(
+                        "`{}`: {unknowns} unknowns per output is over {MAX_UNKNOWNS}; \
+                         its kept weights are not reconstructed",
+                        self.layer
+                    ),
+                );
+            }
+            self.weight.index_select(1, &cols)?
+        };
+        let predicted = self
+            .x_eval
+            .index_select(1, &cols)?
+            .matmul(&weight.transpose(0, 1)?)?;
+        let residual = self.y_eval.sub(&predicted)?.sqr()?.sum_all()?;
+        let total = self.y_eval.sqr()?.sum_all()?;
+        let error = if total > 0.0 {
+            f64::from(residual / total)
+        } else {
+            0.0
+        };
+        Ok((weight, error))
+    }
+}
+
+/// Copies a host tensor out as f64.
+fn to_f64(t: &Tensor) -> Result<Vec<f64>> {
+    Ok(t.to_vec()?.into_iter().map(f64::from).collect())
+}
+
+/// Solves `(A + εI) W = B` for `W` (`n×m`) with `A` the `n×n` normal
+/// matrix and returns `Wᵀ` (`m×n`, row-major) as f32. The small ridge `ε`
+/// (relative to A's mean diagonal) keeps the system solvable when inputs
+/// are collinear or dead.
+pub fn least_squares(a: &[f64], b: &[f64], n: usize, m: usize) -> Result<Vec<f32>> {
+    let mean_diag = (0..n).map(|i| a[i * n + i]).sum::<f64>() / n.max(1) as f64;
+    let eps = 1e-4 * mean_diag.max(f64::MIN_POSITIVE) + 1e-12;
+    let mut reg = a.to_vec();
+    for i in 0..n {
+        reg[i * n + i] += eps;
+    }
+    let l = math::cholesky(&reg, n)?;
+    let mut wt = vec![0.0f32; m * n];
+    let mut column = vec![0.0; n];
+    for j in 0..m {
+        for i in 0..n {
+            column[i] = b[i * m + j];
+        }
+        let w = math::cholesky_solve(&l, n, &column);
+        if w.iter().any(|v| !v.is_finite()) {
+            return Err(Error::numerical(
+                "the least-squares reconstruction is not finite",
+            ));
+        }
+        for i in 0..n {
+            wt[j * n + i] = w[i] as f32;
+        }
+    }
+    Ok(wt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::least_squares;
+
+    #[test]
+    fn least_squares_recovers_an_exact_fit() {
+        // Y = X Wᵀ with W = [[1, 2], [-1, 0.5], [3, 0]] (3 outputs, 2 inputs).
+        let x = [[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [2.0, -1.0]];
+        let w = [[1.0, 2.0], [-1.0, 0.5], [3.0, 0.0]];
+        let mut a = vec![0.0; 4];
+        let mut b = vec![0.0; 6];
+        for row in &x {
+            for i in 0..2 {
+                for j in 0..2 {
+                    a[i * 2 + j] += row[i] * row[j];
+                }
+                for (o, wo) in w.iter().enumerate() {
+                    let y = row[0] * wo[0] + row[1] * wo[1];
+                    b[i * 3 + o] += row[i] * y;
+                }
+            }
+        }
+        let wt = least_squares(&a, &b, 2, 3).unwrap();
+        for (o, wo) in w.iter().enumerate() {
+            for i in 0..2 {
+                assert!((f64::from(wt[o * 2 + i]) - wo[i]).abs() < 1e-3, "{wt:?}");
+            }
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! The `channel_pruned` learner (He et al. 2017): the conformance suite, its
+//! channel selection against the baselines, per-layer ratios under a FLOPs
+//! target, and its errors.
+
+use crate::support::{json, pf, plugin_file, stderr, tempdir};
+use pf::graph::{Graph, InputSpec, Layer, Op, INPUT};
+use pf::plugin::conformance::{self, LearnerSuite};
+use pf::plugin::{Limits, Runtime};
+use std::path::Path;
+
+/// A digits CNN trained for a few epochs, saved into `dir`.
+fn trained(dir: &Path) -> String {
+    let (model, _) = conformance::digits_baseline(1, 30).unwrap();
+    let path = dir.join("base.pf");
+    pf::model::save(&model, &path).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+/// `pf plugin apply -p channel_pruned --model MODEL ARGS... --json`.
+fn apply(dir: &Path, model: &str, args: &[&str]) -> std::process::Output {
+    pf().current_dir(dir)
+        .args(["plugin", "apply", "-p", "channel_pruned", "--model", model])
+        .args(args)
+        .arg("--json")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn channel_pruned_passes_the_learner_suite() {
+    let rt = Runtime::new(Limits::default(), None).unwrap();
+    let plugin = rt.load(&plugin_file("channel_pruned")).unwrap();
+    let report = conformance::run_learner_suite(&rt, &plugin, &LearnerSuite::default()).unwrap();
+    assert!(report.passed(), "{}", report.failures());
+}
+
+#[test]
+fn lasso_selection_with_reconstruction_beats_l1_and_random_channels() {
+    // He et al.'s Fig. 3, on a trained digits CNN at a 0.5 preserve ratio
+    // and before any fine-tuning: the held-out error of the next layers'
+    // outputs, with the kept weights rebuilt by least squares for all three
+    // selections, and for L1 also as it is usually done, without.
+    let dir = tempdir();
+    let model = trained(dir.path());
+    let error = |selection: &str, reconstruct: &str| {
+        let o = apply(
+            dir.path(),
+            &model,
+            &[
+                "--set",
+                &format!("selection={selection}"),
+                "--set",
+                &format!("reconstruct={reconstruct}"),
+                "--set",
+                "preserve_ratio=0.5",
+                "--finetune-steps",
+                "0",
+            ],
+        );
+        let r = json(&o);
+        assert!(r["measured"]["macs_ratio"].as_f64().unwrap() < 0.5, "{r}");
+        r["plugin_report"]["reconstruction_error"].as_f64().unwrap()
+    };
+    let lasso = error("lasso", "true");
+    let l1 = error("l1", "true");
+    let random = error("random", "true");
+    let l1_plain = error("l1", "false");
+    assert!(lasso > 0.0, "pruning half the channels loses something");
+    assert!(lasso < l1, "LASSO {lasso} vs L1 {l1}");
+    assert!(lasso < random, "LASSO {lasso} vs random {random}");
+    assert!(l1 < l1_plain, "reconstruction helps: {l1} vs {l1_plain}");
+}
+
+#[test]
+fn per_layer_ratios_keep_their_proportions_under_a_flops_target() {
+    let dir = tempdir();
+    let model = trained(dir.path());
+    // The per-layer dimensions appear with `per_layer` and carry context.
+    let o = pf()
+        .args(["plugin", "inspect", "channel_pruned", "--json"])
+        .output()
+        .unwrap();
+    let settings = json(&o)["settings"].to_string();
+    assert!(settings.contains("selection") && settings.contains("per_layer"));
+    let o = apply(
+        dir.path(),
+        &model,
+        &[
+            "--set",
+            "per_layer=true",
+            "--set",
+            "preserve.block1.conv=1.0",
+            "--set",
+            "preserve.block2.conv=0.2",
+            "--set",
+            "preserve.block3.conv=0.5",
+            "--target",
+            "flops=0.5",
+            "--finetune-steps",
+            "5",
+            "--output",
+            "pruned.pf",
+        ],
+    );
+    let r = json(&o);
+    assert!(r["measured"]["macs_ratio"].as_f64().unwrap() <= 0.5, "{r}");
+    let pruned = pf::model::load(&dir.path().join("pruned.pf"), &candle_core::Device::Cpu).unwrap();
+    let out = |name: &str| match pruned.graph.layer(name).unwrap().op {
+        Op::Conv2d { out_channels, .. } => out_channels,
+        ref other => panic!("{other:?}"),
+    };
+    // One common factor scales the preferences: block1 (1.0) keeps all
+    // of its 16 channels, block3 (0.5) keeps a larger fraction than block2
+    // (0.2).
+    assert_eq!(out("block1.conv"), 16);
+    let (b2, b3) = (
+        out("block2.conv") as f64 / 32.0,
+        out("block3.conv") as f64 / 64.0,
+    );
+    assert!(b2 < 0.6 * b3, "block2 keeps {b2}, block3 {b3}");
+}
+
+#[test]
+fn bad_ratios_and_models_with_nothing_to_prune_are_clear_errors() {
+    let dir = tempdir();
+    let model = trained(dir.path());
+    for bad in [
+        "preserve_ratio=0",
+        "preserve_ratio=1.5",
+        "images=0",
+        "selection=greedy",
+    ] {
+        let o = apply(dir.path(), &model, &["--set", bad, "--finetune-steps", "0"]);
+        assert!(!o.status.success(), "{bad} was accepted");
+        let e = stderr(&o);
+        assert!(
+            e.contains(bad.split('=').next().unwrap()) && !e.contains("panicked"),
+            "{e}"
+        );
+    }
+    // A linear classifier has no channels between layers to prune.
+    let graph = Graph {
+        name: "linear".into(),
+        input: InputSpec {
+            channels: 1,
+            height: 8,
+            width: 8,
+        },
+        layers: vec![
+            Layer::new("flat", Op::Flatten, &[INPUT]),
+            Layer::new(
+                "fc",
+                Op::Linear {
+                    in_features: 64,
+                    out_features: 10,
+                    bias: true,
+                },
+                &["flat"],
+            ),
+        ],
+    };
+    let linear = pf::model::Model::init(graph, 0, &candle_core::Device::Cpu).unwrap();
+    let path = dir.path().join("linear.pf");
+    pf::model::save(&linear, &path).unwrap();
+    let o = apply(
+        dir.path(),
+        path.to_str().unwrap(),
+        &["--finetune-steps", "0"],
+    );
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("nothing to prune") && !e.contains("panicked"),
+        "{e}"
+    );
+    // A FLOPs target below what pruning every group to one channel costs.
+    let o = apply(
+        dir.path(),
+        &model,
+        &["--target", "flops=0.001", "--finetune-steps", "0"],
+    );
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("out of reach"), "{}", stderr(&o));
+}
