@@ -128,9 +128,16 @@ impl Model {
     }
 
     /// The summed cross-entropy gradient of the layer's weight over `batches`
-    /// training batches.
+    /// training batches. Every call draws fresh batches from the trial's
+    /// seeded stream.
     pub fn gradient(&self, layer: &str, batches: u32) -> Result<Tensor> {
         raw::gradient(layer, batches)
+    }
+
+    /// The gradients of several layers' weights, in the order named, from
+    /// one pass over `batches` fresh training batches.
+    pub fn gradients(&self, layers: &[String], batches: u32) -> Result<Vec<Tensor>> {
+        raw::gradients(layers, batches)
     }
 
     /// Loss and accuracy on the validation split (`batches` = 0: all of it).

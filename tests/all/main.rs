@@ -9,6 +9,7 @@ mod data;
 mod gradients;
 mod graph;
 mod kernels;
+mod non_uniform_quant;
 mod optimizers;
 mod plugin_tensors;
 mod plugins;

@@ -71,8 +71,8 @@ fn weight_gradients_add_up_over_batches() {
         Normalization::of(&splits.train),
         &Device::Cpu,
     );
-    let g1 = m.weight_gradients(&batcher, 1, 16, 4).unwrap();
-    let g2 = m.weight_gradients(&batcher, 2, 16, 4).unwrap();
+    let g1 = m.weight_gradients(&batcher, 1, 16, 4, 0).unwrap();
+    let g2 = m.weight_gradients(&batcher, 2, 16, 4, 0).unwrap();
     assert_eq!(
         g1.keys().cloned().collect::<Vec<_>>(),
         vec!["block1.conv", "block2.conv", "block3.conv", "fc"]
@@ -89,6 +89,6 @@ fn weight_gradients_add_up_over_batches() {
     assert!(norm(&g1["block2.conv"]) > 0.0);
     assert!(norm(&(&g2["fc"] - &g1["fc"]).unwrap()) > 0.0);
     // Probing changes nothing in the model.
-    let again = m.weight_gradients(&batcher, 1, 16, 4).unwrap();
+    let again = m.weight_gradients(&batcher, 1, 16, 4, 0).unwrap();
     assert_eq!(norm(&(&again["fc"] - &g1["fc"]).unwrap()), 0.0);
 }

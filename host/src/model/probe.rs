@@ -111,19 +111,27 @@ impl Model {
 
     /// Sum of the cross-entropy gradients of every weight over `batches`
     /// training batches of `batch_size` (training-mode forward, no update),
-    /// keyed by layer name.
+    /// keyed by layer name. The batches are the `draw`-th from the seeded
+    /// stream: draw 0, 1, 2, ... see different data, and the same draw the
+    /// same data.
     pub fn weight_gradients(
         &self,
         batcher: &Batcher<'_>,
         batches: usize,
         batch_size: usize,
         seed: u64,
+        draw: u64,
     ) -> Result<BTreeMap<String, Tensor>> {
         let n = batcher.data().len();
         if batches == 0 || batch_size == 0 || n == 0 {
             bail!("weight gradients need at least one non-empty batch");
         }
-        let mut order_rng = rng::stream(seed, &["gradients"]);
+        let draw = draw.to_string();
+        let mut order_rng = if draw == "0" {
+            rng::stream(seed, &["gradients"])
+        } else {
+            rng::stream(seed, &["gradients", &draw])
+        };
         let order = rng::permutation(&mut order_rng, n);
         let mut sums: BTreeMap<String, Tensor> = BTreeMap::new();
         for b in 0..batches {

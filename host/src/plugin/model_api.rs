@@ -94,6 +94,9 @@ pub struct ModelContext {
     /// How many times the learner has called `fine-tune` (each call uses a
     /// fresh data order).
     pub finetune_calls: u64,
+    /// How many times the learner has asked for gradients (each call draws
+    /// fresh batches).
+    pub gradient_calls: u64,
 }
 
 fn invalid(e: impl std::fmt::Display) -> Error {
@@ -117,6 +120,7 @@ impl ModelContext {
             finetune,
             seed,
             finetune_calls: 0,
+            gradient_calls: 0,
         }
     }
 
@@ -507,9 +511,22 @@ impl wit::Host for PluginState {
     }
 
     fn gradient(&mut self, layer: String, batches: u32) -> Call<Resource<HostTensorData>> {
+        match self.gradients(vec![layer], batches)? {
+            Ok(mut g) => Ok(Ok(g.remove(0))),
+            Err(e) => Ok(Err(e)),
+        }
+    }
+
+    fn gradients(
+        &mut self,
+        layers: Vec<String>,
+        batches: u32,
+    ) -> Call<Vec<Resource<HostTensorData>>> {
         let ctx = self.ctx()?;
-        if let Err(e) = ctx.weight(&layer) {
-            return Ok(Err(e));
+        for layer in &layers {
+            if let Err(e) = ctx.weight(layer) {
+                return Ok(Err(e));
+            }
         }
         if batches == 0 || batches > 10_000 {
             return Ok(Err(Error::InvalidArgument(format!(
@@ -517,19 +534,26 @@ impl wit::Host for PluginState {
             ))));
         }
         let batcher = Batcher::new(&ctx.data.train, ctx.data.norm.clone(), ctx.model.device());
+        let draw = ctx.gradient_calls;
+        ctx.gradient_calls += 1;
         let grads = match ctx.model.weight_gradients(
             &batcher,
             batches as usize,
             ctx.finetune.batch_size,
             ctx.seed,
+            draw,
         ) {
             Ok(g) => g,
             Err(e) => return Ok(Err(invalid(e))),
         };
-        match grads.get(&layer) {
-            Some(g) => Ok(Ok(self.push_tensor(g.clone())?)),
-            None => Ok(Err(Error::Host(format!("no gradient reached `{layer}`")))),
+        let mut out = Vec::with_capacity(layers.len());
+        for layer in &layers {
+            match grads.get(layer) {
+                Some(g) => out.push(self.push_tensor(g.clone())?),
+                None => return Ok(Err(Error::Host(format!("no gradient reached `{layer}`")))),
+            }
         }
+        Ok(Ok(out))
     }
 
     fn evaluate(&mut self, batches: u32) -> Call<wit::Metrics> {
