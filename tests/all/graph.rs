@@ -208,11 +208,13 @@ fn masks_and_quantizers_are_saved_with_the_model() {
             bits: 4,
             symmetric: true,
             per_channel: true,
+            bucket: 0,
         }),
         activation: Some(pf::graph::Quantizer::Uniform {
             bits: 8,
             symmetric: false,
             per_channel: false,
+            bucket: 0,
         }),
     });
     m.ensure_quant_buffers().unwrap();

@@ -173,6 +173,37 @@ fn uniform_quant_allocates_bits_per_layer_under_a_size_budget_and_refuses_bad_bi
 }
 
 #[test]
+fn uniform_quant_buckets_carry_their_own_scales_in_the_size() {
+    let dir = crate::support::tempdir();
+    let (_, model) = saved_baseline(dir.path());
+    let model = model.to_str().unwrap();
+    let bytes_ratio = |extra: &[&str]| {
+        let o = crate::support::pf()
+            .current_dir(dir.path())
+            .args(["plugin", "apply", "-p", "uniform_quant", "--model", model])
+            .args(["--set", "weight_bits=4", "--finetune-steps", "10", "--json"])
+            .args(extra)
+            .output()
+            .unwrap();
+        let r = crate::support::json(&o);
+        assert!(r["test_accuracy_after"].as_f64().unwrap() > 0.5, "{r}");
+        r["measured"]["bytes_ratio"].as_f64().unwrap()
+    };
+    let per_channel = bytes_ratio(&[]);
+    // 4 bytes of scale per 16 weights of half a byte: 1.5 times the codes.
+    let bucketed = bytes_ratio(&["--set", "bucket_size=16"]);
+    assert!(bucketed > per_channel * 1.3, "{bucketed} vs {per_channel}");
+    let o = crate::support::pf()
+        .current_dir(dir.path())
+        .args(["plugin", "apply", "-p", "uniform_quant", "--model", model])
+        .args(["--set", "bucket_size=-1", "--finetune-steps", "1"])
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(crate::support::stderr(&o).contains("bucket_size"));
+}
+
+#[test]
 fn plugin_built_outside_the_workspace_loads_the_same_way_and_passes() {
     let rt = Runtime::new(Limits::default(), None).unwrap();
     let outside = rt.load(&plugin_file("outside_magnitude")).unwrap();

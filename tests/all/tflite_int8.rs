@@ -166,6 +166,7 @@ fn trained_activation_ranges_set_the_int8_parameters() {
             bits: 8,
             symmetric: false,
             per_channel: false,
+            bucket: 0,
         }),
     });
     m.ensure_quant_buffers().unwrap();

@@ -300,6 +300,7 @@ fn fake_quantization_trains_with_a_straight_through_gradient() {
             bits: 2,
             symmetric: true,
             per_channel: false,
+            bucket: 0,
         },
         None,
     );
@@ -313,6 +314,7 @@ fn fake_quantization_trains_with_a_straight_through_gradient() {
             bits: 8,
             symmetric: false,
             per_channel: false,
+            bucket: 0,
         }),
     );
     m.ensure_quant_buffers().unwrap();

@@ -102,7 +102,7 @@ impl super::Layer {
                 let n = shape.iter().product::<usize>() as u64;
                 match (&self.quant, *name) {
                     (Some(q), "weight") => match &q.weight {
-                        Some(w) => (n * w.bits() as u64).div_ceil(8) + w.side_bytes(shape[0]),
+                        Some(w) => (n * w.bits() as u64).div_ceil(8) + w.side_bytes(shape[0], n),
                         None => n * 4,
                     },
                     _ => n * 4,

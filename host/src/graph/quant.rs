@@ -32,6 +32,10 @@ pub enum Quantizer {
         symmetric: bool,
         /// One scale per output channel (weights only).
         per_channel: bool,
+        /// Values per bucket of the flattened weight, each bucket with its
+        /// own scale (weights only); 0 for none.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        bucket: u32,
     },
     /// Non-uniform quantization to the nearest of a sorted list of centroids
     /// (Han et al. 2016).
@@ -39,6 +43,10 @@ pub enum Quantizer {
         /// Centroids, sorted ascending.
         centroids: Vec<f32>,
     },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Quantizer {
@@ -53,16 +61,23 @@ impl Quantizer {
     }
 
     /// Bytes of side information (scales, zero points, codebook) stored with a
-    /// weight of `out_channels` rows.
-    pub fn side_bytes(&self, out_channels: usize) -> u64 {
+    /// weight of `out_channels` rows and `numel` values.
+    pub fn side_bytes(&self, out_channels: usize, numel: u64) -> u64 {
         match self {
             Quantizer::Uniform {
                 symmetric,
                 per_channel,
+                bucket,
                 ..
             } => {
                 let per = if *symmetric { 4 } else { 8 };
-                per * if *per_channel { out_channels as u64 } else { 1 }
+                per * if *bucket > 0 {
+                    numel.div_ceil(u64::from(*bucket))
+                } else if *per_channel {
+                    out_channels as u64
+                } else {
+                    1
+                }
             }
             Quantizer::Codebook { centroids } => centroids.len() as u64 * 4,
         }
@@ -73,6 +88,13 @@ impl Quantizer {
         match self {
             Quantizer::Uniform { bits, .. } if !(2..=16).contains(bits) => {
                 Err(format!("uniform quantizer has {bits} bits; use 2 to 16"))
+            }
+            Quantizer::Uniform {
+                bucket,
+                per_channel: true,
+                ..
+            } if *bucket > 0 => {
+                Err("a uniform quantizer has buckets or per-channel scales, not both".into())
             }
             Quantizer::Codebook { centroids } if centroids.is_empty() => {
                 Err("codebook quantizer has no centroids".into())

@@ -170,7 +170,7 @@ impl Model {
                 let quant = layer.quant.as_ref().and_then(|q| q.weight.as_ref());
                 bytes += match (name, quant) {
                     ("weight", Some(q)) => {
-                        let side = q.side_bytes(shape[0]);
+                        let side = q.side_bytes(shape[0], n);
                         let bits = u64::from(q.bits());
                         let dense = (n * bits).div_ceil(8);
                         let sparse = ((n - zeros) * bits).div_ceil(8) + n.div_ceil(8);

@@ -12,7 +12,14 @@ pub fn fake_quant_weight(w: &Tensor, q: &Quantizer) -> Result<Tensor> {
         Quantizer::Uniform {
             bits,
             symmetric,
+            bucket,
+            ..
+        } if *bucket > 0 => bucketed(&w.detach(), *bucket as usize, *bits, *symmetric)?,
+        Quantizer::Uniform {
+            bits,
+            symmetric,
             per_channel,
+            ..
         } => {
             let (lo, hi) = if *per_channel {
                 let flat = w.flatten_from(1)?;
@@ -54,6 +61,27 @@ pub fn fake_quant_activation(
         Quantizer::Codebook { centroids } => codebook(&x.detach(), centroids)?,
     };
     straight_through(x, &quantized)
+}
+
+/// Uniform quantization with one range per bucket of `bucket` consecutive
+/// values of the flattened `w` (the last bucket zero-padded; every range
+/// includes 0 anyway).
+fn bucketed(w: &Tensor, bucket: usize, bits: u8, symmetric: bool) -> Result<Tensor> {
+    let n = w.elem_count();
+    let buckets = n.div_ceil(bucket);
+    let flat = w.flatten_all()?;
+    let padded = if buckets * bucket > n {
+        let pad = Tensor::zeros(buckets * bucket - n, w.dtype(), w.device())?;
+        Tensor::cat(&[&flat, &pad], 0)?
+    } else {
+        flat
+    };
+    let b = padded.reshape((buckets, bucket))?;
+    let (lo, hi) = (b.min_keepdim(1)?, b.max_keepdim(1)?);
+    uniform(&b, &lo, &hi, bits, symmetric)?
+        .flatten_all()?
+        .narrow(0, 0, n)?
+        .reshape(w.shape())
 }
 
 /// `q` in the forward pass, identity in the backward pass. Written as
@@ -99,4 +127,45 @@ fn codebook(x: &Tensor, centroids: &[f32]) -> Result<Tensor> {
         out = x.gt(mid)?.where_cond(&level(pair[1])?, &out)?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use candle_core::Device;
+
+    #[test]
+    fn buckets_get_their_own_scales() {
+        // Two buckets of 4: small values and large ones. One scale for all
+        // would round the small ones to 0 at 2 bits; per bucket they stay.
+        let w = Tensor::new(
+            &[0.01f32, -0.02, 0.03, 0.0, 10.0, -5.0, 2.0, 7.0],
+            &Device::Cpu,
+        )
+        .unwrap()
+        .reshape((2, 4))
+        .unwrap();
+        let q = Quantizer::Uniform {
+            bits: 3,
+            symmetric: true,
+            per_channel: false,
+            bucket: 4,
+        };
+        let out = fake_quant_weight(&w, &q).unwrap().flatten_all().unwrap();
+        let out = out.to_vec1::<f32>().unwrap();
+        // Bucket 1: scale 0.03 / 3 = 0.01, so every value is a multiple of it.
+        for (got, want) in out[..4].iter().zip([0.01, -0.02, 0.03, 0.0]) {
+            assert!((got - want).abs() < 1e-6, "{out:?}");
+        }
+        // Bucket 2: scale 10 / 3.
+        for v in &out[4..] {
+            let steps = v / (10.0 / 3.0);
+            assert!((steps - steps.round()).abs() < 1e-4, "{out:?}");
+        }
+        // A last bucket shorter than the others is padded, not dropped.
+        let odd = Tensor::new(&[1.0f32, 2.0, 3.0, 4.0, 5.0], &Device::Cpu).unwrap();
+        let out = fake_quant_weight(&odd, &q).unwrap();
+        assert_eq!(out.dims(), &[5]);
+        assert!((out.to_vec1::<f32>().unwrap()[4] - 5.0).abs() < 1e-5);
+    }
 }

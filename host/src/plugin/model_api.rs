@@ -396,6 +396,7 @@ impl wit::Host for PluginState {
                 bits: u.bits,
                 symmetric: u.symmetric,
                 per_channel: u.per_channel,
+                bucket: u.bucket,
             }),
             wit::Quantizer::Codebook(c) => Some(Quantizer::Codebook { centroids: c }),
         };
@@ -411,11 +412,12 @@ impl wit::Host for PluginState {
                     Quantizer::Uniform {
                         per_channel: true,
                         ..
-                    }
+                    } | Quantizer::Uniform { bucket: 1.., .. }
                 )
             {
                 return Ok(Err(Error::Unsupported(
-                    "activation quantizers are per tensor; set per-channel to false".into(),
+                    "activation quantizers are per tensor; set per-channel to false and bucket to 0"
+                        .into(),
                 )));
             }
         }

@@ -26,9 +26,12 @@
 //! bit down saves the most bytes loses it ([`allocate_bits`]), the outcome
 //! PocketFlow's bit allocation searches for under an average-bits budget.
 //!
-//! PocketFlow's `uql` also offers bucketing (one scale per bucket of `k`
-//! consecutive weights); pf's host quantizers have one scale per channel or
-//! per tensor, so bucketing waits for a host quantizer that carries bucket
+//! ## Bucketing
+//!
+//! As PocketFlow's `uql` offers, `bucket_size = k > 0` cuts each flattened
+//! weight into buckets of `k` consecutive values, each with its own scale
+//! (4 bytes per bucket, counted in the size), instead of one scale per
+//! output channel: finer ranges for low bit widths, at the cost of the
 //! scales.
 
 use pf_sdk::prelude::*;
@@ -49,6 +52,9 @@ pub struct UniformQuantParams {
     pub quantize_activations: bool,
     /// Give each layer its own weight bits (the `bits.<layer>` dimensions).
     pub per_layer: bool,
+    /// Weights per bucket with its own scale, instead of one scale per channel (0: none).
+    #[schemars(range(min = 0, max = 65536), extend("x-fixed" = true))]
+    pub bucket_size: i64,
 }
 
 impl Default for UniformQuantParams {
@@ -58,6 +64,7 @@ impl Default for UniformQuantParams {
             activation_bits: 8,
             quantize_activations: true,
             per_layer: false,
+            bucket_size: 0,
         }
     }
 }
@@ -68,29 +75,36 @@ fn layer_dim(layer: &str) -> String {
 }
 
 /// Bytes of a weight of `n` entries and `out` channels at `bits`, as the
-/// host counts a symmetric per-channel quantized weight.
-pub fn weight_bytes(n: u64, out: u64, bits: u32) -> u64 {
-    (n * u64::from(bits)).div_ceil(8) + 4 * out
+/// host counts a symmetric quantized weight: one 4-byte scale per output
+/// channel, or per bucket of `bucket` values when `bucket > 0`.
+pub fn weight_bytes(n: u64, out: u64, bits: u32, bucket: u64) -> u64 {
+    let scales = if bucket > 0 { n.div_ceil(bucket) } else { out };
+    (n * u64::from(bits)).div_ceil(8) + 4 * scales
 }
 
 /// Lowers the bits of `prefs` (one per layer, `(entries, channels)` in
 /// `sizes`) until the weights fit in `budget` bytes: each time, the layer
 /// whose next bit down saves the most bytes (of those above 2 bits) loses
 /// one. `None` if even 2 bits everywhere do not fit.
-pub fn allocate_bits(sizes: &[(u64, u64)], prefs: &[u32], budget: u64) -> Option<Vec<u32>> {
+pub fn allocate_bits(
+    sizes: &[(u64, u64)],
+    prefs: &[u32],
+    budget: u64,
+    bucket: u64,
+) -> Option<Vec<u32>> {
     let mut bits: Vec<u32> = prefs.iter().map(|&b| b.clamp(2, 8)).collect();
     let total = |bits: &[u32]| -> u64 {
         sizes
             .iter()
             .zip(bits)
-            .map(|(&(n, o), &b)| weight_bytes(n, o, b))
+            .map(|(&(n, o), &b)| weight_bytes(n, o, b, bucket))
             .sum()
     };
     while total(&bits) > budget {
         let best = (0..bits.len()).filter(|&i| bits[i] > 2).max_by_key(|&i| {
             let (n, o) = sizes[i];
             (
-                weight_bytes(n, o, bits[i]) - weight_bytes(n, o, bits[i] - 1),
+                weight_bytes(n, o, bits[i], bucket) - weight_bytes(n, o, bits[i] - 1, bucket),
                 bits[i],
             )
         })?;
@@ -234,7 +248,7 @@ impl Learner for UniformQuant {
                         t.ratio
                     ))
                 })?;
-                allocate_bits(&sizes, &prefs, budget).ok_or_else(|| {
+                allocate_bits(&sizes, &prefs, budget, params.bucket_size.max(0) as u64).ok_or_else(|| {
                     Error::InvalidArgument(format!(
                         "size target {} is out of reach: even 2-bit weights take more than the {budget} bytes left for them",
                         t.ratio
@@ -258,7 +272,8 @@ impl Learner for UniformQuant {
                 &Quantizer::Uniform(UniformQuantizer {
                     bits: b as u8,
                     symmetric: true,
-                    per_channel: true,
+                    per_channel: params.bucket_size == 0,
+                    bucket: params.bucket_size.clamp(0, 65536) as u32,
                 }),
             )?;
             if let Some(a) = activation_bits {
@@ -269,6 +284,7 @@ impl Learner for UniformQuant {
                         bits: a as u8,
                         symmetric: false,
                         per_channel: false,
+                        bucket: 0,
                     }),
                 )?;
             }
@@ -296,20 +312,22 @@ mod tests {
     fn bits_come_down_where_they_save_most_until_the_budget_holds() {
         // A big and a small layer at 8 bits: 1000 + 40 and 10 + 4 bytes.
         let sizes = [(1000, 10), (10, 1)];
-        assert_eq!(allocate_bits(&sizes, &[8, 8], 10_000), Some(vec![8, 8]));
+        assert_eq!(allocate_bits(&sizes, &[8, 8], 10_000, 0), Some(vec![8, 8]));
         // Cutting the big layer saves far more, so it goes first.
-        let b = allocate_bits(&sizes, &[8, 8], 800).unwrap();
+        let b = allocate_bits(&sizes, &[8, 8], 800, 0).unwrap();
         assert_eq!(b[1], 8);
-        assert!(weight_bytes(1000, 10, b[0]) + weight_bytes(10, 1, b[1]) <= 800);
-        assert!(weight_bytes(1000, 10, b[0] + 1) + weight_bytes(10, 1, b[1]) > 800);
+        assert!(weight_bytes(1000, 10, b[0], 0) + weight_bytes(10, 1, b[1], 0) <= 800);
+        assert!(weight_bytes(1000, 10, b[0] + 1, 0) + weight_bytes(10, 1, b[1], 0) > 800);
         // Never below 2 bits: an impossible budget is reported.
-        assert_eq!(allocate_bits(&sizes, &[8, 8], 100), None);
+        assert_eq!(allocate_bits(&sizes, &[8, 8], 100, 0), None);
     }
 
     #[test]
     fn a_quantized_weight_costs_its_bits_and_one_scale_per_channel() {
-        assert_eq!(weight_bytes(16, 2, 8), 16 + 8);
-        assert_eq!(weight_bytes(16, 2, 4), 8 + 8);
-        assert_eq!(weight_bytes(3, 1, 3), 2 + 4);
+        assert_eq!(weight_bytes(16, 2, 8, 0), 16 + 8);
+        assert_eq!(weight_bytes(16, 2, 4, 0), 8 + 8);
+        assert_eq!(weight_bytes(3, 1, 3, 0), 2 + 4);
+        // Buckets of 4: ⌈10/4⌉ = 3 scales instead of one per channel.
+        assert_eq!(weight_bytes(10, 1, 8, 4), 10 + 12);
     }
 }
