@@ -324,7 +324,8 @@ fn baseline(a: &CompressArgs, splits: &Splits, data_hash: &str) -> Result<Model>
             "width": a.model.width,
             "data": data_hash,
             "config": config,
-            "format": pf::model::FORMAT_VERSION,
+            // Baselines are plain (version 1) model files.
+            "format": "1",
         })
         .to_string()
         .as_bytes(),

@@ -7,6 +7,9 @@ use serde::{Deserialize, Serialize};
 /// uniform quantizer).
 pub const MAX_CENTROIDS: usize = 1 << 16;
 
+/// Most values in one bucket of a bucketed uniform quantizer.
+pub const MAX_BUCKET: u32 = 1 << 16;
+
 /// Quantization state of one layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct LayerQuant {
@@ -96,6 +99,9 @@ impl Quantizer {
             } if *bucket > 0 => {
                 Err("a uniform quantizer has buckets or per-channel scales, not both".into())
             }
+            Quantizer::Uniform { bucket, .. } if *bucket > MAX_BUCKET => Err(format!(
+                "a uniform quantizer's buckets hold at most {MAX_BUCKET} values, not {bucket}"
+            )),
             Quantizer::Codebook { centroids } if centroids.is_empty() => {
                 Err("codebook quantizer has no centroids".into())
             }

@@ -36,6 +36,9 @@ const PLAIN_VERSION: &str = "1";
 /// Name suffix of a weight stored as packed codebook indices.
 const CODES_SUFFIX: &str = ".weight.codes";
 
+/// Name suffix of the mask of a packed weight, stored one bit per entry.
+const MASK_BITS_SUFFIX: &str = ".mask.bits";
+
 /// The metadata key that holds pf's header.
 const META_KEY: &str = "pf";
 
@@ -74,6 +77,17 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
             format!("{}{CODES_SUFFIX}", layer.name),
             pack(&nearest(&values, centroids), bits),
         );
+        // Its mask, if any, at one bit per entry rather than a float.
+        if let Some(mask) = tensors.remove(&format!("{}.mask", layer.name)) {
+            let keep: Vec<u32> = mask
+                .to_dtype(DType::F32)?
+                .flatten_all()?
+                .to_vec1::<f32>()?
+                .iter()
+                .map(|&m| u32::from(m != 0.0))
+                .collect();
+            packed.insert(format!("{}{MASK_BITS_SUFFIX}", layer.name), pack(&keep, 1));
+        }
     }
     let header = Header {
         format: FORMAT_NAME.into(),
@@ -202,7 +216,7 @@ fn deserialize(
                     .collect();
                 out.insert(name, Tensor::from_vec(values, view.shape(), device)?);
             }
-            Dtype::U8 if name.ends_with(CODES_SUFFIX) => {
+            Dtype::U8 if name.ends_with(CODES_SUFFIX) || name.ends_with(MASK_BITS_SUFFIX) => {
                 packed.insert(name, view.data().to_vec());
             }
             other => bail!(
@@ -225,7 +239,8 @@ fn deserialize(
     Ok((out, packed, header))
 }
 
-/// Turns each packed weight back into f32 values (its centroids).
+/// Turns each packed weight back into f32 values (its centroids), and each
+/// packed mask into a 0/1 mask.
 fn unpack_weights(
     graph: &Graph,
     tensors: &mut HashMap<String, Tensor>,
@@ -233,10 +248,18 @@ fn unpack_weights(
     device: &Device,
     source: &str,
 ) -> Result<()> {
+    let mut packed: Vec<(String, Vec<u8>)> = packed.into_iter().collect();
+    packed.sort();
     for (name, bytes) in packed {
-        let layer_name = name.trim_end_matches(CODES_SUFFIX);
+        let (layer_name, is_mask) = match name.strip_suffix(CODES_SUFFIX) {
+            Some(l) => (l, false),
+            None => match name.strip_suffix(MASK_BITS_SUFFIX) {
+                Some(l) => (l, true),
+                None => bail!("{source}: `{name}` is not a packed weight or mask"),
+            },
+        };
         let layer = graph.layer(layer_name).with_context(|| {
-            format!("{source}: packed weight `{name}` belongs to no layer of the graph")
+            format!("{source}: packed tensor `{name}` belongs to no layer of the graph")
         })?;
         let Some(Quantizer::Codebook { centroids }) =
             layer.quant.as_ref().and_then(|q| q.weight.as_ref())
@@ -251,33 +274,44 @@ fn unpack_weights(
             .map(|(_, s)| s)
             .with_context(|| format!("{source}: layer `{layer_name}` has no weight"))?;
         let n: usize = shape.iter().product();
-        let bits = Quantizer::Codebook {
-            centroids: centroids.clone(),
-        }
-        .bits();
-        if bytes.len() != (n * bits as usize).div_ceil(8) {
+        let bits = if is_mask {
+            1
+        } else {
+            Quantizer::Codebook {
+                centroids: centroids.clone(),
+            }
+            .bits()
+        };
+        let want = (n * bits as usize).div_ceil(8);
+        if bytes.len() != want {
             bail!(
-                "{source}: `{name}` holds {} bytes, not the {} that {n} codes of {bits} bits take; \
-                 the file is corrupt",
+                "{source}: `{name}` holds {} bytes, not the {want} that {n} codes of {bits} \
+                 bits take; the file is corrupt",
                 bytes.len(),
-                (n * bits as usize).div_ceil(8)
             );
         }
         let codes = unpack(&bytes, n, bits);
-        let values = codes
-            .iter()
-            .map(|&c| centroids.get(c as usize).copied())
-            .collect::<Option<Vec<f32>>>()
-            .with_context(|| {
-                format!(
-                    "{source}: `{name}` has a code beyond its {} centroids; the file is corrupt",
-                    centroids.len()
-                )
-            })?;
-        tensors.insert(
-            format!("{layer_name}.weight"),
-            Tensor::from_vec(values, shape.as_slice(), device)?,
-        );
+        let (key, values) = if is_mask {
+            let values: Vec<f32> = codes.iter().map(|&c| c as f32).collect();
+            (format!("{layer_name}.mask"), values)
+        } else {
+            let values = codes
+                .iter()
+                .map(|&c| centroids.get(c as usize).copied())
+                .collect::<Option<Vec<f32>>>()
+                .with_context(|| {
+                    format!(
+                        "{source}: `{name}` has a code beyond its {} centroids; the file is \
+                         corrupt",
+                        centroids.len()
+                    )
+                })?;
+            (format!("{layer_name}.weight"), values)
+        };
+        if tensors.contains_key(&key) {
+            bail!("{source}: `{key}` is stored both packed and as floats; the file is corrupt");
+        }
+        tensors.insert(key, Tensor::from_vec(values, shape.as_slice(), device)?);
     }
     Ok(())
 }
@@ -302,6 +336,12 @@ pub fn load(path: &Path, device: &Device) -> Result<Model> {
             "{source} is pf model format version {}, this pf reads versions {PLAIN_VERSION} and \
              {FORMAT_VERSION}",
             header.version
+        );
+    }
+    if header.version == PLAIN_VERSION && !packed.is_empty() {
+        bail!(
+            "{source} says it is format version {PLAIN_VERSION}, which has no packed weights, \
+             but holds some; the file is corrupt"
         );
     }
     let graph: Graph = serde_json::from_value(header.graph)

@@ -231,7 +231,20 @@ pub fn settings_from_schema(schema: &str) -> Result<Vec<ParamSpec>, String> {
             .and_then(Value::as_str)
             .and_then(|r| r.strip_prefix("#/$defs/"))
             .and_then(|n| root.get("$defs").and_then(|d| d.get(n)));
-        target.unwrap_or(v).clone()
+        // The property's own keys (its default, its description) over the
+        // definition it refers to.
+        match (target.cloned(), v.as_object()) {
+            (Some(Value::Object(mut def)), Some(own)) => {
+                for (k, val) in own {
+                    if k != "$ref" {
+                        def.insert(k.clone(), val.clone());
+                    }
+                }
+                Value::Object(def)
+            }
+            (Some(def), _) => def,
+            (None, _) => v.clone(),
+        }
     };
     let mut specs = Vec::new();
     let Some(props) = root.get("properties").and_then(Value::as_object) else {

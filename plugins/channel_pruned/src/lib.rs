@@ -202,7 +202,7 @@ fn sample(
         }
         _ => model.sample_features(&consumer.name, images, per_image)?,
     };
-    Samples::new(model, consumer, channels, s)
+    Samples::new(model, consumer, channels, s.inputs, s.outputs)
 }
 
 /// The `k` channels of `group` to keep.

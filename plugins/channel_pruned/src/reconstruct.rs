@@ -8,12 +8,15 @@
 //! copies out only `c×c` and `(k·kk)×(k·kk)` systems.
 
 use crate::select::Lasso;
+use pf_sdk::math;
 use pf_sdk::prelude::*;
-use pf_sdk::{math, FeatureSample};
 
 /// The widest system (`k·kk` unknowns per output) the plugin solves; wider
 /// consumers keep their original weights for the kept channels.
 pub const MAX_UNKNOWNS: u32 = 4096;
+
+/// Most elements of one chunk of per-channel contributions.
+const MAX_CHUNK_ELEMENTS: u64 = 4 << 20;
 
 /// One consumer's samples, split into a half to fit on and a held-out half
 /// to measure the reconstruction error on.
@@ -33,20 +36,23 @@ pub struct Samples {
 }
 
 impl Samples {
-    /// Splits `sample` (rows in image order) into fitting and held-out
-    /// halves.
+    /// Splits the sampled `inputs` and `outputs` (rows in image order, the
+    /// same images and positions) into fitting and held-out halves.
     pub fn new(
         model: &Model,
         layer: &LayerInfo,
         channels: u32,
-        sample: FeatureSample,
+        inputs: Tensor,
+        outputs: Tensor,
     ) -> Result<Self> {
-        let rows = sample.inputs.shape()[0];
-        let width = sample.inputs.shape()[1];
-        if rows < 2 {
+        let rows = inputs.shape()[0];
+        let width = inputs.shape()[1];
+        if rows < 2 || outputs.shape()[0] != rows {
             return Err(Error::invalid_argument(format!(
-                "`{}`: {rows} sampled rows; at least 2 are needed (one to fit, one to check)",
-                layer.name
+                "`{}`: {rows} sampled inputs and {} outputs; at least 2 of each, as many \
+                 inputs as outputs, are needed",
+                layer.name,
+                outputs.shape()[0]
             )));
         }
         if channels == 0 || width % channels != 0 {
@@ -61,10 +67,10 @@ impl Samples {
             layer: layer.name.clone(),
             kk: width / channels,
             channels,
-            x_fit: sample.inputs.narrow(0, 0, half)?,
-            y_fit: sample.outputs.narrow(0, 0, half)?,
-            x_eval: sample.inputs.narrow(0, half, rows - half)?,
-            y_eval: sample.outputs.narrow(0, half, rows - half)?,
+            x_fit: inputs.narrow(0, 0, half)?,
+            y_fit: outputs.narrow(0, 0, half)?,
+            x_eval: inputs.narrow(0, half, rows - half)?,
+            y_eval: outputs.narrow(0, half, rows - half)?,
             weight: model.weight(&layer.name)?.reshape(&[out, width])?,
         })
     }
@@ -76,21 +82,41 @@ impl Samples {
         let (c, kk) = (self.channels, self.kk);
         let n = self.x_fit.shape()[0];
         let out = self.weight.shape()[0];
-        // [N, c, kk] → [c, N, kk] times [c, kk, O] → [c, N, O].
-        let x = self.x_fit.reshape(&[n, c, kk])?.transpose(0, 1)?;
+        // [c, kk, O], the weight's slice per channel.
         let w = self
             .weight
             .reshape(&[out, c, kk])?
             .transpose(0, 1)?
             .transpose(1, 2)?;
-        let z = x.matmul(&w)?.reshape(&[c, n * out])?;
-        drop((x, w));
-        let gram = z.matmul(&z.transpose(0, 1)?)?;
-        let zty = z.matmul(&self.y_fit.reshape(&[n * out, 1])?)?;
-        Ok(Lasso {
-            gram: to_f64(&gram)?,
-            zty: to_f64(&zty)?,
-        })
+        // The contributions are c·N·O values: summed over row chunks, so
+        // that no tensor grows past a few million elements however wide
+        // the layer.
+        let chunk = (MAX_CHUNK_ELEMENTS / (u64::from(c) * u64::from(out)).max(1))
+            .clamp(1, u64::from(n)) as u32;
+        let mut gram = vec![0.0; (c * c) as usize];
+        let mut zty = vec![0.0; c as usize];
+        let mut start = 0;
+        while start < n {
+            let rows = chunk.min(n - start);
+            // [rows, c, kk] → [c, rows, kk] times [c, kk, O] → [c, rows, O].
+            let x = self
+                .x_fit
+                .narrow(0, start, rows)?
+                .reshape(&[rows, c, kk])?
+                .transpose(0, 1)?;
+            let z = x.matmul(&w)?.reshape(&[c, rows * out])?;
+            drop(x);
+            let y = self
+                .y_fit
+                .narrow(0, start, rows)?
+                .reshape(&[rows * out, 1])?;
+            let g = to_f64(&z.matmul(&z.transpose(0, 1)?)?)?;
+            let b = to_f64(&z.matmul(&y)?)?;
+            gram.iter_mut().zip(g).for_each(|(t, v)| *t += v);
+            zty.iter_mut().zip(b).for_each(|(t, v)| *t += v);
+            start += rows;
+        }
+        Ok(Lasso { gram, zty })
     }
 
     /// The column indices of the kept channels' inputs.
@@ -109,7 +135,9 @@ impl Samples {
         let cols = self.columns(keep);
         let unknowns = cols.len() as u32;
         let out = self.weight.shape()[0];
-        let weight = if reconstruct && unknowns <= MAX_UNKNOWNS {
+        let rows = self.x_fit.shape()[0];
+        let solvable = unknowns <= MAX_UNKNOWNS && rows >= unknowns;
+        let weight = if reconstruct && solvable {
             let xs = self.x_fit.index_select(1, &cols)?;
             let xt = xs.transpose(0, 1)?;
             let a = to_f64(&xt.matmul(&xs)?)?;
@@ -122,8 +150,9 @@ impl Samples {
                 pf_sdk::log(
                     pf_sdk::Level::Warn,
                     &format!(
-                        "`{}`: {unknowns} unknowns per output is over {MAX_UNKNOWNS}; \
-                         its kept weights are not reconstructed",
+                        "`{}`: {unknowns} unknowns per output from {rows} samples (at most \
+                         {MAX_UNKNOWNS}, and no more than the samples); its kept weights are \
+                         not reconstructed (raise `images` or `points_per_image`)",
                         self.layer
                     ),
                 );

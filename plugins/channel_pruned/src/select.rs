@@ -80,13 +80,17 @@ impl Lasso {
         // linfa's objective is 1/(2n)·‖t − Aβ‖² + α‖β‖₁ with n = c samples:
         // every β is zero from α_max = max|b|/c on.
         let alpha_max = zty.iter().fold(0.0f64, |m, b| m.max(b.abs())) / c as f64;
+        // Coordinate descent costs about c² per sweep: small problems get
+        // many sweeps (a precise support), the largest (hundreds of
+        // channels) about a hundred, which keeps them inside the fuel.
+        let sweeps = (25_000_000 / (c * c).max(1)).clamp(100, 5000) as u32;
         let fit = |alpha: f64| -> Result<Vec<f64>> {
             let model = ElasticNet::params()
                 .penalty(alpha)
                 .l1_ratio(1.0)
                 .with_intercept(false)
-                .tolerance(1e-3)
-                .max_iterations(100)
+                .tolerance(1e-6)
+                .max_iterations(sweeps)
                 .fit(&data)
                 .map_err(|e| Error::numerical(format!("LASSO did not solve: {e}")))?;
             Ok(model.hyperplane().to_vec())

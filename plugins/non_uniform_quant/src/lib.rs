@@ -9,12 +9,13 @@
 //!
 //! - `train = weights`: the float weights train through the quantizer
 //!   (straight-through estimator) and snap to the fixed centroids;
-//! - `train = centroids`: the paper's shared-weight fine-tuning. The weights
-//!   stay where k-means found them, so each keeps its cluster; after every
+//! - `train = centroids`: the paper's shared-weight fine-tuning. Each weight
+//!   keeps the cluster k-means gave it (its index is stored); after every
 //!   host step each centroid moves by the learning rate times the summed
-//!   gradient of the weights that share it (`centroid_lr`);
-//! - `train = both`: the weights train and the centroids take shared
-//!   gradient steps.
+//!   gradient of the weights that share it (`centroid_lr`), and every weight
+//!   is set to its centroid again;
+//! - `train = both`: the weights train and snap to their nearest centroid,
+//!   and the centroids take the same shared-gradient steps.
 //!
 //! A weight that a mask has zeroed (a pruned model: deep compression's
 //! pruning stage) stays zero: the codebook of such a layer holds 0 and
@@ -90,13 +91,31 @@ pub fn codebook_bytes(n: u64, k: u64) -> u64 {
 /// One quantized layer.
 struct Layer {
     name: String,
-    /// Centroids, ascending.
+    /// Centroids: ascending, except that with fixed `codes` they keep the
+    /// order the codes index (the host is given a sorted copy).
     centroids: Vec<f32>,
     /// Whether 0 is a fixed centroid (the layer has a mask).
     zero: bool,
-    /// The weights as k-means left them (`train = centroids` restores them
-    /// after every host step, so each keeps its cluster).
-    frozen: Option<Tensor>,
+    /// Each weight's centroid index, fixed at `compress` (`train =
+    /// centroids`); otherwise weights go to their nearest centroid.
+    codes: Option<Tensor>,
+}
+
+/// `values` sorted ascending.
+fn sorted(values: &[f32]) -> Vec<f32> {
+    let mut v = values.to_vec();
+    v.sort_by(f32::total_cmp);
+    v
+}
+
+/// The index of each weight's nearest centroid (`centroids` ascending), as
+/// the host's quantizer assigns them: the number of midpoints it is above.
+fn nearest_codes(w: &Tensor, centroids: &[f32]) -> Result<Tensor> {
+    let mut codes = Tensor::zeros(&w.shape())?;
+    for pair in centroids.windows(2) {
+        codes = codes.add(&w.gt_scalar(0.5 * (pair[0] + pair[1]))?)?;
+    }
+    Ok(codes)
 }
 
 /// The learner's state.
@@ -116,25 +135,33 @@ impl NonUniformQuant {
         let names: Vec<String> = self.layers.iter().map(|l| l.name.clone()).collect();
         let grads = model.gradients(&names, 1)?;
         for (layer, g) in self.layers.iter_mut().zip(grads) {
-            let w = match model.mask(&layer.name)? {
-                Some(m) => model.weight(&layer.name)?.mul(&m)?,
-                None => model.weight(&layer.name)?,
+            // Fixed indices, or the nearest centroid of the (masked) weight.
+            let codes = match &layer.codes {
+                Some(codes) => codes.add_scalar(0.0)?,
+                None => {
+                    let w = match model.mask(&layer.name)? {
+                        Some(m) => model.weight(&layer.name)?.mul(&m)?,
+                        None => model.weight(&layer.name)?,
+                    };
+                    nearest_codes(&w, &layer.centroids)?
+                }
             };
             let c = &layer.centroids;
             let mut next = c.clone();
+            let mut snapped = layer
+                .codes
+                .as_ref()
+                .map(|_| Tensor::zeros(&g.shape()))
+                .transpose()?;
             for k in 0..c.len() {
-                if layer.zero && c[k] == 0.0 {
-                    continue;
+                let members = codes.eq_scalar(k as f32)?;
+                if !(layer.zero && c[k] == 0.0) {
+                    let shared = g.mul(&members)?.sum_all()?;
+                    next[k] = c[k] - self.lr * shared;
                 }
-                let mut mask = match k.checked_sub(1) {
-                    Some(j) => w.gt_scalar(0.5 * (c[j] + c[k]))?,
-                    None => Tensor::ones(&w.shape())?,
-                };
-                if k + 1 < c.len() {
-                    mask = mask.mul(&w.le_scalar(0.5 * (c[k] + c[k + 1]))?)?;
+                if let Some(w) = snapped.as_mut() {
+                    *w = w.add(&members.mul_scalar(next[k])?)?;
                 }
-                let shared = g.mul(&mask)?.sum_all()?;
-                next[k] = c[k] - self.lr * shared;
             }
             if next.iter().any(|v| !v.is_finite()) {
                 return Err(Error::numerical(format!(
@@ -142,12 +169,19 @@ impl NonUniformQuant {
                     layer.name
                 )));
             }
-            next.sort_by(f32::total_cmp);
+            if layer.codes.is_none() {
+                next.sort_by(f32::total_cmp);
+            }
             layer.centroids = next;
+            if let Some(w) = snapped {
+                // Every weight back on its own centroid, whatever the host's
+                // step did to it.
+                model.set_weight(&layer.name, &w)?;
+            }
             model.set_quantizer(
                 &layer.name,
                 QuantTarget::Weights,
-                &Quantizer::Codebook(layer.centroids.clone()),
+                &Quantizer::Codebook(sorted(&layer.centroids)),
             )?;
         }
         Ok(())
@@ -212,9 +246,10 @@ impl Learner for NonUniformQuant {
         let bits = match target {
             None => p.bits.clamp(1, 8) as u32,
             Some(t) => {
-                // Everything but the weights stays float.
-                let weights: u64 = layers.iter().map(|l| 4 * l.weight_numel()).sum();
-                let outside = cost.bytes.saturating_sub(weights);
+                // Everything but the weights stays float (4 bytes each, as
+                // the host counts them, whatever the weights' own format).
+                let weights: u64 = layers.iter().map(|l| l.weight_numel()).sum();
+                let outside = 4 * cost.params.saturating_sub(weights);
                 let allowed = (t.ratio * cost.bytes as f64).floor() as u64;
                 let fits = |b: u32| {
                     let q: u64 = layers
@@ -285,11 +320,20 @@ impl Learner for NonUniformQuant {
                 QuantTarget::Weights,
                 &Quantizer::Codebook(centroids.clone()),
             )?;
+            let codes = if p.train == Train::Centroids {
+                let w = match &mask {
+                    Some(m) => weight.mul(m)?,
+                    None => weight,
+                };
+                Some(nearest_codes(&w, &centroids)?)
+            } else {
+                None
+            };
             out.push(Layer {
                 name: l.name.clone(),
                 centroids,
                 zero,
-                frozen: (p.train == Train::Centroids).then_some(weight),
+                codes,
             });
         }
         pf_sdk::progress(layers.len() as u64, layers.len() as u64, "codebooks built");
@@ -307,14 +351,6 @@ impl Learner for NonUniformQuant {
     fn on_train_step(&mut self, model: &Model, _step: u32, _total: u32) -> Result<()> {
         if self.train == Train::Weights {
             return Ok(());
-        }
-        if self.train == Train::Centroids {
-            // Undo the host's step on the weights: they keep their clusters.
-            for l in &self.layers {
-                if let Some(w) = &l.frozen {
-                    model.set_weight(&l.name, w)?;
-                }
-            }
         }
         self.centroid_step(model)
     }
