@@ -227,6 +227,57 @@ fn masks_and_quantizers_are_saved_with_the_model() {
     assert_eq!(back.graph.layers[3].param_bytes(), 72 + 16);
 }
 
+#[test]
+fn codebook_weights_are_saved_packed_with_their_masks_as_bits() {
+    let dir = tempdir();
+    let path = dir.path().join("k.pf");
+    let mut m = Model::init(tiny(), 3, &Device::Cpu).unwrap();
+    let mask = Tensor::from_vec(
+        (0..144)
+            .map(|i| (i % 3 != 0) as u8 as f32)
+            .collect::<Vec<_>>(),
+        (4, 4, 3, 3),
+        &Device::Cpu,
+    )
+    .unwrap();
+    m.set_mask("c2", mask.clone()).unwrap();
+    // Four centroids with 0 among them: 2-bit codes.
+    m.graph.layers[3].quant = Some(pf::graph::LayerQuant {
+        weight: Some(pf::graph::Quantizer::Codebook {
+            centroids: vec![-0.2, 0.0, 0.05, 0.3],
+        }),
+        activation: None,
+    });
+    let x = Tensor::randn(0f32, 1.0, (2, 1, 6, 6), &Device::Cpu).unwrap();
+    let before = m.forward_inference(&x).unwrap();
+    model::save(&m, &path).unwrap();
+    // 144 codes of 2 bits and 144 mask bits, not 2 × 144 floats.
+    let bytes = std::fs::read(&path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    assert!(names.contains(&"c2.weight.codes".to_string()), "{names:?}");
+    assert!(names.contains(&"c2.mask.bits".to_string()), "{names:?}");
+    assert!(!names.iter().any(|n| n == "c2.weight" || n == "c2.mask"));
+    assert_eq!(st.tensor("c2.weight.codes").unwrap().data().len(), 36);
+    assert_eq!(st.tensor("c2.mask.bits").unwrap().data().len(), 18);
+
+    let back = model::load(&path, &Device::Cpu).unwrap();
+    let same = |a: &Tensor, b: &Tensor| {
+        let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+        d.to_scalar::<f32>().unwrap()
+    };
+    assert_eq!(same(&back.masks["c2"], &mask), 0.0);
+    assert_eq!(same(&back.forward_inference(&x).unwrap(), &before), 0.0);
+    // Every stored weight is a centroid, and masked ones are 0.
+    let w = back.params["c2.weight"]
+        .flatten_all()
+        .unwrap()
+        .to_vec1::<f32>()
+        .unwrap();
+    assert!(w.iter().all(|v| [-0.2, 0.0, 0.05, 0.3].contains(v)));
+    assert!(w.iter().step_by(3).all(|&v| v == 0.0));
+}
+
 fn write_with(
     dir: &std::path::Path,
     name: &str,
