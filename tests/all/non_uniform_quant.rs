@@ -1,21 +1,13 @@
 //! The `non_uniform_quant` learner (Han et al. 2016) and the packed model
 //! files its codebooks are saved in.
 
-use crate::support::{json, pf, plugin_file, stderr, tempdir};
+use crate::support::{
+    assert_refused, digits_model, json, passes_learner_suite, pf, stderr, tempdir,
+};
 use candle_core::Device;
 use pf::graph::Quantizer;
-use pf::plugin::conformance::{self, LearnerSuite};
-use pf::plugin::{Limits, Runtime};
 use std::collections::BTreeSet;
 use std::path::Path;
-
-/// A digits CNN trained for a few epochs, saved into `dir`.
-fn trained(dir: &Path) -> String {
-    let (model, _) = conformance::digits_baseline(1, 30).unwrap();
-    let path = dir.join("base.pf");
-    pf::model::save(&model, &path).unwrap();
-    path.to_str().unwrap().to_string()
-}
 
 fn apply(dir: &Path, args: &[&str]) -> std::process::Output {
     pf().current_dir(dir)
@@ -27,16 +19,13 @@ fn apply(dir: &Path, args: &[&str]) -> std::process::Output {
 
 #[test]
 fn non_uniform_quant_passes_the_learner_suite() {
-    let rt = Runtime::new(Limits::default(), None).unwrap();
-    let plugin = rt.load(&plugin_file("non_uniform_quant")).unwrap();
-    let report = conformance::run_learner_suite(&rt, &plugin, &LearnerSuite::default()).unwrap();
-    assert!(report.passed(), "{}", report.failures());
+    passes_learner_suite("non_uniform_quant");
 }
 
 #[test]
 fn codebooks_train_and_save_packed_at_their_bit_width() {
     let dir = tempdir();
-    let base = trained(dir.path());
+    let base = digits_model(dir.path(), 30);
     let float_bytes = std::fs::metadata(&base).unwrap().len();
     for train in ["weights", "centroids", "both"] {
         let out = format!("q-{train}.pf");
@@ -104,7 +93,7 @@ fn codebooks_train_and_save_packed_at_their_bit_width() {
 #[test]
 fn a_size_target_sets_the_bits_and_bad_bits_are_refused() {
     let dir = tempdir();
-    let base = trained(dir.path());
+    let base = digits_model(dir.path(), 30);
     let o = apply(
         dir.path(),
         &[
@@ -126,19 +115,14 @@ fn a_size_target_sets_the_bits_and_bad_bits_are_refused() {
             dir.path(),
             &["--model", &base, "--set", bad, "--finetune-steps", "1"],
         );
-        assert!(!o.status.success(), "{bad} was accepted");
-        let e = stderr(&o);
-        assert!(
-            e.contains(bad.split('=').next().unwrap()) && !e.contains("panicked"),
-            "{e}"
-        );
+        assert_refused(&o, bad.split('=').next().unwrap());
     }
 }
 
 #[test]
 fn a_corrupt_packed_weight_is_a_clear_error() {
     let dir = tempdir();
-    let base = trained(dir.path());
+    let base = digits_model(dir.path(), 30);
     let o = apply(
         dir.path(),
         &[

@@ -53,3 +53,40 @@ pub fn plugin_file(name: &str) -> std::path::PathBuf {
     );
     p
 }
+
+/// The conformance suite's digits CNN trained for `steps` steps, saved as
+/// `dir/base.pf`; returns its path.
+pub fn digits_model(dir: &Path, steps: u64) -> String {
+    let (model, _) = pf::plugin::conformance::digits_baseline(1, steps).expect("baseline");
+    let path = dir.join("base.pf");
+    pf::model::save(&model, &path).expect("baseline saved");
+    path.to_string_lossy().into_owned()
+}
+
+/// Asserts that a pf run failed with an error that names `what`, without a
+/// panic.
+pub fn assert_refused(o: &Output, what: &str) {
+    assert!(!o.status.success(), "`{what}` was accepted");
+    let e = stderr(o);
+    assert!(e.contains(what) && !e.contains("panicked"), "{e}");
+}
+
+/// Runs the learner conformance suite on a built-in learner, which must
+/// pass it; returns the report (and the plugin, for further checks).
+pub fn passes_learner_suite(
+    name: &str,
+) -> (
+    std::sync::Arc<pf::plugin::runtime::Plugin>,
+    pf::plugin::conformance::SuiteReport,
+) {
+    let rt = pf::plugin::Runtime::new(pf::plugin::Limits::default(), None).unwrap();
+    let plugin = rt.load(&plugin_file(name)).unwrap();
+    let report = pf::plugin::conformance::run_learner_suite(
+        &rt,
+        &plugin,
+        &pf::plugin::conformance::LearnerSuite::default(),
+    )
+    .unwrap();
+    assert!(report.passed(), "{name}: {}", report.failures());
+    (plugin, report)
+}

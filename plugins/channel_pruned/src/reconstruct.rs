@@ -126,51 +126,70 @@ impl Samples {
             .collect()
     }
 
-    /// The weight of the kept channels, `[O, k·kk]`: rebuilt by least
-    /// squares on the fitting half so that the kept inputs reproduce the
-    /// original outputs (`reconstruct`), or the original columns. Returns
-    /// it with the relative error `‖Y − X_S W_Sᵀ‖² / ‖Y‖²` on the held-out
-    /// half.
+    /// The weight of the kept channels, `[O, k·kk]`: with `reconstruct`,
+    /// rebuilt by least squares on the fitting half so that the kept inputs
+    /// reproduce the original outputs, unless the original columns do better
+    /// on the held-out half; otherwise the original columns. Returns it with
+    /// the relative error `‖Y − X_S W_Sᵀ‖² / ‖Y‖²` on the held-out half.
     pub fn kept_weight(&self, keep: &[u32], reconstruct: bool) -> Result<(Tensor, f64)> {
         let cols = self.columns(keep);
         let unknowns = cols.len() as u32;
+        let original = self.weight.index_select(1, &cols)?;
+        let original_error = self.held_out_error(&cols, &original)?;
+        if !reconstruct {
+            return Ok((original, original_error));
+        }
+        if unknowns > MAX_UNKNOWNS {
+            pf_sdk::log(
+                pf_sdk::Level::Warn,
+                &format!(
+                    "`{}`: {unknowns} unknowns per output is over {MAX_UNKNOWNS}; its kept \
+                     weights are not reconstructed",
+                    self.layer
+                ),
+            );
+            return Ok((original, original_error));
+        }
         let out = self.weight.shape()[0];
-        let rows = self.x_fit.shape()[0];
-        let solvable = unknowns <= MAX_UNKNOWNS && rows >= unknowns;
-        let weight = if reconstruct && solvable {
-            let xs = self.x_fit.index_select(1, &cols)?;
-            let xt = xs.transpose(0, 1)?;
-            let a = to_f64(&xt.matmul(&xs)?)?;
-            let b = to_f64(&xt.matmul(&self.y_fit)?)?; // [k·kk, O]
-            drop((xs, xt));
-            let w = least_squares(&a, &b, unknowns as usize, out as usize)?;
-            Tensor::from_data(&[out, unknowns], &w)?
+        let xs = self.x_fit.index_select(1, &cols)?;
+        let xt = xs.transpose(0, 1)?;
+        let a = to_f64(&xt.matmul(&xs)?)?;
+        let b = to_f64(&xt.matmul(&self.y_fit)?)?; // [k·kk, O]
+        drop((xs, xt));
+        let w = least_squares(&a, &b, unknowns as usize, out as usize)?;
+        let rebuilt = Tensor::from_data(&[out, unknowns], &w)?;
+        let error = self.held_out_error(&cols, &rebuilt)?;
+        // With fewer samples than unknowns the (ridge) fit can overfit; the
+        // held-out half decides, and the original weights win a tie.
+        if error < original_error {
+            Ok((rebuilt, error))
         } else {
-            if reconstruct {
-                pf_sdk::log(
-                    pf_sdk::Level::Warn,
-                    &format!(
-                        "`{}`: {unknowns} unknowns per output from {rows} samples (at most \
-                         {MAX_UNKNOWNS}, and no more than the samples); its kept weights are \
-                         not reconstructed (raise `images` or `points_per_image`)",
-                        self.layer
-                    ),
-                );
-            }
-            self.weight.index_select(1, &cols)?
-        };
+            pf_sdk::log(
+                pf_sdk::Level::Info,
+                &format!(
+                    "`{}`: the reconstruction reproduces held-out outputs worse ({error:.4}) \
+                     than the original weights ({original_error:.4}); keeping them",
+                    self.layer
+                ),
+            );
+            Ok((original, original_error))
+        }
+    }
+
+    /// `‖Y − X_S W_Sᵀ‖² / ‖Y‖²` on the held-out half, for the input
+    /// columns `cols` and their weight `[O, cols]`.
+    fn held_out_error(&self, cols: &[u32], weight: &Tensor) -> Result<f64> {
         let predicted = self
             .x_eval
-            .index_select(1, &cols)?
+            .index_select(1, cols)?
             .matmul(&weight.transpose(0, 1)?)?;
         let residual = self.y_eval.sub(&predicted)?.sqr()?.sum_all()?;
         let total = self.y_eval.sqr()?.sum_all()?;
-        let error = if total > 0.0 {
+        Ok(if total > 0.0 {
             f64::from(residual / total)
         } else {
             0.0
-        };
-        Ok((weight, error))
+        })
     }
 }
 
