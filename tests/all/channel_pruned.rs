@@ -181,3 +181,35 @@ fn bad_ratios_and_models_with_nothing_to_prune_are_clear_errors() {
     assert!(!o.status.success());
     assert!(stderr(&o).contains("out of reach"), "{}", stderr(&o));
 }
+
+#[test]
+fn ddpg_searches_per_layer_ratios_that_meet_the_flops_target() {
+    // The per-layer dimensions carry the producers' features as context,
+    // which DDPG takes as its state (AMC).
+    let dir = tempdir();
+    let model = digits_model(dir.path(), 30);
+    let study = dir.path().join("study.db");
+    let o = pf()
+        .current_dir(dir.path())
+        .args(["compress", "--model", &model, "--plugin", "channel_pruned"])
+        .args(["--optimizer", "ddpg", "--set", "per_layer=true"])
+        .args([
+            "--target",
+            "flops=0.5",
+            "--trials",
+            "3",
+            "--finetune-steps",
+            "2",
+        ])
+        .args(["--retrain-epochs", "0", "--study", study.to_str().unwrap()])
+        .args(["--export", "out.pf", "--report", "report.html", "--json"])
+        .output()
+        .unwrap();
+    let r = json(&o);
+    assert_eq!(r["complete"].as_u64(), Some(3), "{r}");
+    let params = r["best"]["params"].to_string();
+    assert!(params.contains("preserve.block2.conv"), "{params}");
+    let macs = r["final"]["footprint"]["macs"].as_f64().unwrap();
+    let base = r["baseline"]["footprint"]["macs"].as_f64().unwrap();
+    assert!(macs <= 0.5 * base, "{macs} of {base}");
+}
