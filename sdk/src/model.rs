@@ -140,6 +140,24 @@ impl Model {
         raw::gradients(layers, batches)
     }
 
+    /// Adds an auxiliary classifier (Zhuang et al. 2018) on the output of
+    /// `layer`'s block; the learner's own [`fine_tune`](Model::fine_tune)
+    /// calls train it with the network. Returns its number.
+    pub fn add_auxiliary_head(&self, layer: &str) -> Result<u32> {
+        raw::add_auxiliary_head(layer)
+    }
+
+    /// The gradients of several layers' weights of auxiliary head `head`'s
+    /// cross-entropy, from one pass over `batches` fresh training batches.
+    pub fn auxiliary_gradients(
+        &self,
+        head: u32,
+        layers: &[String],
+        batches: u32,
+    ) -> Result<Vec<Tensor>> {
+        raw::auxiliary_gradients(head, layers, batches)
+    }
+
     /// Loss and accuracy on the validation split (`batches` = 0: all of it).
     pub fn evaluate(&self, batches: u32) -> Result<Metrics> {
         raw::evaluate(batches)

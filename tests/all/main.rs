@@ -6,6 +6,7 @@ mod channel_pruned;
 mod cli;
 mod compress;
 mod data;
+mod dis_chn_pruned;
 mod gradients;
 mod graph;
 mod kernels;

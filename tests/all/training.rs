@@ -162,6 +162,7 @@ fn train(model: &mut Model, splits: &data::Splits, seed: u64, steps: u64) -> tra
         teacher: None,
         checkpoint: None,
         progress: false,
+        auxiliary: &[],
     };
     trainer.run(model, None).unwrap()
 }
@@ -358,4 +359,64 @@ fn fake_quantization_trains_with_a_straight_through_gradient() {
     assert!(acc > 0.8, "quantized accuracy {acc}");
     let range = m.buffers["block3.conv.act_range"].to_vec1::<f32>().unwrap();
     assert!(range[0] < range[1], "activation range {range:?}");
+}
+
+#[test]
+fn auxiliary_heads_train_with_the_network_and_learn_the_classes() {
+    // A head on the second block's output (Zhuang et al.'s discrimination-
+    // aware loss): its own accuracy rises from chance as it trains along.
+    let splits = digits();
+    let norm = Normalization::of(&splits.train);
+    let mut m = small_model(3);
+    let tensor = m.graph.block_output("block2.conv").to_string();
+    let head =
+        pf::train::auxiliary::AuxHead::new("block2.conv", &tensor, 16, 10, 3, 0, &m).unwrap();
+    let head_accuracy = |m: &Model, head: &pf::train::auxiliary::AuxHead| {
+        let b = pf::data::Batcher::new(&splits.val, norm.clone(), &Device::Cpu);
+        let idx: Vec<usize> = (0..splits.val.len()).collect();
+        let mut r = pf::rng::stream(0, &["eval"]);
+        let batch = b.batch(&idx, Augment::None, &mut r).unwrap();
+        let out = m.forward(&batch.images, false, &[tensor.as_str()]).unwrap();
+        let pred = head.logits(&out).unwrap().argmax(1).unwrap();
+        let right = pred
+            .eq(&batch.labels)
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap()
+            .mean_all()
+            .unwrap();
+        right.to_scalar::<f32>().unwrap()
+    };
+    let before = head_accuracy(&m, &head);
+    let start = head.weight.as_tensor().copy().unwrap();
+    let heads = [head];
+    let trainer = Trainer {
+        config: config(3, 120),
+        data: &splits.train,
+        norm: norm.clone(),
+        teacher: None,
+        checkpoint: None,
+        progress: false,
+        auxiliary: &heads,
+    };
+    trainer.run(&mut m, None).unwrap();
+    let after = head_accuracy(&m, &heads[0]);
+    assert!(before < 0.3, "untrained head {before}");
+    assert!(
+        after > before + 0.3,
+        "trained head {after}, untrained {before}"
+    );
+    let moved = (heads[0].weight.as_tensor() - &start)
+        .unwrap()
+        .abs()
+        .unwrap()
+        .max_all()
+        .unwrap()
+        .to_scalar::<f32>()
+        .unwrap();
+    assert!(moved > 0.0);
+    // Pruning the channels it reads shrinks it.
+    let mut head = heads.into_iter().next().unwrap();
+    head.keep_channels(&[0, 2, 5]).unwrap();
+    assert_eq!(head.weight.dims(), &[10, 3]);
 }

@@ -361,6 +361,7 @@ fn baseline(a: &CompressArgs, splits: &Splits, data_hash: &str) -> Result<Model>
         teacher: None,
         checkpoint: None,
         progress: !a.json,
+        auxiliary: &[],
     }
     .run(&mut model, None)
     .context("training the baseline")?;
@@ -840,6 +841,7 @@ fn finish(
             teacher: a.distill.then_some(base),
             checkpoint: None,
             progress: !a.json,
+            auxiliary: &[],
         }
         .run(&mut retrained, None)
         .context("re-training the best candidate")?;

@@ -560,6 +560,7 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
             teacher: None,
             checkpoint: None,
             progress: !a.json,
+            auxiliary: &[],
         };
         trainer
             .run(&mut base, None)

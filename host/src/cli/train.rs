@@ -241,6 +241,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         teacher: teacher.as_ref(),
         checkpoint,
         progress: !a.json,
+        auxiliary: &[],
     };
     let report = trainer.run(&mut model, None)?;
     pf::model::save(&model, &output)

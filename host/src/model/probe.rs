@@ -122,6 +122,31 @@ impl Model {
         seed: u64,
         draw: u64,
     ) -> Result<BTreeMap<String, Tensor>> {
+        self.loss_gradients(
+            batcher,
+            batches,
+            batch_size,
+            seed,
+            draw,
+            &[],
+            |out, labels| Ok(loss::cross_entropy(&out.output, labels, 0.0)?),
+        )
+    }
+
+    /// As [`Model::weight_gradients`], of the loss `loss` computes from the
+    /// forward pass (with the tensors named in `capture` captured) and the
+    /// batch's labels.
+    #[allow(clippy::too_many_arguments)]
+    pub fn loss_gradients(
+        &self,
+        batcher: &Batcher<'_>,
+        batches: usize,
+        batch_size: usize,
+        seed: u64,
+        draw: u64,
+        capture: &[&str],
+        loss: impl Fn(&super::ForwardOutput, &Tensor) -> Result<Tensor>,
+    ) -> Result<BTreeMap<String, Tensor>> {
         let n = batcher.data().len();
         if batches == 0 || batch_size == 0 || n == 0 {
             bail!("weight gradients need at least one non-empty batch");
@@ -139,8 +164,8 @@ impl Model {
                 .map(|i| order[(b * batch_size + i) % n])
                 .collect();
             let batch = batcher.batch(&idx, Augment::None, &mut order_rng)?;
-            let out = self.forward(&batch.images, true, &[])?;
-            let grads = loss::cross_entropy(&out.output, &batch.labels, 0.0)?.backward()?;
+            let out = self.forward(&batch.images, true, capture)?;
+            let grads = loss(&out, &batch.labels)?.backward()?;
             for layer in self.graph.layers.iter().filter(|l| l.op.has_weight()) {
                 let w = &self.params[&format!("{}.weight", layer.name)];
                 if let Some(g) = grads.get(w.as_tensor()) {

@@ -179,6 +179,7 @@ pub fn digits_baseline(seed: u64, steps: u64) -> Result<(Model, Arc<TrialData>)>
         teacher: None,
         checkpoint: None,
         progress: false,
+        auxiliary: &[],
     };
     trainer.run(&mut model, None)?;
     let data = Arc::new(TrialData {

@@ -97,7 +97,13 @@ pub struct ModelContext {
     /// How many times the learner has asked for gradients (each call draws
     /// fresh batches).
     pub gradient_calls: u64,
+    /// Auxiliary classifiers the learner added; its own `fine-tune` calls
+    /// train them with the network.
+    pub aux_heads: Vec<train::auxiliary::AuxHead>,
 }
+
+/// Most auxiliary heads one trial may add.
+const MAX_AUX_HEADS: usize = 16;
 
 fn invalid(e: impl std::fmt::Display) -> Error {
     Error::InvalidArgument(format!("{e:#}"))
@@ -121,6 +127,7 @@ impl ModelContext {
             seed,
             finetune_calls: 0,
             gradient_calls: 0,
+            aux_heads: Vec::new(),
         }
     }
 
@@ -185,14 +192,20 @@ impl ModelContext {
             teacher: None,
             checkpoint: None,
             progress: self.finetune.progress && purpose == "host-finetune",
+            auxiliary: &[],
         }
     }
 
-    /// Fine-tunes for `steps` steps (no plugin calls in between).
+    /// Fine-tunes for `steps` steps (no plugin calls in between), with the
+    /// auxiliary heads the learner added.
     pub fn fine_tune(&mut self, steps: u64, purpose: &str) -> anyhow::Result<train::TrainReport> {
         let data = self.data.clone();
-        self.trainer(&data, steps, purpose)
-            .run(&mut self.model, None)
+        let heads = std::mem::take(&mut self.aux_heads);
+        let mut trainer = self.trainer(&data, steps, purpose);
+        trainer.auxiliary = &heads;
+        let report = trainer.run(&mut self.model, None);
+        self.aux_heads = heads;
+        report
     }
 
     /// The weight layers as the plugin sees them.
@@ -261,6 +274,60 @@ impl ModelContext {
 }
 
 impl PluginState {
+    /// The gradients of `layers`' weights of the final cross-entropy, or of
+    /// auxiliary head `head`'s, over `batches` fresh training batches.
+    fn gradients_of(
+        &mut self,
+        head: Option<usize>,
+        layers: Vec<String>,
+        batches: u32,
+    ) -> Call<Vec<Resource<HostTensorData>>> {
+        let ctx = self.ctx()?;
+        for layer in &layers {
+            if let Err(e) = ctx.weight(layer) {
+                return Ok(Err(e));
+            }
+        }
+        if batches == 0 || batches > 10_000 {
+            return Ok(Err(Error::InvalidArgument(format!(
+                "gradient needs 1 to 10000 batches, not {batches}"
+            ))));
+        }
+        let batcher = Batcher::new(&ctx.data.train, ctx.data.norm.clone(), ctx.model.device());
+        let draw = ctx.gradient_calls;
+        ctx.gradient_calls += 1;
+        let size = ctx.finetune.batch_size;
+        let grads = match head {
+            None => ctx
+                .model
+                .weight_gradients(&batcher, batches as usize, size, ctx.seed, draw),
+            Some(h) => {
+                let head = &ctx.aux_heads[h];
+                ctx.model.loss_gradients(
+                    &batcher,
+                    batches as usize,
+                    size,
+                    ctx.seed,
+                    draw,
+                    &[head.tensor.as_str()],
+                    |out, labels| head.loss(out, labels),
+                )
+            }
+        };
+        let grads = match grads {
+            Ok(g) => g,
+            Err(e) => return Ok(Err(invalid(e))),
+        };
+        let mut out = Vec::with_capacity(layers.len());
+        for layer in &layers {
+            match grads.get(layer) {
+                Some(g) => out.push(self.push_tensor(g.clone())?),
+                None => return Ok(Err(Error::Host(format!("no gradient reached `{layer}`")))),
+            }
+        }
+        Ok(Ok(out))
+    }
+
     fn ctx(&mut self) -> wasmtime::Result<&mut ModelContext> {
         // Only learners import `model`; the context is absent only while the
         // host itself is training, when the plugin cannot be running.
@@ -376,11 +443,85 @@ impl wit::Host for PluginState {
                 "the input channels of `{layer}` have no producing layer"
             ))));
         };
-        let keep: Vec<usize> = keep.iter().map(|&k| k as usize).collect();
-        Ok(ctx
-            .model
-            .prune_channels(&producer, &keep)
-            .map_err(|e| Error::InvalidArgument(format!("pruning the inputs of `{layer}`: {e:#}"))))
+        let index = coupling.groups.iter().position(|g| std::ptr::eq(g, group));
+        let kept: Vec<usize> = keep.iter().map(|&k| k as usize).collect();
+        if let Err(e) = ctx.model.prune_channels(&producer, &kept) {
+            return Ok(Err(Error::InvalidArgument(format!(
+                "pruning the inputs of `{layer}`: {e:#}"
+            ))));
+        }
+        // Heads that read the pruned channels lose them too.
+        for head in &mut ctx.aux_heads {
+            if coupling.layer_group.get(&head.source).copied() == index {
+                head.keep_channels(&keep).map_err(wasmtime::Error::msg)?;
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    fn add_auxiliary_head(&mut self, layer: String) -> Call<u32> {
+        let ctx = self.ctx()?;
+        let graph = &ctx.model.graph;
+        let Some(at) = graph.index_of(&layer) else {
+            return Ok(Err(Error::NotFound(format!("no layer `{layer}`"))));
+        };
+        if !graph.layers[at].op.has_weight() {
+            return Ok(Err(Error::InvalidArgument(format!(
+                "`{layer}` is not a weight layer; heads go after convolutions and linear layers"
+            ))));
+        }
+        if ctx.aux_heads.len() >= MAX_AUX_HEADS {
+            return Ok(Err(Error::LimitExceeded(format!(
+                "at most {MAX_AUX_HEADS} auxiliary heads"
+            ))));
+        }
+        // The block's output; in a residual block, the stream after the add
+        // (and its ReLU), which is what the next stage reads.
+        let mut tensor = graph.block_output(&layer).to_string();
+        for step in [
+            (|op: &Op| matches!(op, Op::Add)) as fn(&Op) -> bool,
+            |op: &Op| matches!(op, Op::Relu | Op::Relu6),
+        ] {
+            if let [one] = graph.consumers(&tensor).as_slice() {
+                if step(&one.op) {
+                    tensor = one.name.clone();
+                }
+            }
+        }
+        let shapes = graph.validate().map_err(wasmtime::Error::msg)?;
+        let channels = match shapes[graph.index_of(&tensor).expect("block output exists")] {
+            Shape::Map { c, .. } => c,
+            Shape::Vector { n } => n,
+        };
+        let index = ctx.aux_heads.len();
+        let head = train::auxiliary::AuxHead::new(
+            &layer,
+            &tensor,
+            channels,
+            ctx.data.train.classes,
+            ctx.seed,
+            index,
+            &ctx.model,
+        )
+        .map_err(wasmtime::Error::msg)?;
+        ctx.aux_heads.push(head);
+        Ok(Ok(index as u32))
+    }
+
+    fn auxiliary_gradients(
+        &mut self,
+        head: u32,
+        layers: Vec<String>,
+        batches: u32,
+    ) -> Call<Vec<Resource<HostTensorData>>> {
+        let ctx = self.ctx()?;
+        if head as usize >= ctx.aux_heads.len() {
+            return Ok(Err(Error::NotFound(format!(
+                "no auxiliary head {head}; {} were added",
+                ctx.aux_heads.len()
+            ))));
+        }
+        self.gradients_of(Some(head as usize), layers, batches)
     }
 
     fn set_quantizer(
@@ -524,38 +665,7 @@ impl wit::Host for PluginState {
         layers: Vec<String>,
         batches: u32,
     ) -> Call<Vec<Resource<HostTensorData>>> {
-        let ctx = self.ctx()?;
-        for layer in &layers {
-            if let Err(e) = ctx.weight(layer) {
-                return Ok(Err(e));
-            }
-        }
-        if batches == 0 || batches > 10_000 {
-            return Ok(Err(Error::InvalidArgument(format!(
-                "gradient needs 1 to 10000 batches, not {batches}"
-            ))));
-        }
-        let batcher = Batcher::new(&ctx.data.train, ctx.data.norm.clone(), ctx.model.device());
-        let draw = ctx.gradient_calls;
-        ctx.gradient_calls += 1;
-        let grads = match ctx.model.weight_gradients(
-            &batcher,
-            batches as usize,
-            ctx.finetune.batch_size,
-            ctx.seed,
-            draw,
-        ) {
-            Ok(g) => g,
-            Err(e) => return Ok(Err(invalid(e))),
-        };
-        let mut out = Vec::with_capacity(layers.len());
-        for layer in &layers {
-            match grads.get(layer) {
-                Some(g) => out.push(self.push_tensor(g.clone())?),
-                None => return Ok(Err(Error::Host(format!("no gradient reached `{layer}`")))),
-            }
-        }
-        Ok(Ok(out))
+        self.gradients_of(None, layers, batches)
     }
 
     fn evaluate(&mut self, batches: u32) -> Call<wit::Metrics> {

@@ -1,6 +1,7 @@
 //! Training: fine-tuning, full re-training and distillation share one loop,
 //! with checkpoints that resume bit-identically.
 
+pub mod auxiliary;
 pub mod batchnorm;
 pub mod checkpoint;
 pub mod optim;
@@ -151,6 +152,9 @@ pub struct Trainer<'a> {
     pub checkpoint: Option<CheckpointOptions>,
     /// Show a progress bar.
     pub progress: bool,
+    /// Auxiliary classifiers trained with the network, each adding its
+    /// cross-entropy to the loss (none for ordinary training).
+    pub auxiliary: &'a [auxiliary::AuxHead],
 }
 
 impl Trainer<'_> {
@@ -197,8 +201,11 @@ impl Trainer<'_> {
             let idx = &order.as_ref().expect("order set").1[pos * batch..(pos + 1) * batch];
             let mut aug = rng::stream(cfg.seed, &["augment", &step.to_string()]);
             let b = batcher.batch(idx, cfg.augment, &mut aug)?;
-            let out = model.forward(&b.images, true, &[])?;
+            let out = model.forward(&b.images, true, &auxiliary::captures(self.auxiliary))?;
             let mut loss = loss::cross_entropy(&out.output, &b.labels, cfg.label_smoothing)?;
+            for head in self.auxiliary {
+                loss = (loss + head.loss(&out, &b.labels)?)?;
+            }
             if let (Some(teacher), Some(d)) = (self.teacher, &cfg.distill) {
                 let t = teacher.forward_inference(&b.images)?;
                 let kd = loss::distillation(&out.output, &t, d.temperature)?;
@@ -210,6 +217,10 @@ impl Trainer<'_> {
             }
             let grads = loss.backward()?;
             optim.step(&model.params, &grads, cfg.schedule.lr(step, total))?;
+            if !self.auxiliary.is_empty() {
+                let heads = auxiliary::parameters(self.auxiliary);
+                optim.step(&heads, &grads, cfg.schedule.lr(step, total))?;
+            }
             model.apply_updates(out.updates);
             model.apply_masks()?;
             if let Some(h) = hook.as_deref_mut() {

@@ -10,11 +10,11 @@
 //!    measure the reconstruction error);
 //! 2. **selects** the channels to keep: by LASSO on the channels'
 //!    contributions to those outputs, stopping when exactly the preserve
-//!    ratio remains ([`select::Lasso`]; `selection = l1` or `random` for
+//!    ratio remains ([`channel_kit::lasso::Lasso`]; `selection = l1` or `random` for
 //!    the usual baselines);
 //! 3. **reconstructs** the readers' weights of the kept channels by least
 //!    squares, so that they reproduce the original outputs
-//!    ([`reconstruct::Samples::kept_weight`]);
+//!    (`channel_kit::reconstruct`);
 //! 4. **prunes physically**: the producing layer, its batch norm and every
 //!    reader shrink (the host's channel surgery).
 //!
@@ -37,18 +37,29 @@
 //! or with `per_layer` the group's own `preserve.<producer>` dimension
 //! (with the producer's features as context, for DDPG). Under a `flops`
 //! target the ratios are scaled by the largest common factor whose model
-//! fits the budget ([`budget::allocate`]): uniform ratios become the
+//! fits the budget (`channel_kit::budget::allocate`): uniform ratios become the
 //! largest uniform ratio that meets it, per-layer ratios keep their
 //! proportions.
 
-pub mod budget;
-pub mod reconstruct;
-pub mod select;
-
-use budget::Keep;
+use channel_kit::budget::{self, Keep};
+use channel_kit::groups::{candidates, Candidate};
+use channel_kit::lasso::{self, Lasso};
+use channel_kit::reconstruct::{self, Samples};
 use pf_sdk::prelude::*;
-use reconstruct::Samples;
-use select::{Lasso, Selection};
+
+/// How a group's channels are chosen.
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(crate = "pf_sdk::serde", rename_all = "snake_case")]
+#[schemars(crate = "pf_sdk::schemars")]
+pub enum Selection {
+    /// LASSO regression on the channels' contributions to the next layer's
+    /// output (He et al. 2017).
+    Lasso,
+    /// The producer's filters with the largest L1 norms (Li et al. 2017).
+    L1,
+    /// A uniformly random subset, from the trial's seeded stream.
+    Random,
+}
 
 /// The hyper-parameters.
 #[derive(Serialize, Deserialize, JsonSchema, Clone, Debug, PartialEq)]
@@ -93,83 +104,6 @@ fn group_dim(producer: &str) -> String {
     format!("preserve.{producer}")
 }
 
-/// A channel group this learner can prune.
-#[derive(Clone, Debug)]
-pub struct Candidate {
-    /// The host's group id.
-    pub id: u32,
-    /// Channels in the group.
-    pub channels: u32,
-    /// The one layer that writes the channels.
-    pub producer: LayerInfo,
-    /// The layers that read them.
-    pub consumers: Vec<LayerInfo>,
-}
-
-/// Whether the host can sample the features of `l`: an ungrouped
-/// convolution or a linear layer.
-fn samplable(l: &LayerInfo) -> bool {
-    match l.kind {
-        LayerKind::Linear => true,
-        LayerKind::Conv2d => l.weight_shape.get(1).copied() == Some(l.in_channels()),
-        LayerKind::DepthwiseConv2d => false,
-    }
-}
-
-/// The groups channel pruning applies to (see the module docs), in model
-/// order, and why each other group was left alone.
-pub fn candidates(model: &Model, layers: &[LayerInfo]) -> (Vec<Candidate>, Vec<String>) {
-    let find = |name: &String| layers.iter().find(|l| &l.name == name).cloned();
-    let mut found = Vec::new();
-    let mut skipped = Vec::new();
-    for g in model.groups() {
-        let what = format!("group {} ({})", g.id, g.producers.join(", "));
-        if !g.prunable {
-            let why = g.reason.clone().unwrap_or_else(|| "not prunable".into());
-            skipped.push(format!("{what}: {why}"));
-            continue;
-        }
-        if g.producers.len() != 1 {
-            skipped.push(format!("{what}: tied across a residual add"));
-            continue;
-        }
-        let Some(producer) = find(&g.producers[0]) else {
-            continue;
-        };
-        if producer.kind == LayerKind::DepthwiseConv2d {
-            skipped.push(format!("{what}: written by a depthwise convolution"));
-            continue;
-        }
-        let consumers: Vec<LayerInfo> = g.consumers.iter().filter_map(find).collect();
-        if consumers.is_empty() || consumers.len() != g.consumers.len() {
-            skipped.push(format!("{what}: no weight layer reads it"));
-            continue;
-        }
-        if let Some(c) = consumers
-            .iter()
-            .find(|c| !samplable(c) || !c.input_prunable)
-        {
-            skipped.push(format!(
-                "{what}: read by `{}`, whose features cannot be sampled",
-                c.name
-            ));
-            continue;
-        }
-        if g.channels < 2 {
-            skipped.push(format!("{what}: one channel"));
-            continue;
-        }
-        found.push(Candidate {
-            id: g.id,
-            channels: g.channels,
-            producer,
-            consumers,
-        });
-    }
-    found.sort_by_key(|c| c.producer.index);
-    (found, skipped)
-}
-
 /// What `compress` did to one consumer.
 struct Rebuilt {
     layer: String,
@@ -191,17 +125,12 @@ fn sample(
     channels: u32,
     p: &ChannelPrunedParams,
 ) -> Result<Samples> {
-    // Twice the images: half to fit, half held out. A linear layer gives one
-    // row per image, so it gets as many images as a convolution gets rows
-    // (up to the host's 1024).
-    let images = 2 * p.images.clamp(1, 512) as u32;
-    let per_image = p.points_per_image.clamp(1, 100) as u32;
-    let s = match consumer.kind {
-        LayerKind::Linear => {
-            model.sample_features(&consumer.name, (images * per_image).min(1024), 1)?
-        }
-        _ => model.sample_features(&consumer.name, images, per_image)?,
-    };
+    let s = reconstruct::sample(
+        model,
+        consumer,
+        p.images.clamp(1, 512) as u32,
+        p.points_per_image.clamp(1, 100) as u32,
+    )?;
     Samples::new(model, consumer, channels, s.inputs, s.outputs)
 }
 
@@ -238,9 +167,9 @@ fn choose(
             let dims: Vec<u32> = (1..w.rank() as u32).collect();
             let scores = w.sum(&dims, false)?.to_vec()?;
             let scores: Vec<f64> = scores.into_iter().map(f64::from).collect();
-            Ok(select::top_k(&scores, k as usize))
+            Ok(lasso::top_k(&scores, k as usize))
         }
-        Selection::Random => Ok(select::random(c, k as usize, rng)),
+        Selection::Random => Ok(lasso::random(c, k as usize, rng)),
     }
 }
 

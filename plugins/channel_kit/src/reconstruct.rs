@@ -7,9 +7,31 @@
 //! bias `Y = XWᵀ` are `[N, O]`. Every product runs in the host; the plugin
 //! copies out only `c×c` and `(k·kk)×(k·kk)` systems.
 
-use crate::select::Lasso;
+use crate::lasso::Lasso;
 use pf_sdk::math;
 use pf_sdk::prelude::*;
+use pf_sdk::FeatureSample;
+
+/// Samples the features of `consumer` in the model as it is now: `images`
+/// training images to fit on and as many again held out, at `per_image`
+/// positions each. A linear layer gives one row per image, so it gets as
+/// many images as a convolution gets rows (up to the host's 1024). The
+/// host draws the same images and positions for a layer on every call.
+pub fn sample(
+    model: &Model,
+    consumer: &LayerInfo,
+    images: u32,
+    per_image: u32,
+) -> Result<FeatureSample> {
+    let images = 2 * images.clamp(1, 512);
+    let per_image = per_image.clamp(1, 100);
+    match consumer.kind {
+        LayerKind::Linear => {
+            model.sample_features(&consumer.name, (images * per_image).min(1024), 1)
+        }
+        _ => model.sample_features(&consumer.name, images, per_image),
+    }
+}
 
 /// The widest system (`k·kk` unknowns per output) the plugin solves; wider
 /// consumers keep their original weights for the kept channels.
@@ -119,8 +141,25 @@ impl Samples {
         Ok(Lasso { gram, zty })
     }
 
+    /// The reader's weight as it was sampled, `[O, c·kk]`.
+    pub fn weight(&self) -> &Tensor {
+        &self.weight
+    }
+
+    /// The gradient, with respect to a weight `w` (`[O, c·kk]`), of the
+    /// reconstruction loss `½‖X Wᵀ − Y‖² / N` on the fitting half: `(X Wᵀ −
+    /// Y)ᵀ X / N`.
+    pub fn reconstruction_gradient(&self, w: &Tensor) -> Result<Tensor> {
+        let n = self.x_fit.shape()[0].max(1);
+        let residual = self.x_fit.matmul(&w.transpose(0, 1)?)?.sub(&self.y_fit)?;
+        residual
+            .transpose(0, 1)?
+            .matmul(&self.x_fit)?
+            .div_scalar(n as f32)
+    }
+
     /// The column indices of the kept channels' inputs.
-    fn columns(&self, keep: &[u32]) -> Vec<u32> {
+    pub fn columns(&self, keep: &[u32]) -> Vec<u32> {
         keep.iter()
             .flat_map(|&ch| ch * self.kk..(ch + 1) * self.kk)
             .collect()

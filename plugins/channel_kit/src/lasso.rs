@@ -23,20 +23,6 @@ use ndarray::{Array1, Array2};
 use pf_sdk::math;
 use pf_sdk::prelude::*;
 
-/// How a group's channels are chosen.
-#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(crate = "pf_sdk::serde", rename_all = "snake_case")]
-#[schemars(crate = "pf_sdk::schemars")]
-pub enum Selection {
-    /// LASSO regression on the channels' contributions to the next layer's
-    /// output (He et al. 2017).
-    Lasso,
-    /// The producer's filters with the largest L1 norms (Li et al. 2017).
-    L1,
-    /// A uniformly random subset, from the trial's seeded stream.
-    Random,
-}
-
 /// The LASSO problem of one group, from host-computed sums over the samples.
 pub struct Lasso {
     /// `G = ZᵀZ`, `c×c`, row-major.
