@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # non_uniform_quant on MNIST: k-means codebooks of 2^BITS centroids per
-# layer, fine-tuned (weights and centroids, the learner's default) for three
+# layer, fine-tuned (centroids by shared gradients, the learner's default) for three
 # fine-tuning seeds; test accuracy on the full 10,000-image test set against
 # the float model's, and the compressed size: the host's count and the
 # saved model file (indices packed at BITS bits plus the codebooks) against

@@ -9,13 +9,15 @@
 //!
 //! - `train = weights`: the float weights train through the quantizer
 //!   (straight-through estimator) and snap to the fixed centroids;
-//! - `train = centroids`: the paper's shared-weight fine-tuning. Each weight
+//! - `train = centroids` (the default): the paper's shared-weight
+//!   fine-tuning. Each weight
 //!   keeps the cluster k-means gave it (its index is stored); after every
 //!   host step each centroid moves by the learning rate times the summed
 //!   gradient of the weights that share it (`centroid_lr`), and every weight
 //!   is set to its centroid again;
 //! - `train = both`: the weights train and snap to their nearest centroid,
-//!   and the centroids take the same shared-gradient steps.
+//!   and the centroids take the same shared-gradient steps. Measured on
+//!   LeNet it is the least stable of the three (`docs/benchmarks.md`).
 //!
 //! A weight that a mask has zeroed (a pruned model: deep compression's
 //! pruning stage) stays zero: the codebook of such a layer holds 0 and
@@ -75,7 +77,7 @@ impl Default for NonUniformQuantParams {
             bits: 4,
             centroid_lr: 1e-3,
             init: Init::Linear,
-            train: Train::Both,
+            train: Train::Centroids,
             kmeans_samples: 65536,
         }
     }
