@@ -3,10 +3,12 @@
 //! the model costs when they keep some channels and how to scale ratios to
 //! a FLOPs budget ([`budget`]), the sampled features of the layers that
 //! read a group and the least-squares reconstruction of their weights
-//! ([`reconstruct`]), and the LASSO channel selection of He et al.
-//! ([`lasso`]). A library, not a plugin: each learner links it.
+//! ([`reconstruct`]), the LASSO channel selection of He et al.
+//! ([`lasso`]), and uniform or per-group preserve ratios under a FLOPs
+//! target ([`ratios`]). A library, not a plugin: each learner links it.
 
 pub mod budget;
 pub mod groups;
 pub mod lasso;
+pub mod ratios;
 pub mod reconstruct;

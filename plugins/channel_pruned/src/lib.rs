@@ -37,13 +37,13 @@
 //! or with `per_layer` the group's own `preserve.<producer>` dimension
 //! (with the producer's features as context, for DDPG). Under a `flops`
 //! target the ratios are scaled by the largest common factor whose model
-//! fits the budget (`channel_kit::budget::allocate`): uniform ratios become the
+//! fits the budget (`channel_kit::ratios`): uniform ratios become the
 //! largest uniform ratio that meets it, per-layer ratios keep their
 //! proportions.
 
-use channel_kit::budget::{self, Keep};
-use channel_kit::groups::{candidates, Candidate};
+use channel_kit::groups::Candidate;
 use channel_kit::lasso::{self, Lasso};
+use channel_kit::ratios::Ratios;
 use channel_kit::reconstruct::{self, Samples};
 use pf_sdk::prelude::*;
 
@@ -99,15 +99,18 @@ impl Default for ChannelPrunedParams {
     }
 }
 
-/// The name of a group's own preserve-ratio dimension.
-fn group_dim(producer: &str) -> String {
-    format!("preserve.{producer}")
-}
-
 /// What `compress` did to one consumer.
 struct Rebuilt {
     layer: String,
     error: f64,
+}
+
+/// The ratio settings of `p`.
+fn ratios(p: &ChannelPrunedParams) -> Ratios {
+    Ratios {
+        preserve_ratio: p.preserve_ratio,
+        per_layer: p.per_layer,
+    }
 }
 
 /// The learner's state between `compress` and `finish`.
@@ -193,31 +196,8 @@ impl Learner for ChannelPruned {
         target: Option<Target>,
         model: &Model,
     ) -> Result<Vec<ParamSpec>> {
-        let mut space = ChannelPrunedParams::search_space()?;
-        if target.is_some() || settings.per_layer {
-            // The target, or the per-group dimensions, decide the ratios.
-            space.retain(|s| s.name != "preserve_ratio");
-        }
-        if settings.per_layer {
-            let layers = model.layers();
-            let (groups, _) = candidates(model, &layers);
-            for g in &groups {
-                space.push(
-                    ParamSpec::float(
-                        group_dim(&g.producer.name),
-                        0.05,
-                        1.0,
-                        settings.preserve_ratio,
-                    )
-                    .with_help(format!(
-                        "Fraction of the {} output channels of `{}` to keep.",
-                        g.channels, g.producer.name
-                    ))
-                    .with_context(g.producer.context(&layers)),
-                );
-            }
-        }
-        Ok(space)
+        let space = ChannelPrunedParams::search_space()?;
+        Ok(ratios(settings).shape_space(space, target, model))
     }
 
     fn compress(
@@ -228,50 +208,7 @@ impl Learner for ChannelPruned {
     ) -> Result<(Self, Report)> {
         let layers = model.layers();
         let baseline_macs = model.cost().macs;
-        let (groups, skipped) = candidates(model, &layers);
-        if groups.is_empty() {
-            return Err(Error::unsupported(format!(
-                "channel_pruned found nothing to prune in this model: it prunes channels written \
-                 by one convolution or linear layer and read by ungrouped convolutions or linear \
-                 layers. {}",
-                if skipped.is_empty() {
-                    "The model has no channel groups.".to_string()
-                } else {
-                    format!("Left alone: {}.", skipped.join("; "))
-                }
-            )));
-        }
-        let prefs: Vec<f64> = groups
-            .iter()
-            .map(|g| {
-                if p.per_layer {
-                    extra
-                        .float(&group_dim(&g.producer.name))
-                        .unwrap_or(p.preserve_ratio)
-                } else {
-                    p.preserve_ratio
-                }
-            })
-            .collect();
-        let ids: Vec<u32> = groups.iter().map(|g| g.id).collect();
-        let channels: Vec<u32> = groups.iter().map(|g| g.channels).collect();
-        let keep: Keep = match target {
-            None => groups
-                .iter()
-                .zip(&prefs)
-                .map(|(g, &r)| (g.id, (g.channels, budget::kept(g.channels, r))))
-                .collect(),
-            Some(t) => {
-                let budget = (t.ratio * baseline_macs as f64).floor() as u64;
-                // Uniform ratios: one common ratio, the largest that fits.
-                let prefs = if p.per_layer {
-                    prefs.clone()
-                } else {
-                    vec![1.0; groups.len()]
-                };
-                budget::allocate(&layers, &ids, &channels, &prefs, budget)?
-            }
-        };
+        let (groups, keep) = ratios(&p).plan("channel_pruned", model, &layers, extra, target)?;
 
         // Plan every group on the original model, then apply.
         let mut rng = HostRng::new();

@@ -40,8 +40,8 @@
 //! `channel_kit`): single-producer groups, a uniform or per-layer preserve
 //! ratio, scaled to meet a `flops` target.
 
-use channel_kit::budget::{self, Keep};
-use channel_kit::groups::{candidates, Candidate};
+use channel_kit::groups::Candidate;
+use channel_kit::ratios::Ratios;
 use channel_kit::reconstruct::{self, Samples};
 use pf_sdk::prelude::*;
 
@@ -95,11 +95,6 @@ impl Default for DisChnPrunedParams {
 /// greedy step; the final reconstruction is always solved.
 const MAX_STEP_SOLVE: u64 = 20_000_000;
 
-/// The name of a group's own preserve-ratio dimension.
-fn group_dim(producer: &str) -> String {
-    format!("preserve.{producer}")
-}
-
 /// The stage (0-based) of each weight layer, by position: `stages` runs of
 /// about equal length.
 fn stage_of(index: u32, layers: usize, stages: usize) -> usize {
@@ -126,6 +121,14 @@ fn channel_scores(g: &Tensor, c: u32, kk: u32) -> Result<Vec<f64>> {
             }
         })
         .collect())
+}
+
+/// The ratio settings of `p`.
+fn ratios(p: &DisChnPrunedParams) -> Ratios {
+    Ratios {
+        preserve_ratio: p.preserve_ratio,
+        per_layer: p.per_layer,
+    }
 }
 
 /// The learner's state between `compress` and `finish`.
@@ -256,30 +259,8 @@ impl Learner for DisChnPruned {
         target: Option<Target>,
         model: &Model,
     ) -> Result<Vec<ParamSpec>> {
-        let mut space = DisChnPrunedParams::search_space()?;
-        if target.is_some() || settings.per_layer {
-            space.retain(|s| s.name != "preserve_ratio");
-        }
-        if settings.per_layer {
-            let layers = model.layers();
-            let (groups, _) = candidates(model, &layers);
-            for g in &groups {
-                space.push(
-                    ParamSpec::float(
-                        group_dim(&g.producer.name),
-                        0.05,
-                        1.0,
-                        settings.preserve_ratio,
-                    )
-                    .with_help(format!(
-                        "Fraction of the {} output channels of `{}` to keep.",
-                        g.channels, g.producer.name
-                    ))
-                    .with_context(g.producer.context(&layers)),
-                );
-            }
-        }
-        Ok(space)
+        let space = DisChnPrunedParams::search_space()?;
+        Ok(ratios(settings).shape_space(space, target, model))
     }
 
     fn compress(
@@ -290,46 +271,7 @@ impl Learner for DisChnPruned {
     ) -> Result<(Self, Report)> {
         let layers = model.layers();
         let baseline_macs = model.cost().macs;
-        let (groups, skipped) = candidates(model, &layers);
-        if groups.is_empty() {
-            return Err(Error::unsupported(format!(
-                "dis_chn_pruned found nothing to prune in this model: it prunes channels written \
-                 by one convolution or linear layer and read by ungrouped convolutions or linear \
-                 layers. {}",
-                if skipped.is_empty() {
-                    "The model has no channel groups.".to_string()
-                } else {
-                    format!("Left alone: {}.", skipped.join("; "))
-                }
-            )));
-        }
-        let prefs: Vec<f64> = groups
-            .iter()
-            .map(|g| match p.per_layer {
-                true => extra
-                    .float(&group_dim(&g.producer.name))
-                    .unwrap_or(p.preserve_ratio),
-                false => p.preserve_ratio,
-            })
-            .collect();
-        let ids: Vec<u32> = groups.iter().map(|g| g.id).collect();
-        let channels: Vec<u32> = groups.iter().map(|g| g.channels).collect();
-        let keep: Keep = match target {
-            None => groups
-                .iter()
-                .zip(&prefs)
-                .map(|(g, &r)| (g.id, (g.channels, budget::kept(g.channels, r))))
-                .collect(),
-            Some(t) => {
-                let budget = (t.ratio * baseline_macs as f64).floor() as u64;
-                let prefs = if p.per_layer {
-                    prefs.clone()
-                } else {
-                    vec![1.0; groups.len()]
-                };
-                budget::allocate(&layers, &ids, &channels, &prefs, budget)?
-            }
-        };
+        let (groups, keep) = ratios(&p).plan("dis_chn_pruned", model, &layers, extra, target)?;
         let todo: Vec<&Candidate> = groups
             .iter()
             .filter(|g| keep[&g.id].1 < g.channels)
@@ -352,11 +294,9 @@ impl Learner for DisChnPruned {
         let stages = p.stages.clamp(1, 8) as usize;
         let mut heads: Vec<Option<u32>> = vec![None; stages];
         for (s, head) in heads.iter_mut().enumerate().take(stages - 1) {
-            let last = layers
-                .iter()
-                .filter(|l| stage_of(l.index, layers.len(), stages) == s)
-                .filter(|l| l.kind != LayerKind::Linear)
-                .next_back();
+            let last = layers.iter().rfind(|l| {
+                stage_of(l.index, layers.len(), stages) == s && l.kind != LayerKind::Linear
+            });
             if let Some(l) = last {
                 *head = Some(model.add_auxiliary_head(&l.name)?);
             }
