@@ -572,9 +572,13 @@ fn hostile_trials_fail_with_their_reason_and_the_study_goes_on() {
         .map(String::from),
     );
     let out = run(dir.path(), &args);
-    assert!(out.status.success(), "{}", stderr(&out));
     let trials = trials_of(dir.path());
-    assert_eq!(trials.len(), 10);
+    assert_eq!(trials.len(), 10, "{}", stderr(&out));
+    // The search succeeds when any trial meets the target: here, when the
+    // random draws (which follow the plugins' hashes) include a harmless
+    // attack.
+    let complete = trials.iter().any(|t| t.status == TrialStatus::Complete);
+    assert_eq!(out.status.success(), complete, "{}", stderr(&out));
     let attack = |t: &TrialRecord| t.params[0].value.to_string();
     for t in &trials {
         match attack(t).as_str() {
