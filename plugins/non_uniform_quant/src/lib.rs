@@ -103,6 +103,10 @@ struct Layer {
     codes: Option<Tensor>,
 }
 
+/// Most elements of the one-pass cluster membership mask (clusters ×
+/// weights); larger layers take one mask per cluster.
+const MAX_MASK_ELEMENTS: u64 = 16 << 20;
+
 /// `values` sorted ascending.
 fn sorted(values: &[f32]) -> Vec<f32> {
     let mut v = values.to_vec();
@@ -149,22 +153,50 @@ impl NonUniformQuant {
                 }
             };
             let c = &layer.centroids;
+            let k = c.len();
+            let n = codes.numel();
+            let shape = g.shape();
             let mut next = c.clone();
-            let mut snapped = layer
-                .codes
-                .as_ref()
-                .map(|_| Tensor::zeros(&g.shape()))
-                .transpose()?;
-            for k in 0..c.len() {
-                let members = codes.eq_scalar(k as f32)?;
-                if !(layer.zero && c[k] == 0.0) {
-                    let shared = g.mul(&members)?.sum_all()?;
-                    next[k] = c[k] - self.lr * shared;
-                }
-                if let Some(w) = snapped.as_mut() {
-                    *w = w.add(&members.mul_scalar(next[k])?)?;
+            // Each cluster's summed gradient: one [k, n] membership mask in
+            // a few host calls where it fits, else one mask per cluster.
+            let one_pass = (k as u64) * n <= MAX_MASK_ELEMENTS;
+            let members = if one_pass {
+                let levels: Vec<f32> = (0..k).map(|i| i as f32).collect();
+                let levels = Tensor::from_data(&[k as u32, 1], &levels)?;
+                Some(codes.reshape(&[1, n as u32])?.eq(&levels)?)
+            } else {
+                None
+            };
+            let shared: Vec<f32> = match &members {
+                Some(m) => m
+                    .mul(&g.reshape(&[1, n as u32])?)?
+                    .sum(&[1], false)?
+                    .to_vec()?,
+                None => (0..k)
+                    .map(|i| g.mul(&codes.eq_scalar(i as f32)?)?.sum_all())
+                    .collect::<Result<_>>()?,
+            };
+            for i in 0..k {
+                if !(layer.zero && c[i] == 0.0) {
+                    next[i] = c[i] - self.lr * shared[i];
                 }
             }
+            // With fixed indices, every weight back on its own centroid,
+            // whatever the host's step did to it.
+            let snapped = match (&layer.codes, &members) {
+                (None, _) => None,
+                (Some(_), Some(m)) => {
+                    let values = Tensor::from_data(&[k as u32, 1], &next)?;
+                    Some(m.mul(&values)?.sum(&[0], false)?.reshape(&shape)?)
+                }
+                (Some(_), None) => {
+                    let mut w = Tensor::zeros(&shape)?;
+                    for (i, &v) in next.iter().enumerate() {
+                        w = w.add(&codes.eq_scalar(i as f32)?.mul_scalar(v)?)?;
+                    }
+                    Some(w)
+                }
+            };
             if next.iter().any(|v| !v.is_finite()) {
                 return Err(Error::numerical(format!(
                     "a centroid of `{}` is no longer finite; lower centroid_lr",
@@ -176,8 +208,6 @@ impl NonUniformQuant {
             }
             layer.centroids = next;
             if let Some(w) = snapped {
-                // Every weight back on its own centroid, whatever the host's
-                // step did to it.
                 model.set_weight(&layer.name, &w)?;
             }
             model.set_quantizer(
