@@ -9,17 +9,9 @@
 #
 #   benches/channel-pruned-search.sh MODEL.pf [TRIALS] [STEPS]   (default 30 trials, 300 steps)
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-scripts/fetch-mnist.sh >/dev/null
+source "$(dirname "$0")/lib.sh"
 model="$1"; trials="${2:-30}"; steps="${3:-300}"
-if [ -z "${PF:-}" ]; then
-  cargo build --release -q -p pf
-  PF=target/release/pf
-fi
-[ -n "${SKIP_PLUGIN_BUILD:-}" ] || scripts/build-plugins.sh --release >/dev/null
-out="${OUT:-$(mktemp -d)}"
-mkdir -p "$out"
+bench_setup
 run() { # name per_layer trials
   [ -s "$out/$1.json" ] && return
   rm -f "$out/$1.db"

@@ -11,17 +11,9 @@
 #
 # e.g. with the LeNet of benches/tflite-int8.sh: benches/channel-pruned.sh out/int8/lenet-0.pf
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-scripts/fetch-mnist.sh >/dev/null
+source "$(dirname "$0")/lib.sh"
 model="$1"; steps="${2:-600}"; selections="${3:-lasso random}"
-if [ -z "${PF:-}" ]; then
-  cargo build --release -q -p pf
-  PF=target/release/pf
-fi
-[ -n "${SKIP_PLUGIN_BUILD:-}" ] || scripts/build-plugins.sh --release >/dev/null
-out="${OUT:-$(mktemp -d)}"
-mkdir -p "$out"
+bench_setup
 for sel in $selections; do
   for seed in 0 1 2; do
     f="$out/$sel-$seed.json"

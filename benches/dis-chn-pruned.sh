@@ -8,17 +8,9 @@
 #
 #   benches/dis-chn-pruned.sh MODEL.pf [STEPS]     (default 600 fine-tuning steps)
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-scripts/fetch-mnist.sh >/dev/null
+source "$(dirname "$0")/lib.sh"
 model="$1"; steps="${2:-600}"; extra=100
-if [ -z "${PF:-}" ]; then
-  cargo build --release -q -p pf
-  PF=target/release/pf
-fi
-[ -n "${SKIP_PLUGIN_BUILD:-}" ] || scripts/build-plugins.sh --release >/dev/null
-out="${OUT:-$(mktemp -d)}"
-mkdir -p "$out"
+bench_setup
 run() { # learner steps seed
   f="$out/$1-$3.json"
   [ -s "$f" ] && return
