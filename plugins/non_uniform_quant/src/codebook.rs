@@ -52,8 +52,8 @@ pub fn kmeans(values: &[f64], start: Vec<f64>) -> Result<Vec<f32>> {
     let model = KMeans::params(k)
         .init_method(KMeansInit::Precomputed(init))
         .n_runs(1)
-        .max_n_iterations(100)
-        .tolerance(1e-7)
+        .max_n_iterations(40)
+        .tolerance(1e-6)
         .fit(&data)
         .map_err(|e| Error::numerical(format!("k-means did not converge: {e}")))?;
     let mut c: Vec<f32> = model.centroids().iter().map(|&v| v as f32).collect();
