@@ -10,17 +10,9 @@
 #
 # e.g. with the LeNet of benches/tflite-int8.sh: benches/non-uniform-quant.sh out/int8/lenet-0.pf
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-scripts/fetch-mnist.sh >/dev/null
+source "$(dirname "$0")/lib.sh"
 model="$1"; steps="${2:-600}"; bits="${3:-4}"
-if [ -z "${PF:-}" ]; then
-  cargo build --release -q -p pf
-  PF=target/release/pf
-fi
-[ -n "${SKIP_PLUGIN_BUILD:-}" ] || scripts/build-plugins.sh --release >/dev/null
-out="${OUT:-$(mktemp -d)}"
-mkdir -p "$out"
+bench_setup
 for seed in 0 1 2; do
   f="$out/b$bits-$seed.json"
   [ -s "$f" ] && continue
