@@ -10,5 +10,6 @@
 pub mod budget;
 pub mod groups;
 pub mod lasso;
+pub mod outcome;
 pub mod ratios;
 pub mod reconstruct;

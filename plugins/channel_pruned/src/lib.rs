@@ -43,6 +43,7 @@
 
 use channel_kit::groups::Candidate;
 use channel_kit::lasso::{self, Lasso};
+use channel_kit::outcome::Outcome;
 use channel_kit::ratios::Ratios;
 use channel_kit::reconstruct::{self, Samples};
 use pf_sdk::prelude::*;
@@ -115,10 +116,7 @@ fn ratios(p: &ChannelPrunedParams) -> Ratios {
 
 /// The learner's state between `compress` and `finish`.
 pub struct ChannelPruned {
-    baseline_macs: u64,
-    summary: String,
-    /// The compression's figures, reported again by `finish`.
-    values: Vec<(String, f64)>,
+    outcome: Outcome,
 }
 
 /// Samples the features of `consumer` (which reads `channels` channels).
@@ -289,29 +287,18 @@ impl Learner for ChannelPruned {
             values.push((format!("reconstruction_error.{}", r.layer), r.error));
         }
         let learner = ChannelPruned {
-            baseline_macs,
-            summary,
-            values,
+            outcome: Outcome {
+                baseline_macs,
+                summary,
+                values,
+            },
         };
-        let report = learner.report(macs_ratio);
+        let report = learner.outcome.report(model);
         Ok((learner, report))
     }
 
     fn finish(&mut self, model: &Model) -> Result<Report> {
-        let macs_ratio = model.cost().macs as f64 / self.baseline_macs.max(1) as f64;
-        Ok(self.report(macs_ratio))
-    }
-}
-
-impl ChannelPruned {
-    /// The summary and figures, with the MACs ratio as it is now (the
-    /// measure `pf plugin test` checks against the host's count).
-    fn report(&self, macs_ratio: f64) -> Report {
-        let mut report = Report::new(self.summary.clone()).with("macs_ratio", macs_ratio);
-        for (name, value) in &self.values {
-            report = report.with(name.clone(), *value);
-        }
-        report
+        Ok(self.outcome.report(model))
     }
 }
 

@@ -41,6 +41,7 @@
 //! ratio, scaled to meet a `flops` target.
 
 use channel_kit::groups::Candidate;
+use channel_kit::outcome::Outcome;
 use channel_kit::ratios::Ratios;
 use channel_kit::reconstruct::{self, Samples};
 use pf_sdk::prelude::*;
@@ -133,19 +134,7 @@ fn ratios(p: &DisChnPrunedParams) -> Ratios {
 
 /// The learner's state between `compress` and `finish`.
 pub struct DisChnPruned {
-    baseline_macs: u64,
-    summary: String,
-    values: Vec<(String, f64)>,
-}
-
-impl DisChnPruned {
-    fn report(&self, macs_ratio: f64) -> Report {
-        let mut report = Report::new(self.summary.clone()).with("macs_ratio", macs_ratio);
-        for (name, value) in &self.values {
-            report = report.with(name.clone(), *value);
-        }
-        report
-    }
+    outcome: Outcome,
 }
 
 /// Chooses `k` channels of `group` greedily and returns them (ascending).
@@ -386,17 +375,18 @@ impl Learner for DisChnPruned {
             values.push((format!("reconstruction_error.{layer}"), e));
         }
         let learner = DisChnPruned {
-            baseline_macs,
-            summary,
-            values,
+            outcome: Outcome {
+                baseline_macs,
+                summary,
+                values,
+            },
         };
-        let report = learner.report(macs_ratio);
+        let report = learner.outcome.report(model);
         Ok((learner, report))
     }
 
     fn finish(&mut self, model: &Model) -> Result<Report> {
-        let macs_ratio = model.cost().macs as f64 / self.baseline_macs.max(1) as f64;
-        Ok(self.report(macs_ratio))
+        Ok(self.outcome.report(model))
     }
 }
 
