@@ -18,13 +18,16 @@ if ! command -v chromium >/dev/null && command -v apt-get >/dev/null; then
   $sudo apt-get update -qq
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
 fi
-# The official TFLite interpreter (LiteRT), the oracle of the export tests,
-# in a venv of its own (about 10 s and 60 MB from PyPI).
-if ! target/litert-venv/bin/python -c "import ai_edge_litert" 2>/dev/null; then
-  echo "installing LiteRT (pip ai-edge-litert) into target/litert-venv..." >&2
+# The oracles of the export tests, in a venv of their own (about 20 s and
+# 200 MB from PyPI): the official TFLite interpreter (LiteRT), ONNX Runtime,
+# and the `onnx` package whose helper API builds the ONNX import tests'
+# models.
+if ! target/litert-venv/bin/python -c "import ai_edge_litert, onnx, onnxruntime" 2>/dev/null; then
+  echo "installing LiteRT, onnx and ONNX Runtime (pip) into target/litert-venv..." >&2
   rm -rf target/litert-venv
   python3 -m venv target/litert-venv
-  target/litert-venv/bin/pip install -q ai-edge-litert==2.3.0 tflite==2.18.0
+  target/litert-venv/bin/pip install -q ai-edge-litert==2.3.0 tflite==2.18.0 \
+    onnx==1.23.2 onnxruntime==1.32.0
 fi
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

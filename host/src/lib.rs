@@ -16,6 +16,7 @@ pub mod io;
 pub mod kernels;
 pub mod model;
 pub mod nn;
+pub mod onnx;
 pub mod plugin;
 pub mod progress;
 pub mod report;

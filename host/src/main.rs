@@ -4,6 +4,7 @@ mod cli;
 
 fn main() {
     keep_freed_memory();
+    quiet_broken_pipe();
     let code = match cli::run() {
         Ok(()) => 0,
         Err(e) => {
@@ -25,5 +26,17 @@ fn keep_freed_memory() {
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 30);
         libc::mallopt(libc::M_TRIM_THRESHOLD, 1 << 30);
+    }
+}
+
+/// `pf info model | head` closes stdout early: end quietly, as other Unix
+/// tools do, instead of panicking in `println!` (Rust ignores SIGPIPE by
+/// default, so writes fail with EPIPE).
+fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up,
+    // before any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
     }
 }

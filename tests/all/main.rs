@@ -11,6 +11,7 @@ mod gradients;
 mod graph;
 mod kernels;
 mod non_uniform_quant;
+mod onnx;
 mod optimizers;
 mod plugin_tensors;
 mod plugins;

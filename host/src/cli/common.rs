@@ -49,7 +49,8 @@ impl DataArgs {
 #[derive(Args, Debug, Clone)]
 pub struct ModelArgs {
     /// A zoo architecture (digits_cnn, lenet, resnet20/32/44/56,
-    /// mobilenet_v1, mobilenet_v2) or a .pf model file.
+    /// mobilenet_v1, mobilenet_v2), a .pf model file, or an .onnx model
+    /// (imported on the fly).
     #[arg(
         long,
         short = 'm',
@@ -60,6 +61,10 @@ pub struct ModelArgs {
     /// Width multiplier for zoo architectures.
     #[arg(long, default_value_t = 1.0, value_name = "W")]
     pub width: f64,
+    /// Shape of one input sample of an ONNX model whose input is dynamic
+    /// (symbolic channels, height or width), as CxHxW.
+    #[arg(long, value_name = "CxHxW", value_parser = parse_input_shape)]
+    pub input_shape: Option<InputSpec>,
 }
 
 /// The device flag.
@@ -85,6 +90,10 @@ pub struct ZooArgs {
     /// Width multiplier for zoo architectures.
     #[arg(long, default_value_t = 1.0)]
     pub width: f64,
+    /// Shape of one input sample of an ONNX model whose input is dynamic
+    /// (symbolic channels, height or width), as CxHxW.
+    #[arg(long, value_name = "CxHxW", value_parser = parse_input_shape)]
+    pub input_shape: Option<InputSpec>,
 }
 
 impl ZooArgs {
@@ -108,15 +117,52 @@ impl ZooArgs {
     pub fn load_or_init(&self, spec: &str, seed: u64) -> Result<Model> {
         let device = candle_core::Device::Cpu;
         if is_model_file(spec) {
-            return pf::model::load(Path::new(spec), &device);
+            return load_model_file(Path::new(spec), &device, self.input_shape);
         }
         Model::init(zoo::build(spec, &self.config(spec))?, seed, &device)
     }
 }
 
-/// Whether `s` names a model file rather than a zoo architecture.
+/// Whether `s` names a model file (pf or ONNX) rather than a zoo
+/// architecture.
 pub fn is_model_file(s: &str) -> bool {
-    s.ends_with(".pf") || Path::new(s).is_file()
+    s.ends_with(".pf") || s.ends_with(".onnx") || Path::new(s).is_file()
+}
+
+/// Parses `--input-shape CxHxW`.
+pub fn parse_input_shape(s: &str) -> std::result::Result<InputSpec, String> {
+    let parts: Vec<&str> = s.split(['x', 'X', '×']).collect();
+    let dims: Vec<usize> = parts
+        .iter()
+        .map(|p| p.trim().parse::<usize>().ok().filter(|&v| v > 0))
+        .collect::<Option<_>>()
+        .filter(|d: &Vec<usize>| d.len() == 3)
+        .ok_or_else(|| format!("`{s}` is not CxHxW with three positive sizes (for example 3x32x32)"))?;
+    Ok(InputSpec {
+        channels: dims[0],
+        height: dims[1],
+        width: dims[2],
+    })
+}
+
+/// Loads a model file: a pf model, or an ONNX model imported on the fly
+/// (`input_shape` fills in a dynamic input shape).
+pub fn load_model_file(
+    path: &Path,
+    device: &candle_core::Device,
+    input_shape: Option<InputSpec>,
+) -> Result<Model> {
+    if pf::onnx::is_onnx_path(path) {
+        let opts = pf::onnx::ImportOptions { input_shape };
+        return Ok(pf::onnx::import_file(path, &opts, device)?.model);
+    }
+    if input_shape.is_some() {
+        bail!(
+            "--input-shape applies to ONNX models; {} is a pf model file, whose input shape is fixed",
+            path.display()
+        );
+    }
+    pf::model::load(path, device)
 }
 
 /// Loads a model file, or builds a zoo model for the given input shape and
@@ -129,7 +175,7 @@ pub fn model_for(
     device: &candle_core::Device,
 ) -> Result<Model> {
     if is_model_file(&args.model) {
-        let model = pf::model::load(Path::new(&args.model), device)?;
+        let model = load_model_file(Path::new(&args.model), device, args.input_shape)?;
         let want = model.graph.input;
         if want != input {
             anyhow::bail!(

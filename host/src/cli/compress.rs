@@ -118,15 +118,16 @@ pub struct CompressArgs {
     /// Seed of the study: baseline, optimizer, every trial.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Where to save the compressed model: a .pf file (pf's format), or a
-    /// .tflite file (TensorFlow Lite, float32 or with --export-int8 int8,
-    /// with the .pf beside it).
+    /// Where to save the compressed model: a .pf file (pf's format), a
+    /// .tflite file (TensorFlow Lite) or an .onnx file (ONNX, for ONNX
+    /// Runtime); float32, or int8 with --export-int8, with the .pf beside
+    /// it.
     #[arg(long, default_value = "pf-out/compressed.pf", value_name = "FILE")]
     export: PathBuf,
-    /// With a .tflite --export: write it full-integer int8 (int8 weights
-    /// per channel, int8 activations with ranges from the model's trained
+    /// With a .tflite or .onnx --export: write it int8 (int8 weights per
+    /// channel, int8 activations with ranges from the model's trained
     /// quantizers or calibrated on 512 training images, float input and
-    /// output), as `pf export --int8` does.
+    /// output; QDQ for ONNX), as `pf export --int8` does.
     #[arg(long)]
     export_int8: bool,
     /// Where to write the report (.html, or .svg for the plots alone).
@@ -211,9 +212,12 @@ fn short(s: &str) -> &str {
 }
 
 /// Where the compressed model is saved in pf's format: `--export` itself, or
-/// beside a `.tflite` export.
+/// beside a `.tflite` or `.onnx` export.
 fn model_file(a: &CompressArgs) -> PathBuf {
-    if a.export.extension().is_some_and(|e| e == "tflite") {
+    if a.export
+        .extension()
+        .is_some_and(|e| e == "tflite" || e == "onnx")
+    {
         a.export.with_extension("pf")
     } else {
         a.export.clone()
@@ -223,15 +227,20 @@ fn model_file(a: &CompressArgs) -> PathBuf {
 /// Checks every output before anything is loaded, trained or written.
 fn check_outputs(a: &CompressArgs) -> Result<()> {
     match a.export.extension().and_then(|e| e.to_str()) {
-        Some("pf") | Some("tflite") => {}
+        Some("pf") | Some("tflite") | Some("onnx") => {}
         _ => bail!(
-            "--export {}: give a .pf file name (pf's model format) or a .tflite file name (TensorFlow Lite)",
+            "--export {}: give a .pf file name (pf's model format), a .tflite file name (TensorFlow Lite) or an .onnx file name (ONNX)",
             a.export.display()
         ),
     }
-    if a.export_int8 && a.export.extension().and_then(|e| e.to_str()) != Some("tflite") {
+    if a.export_int8
+        && !matches!(
+            a.export.extension().and_then(|e| e.to_str()),
+            Some("tflite") | Some("onnx")
+        )
+    {
         bail!(
-            "--export-int8 writes a TensorFlow Lite file: give --export a .tflite name (not {})",
+            "--export-int8 writes a TensorFlow Lite or ONNX file: give --export a .tflite or .onnx name (not {})",
             a.export.display()
         );
     }
@@ -742,7 +751,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
     let pf_file = model_file(&a);
     pf::model::save(&model, &pf_file).with_context(|| format!("saving {}", pf_file.display()))?;
     if pf_file != a.export {
-        export_tflite(&a, &model, &splits, &norm).with_context(|| {
+        export_deployment(&a, &model, &splits, &norm).with_context(|| {
             format!(
                 "exporting the compressed model to {} (it is saved as {})",
                 a.export.display(),
@@ -765,30 +774,54 @@ pub fn run(a: CompressArgs) -> Result<()> {
     )
 }
 
-/// Writes the result as a TFLite file: float32, or int8 with
-/// `--export-int8` (calibrated on training images), with the same code as
-/// `pf export`.
-fn export_tflite(
+/// Writes the result as a TFLite or ONNX file (by `--export`'s
+/// extension): float32, or int8 with `--export-int8` (calibrated on
+/// training images), with the same code as `pf export`.
+fn export_deployment(
     a: &CompressArgs,
     model: &Model,
     splits: &Splits,
     norm: &Normalization,
 ) -> Result<()> {
     use pf::export::tflite;
-    if !a.export_int8 {
-        tflite::export(model, &a.export)?;
-        return Ok(());
+    let onnx = pf::onnx::is_onnx_path(&a.export);
+    let int8 = if a.export_int8 {
+        let calibration: Vec<_> = tflite::verify::image_batches(
+            &splits.train,
+            norm,
+            Some(512),
+            a.seed,
+            64,
+            model.device(),
+        )?
+        .into_iter()
+        .map(|(x, _)| x)
+        .collect();
+        Some(tflite::quantize::lower_int8(
+            model,
+            &calibration,
+            &Default::default(),
+        )?)
+    } else {
+        None
+    };
+    match (onnx, int8) {
+        (true, int8) => {
+            let opts = pf::onnx::ExportOptions {
+                int8: int8.as_ref(),
+            };
+            pf::onnx::export(model, &a.export, &opts)?;
+        }
+        (false, None) => {
+            tflite::export(model, &a.export)?;
+        }
+        (false, Some(graph)) => {
+            tflite::write_file(
+                &tflite::write::serialize(&graph, &model.graph.name),
+                &a.export,
+            )?;
+        }
     }
-    let calibration: Vec<_> =
-        tflite::verify::image_batches(&splits.train, norm, Some(512), a.seed, 64, model.device())?
-            .into_iter()
-            .map(|(x, _)| x)
-            .collect();
-    let graph = tflite::quantize::lower_int8(model, &calibration, &Default::default())?;
-    tflite::write_file(
-        &tflite::write::serialize(&graph, &model.graph.name),
-        &a.export,
-    )?;
     Ok(())
 }
 

@@ -10,8 +10,12 @@ use std::path::PathBuf;
 /// Arguments of `pf eval`.
 #[derive(Args, Debug)]
 pub struct EvalArgs {
-    /// The model file (.pf).
+    /// The model file (.pf, or .onnx imported on the fly).
     model: PathBuf,
+    /// Shape of one input sample of an ONNX model whose input is dynamic,
+    /// as CxHxW.
+    #[arg(long, value_name = "CxHxW", value_parser = super::common::parse_input_shape)]
+    input_shape: Option<pf::graph::InputSpec>,
     #[command(flatten)]
     data: DataArgs,
     #[command(flatten)]
@@ -50,7 +54,7 @@ struct EvalSummary {
 
 pub fn run(a: EvalArgs) -> Result<()> {
     let device = a.device.device.open()?;
-    let mut model = pf::model::load(&a.model, &device)?;
+    let mut model = super::common::load_model_file(&a.model, &device, a.input_shape)?;
     let splits = a.data.load()?;
     let input = input_of(&splits);
     if model.graph.input != input {

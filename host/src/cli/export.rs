@@ -12,13 +12,16 @@ use std::path::PathBuf;
 enum Format {
     /// TensorFlow Lite FlatBuffers (float32, or int8 with --int8).
     Tflite,
+    /// ONNX, opset 13 (float32, or int8 QDQ with --int8), for ONNX Runtime.
+    Onnx,
 }
 
 /// Arguments of `pf export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
-    /// A .pf model file, or a zoo architecture (exported with freshly
-    /// initialised weights: for checking a deployment path, not for use).
+    /// A .pf model file, an .onnx model (imported on the fly), or a zoo
+    /// architecture (exported with freshly initialised weights: for
+    /// checking a deployment path, not for use).
     model: String,
     /// Output format.
     #[arg(long, value_enum, default_value = "tflite")]
@@ -60,9 +63,9 @@ pub struct ExportArgs {
     /// Training images whose activations set the int8 ranges.
     #[arg(long, default_value_t = 512, value_name = "N")]
     calibration_images: usize,
-    /// After writing, run the file in LiteRT on the test split and compare
-    /// it with pf: accuracies, top-1 agreement and the largest output
-    /// difference.
+    /// After writing, run the file in LiteRT (TFLite) or ONNX Runtime
+    /// (ONNX) on the test split and compare it with pf: accuracies, top-1
+    /// agreement and the largest output difference.
     #[arg(long)]
     verify: bool,
     /// Test images --verify uses [default: all].
@@ -71,7 +74,8 @@ pub struct ExportArgs {
     /// LiteRT kernels --verify runs with.
     #[arg(long, value_enum, default_value = "xnnpack")]
     kernels: litert::Kernels,
-    /// Python with the `ai-edge-litert` package, for --verify [default:
+    /// Python with the `ai-edge-litert` package (TFLite) or `onnxruntime`
+    /// (ONNX), for --verify [default:
     /// $PF_LITERT_PYTHON, else target/litert-venv of this pf's checkout,
     /// else python3].
     #[arg(long, value_name = "PATH")]
@@ -121,6 +125,9 @@ pub fn run(a: ExportArgs) -> Result<()> {
         None
     };
     let device = model.device().clone();
+    if let Format::Onnx = a.format {
+        return run_onnx(&a, &model, data.as_ref());
+    }
     let graph = match (&a.format, a.int8, &data) {
         (Format::Tflite, false, _) => tflite::lower::lower(&model),
         (Format::Tflite, true, Some((splits, norm))) => {
@@ -148,6 +155,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
             g
         }
         (Format::Tflite, true, None) => unreachable!("data is loaded for --int8"),
+        (Format::Onnx, ..) => unreachable!("ONNX is written by run_onnx"),
     }
     .with_context(|| format!("exporting {} to {}", a.model, a.output.display()))?;
     let (graph, sparse_weights) = if a.sparse {
@@ -206,6 +214,112 @@ pub fn run(a: ExportArgs) -> Result<()> {
             if a.int8 { "simulated int8" } else { "this graph" },
             v.pf_accuracy * 100.0,
             v.litert_accuracy * 100.0,
+            v.agreement * 100.0,
+            v.max_abs_diff,
+            v.max_abs_output
+        );
+    }
+    Ok(())
+}
+
+/// Calibration batches for int8 export: `--calibration-images` training
+/// images.
+fn calibration(
+    a: &ExportArgs,
+    splits: &pf::data::Splits,
+    norm: &Normalization,
+    device: &candle_core::Device,
+) -> Result<Vec<candle_core::Tensor>> {
+    Ok(verify::image_batches(
+        &splits.train,
+        norm,
+        Some(a.calibration_images),
+        a.seed,
+        64,
+        device,
+    )?
+    .into_iter()
+    .map(|(x, _)| x)
+    .collect())
+}
+
+/// `pf export --format onnx`.
+fn run_onnx(
+    a: &ExportArgs,
+    model: &pf::model::Model,
+    data: Option<&(pf::data::Splits, Normalization)>,
+) -> Result<()> {
+    if a.sparse {
+        bail!("--sparse stores TFLite's sparse encoding; ONNX has no sparse weight format that ONNX Runtime computes with, so leave it out with --format onnx");
+    }
+    if a.int8_io {
+        bail!("--int8-io applies to TFLite; an int8 ONNX file keeps float32 input and output around its QDQ graph");
+    }
+    let device = model.device().clone();
+    let lowered = match (a.int8, data) {
+        (true, Some((splits, norm))) => {
+            let bar = pf::progress::spinner(
+                &format!("calibrating on {} training images", a.calibration_images),
+                !a.json,
+            );
+            let batches = calibration(a, splits, norm, &device)?;
+            let g = quantize::lower_int8(model, &batches, &quantize::Int8Options::default());
+            bar.finish_and_clear();
+            Some(g.with_context(|| format!("quantizing {}", a.model))?)
+        }
+        (true, None) => unreachable!("data is loaded for --int8"),
+        (false, _) => None,
+    };
+    let opts = pf::onnx::ExportOptions {
+        int8: lowered.as_ref(),
+    };
+    let proto = pf::onnx::export::to_proto(model, &opts)
+        .with_context(|| format!("exporting {} to {}", a.model, a.output.display()))?;
+    let nodes = proto.graph.as_ref().map_or(0, |g| g.node.len());
+    let bytes = pf::onnx::to_bytes(model, &opts)?;
+    pf::io::atomic_write(&a.output, &bytes)
+        .with_context(|| format!("cannot write {}", a.output.display()))?;
+    let precision = if a.int8 { "int8 QDQ" } else { "float32" };
+    let verification = match (data, a.verify) {
+        (Some((splits, norm)), true) => {
+            let bar = pf::progress::spinner(
+                &format!("running {} in ONNX Runtime and pf", a.output.display()),
+                !a.json,
+            );
+            let batches =
+                verify::image_batches(&splits.test, norm, a.verify_images, a.seed, 256, &device)?;
+            let python = litert::python(a.python.as_deref());
+            let v = pf::onnx::runtime::verify(&python, &a.output, model, &batches);
+            bar.finish_and_clear();
+            Some(v.with_context(|| format!("verifying {}", a.output.display()))?)
+        }
+        _ => None,
+    };
+    if a.json {
+        return print_json(&serde_json::json!({
+            "model": model.graph.name,
+            "format": "onnx",
+            "precision": if a.int8 { "int8" } else { "float32" },
+            "path": a.output,
+            "bytes": bytes.len(),
+            "nodes": nodes,
+            "opset": pf::onnx::OPSET,
+            "verification": verification,
+        }));
+    }
+    println!(
+        "wrote {} ({} bytes, {precision} ONNX opset {}, {nodes} nodes)",
+        a.output.display(),
+        bytes.len(),
+        pf::onnx::OPSET
+    );
+    if let Some(v) = verification {
+        println!(
+            "verified on {} test images of {}: pf (float) {:.2}%, ONNX Runtime {:.2}%; top-1 agreement {:.2}%, largest output difference {:.3e} (outputs up to {:.3})",
+            v.images,
+            a.data,
+            v.pf_accuracy * 100.0,
+            v.onnxruntime_accuracy * 100.0,
             v.agreement * 100.0,
             v.max_abs_diff,
             v.max_abs_output

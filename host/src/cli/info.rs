@@ -33,7 +33,12 @@ struct Info {
 
 pub fn run(a: InfoArgs) -> Result<()> {
     let graph: Graph = if is_model_file(&a.model) {
-        pf::model::load(std::path::Path::new(&a.model), &candle_core::Device::Cpu)?.graph
+        super::common::load_model_file(
+            std::path::Path::new(&a.model),
+            &candle_core::Device::Cpu,
+            a.zoo.input_shape,
+        )?
+        .graph
     } else {
         let cfg = a.zoo.config(&a.model);
         zoo::build(&a.model, &cfg)?

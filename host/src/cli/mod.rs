@@ -6,6 +6,7 @@ mod common;
 mod compress;
 mod eval;
 mod export;
+mod import;
 mod info;
 mod plugin;
 mod plugin_bench;
@@ -41,8 +42,10 @@ enum Command {
     Train(train::TrainArgs),
     /// Evaluate a saved model on a data split.
     Eval(eval::EvalArgs),
-    /// Export a model for deployment (TensorFlow Lite).
+    /// Export a model for deployment (TensorFlow Lite or ONNX).
     Export(export::ExportArgs),
+    /// Import an ONNX model as a pf model file.
+    Import(import::ImportArgs),
     /// Time a .tflite file in the official LiteRT interpreter.
     BenchTflite(bench_tflite::BenchTfliteArgs),
     /// Show a model's layers with shapes, MACs and parameters.
@@ -71,6 +74,7 @@ pub fn run() -> Result<()> {
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Export(a) => export::run(a),
+        Command::Import(a) => import::run(a),
         Command::BenchTflite(a) => bench_tflite::run(a),
         Command::Info(a) => info::run(a),
         Command::Bench(a) => bench::run(a),

@@ -55,7 +55,8 @@ impl Model {
     ///
     /// In training mode batch norms use batch statistics and the new running
     /// statistics come back in `updates`. Layers named in `capture` have their
-    /// outputs returned.
+    /// outputs returned. A softmax that ends the graph is left out, so that
+    /// the output is logits, which the losses take.
     pub fn forward(&self, x: &Tensor, train: bool, capture: &[&str]) -> Result<ForwardOutput> {
         self.run(x, train, true, capture)
     }
@@ -195,6 +196,10 @@ impl Model {
                 Op::GlobalAvgPool => nn::pool::global_avg_pool(x)?,
                 Op::PadChannels { before, after } => x.pad_with_zeros(1, *before, *after)?,
                 Op::Flatten => x.flatten_from(1)?,
+                // Losses (cross-entropy, distillation) take logits: on the
+                // gradient path a softmax that ends the graph (as many
+                // imported ONNX classifiers have) is left out.
+                Op::Softmax if grad && name == self.graph.output() => x.clone(),
                 Op::Softmax => nn::softmax(x)?,
             };
             if let Some(q) = layer.quant.as_ref().and_then(|q| q.activation.as_ref()) {

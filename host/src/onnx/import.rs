@@ -1,0 +1,1327 @@
+//! ONNX → pf: maps an ONNX graph onto pf's model graph.
+//!
+//! The importer walks the nodes in their (topological) order and turns each
+//! into a pf layer, reading every operator and attribute by ONNX's own
+//! semantics:
+//!
+//! - `Conv` (groups included), `BatchNormalization`, `Relu`, `Clip` (as
+//!   ReLU6 or ReLU), `Add` and `Sum`, `MaxPool`, `AveragePool`,
+//!   `GlobalAveragePool`, `Pad` of channels only (zero channels),
+//!   `Flatten`, `Reshape` and `Squeeze` that flatten a map before a
+//!   classifier, `Gemm` (either layout of B), `MatMul` (with a following
+//!   `Add` of a constant as its bias), `Softmax`;
+//! - `Identity` and inference-mode `Dropout` pass their input on, and
+//!   `Constant` nodes and initializers become constants that the layers
+//!   reading them take as weights.
+//!
+//! Anything else (an operator, an attribute, or an attribute value pf's
+//! layers cannot express, such as dilation or asymmetric padding) is an
+//! error that names the node, its operator and the opset, and says what pf
+//! supports. Nodes whose outputs do not reach the graph's output are
+//! dropped.
+
+use super::proto::{
+    self, tensor_proto::DataType, tensor_shape_proto, type_proto,
+    AttributeProto, ModelProto, NodeProto, TensorProto,
+};
+use crate::graph::{Graph, InputSpec, Layer, Op, Shape, INPUT};
+use crate::model::Model;
+use anyhow::{anyhow, bail, Context, Result};
+use candle_core::{Device, Tensor};
+use prost::Message;
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+/// The ONNX operators the importer maps, for messages.
+pub const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, Clip (0..6 or 0..∞), Add, Sum, \
+MaxPool, AveragePool, GlobalAveragePool, Pad (channels only), Flatten, Reshape/Squeeze (to \
+N×features), Gemm, MatMul, Softmax, Identity, Dropout, Constant";
+
+/// How to import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportOptions {
+    /// The shape of one input sample, for a model whose input has symbolic
+    /// (dynamic) channels, height or width. A model with a fixed shape must
+    /// agree with it.
+    pub input_shape: Option<InputSpec>,
+}
+
+/// An imported model and what the file said about itself.
+pub struct Imported {
+    /// The model, ready to train, evaluate, compress and export.
+    pub model: Model,
+    /// The default-domain opset the file declares.
+    pub opset: i64,
+    /// The program that wrote the file (`producer_name` and version).
+    pub producer: String,
+    /// Nodes that became no layer of their own (`Identity`, `Dropout`,
+    /// `Constant`, biases folded into the layer before them, unused
+    /// branches).
+    pub folded: usize,
+}
+
+/// Imports an ONNX file.
+pub fn import_file(path: &Path, opts: &ImportOptions, device: &Device) -> Result<Imported> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    import_bytes(&bytes, &path.display().to_string(), &stem, opts, device)
+}
+
+/// Imports an ONNX model from its bytes. `source` names them in errors;
+/// `fallback_name` names the model when the graph has no name.
+pub fn import_bytes(
+    bytes: &[u8],
+    source: &str,
+    fallback_name: &str,
+    opts: &ImportOptions,
+    device: &Device,
+) -> Result<Imported> {
+    let model = ModelProto::decode(bytes).map_err(|e| {
+        anyhow!("{source} is not a valid ONNX file: the protobuf does not decode ({e}); the file is damaged or is not ONNX")
+    })?;
+    let graph = model.graph.as_ref().ok_or_else(|| {
+        anyhow!("{source} is not a valid ONNX file: it holds no graph; the file is damaged or is not ONNX")
+    })?;
+    let opset = model
+        .opset_import
+        .iter()
+        .find(|o| matches!(o.domain(), "" | "ai.onnx"))
+        .map(|o| o.version())
+        .ok_or_else(|| {
+            anyhow!("{source} declares no version of the default ONNX operator set (opset_import); re-export it with an opset")
+        })?;
+    let producer = format!("{} {}", model.producer_name(), model.producer_version())
+        .trim()
+        .to_string();
+    let name = match graph.name() {
+        "" => fallback_name.to_string(),
+        n => n.to_string(),
+    };
+    let mut im = Importer {
+        source,
+        opset,
+        values: HashMap::new(),
+        layers: Vec::new(),
+        weights: HashMap::new(),
+        names: HashSet::from([INPUT.to_string()]),
+        shapes: HashMap::new(),
+        readers: HashMap::new(),
+        input: InputSpec {
+            channels: 0,
+            height: 0,
+            width: 0,
+        },
+        name,
+    };
+    for t in &graph.initializer {
+        let c = constant(t).with_context(|| format!("{source}: initializer `{}`", t.name()))?;
+        im.values.insert(t.name().to_string(), Value::Constant(c));
+    }
+    im.input = im.read_input(graph, opts)?;
+    for node in &graph.node {
+        for i in &node.input {
+            *im.readers.entry(i.clone()).or_default() += 1;
+        }
+    }
+    for o in &graph.output {
+        *im.readers.entry(o.name().to_string()).or_default() += 1;
+    }
+    for node in &graph.node {
+        im.node(node)?;
+    }
+    let [output] = graph.output.as_slice() else {
+        bail!(
+            "{source}: the graph has {} outputs; pf models have exactly one (the logits)",
+            graph.output.len()
+        );
+    };
+    let out = match im.values.get(output.name()) {
+        Some(Value::Layer(l)) if l != INPUT => l.clone(),
+        Some(_) => bail!(
+            "{source}: the graph's output `{}` is a constant or the input itself, not a computed layer",
+            output.name()
+        ),
+        None => bail!(
+            "{source}: no node produces the graph's output `{}`",
+            output.name()
+        ),
+    };
+    im.keep_ancestors_of(&out);
+    let folded = graph.node.len().saturating_sub(im.layers.len());
+    let graph = Graph {
+        name: im.name.clone(),
+        input: im.input,
+        layers: im.layers,
+    };
+    let tensors: HashMap<String, Tensor> = im
+        .weights
+        .into_iter()
+        .filter(|(k, _)| {
+            let layer = k.rsplit_once('.').map(|(l, _)| l).unwrap_or(k);
+            graph.layer(layer).is_some()
+        })
+        .map(|(k, (values, dims))| Ok((k, Tensor::from_vec(values, dims, device)?)))
+        .collect::<Result<_>>()?;
+    let model = Model::from_tensors(graph, tensors, device, source)?;
+    Ok(Imported {
+        model,
+        opset,
+        producer,
+        folded,
+    })
+}
+
+/// A constant tensor: an initializer or a `Constant` node's value.
+#[derive(Debug, Clone)]
+struct Constant {
+    dims: Vec<usize>,
+    values: Values,
+}
+
+#[derive(Debug, Clone)]
+enum Values {
+    Float(Vec<f32>),
+    Int(Vec<i64>),
+}
+
+impl Constant {
+    fn numel(&self) -> usize {
+        match &self.values {
+            Values::Float(v) => v.len(),
+            Values::Int(v) => v.len(),
+        }
+    }
+
+    fn floats(&self) -> Vec<f32> {
+        match &self.values {
+            Values::Float(v) => v.clone(),
+            Values::Int(v) => v.iter().map(|&x| x as f32).collect(),
+        }
+    }
+
+    fn ints(&self) -> Option<Vec<i64>> {
+        match &self.values {
+            Values::Int(v) => Some(v.clone()),
+            Values::Float(_) => None,
+        }
+    }
+}
+
+/// What an ONNX tensor name stands for while importing.
+#[derive(Debug, Clone)]
+enum Value {
+    /// The output of a pf layer (or [`INPUT`]).
+    Layer(String),
+    /// A constant.
+    Constant(Constant),
+}
+
+/// Reads a `TensorProto` into a constant.
+fn constant(t: &TensorProto) -> Result<Constant> {
+    if t.data_location() == proto::tensor_proto::DataLocation::External {
+        bail!("its data is stored in an external file, which pf does not read; save the model with its weights inside (onnx.save(model, path, save_as_external_data=False))");
+    }
+    let dims = t
+        .dims
+        .iter()
+        .map(|&d| usize::try_from(d).map_err(|_| anyhow!("has a negative dimension {d}")))
+        .collect::<Result<Vec<_>>>()?;
+    let numel: usize = dims.iter().product();
+    let raw = t.raw_data.as_deref();
+    let le = |width: usize| -> Result<Vec<&[u8]>> {
+        let raw = raw.unwrap_or_default();
+        if raw.len() != numel * width {
+            bail!(
+                "holds {} bytes of raw data but its shape {dims:?} needs {}",
+                raw.len(),
+                numel * width
+            );
+        }
+        Ok(raw.chunks_exact(width).collect())
+    };
+    let values = match DataType::try_from(t.data_type()).unwrap_or(DataType::Undefined) {
+        DataType::Float => Values::Float(if raw.is_some() {
+            le(4)?
+                .into_iter()
+                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                .collect()
+        } else {
+            t.float_data.clone()
+        }),
+        DataType::Double => Values::Float(if raw.is_some() {
+            le(8)?
+                .into_iter()
+                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                .collect()
+        } else {
+            t.double_data.iter().map(|&v| v as f32).collect()
+        }),
+        DataType::Int64 => Values::Int(if raw.is_some() {
+            le(8)?
+                .into_iter()
+                .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
+                .collect()
+        } else {
+            t.int64_data.clone()
+        }),
+        DataType::Int32 => Values::Int(if raw.is_some() {
+            le(4)?
+                .into_iter()
+                .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")) as i64)
+                .collect()
+        } else {
+            t.int32_data.iter().map(|&v| v as i64).collect()
+        }),
+        other => bail!(
+            "has element type {} ({}); pf reads float, double, int32 and int64 constants",
+            other.as_str_name(),
+            t.data_type()
+        ),
+    };
+    let c = Constant { dims, values };
+    if c.numel() != numel {
+        bail!(
+            "holds {} values but its shape {:?} needs {numel}",
+            c.numel(),
+            c.dims
+        );
+    }
+    Ok(c)
+}
+
+/// Turns a float attribute, stored as f32, into the f64 a person would
+/// have written: `1e-5f32` becomes `1e-5`, not `9.99999974e-6`.
+fn decimal(v: f32) -> f64 {
+    v.to_string().parse().unwrap_or(v as f64)
+}
+
+/// A layer name from a node: its name (or first output), with characters
+/// other than letters, digits, `_`, `.` and `-` replaced by `_`.
+fn clean_name(raw: &str) -> String {
+    let s: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    s.trim_matches('_').to_string()
+}
+
+struct Importer<'a> {
+    source: &'a str,
+    opset: i64,
+    /// What every ONNX tensor name seen so far stands for.
+    values: HashMap<String, Value>,
+    layers: Vec<Layer>,
+    /// Tensors of the layers, keyed `<layer>.<name>`: values and shape.
+    weights: HashMap<String, (Vec<f32>, Vec<usize>)>,
+    /// Layer names taken.
+    names: HashSet<String>,
+    /// Output shape of every layer (and the input).
+    shapes: HashMap<String, Shape>,
+    /// How many nodes (and graph outputs) read each ONNX tensor.
+    readers: HashMap<String, usize>,
+    input: InputSpec,
+    name: String,
+}
+
+/// A node, for messages: "node `conv1` (Conv, opset 13)".
+fn describe(node: &NodeProto, opset: i64) -> String {
+    let name = match node.name() {
+        "" => format!("with output `{}`", node.output.first().map_or("", |s| s)),
+        n => format!("`{n}`"),
+    };
+    format!("node {name} ({}, opset {opset})", node.op_type())
+}
+
+impl Importer<'_> {
+    fn here(&self, node: &NodeProto) -> String {
+        format!("{}: {}", self.source, describe(node, self.opset))
+    }
+
+    /// The one graph input that is not an initializer, as pf's input spec.
+    fn read_input(&mut self, graph: &proto::GraphProto, opts: &ImportOptions) -> Result<InputSpec> {
+        let inputs: Vec<_> = graph
+            .input
+            .iter()
+            .filter(|i| !self.values.contains_key(i.name()))
+            .collect();
+        let [input] = inputs.as_slice() else {
+            bail!(
+                "{}: the graph has {} inputs ({}); pf models take one image batch",
+                self.source,
+                inputs.len(),
+                inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
+            );
+        };
+        let tensor = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
+            Some(type_proto::Value::TensorType(t)) => t,
+            _ => bail!(
+                "{}: the input `{}` is not a tensor",
+                self.source,
+                input.name()
+            ),
+        };
+        if tensor.elem_type() != DataType::Float as i32 {
+            bail!(
+                "{}: the input `{}` has element type {}; pf imports models with float32 inputs",
+                self.source,
+                input.name(),
+                DataType::try_from(tensor.elem_type())
+                    .map(|d| d.as_str_name())
+                    .unwrap_or("unknown")
+            );
+        }
+        let dims: Vec<Option<usize>> = tensor
+            .shape
+            .as_ref()
+            .map(|s| {
+                s.dim
+                    .iter()
+                    .map(|d| match d.value {
+                        Some(tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => {
+                            Some(v as usize)
+                        }
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if dims.len() != 4 {
+            bail!(
+                "{}: the input `{}` has {} dimensions; pf imports image models whose input is N×C×H×W",
+                self.source,
+                input.name(),
+                dims.len()
+            );
+        }
+        let spec = match (dims[1], dims[2], dims[3], opts.input_shape) {
+            (Some(c), Some(h), Some(w), given) => {
+                let spec = InputSpec {
+                    channels: c,
+                    height: h,
+                    width: w,
+                };
+                if let Some(g) = given.filter(|g| *g != spec) {
+                    bail!(
+                        "{}: --input-shape {}x{}x{} contradicts the model's fixed input {c}×{h}×{w}; leave it out",
+                        self.source,
+                        g.channels,
+                        g.height,
+                        g.width
+                    );
+                }
+                spec
+            }
+            (c, h, w, Some(g)) => {
+                for (fixed, given, what) in [
+                    (c, g.channels, "channels"),
+                    (h, g.height, "height"),
+                    (w, g.width, "width"),
+                ] {
+                    if fixed.is_some_and(|f| f != given) {
+                        bail!(
+                            "{}: --input-shape gives {what} {given} but the model fixes it at {}",
+                            self.source,
+                            fixed.unwrap_or(0)
+                        );
+                    }
+                }
+                g
+            }
+            _ => {
+                let shown: Vec<String> = tensor
+                    .shape
+                    .iter()
+                    .flat_map(|s| &s.dim)
+                    .map(|d| match &d.value {
+                        Some(tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => {
+                            v.to_string()
+                        }
+                        Some(tensor_shape_proto::dimension::Value::DimParam(p)) if !p.is_empty() => {
+                            p.clone()
+                        }
+                        _ => "?".into(),
+                    })
+                    .collect();
+                bail!(
+                    "{}: the input `{}` has a dynamic shape [{}]; pass the size of one sample with --input-shape CxHxW (for example --input-shape 3x32x32)",
+                    self.source,
+                    input.name(),
+                    shown.join(", ")
+                );
+            }
+        };
+        self.values
+            .insert(input.name().to_string(), Value::Layer(INPUT.into()));
+        self.shapes.insert(
+            INPUT.into(),
+            Shape::Map {
+                c: spec.channels,
+                h: spec.height,
+                w: spec.width,
+            },
+        );
+        Ok(spec)
+    }
+
+    /// The layer or constant an input of `node` refers to.
+    fn value(&self, node: &NodeProto, i: usize) -> Result<&Value> {
+        let name = node
+            .input
+            .get(i)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| anyhow!("{}: input {i} is missing", self.here(node)))?;
+        self.values.get(name).ok_or_else(|| {
+            anyhow!(
+                "{}: reads `{name}`, which no earlier node, initializer or graph input produces",
+                self.here(node)
+            )
+        })
+    }
+
+    /// Whether `node` has a non-empty input `i`.
+    fn has_input(node: &NodeProto, i: usize) -> bool {
+        node.input.get(i).is_some_and(|n| !n.is_empty())
+    }
+
+    /// The pf layer input `i` of `node` is the output of.
+    fn layer_input(&self, node: &NodeProto, i: usize) -> Result<String> {
+        match self.value(node, i)? {
+            Value::Layer(l) => Ok(l.clone()),
+            Value::Constant(_) => bail!(
+                "{}: input {i} (`{}`) is a constant where pf needs a computed tensor; pf folds constants only into weights",
+                self.here(node),
+                node.input[i]
+            ),
+        }
+    }
+
+    /// The constant input `i` of `node` is.
+    fn constant_input(&self, node: &NodeProto, i: usize, what: &str) -> Result<Constant> {
+        match self.value(node, i)? {
+            Value::Constant(c) => Ok(c.clone()),
+            Value::Layer(_) => bail!(
+                "{}: its {what} (`{}`) is computed in the graph; pf needs it as an initializer or Constant",
+                self.here(node),
+                node.input[i]
+            ),
+        }
+    }
+
+    fn shape(&self, layer: &str) -> Shape {
+        self.shapes[layer]
+    }
+
+    /// Refuses attributes outside `known`.
+    fn check_attributes(&self, node: &NodeProto, known: &[&str]) -> Result<()> {
+        if let Some(a) = node.attribute.iter().find(|a| !known.contains(&a.name())) {
+            bail!(
+                "{}: attribute `{}` is not supported (pf reads {} here)",
+                self.here(node),
+                a.name(),
+                if known.is_empty() {
+                    "none".to_string()
+                } else {
+                    known.join(", ")
+                }
+            );
+        }
+        Ok(())
+    }
+
+    fn unsupported_value(&self, node: &NodeProto, what: impl std::fmt::Display) -> anyhow::Error {
+        anyhow!("{}: {what}", self.here(node))
+    }
+
+    /// Adds a layer for `node`, named after it, and maps the node's first
+    /// output to it. Checks its shape at once, so errors name the node.
+    fn push(&mut self, node: &NodeProto, op: Op, inputs: Vec<String>) -> Result<String> {
+        let base = match clean_name(node.name()) {
+            n if !n.is_empty() => n,
+            _ => match clean_name(node.output.first().map_or("", |s| s)) {
+                n if !n.is_empty() => n,
+                _ => node.op_type().to_ascii_lowercase(),
+            },
+        };
+        let mut name = base.clone();
+        let mut k = 1;
+        while self.names.contains(&name) {
+            name = format!("{base}_{k}");
+            k += 1;
+        }
+        let layer = Layer {
+            name: name.clone(),
+            op,
+            inputs,
+            quant: None,
+        };
+        // The new layer's shape, checked by the graph's own inference so
+        // that every error names this node.
+        let mut g = Graph {
+            name: String::new(),
+            input: self.input,
+            layers: self.layers.clone(),
+        };
+        g.layers.push(layer.clone());
+        let shapes = g
+            .infer_shapes()
+            .map_err(|e| anyhow!("{}: {e}", self.here(node)))?;
+        let shape = *shapes.last().expect("one layer at least");
+        self.shapes.insert(name.clone(), shape);
+        self.names.insert(name.clone());
+        self.layers.push(layer);
+        if let Some(out) = node.output.first() {
+            self.values.insert(out.clone(), Value::Layer(name.clone()));
+        }
+        Ok(name)
+    }
+
+    fn weight(&mut self, layer: &str, key: &str, values: Vec<f32>, dims: Vec<usize>) {
+        self.weights
+            .insert(format!("{layer}.{key}"), (values, dims));
+    }
+
+    fn node(&mut self, node: &NodeProto) -> Result<()> {
+        if !matches!(node.domain(), "" | "ai.onnx") {
+            bail!(
+                "{}: operators of domain `{}` are not supported; pf imports the default ONNX domain: {SUPPORTED_OPS}",
+                self.here(node),
+                node.domain()
+            );
+        }
+        match node.op_type() {
+            "Conv" => self.conv(node),
+            "BatchNormalization" => self.batch_norm(node),
+            "Relu" => {
+                self.check_attributes(node, &[])?;
+                let x = self.layer_input(node, 0)?;
+                self.push(node, Op::Relu, vec![x]).map(drop)
+            }
+            "Clip" => self.clip(node),
+            "Add" | "Sum" => self.add(node),
+            "MaxPool" | "AveragePool" => self.pool(node),
+            "GlobalAveragePool" => {
+                self.check_attributes(node, &[])?;
+                let x = self.layer_input(node, 0)?;
+                self.push(node, Op::GlobalAvgPool, vec![x]).map(drop)
+            }
+            "Pad" => self.pad(node),
+            "Flatten" => {
+                self.check_attributes(node, &["axis"])?;
+                let axis = attr_int(node, "axis", 1);
+                if axis != 1 {
+                    return Err(self.unsupported_value(
+                        node,
+                        format!("flattening from axis {axis} is not supported; pf flattens each sample (axis 1)"),
+                    ));
+                }
+                let x = self.layer_input(node, 0)?;
+                self.push(node, Op::Flatten, vec![x]).map(drop)
+            }
+            "Reshape" => self.reshape(node),
+            "Squeeze" => self.squeeze(node),
+            "Gemm" => self.gemm(node),
+            "MatMul" => self.matmul(node),
+            "Softmax" => self.softmax(node),
+            "Identity" | "Dropout" => {
+                self.check_attributes(node, &["ratio", "seed"])?;
+                if node.op_type() == "Dropout" && Self::has_input(node, 2) {
+                    let training = self.constant_input(node, 2, "training_mode")?;
+                    if training.floats().iter().any(|&v| v != 0.0) {
+                        return Err(self.unsupported_value(
+                            node,
+                            "dropout in training mode is not supported; export the model in inference mode",
+                        ));
+                    }
+                }
+                let v = self.value(node, 0)?.clone();
+                if let Some(out) = node.output.first() {
+                    self.values.insert(out.clone(), v);
+                }
+                Ok(())
+            }
+            "Constant" => self.constant_node(node),
+            other => bail!(
+                "{}: operator `{other}` is not supported; pf imports {SUPPORTED_OPS}",
+                self.here(node)
+            ),
+        }
+    }
+
+    fn constant_node(&mut self, node: &NodeProto) -> Result<()> {
+        let [a] = node.attribute.as_slice() else {
+            bail!("{}: a Constant needs exactly one value attribute", self.here(node));
+        };
+        let c = match a.name() {
+            "value" => constant(a.t.as_ref().ok_or_else(|| {
+                anyhow!("{}: `value` holds no tensor", self.here(node))
+            })?)
+            .with_context(|| self.here(node))?,
+            "value_float" => Constant {
+                dims: vec![],
+                values: Values::Float(vec![a.f()]),
+            },
+            "value_floats" => Constant {
+                dims: vec![a.floats.len()],
+                values: Values::Float(a.floats.clone()),
+            },
+            "value_int" => Constant {
+                dims: vec![],
+                values: Values::Int(vec![a.i()]),
+            },
+            "value_ints" => Constant {
+                dims: vec![a.ints.len()],
+                values: Values::Int(a.ints.clone()),
+            },
+            other => {
+                return Err(self.unsupported_value(
+                    node,
+                    format!("attribute `{other}` is not supported (pf reads value, value_float(s), value_int(s))"),
+                ))
+            }
+        };
+        if let Some(out) = node.output.first() {
+            self.values.insert(out.clone(), Value::Constant(c));
+        }
+        Ok(())
+    }
+
+    /// Symmetric padding (rows, columns) from `pads`/`auto_pad`, for a
+    /// window of `kernel` with `stride` over `input`.
+    fn padding(
+        &self,
+        node: &NodeProto,
+        input: Shape,
+        kernel: [usize; 2],
+        stride: [usize; 2],
+    ) -> Result<[usize; 2]> {
+        let auto = attr_string(node, "auto_pad").unwrap_or_default();
+        let pads: [usize; 4] = match auto.as_str() {
+            "" | "NOTSET" => match attr_ints(node, "pads") {
+                None => [0; 4],
+                Some(p) if p.len() == 4 && p.iter().all(|&v| v >= 0) => {
+                    [p[0] as usize, p[1] as usize, p[2] as usize, p[3] as usize]
+                }
+                Some(p) => {
+                    return Err(self.unsupported_value(
+                        node,
+                        format!("pads {p:?} are not four non-negative values (top, left, bottom, right)"),
+                    ))
+                }
+            },
+            "VALID" => [0; 4],
+            "SAME_UPPER" | "SAME_LOWER" => {
+                let Shape::Map { h, w, .. } = input else {
+                    return Err(self.unsupported_value(node, "needs a feature-map input"));
+                };
+                let mut p = [0; 4];
+                for (axis, size) in [h, w].into_iter().enumerate() {
+                    let out = size.div_ceil(stride[axis]);
+                    let total =
+                        ((out - 1) * stride[axis] + kernel[axis]).saturating_sub(size);
+                    let small = total / 2;
+                    let (begin, end) = if auto == "SAME_UPPER" {
+                        (small, total - small)
+                    } else {
+                        (total - small, small)
+                    };
+                    p[axis] = begin;
+                    p[axis + 2] = end;
+                }
+                p
+            }
+            other => {
+                return Err(self.unsupported_value(
+                    node,
+                    format!("auto_pad `{other}` is not an ONNX padding mode"),
+                ))
+            }
+        };
+        if pads[0] != pads[2] || pads[1] != pads[3] {
+            return Err(self.unsupported_value(
+                node,
+                format!(
+                    "asymmetric padding (top {}, left {}, bottom {}, right {}) is not supported; pf pads both sides of an axis equally",
+                    pads[0], pads[1], pads[2], pads[3]
+                ),
+            ));
+        }
+        Ok([pads[0], pads[1]])
+    }
+
+    /// `strides` (default 1) and that `dilations` are all 1.
+    fn strides(&self, node: &NodeProto) -> Result<[usize; 2]> {
+        if let Some(d) = attr_ints(node, "dilations") {
+            if d.iter().any(|&v| v != 1) {
+                return Err(self.unsupported_value(
+                    node,
+                    format!("dilations {d:?} are not supported; pf's windows are dense (dilation 1)"),
+                ));
+            }
+        }
+        match attr_ints(node, "strides") {
+            None => Ok([1, 1]),
+            Some(s) if s.len() == 2 && s.iter().all(|&v| v > 0) => Ok([s[0] as usize, s[1] as usize]),
+            Some(s) => Err(self.unsupported_value(
+                node,
+                format!("strides {s:?} are not two positive values; pf imports 2-D windows"),
+            )),
+        }
+    }
+
+    fn conv(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(
+            node,
+            &["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"],
+        )?;
+        let x = self.layer_input(node, 0)?;
+        let w = self.constant_input(node, 1, "weight")?;
+        if w.dims.len() != 4 {
+            return Err(self.unsupported_value(
+                node,
+                format!("a weight of shape {:?} is not a 2-D convolution's (O×I×kh×kw)", w.dims),
+            ));
+        }
+        let groups = attr_int(node, "group", 1);
+        if groups < 1 {
+            return Err(self.unsupported_value(node, format!("group {groups} is not positive")));
+        }
+        let groups = groups as usize;
+        let kernel = [w.dims[2], w.dims[3]];
+        if let Some(k) = attr_ints(node, "kernel_shape") {
+            if k != [kernel[0] as i64, kernel[1] as i64] {
+                return Err(self.unsupported_value(
+                    node,
+                    format!("kernel_shape {k:?} disagrees with the weight's {kernel:?}"),
+                ));
+            }
+        }
+        let stride = self.strides(node)?;
+        let input = self.shape(&x);
+        let padding = self.padding(node, input, kernel, stride)?;
+        let out_channels = w.dims[0];
+        let bias = if Self::has_input(node, 2) {
+            let b = self.constant_input(node, 2, "bias")?;
+            if b.numel() != out_channels {
+                return Err(self.unsupported_value(
+                    node,
+                    format!("a bias of {} values does not fit {out_channels} output channels", b.numel()),
+                ));
+            }
+            Some(b.floats())
+        } else {
+            None
+        };
+        let op = Op::Conv2d {
+            in_channels: w.dims[1] * groups,
+            out_channels,
+            kernel,
+            stride,
+            padding,
+            groups,
+            bias: bias.is_some(),
+        };
+        let name = self.push(node, op, vec![x])?;
+        self.weight(&name, "weight", w.floats(), w.dims.clone());
+        if let Some(b) = bias {
+            self.weight(&name, "bias", b, vec![out_channels]);
+        }
+        Ok(())
+    }
+
+    fn batch_norm(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &["epsilon", "momentum", "spatial", "training_mode", "is_test", "consumed_inputs"])?;
+        if attr_int(node, "training_mode", 0) != 0 {
+            return Err(self.unsupported_value(
+                node,
+                "training_mode 1 is not supported; export the model in inference mode",
+            ));
+        }
+        if attr_int(node, "spatial", 1) != 1 {
+            return Err(self.unsupported_value(
+                node,
+                "spatial 0 (statistics per position) is not supported; pf normalises per channel",
+            ));
+        }
+        if node.output.iter().skip(1).any(|o| !o.is_empty() && self.readers.contains_key(o)) {
+            return Err(self.unsupported_value(
+                node,
+                "its running-statistics outputs are read by other nodes; pf imports inference-mode batch norms",
+            ));
+        }
+        let x = self.layer_input(node, 0)?;
+        let channels = self.shape(&x).channels();
+        let mut params = Vec::new();
+        for (i, what) in [(1, "scale"), (2, "B"), (3, "mean"), (4, "var")] {
+            let c = self.constant_input(node, i, what)?;
+            if c.numel() != channels {
+                return Err(self.unsupported_value(
+                    node,
+                    format!("its {what} has {} values for {channels} channels", c.numel()),
+                ));
+            }
+            params.push(c.floats());
+        }
+        let eps = decimal(attr_float(node, "epsilon", 1e-5));
+        // ONNX: running = momentum·running + (1 − momentum)·batch; pf's
+        // momentum is the batch statistic's weight.
+        let onnx_momentum = attr_float(node, "momentum", 0.9);
+        let momentum = decimal((1.0 - decimal(onnx_momentum)) as f32);
+        let name = self.push(
+            node,
+            Op::BatchNorm {
+                channels,
+                eps,
+                momentum,
+            },
+            vec![x],
+        )?;
+        let mut params = params.into_iter();
+        for key in ["weight", "bias", "running_mean", "running_var"] {
+            let v = params.next().expect("four tensors");
+            self.weight(&name, key, v, vec![channels]);
+        }
+        Ok(())
+    }
+
+    fn clip(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &["min", "max"])?;
+        let x = self.layer_input(node, 0)?;
+        let bound = |i: usize, attr: &str, default: f32| -> Result<f32> {
+            if self.opset < 11 {
+                return Ok(attr_float(node, attr, default));
+            }
+            if !Self::has_input(node, i) {
+                return Ok(default);
+            }
+            let c = self.constant_input(node, i, attr)?;
+            match c.floats().as_slice() {
+                [v] => Ok(*v),
+                _ => Err(self.unsupported_value(node, format!("its {attr} is not a scalar"))),
+            }
+        };
+        let lo = bound(1, "min", f32::NEG_INFINITY)?;
+        let hi = bound(2, "max", f32::INFINITY)?;
+        let op = match (lo, hi) {
+            (0.0, 6.0) => Op::Relu6,
+            (0.0, h) if h == f32::INFINITY => Op::Relu,
+            _ => {
+                return Err(self.unsupported_value(
+                    node,
+                    format!("clipping to [{lo}, {hi}] is not supported; pf imports Clip to [0, 6] (ReLU6) or [0, ∞) (ReLU)"),
+                ))
+            }
+        };
+        self.push(node, op, vec![x]).map(drop)
+    }
+
+    fn add(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &[])?;
+        let values: Vec<Value> = (0..node.input.len())
+            .map(|i| self.value(node, i).cloned())
+            .collect::<Result<_>>()?;
+        let layers: Vec<String> = values
+            .iter()
+            .filter_map(|v| match v {
+                Value::Layer(l) => Some(l.clone()),
+                Value::Constant(_) => None,
+            })
+            .collect();
+        let constants: Vec<&Constant> = values
+            .iter()
+            .filter_map(|v| match v {
+                Value::Constant(c) => Some(c),
+                Value::Layer(_) => None,
+            })
+            .collect();
+        match (layers.as_slice(), constants.as_slice()) {
+            (ls, []) if ls.len() >= 2 => self.push(node, Op::Add, ls.to_vec()).map(drop),
+            ([l], [c]) if node.op_type() == "Add" => self.fold_bias(node, l, c),
+            _ => Err(self.unsupported_value(
+                node,
+                "pf imports an Add of two or more computed tensors (a residual sum), or of one computed tensor and a constant that is the bias of the Conv, Gemm or MatMul before it",
+            )),
+        }
+    }
+
+    /// `Add(layer, constant)` where the constant is the bias of a linear or
+    /// convolution layer without one, read by this node alone.
+    fn fold_bias(&mut self, node: &NodeProto, layer: &str, c: &Constant) -> Result<()> {
+        let producer_output = node
+            .input
+            .iter()
+            .find(|i| matches!(self.values.get(*i), Some(Value::Layer(l)) if l == layer))
+            .cloned()
+            .unwrap_or_default();
+        let here = self.here(node);
+        let refuse = |why: &str| {
+            anyhow!(
+                "{here}: {}",
+                format!("adds a constant to `{producer_output}`, but {why}; pf folds a constant Add only as the bias of the Conv, Gemm or MatMul right before it"),
+            )
+        };
+        if self.readers.get(&producer_output).copied().unwrap_or(0) != 1 {
+            return Err(refuse("that tensor is read elsewhere too"));
+        }
+        let idx = self
+            .layers
+            .iter()
+            .position(|l| l.name == layer)
+            .ok_or_else(|| refuse("it is the graph input"))?;
+        let (out, bias_shape_ok) = match &mut self.layers[idx].op {
+            Op::Linear {
+                out_features, bias, ..
+            } if !*bias => {
+                let ok = matches!(c.dims.as_slice(), [n] | [1, n] if *n == *out_features);
+                (*out_features, ok)
+            }
+            Op::Conv2d {
+                out_channels, bias, ..
+            } if !*bias => {
+                let ok = matches!(c.dims.as_slice(), [n, 1, 1] | [1, n, 1, 1] if *n == *out_channels);
+                (*out_channels, ok)
+            }
+            _ => return Err(refuse("that layer is not a bias-free Conv, Gemm or MatMul")),
+        };
+        if !bias_shape_ok {
+            return Err(refuse(&format!(
+                "the constant's shape {:?} is not one value per output channel",
+                c.dims
+            )));
+        }
+        match &mut self.layers[idx].op {
+            Op::Linear { bias, .. } | Op::Conv2d { bias, .. } => *bias = true,
+            _ => unreachable!("checked above"),
+        }
+        let name = self.layers[idx].name.clone();
+        self.weight(&name, "bias", c.floats(), vec![out]);
+        if let Some(o) = node.output.first() {
+            self.values.insert(o.clone(), Value::Layer(name));
+        }
+        Ok(())
+    }
+
+    fn pool(&mut self, node: &NodeProto) -> Result<()> {
+        let max = node.op_type() == "MaxPool";
+        self.check_attributes(
+            node,
+            &[
+                "auto_pad",
+                "ceil_mode",
+                "count_include_pad",
+                "dilations",
+                "kernel_shape",
+                "pads",
+                "strides",
+                "storage_order",
+            ],
+        )?;
+        if node.output.get(1).is_some_and(|o| !o.is_empty() && self.readers.contains_key(o)) {
+            return Err(self.unsupported_value(node, "its Indices output is read; pf pools produce values only"));
+        }
+        if attr_int(node, "ceil_mode", 0) != 0 {
+            return Err(self.unsupported_value(
+                node,
+                "ceil_mode 1 is not supported; pf's pooling windows round the output size down",
+            ));
+        }
+        let x = self.layer_input(node, 0)?;
+        let kernel = match attr_ints(node, "kernel_shape") {
+            Some(k) if k.len() == 2 && k.iter().all(|&v| v > 0) => [k[0] as usize, k[1] as usize],
+            k => {
+                return Err(self.unsupported_value(
+                    node,
+                    format!("kernel_shape {k:?} is not two positive values; pf imports 2-D pooling"),
+                ))
+            }
+        };
+        let stride = self.strides(node)?;
+        let padding = self.padding(node, self.shape(&x), kernel, stride)?;
+        let op = if max {
+            Op::MaxPool {
+                kernel,
+                stride,
+                padding,
+            }
+        } else {
+            if attr_int(node, "count_include_pad", 0) != 0 && padding != [0, 0] {
+                return Err(self.unsupported_value(
+                    node,
+                    "count_include_pad 1 with padding is not supported; pf's average leaves padded positions out",
+                ));
+            }
+            Op::AvgPool {
+                kernel,
+                stride,
+                padding,
+            }
+        };
+        self.push(node, op, vec![x]).map(drop)
+    }
+
+    /// `Pad` that adds zero channels only: pf's `PadChannels`.
+    fn pad(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &["mode", "pads", "value"])?;
+        let mode = attr_string(node, "mode").unwrap_or_else(|| "constant".into());
+        if mode != "constant" {
+            return Err(self.unsupported_value(node, format!("mode `{mode}` is not supported; pf pads with zeros")));
+        }
+        let x = self.layer_input(node, 0)?;
+        let (pads, value) = if self.opset < 11 {
+            (
+                attr_ints(node, "pads").unwrap_or_default(),
+                attr_float(node, "value", 0.0),
+            )
+        } else {
+            let pads = self
+                .constant_input(node, 1, "pads")?
+                .ints()
+                .ok_or_else(|| self.unsupported_value(node, "its pads are not integers"))?;
+            let value = if Self::has_input(node, 2) {
+                self.constant_input(node, 2, "constant_value")?
+                    .floats()
+                    .first()
+                    .copied()
+                    .unwrap_or(0.0)
+            } else {
+                0.0
+            };
+            if Self::has_input(node, 3) {
+                return Err(self.unsupported_value(node, "the axes input is not supported"));
+            }
+            (pads, value)
+        };
+        let ok = pads.len() == 8
+            && value == 0.0
+            && pads.iter().all(|&p| p >= 0)
+            && [0, 2, 3, 4, 6, 7].iter().all(|&i| pads[i] == 0);
+        if !ok {
+            return Err(self.unsupported_value(
+                node,
+                format!("padding {pads:?} with value {value} is not supported; pf imports a Pad that adds zero channels only (N×C×H×W pads [0, b, 0, 0, 0, a, 0, 0])"),
+            ));
+        }
+        let op = Op::PadChannels {
+            before: pads[1] as usize,
+            after: pads[5] as usize,
+        };
+        self.push(node, op, vec![x]).map(drop)
+    }
+
+    /// `Reshape` to `N × features` of a map (or a vector): a flatten.
+    fn reshape(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &["allowzero"])?;
+        let x = self.layer_input(node, 0)?;
+        let numel = self.shape(&x).numel() as i64;
+        let target = self
+            .constant_input(node, 1, "shape")?
+            .ints()
+            .ok_or_else(|| self.unsupported_value(node, "its shape is not integers"))?;
+        let flattens = match target.as_slice() {
+            [n, f] => (*n == 0 || *n == -1 || *n == 1) && (*f == -1 || *f == numel) && !(*n == -1 && *f == -1),
+            _ => false,
+        };
+        if !flattens || (target[0] == -1 && target[1] != numel) {
+            return Err(self.unsupported_value(
+                node,
+                format!("reshaping to {target:?} is not supported; pf imports a Reshape that flattens each sample (to [N, {numel}], [0, -1] or [-1, {numel}])"),
+            ));
+        }
+        self.push(node, Op::Flatten, vec![x]).map(drop)
+    }
+
+    /// `Squeeze` of the unit spatial axes of a `C×1×1` map: a flatten.
+    fn squeeze(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &["axes"])?;
+        let x = self.layer_input(node, 0)?;
+        let axes = if self.opset < 13 {
+            attr_ints(node, "axes")
+        } else if Self::has_input(node, 1) {
+            self.constant_input(node, 1, "axes")?.ints()
+        } else {
+            None
+        };
+        let unit_map = matches!(self.shape(&x), Shape::Map { h: 1, w: 1, .. });
+        let mut axes = axes.unwrap_or_else(|| vec![2, 3]);
+        for a in &mut axes {
+            if *a < 0 {
+                *a += 4;
+            }
+        }
+        axes.sort_unstable();
+        if !unit_map || axes != [2, 3] {
+            return Err(self.unsupported_value(
+                node,
+                format!("squeezing axes {axes:?} of a {} tensor is not supported; pf imports a Squeeze of the 1×1 spatial axes of a C×1×1 map", self.shape(&x)),
+            ));
+        }
+        self.push(node, Op::Flatten, vec![x]).map(drop)
+    }
+
+    /// A classifier input: refuses a map, which ONNX's Gemm/MatMul would
+    /// not take either without a flatten.
+    fn vector_features(&self, node: &NodeProto, x: &str) -> Result<usize> {
+        match self.shape(x) {
+            Shape::Vector { n } => Ok(n),
+            s => Err(self.unsupported_value(
+                node,
+                format!("its input is a {s} map; pf imports Gemm and MatMul on N×features tensors (flatten first)"),
+            )),
+        }
+    }
+
+    fn gemm(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &["alpha", "beta", "transA", "transB"])?;
+        if attr_int(node, "transA", 0) != 0 {
+            return Err(self.unsupported_value(node, "transA 1 is not supported; pf's input is N×features"));
+        }
+        let x = self.layer_input(node, 0)?;
+        let in_features = self.vector_features(node, &x)?;
+        let b = self.constant_input(node, 1, "B")?;
+        let trans_b = attr_int(node, "transB", 0) != 0;
+        let alpha = attr_float(node, "alpha", 1.0);
+        let beta = attr_float(node, "beta", 1.0);
+        let [r, c] = b.dims[..] else {
+            return Err(self.unsupported_value(node, format!("B of shape {:?} is not a matrix", b.dims)));
+        };
+        let (rows_in, out_features) = if trans_b { (c, r) } else { (r, c) };
+        if rows_in != in_features {
+            return Err(self.unsupported_value(
+                node,
+                format!("B of shape {:?} (transB {}) does not take {in_features} features", b.dims, u8::from(trans_b)),
+            ));
+        }
+        let values = b.floats();
+        // pf's weight is out × in.
+        let mut w = vec![0f32; values.len()];
+        for o in 0..out_features {
+            for i in 0..in_features {
+                let v = if trans_b {
+                    values[o * in_features + i]
+                } else {
+                    values[i * out_features + o]
+                };
+                w[o * in_features + i] = alpha * v;
+            }
+        }
+        let bias = if Self::has_input(node, 2) {
+            let c = self.constant_input(node, 2, "C")?;
+            let values = c.floats();
+            let full = match values.len() {
+                1 => vec![values[0]; out_features],
+                n if n == out_features && matches!(c.dims.as_slice(), [_] | [1, _]) => values,
+                _ => {
+                    return Err(self.unsupported_value(
+                        node,
+                        format!("C of shape {:?} is not one bias per output (pf's layers add the same bias to every sample)", c.dims),
+                    ))
+                }
+            };
+            Some(full.into_iter().map(|v| beta * v).collect::<Vec<_>>())
+        } else {
+            None
+        };
+        let op = Op::Linear {
+            in_features,
+            out_features,
+            bias: bias.is_some(),
+        };
+        let name = self.push(node, op, vec![x])?;
+        self.weight(&name, "weight", w, vec![out_features, in_features]);
+        if let Some(b) = bias {
+            self.weight(&name, "bias", b, vec![out_features]);
+        }
+        Ok(())
+    }
+
+    fn matmul(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &[])?;
+        let x = self.layer_input(node, 0)?;
+        let in_features = self.vector_features(node, &x)?;
+        let b = self.constant_input(node, 1, "B")?;
+        let [r, out_features] = b.dims[..] else {
+            return Err(self.unsupported_value(node, format!("B of shape {:?} is not a matrix", b.dims)));
+        };
+        if r != in_features {
+            return Err(self.unsupported_value(
+                node,
+                format!("B of shape {:?} does not take {in_features} features", b.dims),
+            ));
+        }
+        let values = b.floats();
+        let mut w = vec![0f32; values.len()];
+        for i in 0..in_features {
+            for o in 0..out_features {
+                w[o * in_features + i] = values[i * out_features + o];
+            }
+        }
+        let op = Op::Linear {
+            in_features,
+            out_features,
+            bias: false,
+        };
+        let name = self.push(node, op, vec![x])?;
+        self.weight(&name, "weight", w, vec![out_features, in_features]);
+        Ok(())
+    }
+
+    fn softmax(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &["axis"])?;
+        let x = self.layer_input(node, 0)?;
+        let default = if self.opset < 13 { 1 } else { -1 };
+        let axis = attr_int(node, "axis", default);
+        let ok = match self.shape(&x) {
+            Shape::Vector { .. } => axis == 1 || axis == -1,
+            Shape::Map { .. } => false,
+        };
+        if !ok {
+            return Err(self.unsupported_value(
+                node,
+                format!("softmax over axis {axis} of a {} tensor is not supported; pf imports a softmax over the features of N×features logits", self.shape(&x)),
+            ));
+        }
+        self.push(node, Op::Softmax, vec![x]).map(drop)
+    }
+
+    /// Drops the layers the output does not depend on.
+    fn keep_ancestors_of(&mut self, output: &str) {
+        let mut needed: HashSet<String> = HashSet::from([output.to_string()]);
+        for layer in self.layers.iter().rev() {
+            if needed.contains(&layer.name) {
+                needed.extend(layer.inputs.iter().cloned());
+            }
+        }
+        self.layers.retain(|l| needed.contains(&l.name));
+        if let Some(pos) = self.layers.iter().position(|l| l.name == output) {
+            self.layers.truncate(pos + 1);
+        }
+    }
+}
+
+fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
+    node.attribute.iter().find(|a| a.name() == name)
+}
+
+fn attr_int(node: &NodeProto, name: &str, default: i64) -> i64 {
+    attr(node, name).map_or(default, |a| a.i())
+}
+
+fn attr_float(node: &NodeProto, name: &str, default: f32) -> f32 {
+    attr(node, name).map_or(default, |a| a.f())
+}
+
+fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+    attr(node, name).map(|a| a.ints.clone())
+}
+
+fn attr_string(node: &NodeProto, name: &str) -> Option<String> {
+    attr(node, name).map(|a| String::from_utf8_lossy(a.s()).into_owned())
+}

@@ -1,0 +1,161 @@
+//! Running `.onnx` files in ONNX Runtime (pip `onnxruntime`), through a
+//! small Python script embedded in pf, and comparing them with pf.
+//!
+//! pf never interprets ONNX itself; ONNX Runtime is the judge of every
+//! exported file. The Python is found as for LiteRT
+//! ([`crate::export::tflite::litert::python`]): `scripts/test.sh` installs
+//! both runtimes into `target/litert-venv`.
+
+use crate::model::Model;
+use anyhow::{bail, Context, Result};
+use candle_core::Tensor;
+use serde::Serialize;
+use std::path::Path;
+use std::process::Command;
+
+const INFER_SCRIPT: &str = include_str!("infer.py");
+
+/// Runs `file` in ONNX Runtime on a batch of `dims` (N×C×H×W) whose values
+/// are `samples` and returns the outputs, one vector per sample.
+pub fn infer(python: &Path, file: &Path, samples: &[f32], dims: &[usize]) -> Result<Vec<Vec<f32>>> {
+    let n = dims.first().copied().unwrap_or(0);
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    if dims.iter().product::<usize>() != samples.len() {
+        bail!("{} values do not make a batch of {dims:?}", samples.len());
+    }
+    let shape: Vec<String> = dims[1..].iter().map(|d| d.to_string()).collect();
+    let dir = tempfile::tempdir()?;
+    let (inputs, outputs, script) = (
+        dir.path().join("inputs.f32"),
+        dir.path().join("outputs.f32"),
+        dir.path().join("infer.py"),
+    );
+    let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&inputs, bytes)?;
+    std::fs::write(&script, INFER_SCRIPT)?;
+    let out = Command::new(python)
+        .arg(&script)
+        .arg(file)
+        .arg(&inputs)
+        .arg(&outputs)
+        .arg(shape.join("x"))
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run {}; install ONNX Runtime with `pip install onnxruntime` (scripts/test.sh sets up target/litert-venv) or pass --python",
+                python.display()
+            )
+        })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if stderr.contains("No module named 'onnxruntime'") {
+            bail!(
+                "{} has no ONNX Runtime: `{} -m pip install onnxruntime`, or pass --python / set PF_LITERT_PYTHON",
+                python.display(),
+                python.display()
+            );
+        }
+        let last = stderr
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty())
+            .unwrap_or("(no message)");
+        bail!("ONNX Runtime failed on {}: {last}", file.display());
+    }
+    let raw = std::fs::read(&outputs)?;
+    let values: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if values.is_empty() || values.len() % n != 0 {
+        bail!("ONNX Runtime returned {} values for {n} samples", values.len());
+    }
+    Ok(values
+        .chunks(values.len() / n)
+        .map(<[f32]>::to_vec)
+        .collect())
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verification {
+    /// Images compared.
+    pub images: usize,
+    /// Top-1 accuracy of the model in pf (float).
+    pub pf_accuracy: f64,
+    /// Top-1 accuracy of the file in ONNX Runtime.
+    pub onnxruntime_accuracy: f64,
+    /// Fraction of images where ONNX Runtime's and pf's top-1 predictions
+    /// agree.
+    pub agreement: f64,
+    /// Largest difference between an ONNX Runtime output and pf's.
+    pub max_abs_diff: f64,
+    /// Largest magnitude of pf's outputs (to judge `max_abs_diff` by).
+    pub max_abs_output: f64,
+}
+
+fn argmax(v: &[f32]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
+            if x > bv {
+                (i, x)
+            } else {
+                (bi, bv)
+            }
+        })
+        .0
+}
+
+/// Runs `file` in ONNX Runtime on `batches` of images and compares it with
+/// `model`'s float forward pass in pf.
+pub fn verify(
+    python: &Path,
+    file: &Path,
+    model: &Model,
+    batches: &[(Tensor, Vec<u32>)],
+) -> Result<Verification> {
+    let mut pf_rows: Vec<Vec<f32>> = Vec::new();
+    let mut labels: Vec<u32> = Vec::new();
+    let mut nchw: Vec<f32> = Vec::new();
+    let mut dims = vec![0];
+    for (x, y) in batches {
+        dims = x.dims().to_vec();
+        pf_rows.extend(model.forward_inference(x)?.flatten_from(1)?.to_vec2::<f32>()?);
+        labels.extend(y);
+        nchw.extend(x.flatten_all()?.to_vec1::<f32>()?);
+    }
+    let n = labels.len();
+    dims[0] = n;
+    let ort = infer(python, file, &nchw, &dims)?;
+    let (mut pf_correct, mut ort_correct, mut agree) = (0usize, 0usize, 0usize);
+    let (mut max_diff, mut max_out) = (0f64, 0f64);
+    for ((p, o), &label) in pf_rows.iter().zip(&ort).zip(&labels) {
+        if p.len() != o.len() {
+            bail!(
+                "ONNX Runtime gives {} outputs per image and pf {}",
+                o.len(),
+                p.len()
+            );
+        }
+        let (pa, oa) = (argmax(p), argmax(o));
+        pf_correct += usize::from(pa == label as usize);
+        ort_correct += usize::from(oa == label as usize);
+        agree += usize::from(pa == oa);
+        for (a, b) in p.iter().zip(o) {
+            max_diff = max_diff.max((a - b).abs() as f64);
+            max_out = max_out.max(a.abs() as f64);
+        }
+    }
+    let frac = |k: usize| k as f64 / n.max(1) as f64;
+    Ok(Verification {
+        images: n,
+        pf_accuracy: frac(pf_correct),
+        onnxruntime_accuracy: frac(ort_correct),
+        agreement: frac(agree),
+        max_abs_diff: max_diff,
+        max_abs_output: max_out,
+    })
+}

@@ -1,0 +1,323 @@
+//! ONNX import and export, judged by ONNX Runtime (pip `onnxruntime`, which
+//! scripts/test.sh installs into target/litert-venv beside LiteRT) and by
+//! models built with the `onnx` helper API (tests/onnx/build_models.py), not
+//! by pf's own writer.
+
+use crate::support::{assert_refused, digits_model, json, path_str, pf, plugin_file, tempdir};
+use crate::tflite::{litert_python, random, run_litert, zoo_model, ZOO};
+use candle_core::Tensor;
+use pf::model::Model;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+/// Runs an ONNX file in ONNX Runtime on NCHW samples `x`.
+fn run_onnxruntime(file: &Path, x: &Tensor) -> Vec<Vec<f32>> {
+    let samples = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    pf::onnx::runtime::infer(&litert_python(), file, &samples, x.dims())
+        .unwrap_or_else(|e| panic!("ONNX Runtime on {}: {e:#}", file.display()))
+}
+
+/// Asserts that every output is within 1e-4·max(1, max|output|) of pf's.
+fn assert_close(what: &str, ours: &[Vec<f32>], theirs: &[Vec<f32>]) {
+    assert_eq!(ours.len(), theirs.len(), "{what}: sample count");
+    for (a, b) in ours.iter().zip(theirs) {
+        assert_eq!(a.len(), b.len(), "{what}: outputs per sample");
+        let scale = a.iter().fold(1f32, |m, v| m.max(v.abs()));
+        for (x, y) in a.iter().zip(b) {
+            assert!(
+                (x - y).abs() <= 1e-4 * scale,
+                "{what}: pf {x} vs ONNX Runtime {y} (tolerance {})\npf   {a:?}\nORT  {b:?}",
+                1e-4 * scale
+            );
+        }
+    }
+}
+
+fn pf_outputs(m: &Model, x: &Tensor) -> Vec<Vec<f32>> {
+    m.forward_inference(x)
+        .unwrap()
+        .flatten_from(1)
+        .unwrap()
+        .to_vec2::<f32>()
+        .unwrap()
+}
+
+fn samples(m: &Model, n: usize, seed: u64) -> Tensor {
+    let i = m.graph.input;
+    random(&[n, i.channels, i.height, i.width], seed)
+}
+
+fn import(path: &Path) -> Model {
+    pf::onnx::import_file(
+        path,
+        &pf::onnx::ImportOptions::default(),
+        &candle_core::Device::Cpu,
+    )
+    .unwrap_or_else(|e| panic!("importing {}: {e:#}", path.display()))
+    .model
+}
+
+/// The models of tests/onnx/build_models.py, built once.
+fn helper_models() -> &'static Path {
+    static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    let (_, dir) = DIR.get_or_init(|| {
+        let tmp = tempdir();
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/onnx/build_models.py");
+        let o = std::process::Command::new(litert_python())
+            .arg(script)
+            .arg(tmp.path())
+            .output()
+            .expect("python runs");
+        assert!(
+            o.status.success(),
+            "build_models.py failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let dir = tmp.path().to_path_buf();
+        (tmp, dir)
+    });
+    dir
+}
+
+#[test]
+fn every_zoo_model_round_trips_through_onnx_and_onnx_runtime_agrees() {
+    let dir = tempdir();
+    for (name, channels, size, width) in ZOO {
+        let m = zoo_model(name, channels, size, width);
+        let path = dir.path().join(format!("{name}.onnx"));
+        pf::onnx::export(&m, &path, &Default::default())
+            .unwrap_or_else(|e| panic!("{name}: {e:#}"));
+        let x = samples(&m, 3, 42);
+        assert_close(name, &pf_outputs(&m, &x), &run_onnxruntime(&path, &x));
+        // Back into pf: the same graph and the same tensors, bit for bit.
+        let back = import(&path);
+        assert_eq!(back.graph, m.graph, "{name}: the imported graph differs");
+        let (ours, theirs) = (m.named_tensors(), back.named_tensors());
+        assert_eq!(
+            ours.keys().collect::<Vec<_>>(),
+            theirs.keys().collect::<Vec<_>>(),
+            "{name}"
+        );
+        for (k, t) in &ours {
+            let a = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = theirs[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(a == b, "{name}: tensor {k} changed on the way back");
+        }
+    }
+}
+
+#[test]
+fn a_pruned_model_exports_with_its_smaller_shapes() {
+    let mut m = zoo_model("resnet20", 3, 32, 1.0);
+    let full = pf::onnx::to_bytes(&m, &Default::default()).unwrap().len();
+    crate::tflite::prune_all(&mut m, 0.5);
+    let dir = tempdir();
+    let path = dir.path().join("pruned.onnx");
+    let bytes = pf::onnx::export(&m, &path, &Default::default()).unwrap();
+    // Half the channels of the inner convolutions: about half the weights.
+    assert!(bytes * 10 < full * 6, "pruned {bytes} bytes vs full {full}");
+    let x = samples(&m, 3, 7);
+    assert_close("pruned resnet20", &pf_outputs(&m, &x), &run_onnxruntime(&path, &x));
+    assert_eq!(import(&path).graph, m.graph);
+}
+
+#[test]
+fn models_built_with_the_onnx_helper_import_and_match_onnx_runtime() {
+    let dir = helper_models();
+    for (file, kinds) in [
+        // A residual block: two inputs into one add.
+        ("resnet_block", &["conv2d", "batch_norm", "relu", "add", "global_avg_pool", "flatten", "linear"][..]),
+        // Depthwise-separable: a depthwise conv, ReLU6 from Clip, a MatMul
+        // whose bias comes from the Add after it.
+        ("depthwise_separable", &["dwconv2d", "relu6", "avg_pool", "max_pool", "flatten", "linear", "softmax"][..]),
+        // Gemm with transB=1, alpha and beta.
+        ("gemm_transb", &["flatten", "linear", "relu"][..]),
+    ] {
+        let path = dir.join(format!("{file}.onnx"));
+        let m = import(&path);
+        for kind in kinds {
+            assert!(
+                m.graph.layers.iter().any(|l| l.op.kind() == *kind),
+                "{file}: no {kind} layer in {:?}",
+                m.graph.layers.iter().map(|l| l.op.kind()).collect::<Vec<_>>()
+            );
+        }
+        let x = samples(&m, 5, 3);
+        assert_close(file, &pf_outputs(&m, &x), &run_onnxruntime(&path, &x));
+    }
+    // Folded away: the Identity and the Constant of the residual net, the
+    // Dropout and the bias Add of the depthwise one.
+    let m = import(&dir.join("resnet_block.onnx"));
+    assert_eq!(m.graph.layers.len(), 15);
+    let add = m.graph.layers.iter().find(|l| l.op.kind() == "add").unwrap();
+    assert_eq!(add.inputs.len(), 2);
+    let m = import(&dir.join("depthwise_separable.onnx"));
+    assert!(m.graph.layers.iter().all(|l| !l.name.contains('/')));
+    assert!(matches!(
+        m.graph.layers.iter().find(|l| l.op.kind() == "linear").unwrap().op,
+        pf::graph::Op::Linear { bias: true, .. }
+    ));
+}
+
+#[test]
+fn import_errors_name_the_problem() {
+    let dir = tempdir();
+    let models = helper_models();
+    let out = path_str(dir.path(), "out.pf");
+    let import = |file: &str, extra: &[&str]| {
+        pf().args(["import", file, "-o", &out])
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    // An unsupported operator: the node, the operator, the opset, and what
+    // pf supports.
+    let o = import(&path_str(models, "unsupported.onnx"), &[]);
+    assert_refused(&o, "node `act1` (LeakyRelu, opset 13)");
+    assert_refused(&o, "pf imports Conv, BatchNormalization");
+    // A damaged file: bytes that are not protobuf, and a truncated model.
+    let garbage = dir.path().join("garbage.onnx");
+    std::fs::write(&garbage, b"\xff\xfe not a protobuf at all \x00\x01").unwrap();
+    assert_refused(&import(garbage.to_str().unwrap(), &[]), "is not a valid ONNX file");
+    let whole = std::fs::read(models.join("resnet_block.onnx")).unwrap();
+    let cut = dir.path().join("cut.onnx");
+    std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
+    assert_refused(&import(cut.to_str().unwrap(), &[]), "is not a valid ONNX file");
+    let empty = dir.path().join("empty.onnx");
+    std::fs::write(&empty, b"").unwrap();
+    assert_refused(&import(empty.to_str().unwrap(), &[]), "holds no graph");
+    // A dynamic input shape needs --input-shape, which must be well formed.
+    let dynamic = path_str(models, "dynamic.onnx");
+    let o = import(&dynamic, &[]);
+    assert_refused(&o, "has a dynamic shape [batch, 1, height, width]");
+    assert_refused(&o, "--input-shape");
+    assert_refused(&import(&dynamic, &["--input-shape", "1x8"]), "is not CxHxW");
+    assert_refused(
+        &import(&dynamic, &["--input-shape", "3x8x8"]),
+        "--input-shape gives channels 3 but the model fixes it at 1",
+    );
+    assert!(!Path::new(&out).exists(), "nothing is written on an error");
+    let o = import(&dynamic, &["--input-shape", "1x8x8", "--json"]);
+    let r = json(&o);
+    assert_eq!(r["input"]["height"], 8, "{r}");
+    assert_eq!(r["opset"], 11);
+    let m = pf::model::load(Path::new(&out), &candle_core::Device::Cpu).unwrap();
+    let x = samples(&m, 4, 9);
+    assert_close(
+        "dynamic",
+        &pf_outputs(&m, &x),
+        &run_onnxruntime(&models.join("dynamic.onnx"), &x),
+    );
+}
+
+/// `pf compress` on an ONNX file, then both deployment formats, each
+/// checked against pf by its own runtime.
+fn compress_onnx(learner: &str, target: &str, measure: &str) {
+    let dir = tempdir();
+    let source = path_str(helper_models(), "resnet_block.onnx");
+    let o = pf()
+        .current_dir(dir.path())
+        .args(["compress", "--model", &source])
+        .args(["--plugin", plugin_file(learner).to_str().unwrap()])
+        .args(["--optimizer", "random", "--target", target, "--trials", "2"])
+        .args(["--finetune-steps", "20", "--retrain-epochs", "0"])
+        .args(["--export", "out.onnx", "--no-report", "--json"])
+        .output()
+        .unwrap();
+    let r = json(&o);
+    let got = r["final"]["footprint"][measure].as_f64().unwrap();
+    let base = r["baseline"]["footprint"][measure].as_f64().unwrap();
+    let bound: f64 = target.split('=').nth(1).unwrap().parse().unwrap();
+    assert!(got <= bound * base * 1.0001, "{learner}: {measure} {got} of {base}");
+    let compressed = pf::model::load(&dir.path().join("out.pf"), &candle_core::Device::Cpu).unwrap();
+    let x = samples(&compressed, 8, 11);
+    let ours = pf_outputs(&compressed, &x);
+    assert_close(learner, &ours, &run_onnxruntime(&dir.path().join("out.onnx"), &x));
+    let tflite = dir.path().join("out.tflite");
+    let o = pf()
+        .args(["export", &path_str(dir.path(), "out.pf"), "--format", "tflite", "-o"])
+        .arg(&tflite)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::support::stderr(&o));
+    let lite = run_litert(&tflite, &x, true);
+    for (a, b) in ours.iter().zip(&lite.outputs) {
+        let scale = a.iter().fold(1f32, |m, v| m.max(v.abs()));
+        for (p, l) in a.iter().zip(b) {
+            assert!((p - l).abs() <= 1e-4 * scale, "{learner}: pf {p} vs LiteRT {l}");
+        }
+    }
+}
+
+#[test]
+fn an_imported_model_compresses_with_weight_sparse_and_exports_to_onnx_and_tflite() {
+    compress_onnx("weight_sparse", "size=0.5", "nonzero_params");
+}
+
+#[test]
+fn an_imported_model_compresses_with_channel_pruned_and_exports_to_onnx_and_tflite() {
+    compress_onnx("channel_pruned", "flops=0.6", "macs");
+}
+
+#[test]
+fn int8_export_writes_qdq_that_onnx_runtime_runs() {
+    let dir = tempdir();
+    let model = digits_model(dir.path(), 150);
+    let run = |args: &[&str], out: &str| {
+        let o = pf()
+            .args(["export", &model, "--format", "onnx", "-o", &path_str(dir.path(), out)])
+            .args(args)
+            .args(["--verify", "--json"])
+            .output()
+            .unwrap();
+        json(&o)
+    };
+    let float = run(&[], "float.onnx");
+    let v = &float["verification"];
+    assert_eq!(v["agreement"], 1.0, "{float}");
+    assert!(v["max_abs_diff"].as_f64().unwrap() <= 1e-4 * v["max_abs_output"].as_f64().unwrap().max(1.0));
+    let int8 = run(&["--int8"], "int8.onnx");
+    let v = &int8["verification"];
+    assert!(v["agreement"].as_f64().unwrap() >= 0.95, "{int8}");
+    let (pf_acc, ort_acc) = (v["pf_accuracy"].as_f64().unwrap(), v["onnxruntime_accuracy"].as_f64().unwrap());
+    assert!(ort_acc >= pf_acc - 0.03, "{int8}");
+    // int8 weights: about a quarter of the float file.
+    let (f, q) = (float["bytes"].as_f64().unwrap(), int8["bytes"].as_f64().unwrap());
+    assert!(q < 0.4 * f, "int8 {q} bytes vs float {f}");
+    // The file really is QDQ: int8 initializers behind DequantizeLinear.
+    let bytes = std::fs::read(dir.path().join("int8.onnx")).unwrap();
+    let proto = <pf::onnx::proto::ModelProto as prost::Message>::decode(bytes.as_slice()).unwrap();
+    let g = proto.graph.unwrap();
+    let ops: Vec<&str> = g.node.iter().map(|n| n.op_type()).collect();
+    assert!(ops.contains(&"QuantizeLinear") && ops.contains(&"DequantizeLinear"), "{ops:?}");
+    assert!(g.initializer.iter().any(|t| t.data_type() == pf::onnx::proto::tensor_proto::DataType::Int8 as i32));
+    assert!(
+        g.node.iter().any(|n| n.op_type() == "QuantizeLinear" && n.input[0] == "input"),
+        "the float input is quantized first"
+    );
+    // The same integers as the int8 TFLite file (same calibration): ONNX
+    // Runtime and LiteRT, each on its own integer kernels, agree.
+    let tflite = dir.path().join("int8.tflite");
+    let o = pf()
+        .args(["export", &model, "--int8", "-o"])
+        .arg(&tflite)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::support::stderr(&o));
+    let m = pf::model::load(Path::new(&model), &candle_core::Device::Cpu).unwrap();
+    let x = samples(&m, 64, 5);
+    let ort = run_onnxruntime(&dir.path().join("int8.onnx"), &x);
+    let lite = run_litert(&tflite, &x, true).outputs;
+    let top = |v: &Vec<f32>| v.iter().enumerate().fold((0, f32::MIN), |b, (i, &y)| if y > b.1 { (i, y) } else { b }).0;
+    let agree = ort.iter().zip(&lite).filter(|(a, b)| top(a) == top(b)).count();
+    assert!(agree >= 62, "ONNX Runtime and LiteRT agree on {agree} of 64");
+    let scale = lite.iter().flatten().fold(1f32, |m, v| m.max(v.abs()));
+    let diff = ort.iter().flatten().zip(lite.iter().flatten()).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(diff <= 0.05 * scale, "largest difference {diff} (outputs up to {scale})");
+    // --sparse is TFLite's.
+    let o = pf()
+        .args(["export", &model, "--format", "onnx", "--sparse", "-o", &path_str(dir.path(), "s.onnx")])
+        .output()
+        .unwrap();
+    assert_refused(&o, "--sparse");
+}

@@ -1,0 +1,202 @@
+"""Builds the ONNX test models of tests/all/onnx.rs with the `onnx` helper API.
+
+    build_models.py OUT_DIR
+
+These networks are written the way other tools write ONNX, not the way pf
+does: other input and tensor names, unnamed nodes, other opsets, weights as
+Constant nodes, Identity and Dropout nodes, Gemm with transB=1 and alpha and
+beta, MatMul followed by Add, Reshape to [0, -1], Clip with input bounds.
+Weights come from a seeded NumPy generator, so every run writes the same
+files. Every model takes 1×8×8 images (the embedded digits) with a dynamic
+batch dimension.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+RNG = np.random.default_rng(7)
+
+
+def weight(name, *shape, scale=None):
+    fan_in = int(np.prod(shape[1:])) if len(shape) > 1 else shape[0]
+    s = scale if scale is not None else np.sqrt(2.0 / fan_in)
+    return numpy_helper.from_array((RNG.standard_normal(shape) * s).astype(np.float32), name)
+
+
+def bn_params(prefix, c):
+    return [
+        numpy_helper.from_array(RNG.uniform(0.5, 1.5, c).astype(np.float32), f"{prefix}_gamma"),
+        numpy_helper.from_array(RNG.uniform(-0.2, 0.2, c).astype(np.float32), f"{prefix}_beta"),
+        numpy_helper.from_array(RNG.uniform(-0.3, 0.3, c).astype(np.float32), f"{prefix}_mean"),
+        numpy_helper.from_array(RNG.uniform(0.5, 2.0, c).astype(np.float32), f"{prefix}_var"),
+    ]
+
+
+def bn(prefix, x, out, **attrs):
+    return helper.make_node(
+        "BatchNormalization",
+        [x, f"{prefix}_gamma", f"{prefix}_beta", f"{prefix}_mean", f"{prefix}_var"],
+        [out],
+        **attrs,
+    )
+
+
+def image_input(name, dims=("N", 1, 8, 8)):
+    return helper.make_tensor_value_info(name, TensorProto.FLOAT, list(dims))
+
+
+def save(graph, opset, path):
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid("", opset)],
+        producer_name="onnx-helper-test",
+    )
+    model.ir_version = 8
+    onnx.checker.check_model(model, full_check=True)
+    onnx.save(model, str(path))
+
+
+def resnet_block(out):
+    """Stem conv + BN + ReLU, a residual block (two 3×3 convs with BNs and
+    an identity shortcut), a strided conv, global pooling and a Gemm.
+    Opset 17; unnamed nodes; the stem's weight is a Constant node."""
+    init = [weight("b1_w", 8, 8, 3, 3), weight("b2_w", 8, 8, 3, 3)]
+    init += bn_params("bn0", 8) + bn_params("bn1", 8) + bn_params("bn2", 8)
+    init += [weight("down_w", 16, 8, 3, 3)]
+    init += [numpy_helper.from_array(RNG.uniform(-0.1, 0.1, 16).astype(np.float32), "down_b")]
+    init += [weight("fc_w", 16, 10), numpy_helper.from_array(RNG.uniform(-0.1, 0.1, 10).astype(np.float32), "fc_b")]
+    stem_w = weight("stem_w_value", 8, 1, 3, 3)
+    nodes = [
+        helper.make_node("Constant", [], ["stem_w"], value=stem_w),
+        helper.make_node("Conv", ["pixels", "stem_w"], ["t0"], pads=[1, 1, 1, 1], kernel_shape=[3, 3]),
+        bn("bn0", "t0", "t1", epsilon=1e-3, momentum=0.99),
+        helper.make_node("Relu", ["t1"], ["t2"]),
+        helper.make_node("Identity", ["t2"], ["t2_id"]),
+        helper.make_node("Conv", ["t2_id", "b1_w"], ["t3"], pads=[1, 1, 1, 1]),
+        bn("bn1", "t3", "t4"),
+        helper.make_node("Relu", ["t4"], ["t5"]),
+        helper.make_node("Conv", ["t5", "b2_w"], ["t6"], auto_pad="SAME_UPPER"),
+        bn("bn2", "t6", "t7"),
+        helper.make_node("Add", ["t7", "t2_id"], ["t8"]),
+        helper.make_node("Relu", ["t8"], ["t9"]),
+        helper.make_node("Conv", ["t9", "down_w", "down_b"], ["t10"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["t10"], ["t11"]),
+        helper.make_node("GlobalAveragePool", ["t11"], ["t12"]),
+        helper.make_node("Flatten", ["t12"], ["t13"]),
+        helper.make_node("Gemm", ["t13", "fc_w", "fc_b"], ["scores"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "resnet_block",
+        [image_input("pixels")],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["N", 10])],
+        init,
+    )
+    save(graph, 17, out / "resnet_block.onnx")
+
+
+def depthwise_separable(out):
+    """MobileNet-style: conv, depthwise 3×3 (group = channels) and pointwise
+    1×1 convs with BNs and ReLU6 as Clip (bounds as inputs), average and max
+    pooling, Reshape [0, -1], MatMul + Add and Softmax. Opset 13; named
+    nodes with '/' in their names, as PyTorch writes them."""
+    init = [weight("c0.w", 8, 1, 3, 3), weight("dw.w", 8, 1, 3, 3), weight("pw.w", 16, 8, 1, 1)]
+    init += bn_params("bn_a", 8) + bn_params("bn_b", 8) + bn_params("bn_c", 16)
+    init += [
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        numpy_helper.from_array(np.array(6.0, np.float32), "six"),
+        numpy_helper.from_array(np.array([0, -1], np.int64), "flat_shape"),
+        weight("head.w", 64, 10, scale=0.2),
+        numpy_helper.from_array(RNG.uniform(-0.1, 0.1, 10).astype(np.float32), "head.b"),
+    ]
+    n = helper.make_node
+    nodes = [
+        n("Conv", ["image", "c0.w"], ["a0"], name="/features/0/Conv", pads=[1, 1, 1, 1]),
+        bn("bn_a", "a0", "a1", name="/features/0/bn"),
+        n("Clip", ["a1", "zero", "six"], ["a2"], name="/features/0/act"),
+        n("Conv", ["a2", "dw.w"], ["a3"], name="/features/1/dw/Conv", pads=[1, 1, 1, 1], group=8),
+        bn("bn_b", "a3", "a4", name="/features/1/dw/bn"),
+        n("Clip", ["a4", "zero", "six"], ["a5"], name="/features/1/dw/act"),
+        n("Conv", ["a5", "pw.w"], ["a6"], name="/features/1/pw/Conv"),
+        bn("bn_c", "a6", "a7", name="/features/1/pw/bn"),
+        n("Relu", ["a7"], ["a8"], name="/features/1/pw/act"),
+        n("AveragePool", ["a8"], ["a9"], name="/pool/avg", kernel_shape=[2, 2], strides=[2, 2]),
+        n("MaxPool", ["a9"], ["a10"], name="/pool/max", kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1]),
+        n("Dropout", ["a10"], ["a11"], name="/dropout"),
+        n("Reshape", ["a11", "flat_shape"], ["a12"], name="/flatten"),
+        n("MatMul", ["a12", "head.w"], ["a13"], name="/head/MatMul"),
+        n("Add", ["a13", "head.b"], ["logits"], name="/head/Add"),
+        n("Softmax", ["logits"], ["probabilities"], name="/softmax", axis=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "depthwise_separable",
+        [image_input("image")],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 10])],
+        init,
+    )
+    save(graph, 13, out / "depthwise_separable.onnx")
+
+
+def gemm_net(out, name="gemm_transb", dims=("batch", 1, 8, 8)):
+    """Flatten and two Gemm layers with transB=1 (weights stored out × in,
+    as PyTorch's Linear writes them), the first with alpha and beta.
+    Opset 11; the initializers are also listed as graph inputs, as older
+    exporters do."""
+    w1 = weight("fc1.weight", 32, 64)
+    b1 = numpy_helper.from_array(RNG.uniform(-0.1, 0.1, 32).astype(np.float32), "fc1.bias")
+    w2 = weight("fc2.weight", 10, 32)
+    b2 = numpy_helper.from_array(RNG.uniform(-0.1, 0.1, 10).astype(np.float32), "fc2.bias")
+    init = [w1, b1, w2, b2]
+    nodes = [
+        helper.make_node("Flatten", ["x"], ["f"], axis=1),
+        helper.make_node("Gemm", ["f", "fc1.weight", "fc1.bias"], ["h"], transB=1, alpha=0.5, beta=2.0),
+        helper.make_node("Relu", ["h"], ["r"]),
+        helper.make_node("Gemm", ["r", "fc2.weight", "fc2.bias"], ["y"], transB=1),
+    ]
+    inputs = [image_input("x", dims)] + [
+        helper.make_tensor_value_info(t.name, TensorProto.FLOAT, list(t.dims)) for t in init
+    ]
+    graph = helper.make_graph(
+        nodes,
+        name,
+        inputs,
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", 10])],
+        init,
+    )
+    save(graph, 11, out / f"{name}.onnx")
+
+
+def unsupported(out):
+    """A LeakyRelu, which pf does not import."""
+    init = [weight("w", 4, 1, 3, 3)]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("LeakyRelu", ["c"], ["y"], name="act1", alpha=0.1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "unsupported",
+        [image_input("x")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 6, 6])],
+        init,
+    )
+    save(graph, 13, out / "unsupported.onnx")
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    resnet_block(out)
+    depthwise_separable(out)
+    gemm_net(out)
+    gemm_net(out, name="dynamic", dims=("batch", 1, "height", "width"))
+    unsupported(out)
+
+
+if __name__ == "__main__":
+    main()
