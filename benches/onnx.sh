@@ -42,8 +42,8 @@ for _ in range(500):
 print(f"{sorted(t)[len(t)//2]*1e3:.3f}")
 PY
 }
-echo "| model | file | accuracy (pf float) | accuracy (runtime) | agreement with pf | max output difference | bytes | ORT latency (ms, 1 thread) |"
-echo "|---|---|---|---|---|---|---|---|"
+echo "| model | file | float (pf) | pf's evaluation of the file | runtime | top-1 agreement runtime–pf | largest output difference | bytes | ORT latency (ms, 1 thread) |"
+echo "|---|---|---|---|---|---|---|---|---|"
 for m in "$lenet" "$resnet"; do
   name="$(basename "$m" .pf)"
   "$PF" export "$m" --format onnx -o "$out/$name.onnx" --data mnist:data/mnist --verify --json > "$out/$name-onnx.json"
@@ -59,9 +59,8 @@ name, out, lf, lq = sys.argv[1:5]
 for suffix, label, lat in [("onnx", "ONNX float32", lf), ("int8-onnx", "ONNX int8 QDQ", lq), ("int8-tflite", "TFLite int8 (LiteRT)", "")]:
     r = json.load(open(f"{out}/{name}-{suffix}.json"))
     v = r["verification"]
-    pf_acc = v.get("pf_accuracy") if "onnxruntime_accuracy" in v else v["float_accuracy"]
     rt = v.get("onnxruntime_accuracy", v.get("litert_accuracy"))
-    print(f"| {name} | {label} | {pf_acc*100:.2f}% | {rt*100:.2f}% | {v['agreement']*100:.2f}% ({v['images']} images) | "
+    print(f"| {name} | {label} | {v['float_accuracy']*100:.2f}% | {v['pf_accuracy']*100:.2f}% | {rt*100:.2f}% | {v['agreement']*100:.2f}% ({v['images']} images) | "
           f"{v['max_abs_diff']:.2e} (outputs up to {v['max_abs_output']:.1f}) | {r['bytes']:,} | {lat or '—'} |")
 PY
 done

@@ -117,7 +117,11 @@ fn a_pruned_model_exports_with_its_smaller_shapes() {
     // Half the channels of the inner convolutions: about half the weights.
     assert!(bytes * 10 < full * 6, "pruned {bytes} bytes vs full {full}");
     let x = samples(&m, 3, 7);
-    assert_close("pruned resnet20", &pf_outputs(&m, &x), &run_onnxruntime(&path, &x));
+    assert_close(
+        "pruned resnet20",
+        &pf_outputs(&m, &x),
+        &run_onnxruntime(&path, &x),
+    );
     assert_eq!(import(&path).graph, m.graph);
 }
 
@@ -126,10 +130,26 @@ fn models_built_with_the_onnx_helper_import_and_match_onnx_runtime() {
     let dir = helper_models();
     for (file, kinds) in [
         // A residual block: two inputs into one add.
-        ("resnet_block", &["conv2d", "batch_norm", "relu", "add", "global_avg_pool", "flatten", "linear"][..]),
+        (
+            "resnet_block",
+            &[
+                "conv2d",
+                "batch_norm",
+                "relu",
+                "add",
+                "global_avg_pool",
+                "flatten",
+                "linear",
+            ][..],
+        ),
         // Depthwise-separable: a depthwise conv, ReLU6 from Clip, a MatMul
         // whose bias comes from the Add after it.
-        ("depthwise_separable", &["dwconv2d", "relu6", "avg_pool", "max_pool", "flatten", "linear", "softmax"][..]),
+        (
+            "depthwise_separable",
+            &[
+                "dwconv2d", "relu6", "avg_pool", "max_pool", "flatten", "linear", "softmax",
+            ][..],
+        ),
         // Gemm with transB=1, alpha and beta.
         ("gemm_transb", &["flatten", "linear", "relu"][..]),
     ] {
@@ -139,7 +159,11 @@ fn models_built_with_the_onnx_helper_import_and_match_onnx_runtime() {
             assert!(
                 m.graph.layers.iter().any(|l| l.op.kind() == *kind),
                 "{file}: no {kind} layer in {:?}",
-                m.graph.layers.iter().map(|l| l.op.kind()).collect::<Vec<_>>()
+                m.graph
+                    .layers
+                    .iter()
+                    .map(|l| l.op.kind())
+                    .collect::<Vec<_>>()
             );
         }
         let x = samples(&m, 5, 3);
@@ -149,12 +173,22 @@ fn models_built_with_the_onnx_helper_import_and_match_onnx_runtime() {
     // Dropout and the bias Add of the depthwise one.
     let m = import(&dir.join("resnet_block.onnx"));
     assert_eq!(m.graph.layers.len(), 15);
-    let add = m.graph.layers.iter().find(|l| l.op.kind() == "add").unwrap();
+    let add = m
+        .graph
+        .layers
+        .iter()
+        .find(|l| l.op.kind() == "add")
+        .unwrap();
     assert_eq!(add.inputs.len(), 2);
     let m = import(&dir.join("depthwise_separable.onnx"));
     assert!(m.graph.layers.iter().all(|l| !l.name.contains('/')));
     assert!(matches!(
-        m.graph.layers.iter().find(|l| l.op.kind() == "linear").unwrap().op,
+        m.graph
+            .layers
+            .iter()
+            .find(|l| l.op.kind() == "linear")
+            .unwrap()
+            .op,
         pf::graph::Op::Linear { bias: true, .. }
     ));
 }
@@ -178,11 +212,17 @@ fn import_errors_name_the_problem() {
     // A damaged file: bytes that are not protobuf, and a truncated model.
     let garbage = dir.path().join("garbage.onnx");
     std::fs::write(&garbage, b"\xff\xfe not a protobuf at all \x00\x01").unwrap();
-    assert_refused(&import(garbage.to_str().unwrap(), &[]), "is not a valid ONNX file");
+    assert_refused(
+        &import(garbage.to_str().unwrap(), &[]),
+        "is not a valid ONNX file",
+    );
     let whole = std::fs::read(models.join("resnet_block.onnx")).unwrap();
     let cut = dir.path().join("cut.onnx");
     std::fs::write(&cut, &whole[..whole.len() / 2]).unwrap();
-    assert_refused(&import(cut.to_str().unwrap(), &[]), "is not a valid ONNX file");
+    assert_refused(
+        &import(cut.to_str().unwrap(), &[]),
+        "is not a valid ONNX file",
+    );
     let empty = dir.path().join("empty.onnx");
     std::fs::write(&empty, b"").unwrap();
     assert_refused(&import(empty.to_str().unwrap(), &[]), "holds no graph");
@@ -228,14 +268,28 @@ fn compress_onnx(learner: &str, target: &str, measure: &str) {
     let got = r["final"]["footprint"][measure].as_f64().unwrap();
     let base = r["baseline"]["footprint"][measure].as_f64().unwrap();
     let bound: f64 = target.split('=').nth(1).unwrap().parse().unwrap();
-    assert!(got <= bound * base * 1.0001, "{learner}: {measure} {got} of {base}");
-    let compressed = pf::model::load(&dir.path().join("out.pf"), &candle_core::Device::Cpu).unwrap();
+    assert!(
+        got <= bound * base * 1.0001,
+        "{learner}: {measure} {got} of {base}"
+    );
+    let compressed =
+        pf::model::load(&dir.path().join("out.pf"), &candle_core::Device::Cpu).unwrap();
     let x = samples(&compressed, 8, 11);
     let ours = pf_outputs(&compressed, &x);
-    assert_close(learner, &ours, &run_onnxruntime(&dir.path().join("out.onnx"), &x));
+    assert_close(
+        learner,
+        &ours,
+        &run_onnxruntime(&dir.path().join("out.onnx"), &x),
+    );
     let tflite = dir.path().join("out.tflite");
     let o = pf()
-        .args(["export", &path_str(dir.path(), "out.pf"), "--format", "tflite", "-o"])
+        .args([
+            "export",
+            &path_str(dir.path(), "out.pf"),
+            "--format",
+            "tflite",
+            "-o",
+        ])
         .arg(&tflite)
         .output()
         .unwrap();
@@ -244,7 +298,10 @@ fn compress_onnx(learner: &str, target: &str, measure: &str) {
     for (a, b) in ours.iter().zip(&lite.outputs) {
         let scale = a.iter().fold(1f32, |m, v| m.max(v.abs()));
         for (p, l) in a.iter().zip(b) {
-            assert!((p - l).abs() <= 1e-4 * scale, "{learner}: pf {p} vs LiteRT {l}");
+            assert!(
+                (p - l).abs() <= 1e-4 * scale,
+                "{learner}: pf {p} vs LiteRT {l}"
+            );
         }
     }
 }
@@ -265,7 +322,14 @@ fn int8_export_writes_qdq_that_onnx_runtime_runs() {
     let model = digits_model(dir.path(), 150);
     let run = |args: &[&str], out: &str| {
         let o = pf()
-            .args(["export", &model, "--format", "onnx", "-o", &path_str(dir.path(), out)])
+            .args([
+                "export",
+                &model,
+                "--format",
+                "onnx",
+                "-o",
+                &path_str(dir.path(), out),
+            ])
             .args(args)
             .args(["--verify", "--json"])
             .output()
@@ -275,24 +339,41 @@ fn int8_export_writes_qdq_that_onnx_runtime_runs() {
     let float = run(&[], "float.onnx");
     let v = &float["verification"];
     assert_eq!(v["agreement"], 1.0, "{float}");
-    assert!(v["max_abs_diff"].as_f64().unwrap() <= 1e-4 * v["max_abs_output"].as_f64().unwrap().max(1.0));
+    assert!(
+        v["max_abs_diff"].as_f64().unwrap()
+            <= 1e-4 * v["max_abs_output"].as_f64().unwrap().max(1.0)
+    );
     let int8 = run(&["--int8"], "int8.onnx");
     let v = &int8["verification"];
     assert!(v["agreement"].as_f64().unwrap() >= 0.95, "{int8}");
-    let (pf_acc, ort_acc) = (v["pf_accuracy"].as_f64().unwrap(), v["onnxruntime_accuracy"].as_f64().unwrap());
+    let (pf_acc, ort_acc) = (
+        v["pf_accuracy"].as_f64().unwrap(),
+        v["onnxruntime_accuracy"].as_f64().unwrap(),
+    );
     assert!(ort_acc >= pf_acc - 0.03, "{int8}");
     // int8 weights: about a quarter of the float file.
-    let (f, q) = (float["bytes"].as_f64().unwrap(), int8["bytes"].as_f64().unwrap());
+    let (f, q) = (
+        float["bytes"].as_f64().unwrap(),
+        int8["bytes"].as_f64().unwrap(),
+    );
     assert!(q < 0.4 * f, "int8 {q} bytes vs float {f}");
     // The file really is QDQ: int8 initializers behind DequantizeLinear.
     let bytes = std::fs::read(dir.path().join("int8.onnx")).unwrap();
     let proto = <pf::onnx::proto::ModelProto as prost::Message>::decode(bytes.as_slice()).unwrap();
     let g = proto.graph.unwrap();
     let ops: Vec<&str> = g.node.iter().map(|n| n.op_type()).collect();
-    assert!(ops.contains(&"QuantizeLinear") && ops.contains(&"DequantizeLinear"), "{ops:?}");
-    assert!(g.initializer.iter().any(|t| t.data_type() == pf::onnx::proto::tensor_proto::DataType::Int8 as i32));
     assert!(
-        g.node.iter().any(|n| n.op_type() == "QuantizeLinear" && n.input[0] == "input"),
+        ops.contains(&"QuantizeLinear") && ops.contains(&"DequantizeLinear"),
+        "{ops:?}"
+    );
+    assert!(g
+        .initializer
+        .iter()
+        .any(|t| t.data_type() == pf::onnx::proto::tensor_proto::DataType::Int8 as i32));
+    assert!(
+        g.node
+            .iter()
+            .any(|n| n.op_type() == "QuantizeLinear" && n.input[0] == "input"),
         "the float input is quantized first"
     );
     // The same integers as the int8 TFLite file (same calibration): ONNX
@@ -308,16 +389,79 @@ fn int8_export_writes_qdq_that_onnx_runtime_runs() {
     let x = samples(&m, 64, 5);
     let ort = run_onnxruntime(&dir.path().join("int8.onnx"), &x);
     let lite = run_litert(&tflite, &x, true).outputs;
-    let top = |v: &Vec<f32>| v.iter().enumerate().fold((0, f32::MIN), |b, (i, &y)| if y > b.1 { (i, y) } else { b }).0;
-    let agree = ort.iter().zip(&lite).filter(|(a, b)| top(a) == top(b)).count();
-    assert!(agree >= 62, "ONNX Runtime and LiteRT agree on {agree} of 64");
+    let top = |v: &Vec<f32>| {
+        v.iter()
+            .enumerate()
+            .fold((0, f32::MIN), |b, (i, &y)| if y > b.1 { (i, y) } else { b })
+            .0
+    };
+    let agree = ort
+        .iter()
+        .zip(&lite)
+        .filter(|(a, b)| top(a) == top(b))
+        .count();
+    assert!(
+        agree >= 62,
+        "ONNX Runtime and LiteRT agree on {agree} of 64"
+    );
     let scale = lite.iter().flatten().fold(1f32, |m, v| m.max(v.abs()));
-    let diff = ort.iter().flatten().zip(lite.iter().flatten()).fold(0f32, |m, (a, b)| m.max((a - b).abs()));
-    assert!(diff <= 0.05 * scale, "largest difference {diff} (outputs up to {scale})");
+    let diff = ort
+        .iter()
+        .flatten()
+        .zip(lite.iter().flatten())
+        .fold(0f32, |m, (a, b)| m.max((a - b).abs()));
+    assert!(
+        diff <= 0.05 * scale,
+        "largest difference {diff} (outputs up to {scale})"
+    );
     // --sparse is TFLite's.
     let o = pf()
-        .args(["export", &model, "--format", "onnx", "--sparse", "-o", &path_str(dir.path(), "s.onnx")])
+        .args([
+            "export",
+            &model,
+            "--format",
+            "onnx",
+            "--sparse",
+            "-o",
+            &path_str(dir.path(), "s.onnx"),
+        ])
         .output()
         .unwrap();
     assert_refused(&o, "--sparse");
+}
+
+#[test]
+fn an_imported_model_trains_and_evaluates_like_a_zoo_model() {
+    // The depthwise-separable net ends in Softmax: training must take the
+    // logits before it, or the loss would barely move.
+    let dir = tempdir();
+    let source = path_str(helper_models(), "depthwise_separable.onnx");
+    let eval = |model: &str| {
+        let r = json(&pf().args(["eval", model, "--json"]).output().unwrap());
+        let m = &r["metrics"];
+        (m["accuracy"].as_f64().unwrap(), m["loss"].as_f64().unwrap())
+    };
+    let (before, _) = eval(&source);
+    let trained = path_str(dir.path(), "trained.pf");
+    let o = pf()
+        .args(["train", "--model", &source, "--epochs", "3", "--seed", "1"])
+        .args(["-o", &trained, "--json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::support::stderr(&o));
+    let (after, loss) = eval(&trained);
+    assert!(
+        after >= 0.8 && after > before + 0.3,
+        "accuracy {before} → {after}"
+    );
+    // The loss is the cross-entropy of the logits, not of probabilities
+    // softmaxed twice (which cannot fall below ln(e + 9) − 1 ≈ 1.46).
+    assert!(loss < 1.0, "test loss {loss}");
+    // Still the imported architecture, final softmax included.
+    let m = pf::model::load(Path::new(&trained), &candle_core::Device::Cpu).unwrap();
+    assert_eq!(m.graph, import(Path::new(&source)).graph);
+    let x = samples(&m, 4, 2);
+    for row in pf_outputs(&m, &x) {
+        assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{row:?}");
+    }
 }

@@ -137,7 +137,9 @@ pub fn parse_input_shape(s: &str) -> std::result::Result<InputSpec, String> {
         .map(|p| p.trim().parse::<usize>().ok().filter(|&v| v > 0))
         .collect::<Option<_>>()
         .filter(|d: &Vec<usize>| d.len() == 3)
-        .ok_or_else(|| format!("`{s}` is not CxHxW with three positive sizes (for example 3x32x32)"))?;
+        .ok_or_else(|| {
+            format!("`{s}` is not CxHxW with three positive sizes (for example 3x32x32)")
+        })?;
     Ok(InputSpec {
         channels: dims[0],
         height: dims[1],

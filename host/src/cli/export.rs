@@ -276,7 +276,7 @@ fn run_onnx(
     let proto = pf::onnx::export::to_proto(model, &opts)
         .with_context(|| format!("exporting {} to {}", a.model, a.output.display()))?;
     let nodes = proto.graph.as_ref().map_or(0, |g| g.node.len());
-    let bytes = pf::onnx::to_bytes(model, &opts)?;
+    let bytes = prost::Message::encode_to_vec(&proto);
     pf::io::atomic_write(&a.output, &bytes)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     let precision = if a.int8 { "int8 QDQ" } else { "float32" };
@@ -289,7 +289,8 @@ fn run_onnx(
             let batches =
                 verify::image_batches(&splits.test, norm, a.verify_images, a.seed, 256, &device)?;
             let python = litert::python(a.python.as_deref());
-            let v = pf::onnx::runtime::verify(&python, &a.output, model, &batches);
+            let v =
+                pf::onnx::runtime::verify(&python, &a.output, model, lowered.as_ref(), &batches);
             bar.finish_and_clear();
             Some(v.with_context(|| format!("verifying {}", a.output.display()))?)
         }
@@ -315,9 +316,11 @@ fn run_onnx(
     );
     if let Some(v) = verification {
         println!(
-            "verified on {} test images of {}: pf (float) {:.2}%, ONNX Runtime {:.2}%; top-1 agreement {:.2}%, largest output difference {:.3e} (outputs up to {:.3})",
+            "verified on {} test images of {}: float model {:.2}%, pf ({}) {:.2}%, ONNX Runtime {:.2}%; top-1 agreement {:.2}%, largest output difference {:.3e} (outputs up to {:.3})",
             v.images,
             a.data,
+            v.float_accuracy * 100.0,
+            if a.int8 { "simulated int8" } else { "float" },
             v.pf_accuracy * 100.0,
             v.onnxruntime_accuracy * 100.0,
             v.agreement * 100.0,

@@ -81,7 +81,8 @@ pub struct TrainArgs {
     /// Seed of initialisation, shuffling and augmentation.
     #[arg(long, default_value_t = 0)]
     seed: u64,
-    /// Distil from this teacher model (a .pf file).
+    /// Distil from this teacher model (a .pf file, or an .onnx model with a
+    /// fixed input shape).
     #[arg(long, value_name = "FILE")]
     teacher: Option<PathBuf>,
     /// Distillation temperature.
@@ -151,7 +152,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
     super::common::check_writable(&output)?;
     let teacher = match &a.teacher {
         Some(p) => Some(
-            pf::model::load(p, &device)
+            super::common::load_model_file(p, &device, None)
                 .with_context(|| format!("loading teacher {}", p.display()))?,
         ),
         None => None,

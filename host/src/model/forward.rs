@@ -58,15 +58,28 @@ impl Model {
     /// outputs returned. A softmax that ends the graph is left out, so that
     /// the output is logits, which the losses take.
     pub fn forward(&self, x: &Tensor, train: bool, capture: &[&str]) -> Result<ForwardOutput> {
-        self.run(x, train, true, capture)
+        self.run(x, train, true, true, capture)
     }
 
     /// Inference: evaluation mode, no gradient tracking; returns the output.
     pub fn forward_inference(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.run(x, false, false, &[])?.output)
+        Ok(self.run(x, false, false, false, &[])?.output)
     }
 
-    fn run(&self, x: &Tensor, train: bool, grad: bool, capture: &[&str]) -> Result<ForwardOutput> {
+    /// Inference that returns logits: as [`Model::forward_inference`], but
+    /// a softmax that ends the graph is left out (for losses).
+    pub fn forward_logits(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.run(x, false, false, true, &[])?.output)
+    }
+
+    fn run(
+        &self,
+        x: &Tensor,
+        train: bool,
+        grad: bool,
+        logits: bool,
+        capture: &[&str],
+    ) -> Result<ForwardOutput> {
         let mut values: HashMap<&str, Tensor> = HashMap::new();
         let want = self.graph.input;
         if x.rank() != 4 || x.dims()[1..] != [want.channels, want.height, want.width] {
@@ -196,10 +209,10 @@ impl Model {
                 Op::GlobalAvgPool => nn::pool::global_avg_pool(x)?,
                 Op::PadChannels { before, after } => x.pad_with_zeros(1, *before, *after)?,
                 Op::Flatten => x.flatten_from(1)?,
-                // Losses (cross-entropy, distillation) take logits: on the
-                // gradient path a softmax that ends the graph (as many
-                // imported ONNX classifiers have) is left out.
-                Op::Softmax if grad && name == self.graph.output() => x.clone(),
+                // Losses (cross-entropy, distillation) take logits: for them
+                // a softmax that ends the graph (as many imported ONNX
+                // classifiers have) is left out.
+                Op::Softmax if logits && name == self.graph.output() => x.clone(),
                 Op::Softmax => nn::softmax(x)?,
             };
             if let Some(q) = layer.quant.as_ref().and_then(|q| q.activation.as_ref()) {

@@ -295,7 +295,10 @@ impl Writer<'_> {
         let (w_scale, bias, b_scale) = p.layer(layer)?;
         let out = dims[0];
         if w_scale.len() != out || bias.len() != out {
-            bail!("the int8 lowering of `{layer}` has {} scales for {out} channels", w_scale.len());
+            bail!(
+                "the int8 lowering of `{layer}` has {} scales for {out} channels",
+                w_scale.len()
+            );
         }
         let inner = values.len() / out;
         let q: Vec<u8> = values
@@ -407,8 +410,11 @@ impl Writer<'_> {
                         .as_tensor()
                         .clone();
                     inputs.push(format!("{name}.{key}"));
-                    self.initializers
-                        .push(f32_tensor(&inputs[inputs.len() - 1], t.dims(), &floats(&t)?));
+                    self.initializers.push(f32_tensor(
+                        &inputs[inputs.len() - 1],
+                        t.dims(),
+                        &floats(&t)?,
+                    ));
                 }
                 for key in ["running_mean", "running_var"] {
                     let t = self
@@ -418,8 +424,11 @@ impl Writer<'_> {
                         .with_context(|| format!("`{name}` has no {key}"))?
                         .clone();
                     inputs.push(format!("{name}.{key}"));
-                    self.initializers
-                        .push(f32_tensor(&inputs[inputs.len() - 1], t.dims(), &floats(&t)?));
+                    self.initializers.push(f32_tensor(
+                        &inputs[inputs.len() - 1],
+                        t.dims(),
+                        &floats(&t)?,
+                    ));
                 }
                 // pf's momentum is the batch statistic's weight; ONNX's is
                 // the running one's.

@@ -6,6 +6,8 @@
 //! ([`crate::export::tflite::litert::python`]): `scripts/test.sh` installs
 //! both runtimes into `target/litert-venv`.
 
+use crate::export::tflite::lower::Lowered;
+use crate::export::tflite::simulate;
 use crate::model::Model;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
@@ -70,7 +72,10 @@ pub fn infer(python: &Path, file: &Path, samples: &[f32], dims: &[usize]) -> Res
         .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
         .collect();
     if values.is_empty() || values.len() % n != 0 {
-        bail!("ONNX Runtime returned {} values for {n} samples", values.len());
+        bail!(
+            "ONNX Runtime returned {} values for {n} samples",
+            values.len()
+        );
     }
     Ok(values
         .chunks(values.len() / n)
@@ -83,12 +88,16 @@ pub fn infer(python: &Path, file: &Path, samples: &[f32], dims: &[usize]) -> Res
 pub struct Verification {
     /// Images compared.
     pub images: usize,
-    /// Top-1 accuracy of the model in pf (float).
+    /// Top-1 accuracy of the float model in pf.
+    pub float_accuracy: f64,
+    /// Top-1 accuracy of pf's evaluation of the file's arithmetic: the
+    /// float model, or for an int8 file pf's simulated-quantization forward
+    /// pass over the same integers.
     pub pf_accuracy: f64,
     /// Top-1 accuracy of the file in ONNX Runtime.
     pub onnxruntime_accuracy: f64,
-    /// Fraction of images where ONNX Runtime's and pf's top-1 predictions
-    /// agree.
+    /// Fraction of images where ONNX Runtime's and pf's (as in
+    /// `pf_accuracy`) top-1 predictions agree.
     pub agreement: f64,
     /// Largest difference between an ONNX Runtime output and pf's.
     pub max_abs_diff: f64,
@@ -110,20 +119,41 @@ fn argmax(v: &[f32]) -> usize {
 }
 
 /// Runs `file` in ONNX Runtime on `batches` of images and compares it with
-/// `model`'s float forward pass in pf.
+/// pf: with `model`'s float forward pass for a float file, or for an int8
+/// file written from the int8 lowering `int8`, with pf's simulation of that
+/// lowering.
 pub fn verify(
     python: &Path,
     file: &Path,
     model: &Model,
+    int8: Option<&Lowered>,
     batches: &[(Tensor, Vec<u32>)],
 ) -> Result<Verification> {
     let mut pf_rows: Vec<Vec<f32>> = Vec::new();
     let mut labels: Vec<u32> = Vec::new();
     let mut nchw: Vec<f32> = Vec::new();
+    let mut float_correct = 0usize;
     let mut dims = vec![0];
     for (x, y) in batches {
         dims = x.dims().to_vec();
-        pf_rows.extend(model.forward_inference(x)?.flatten_from(1)?.to_vec2::<f32>()?);
+        let float = model
+            .forward_inference(x)?
+            .flatten_from(1)?
+            .to_vec2::<f32>()?;
+        float_correct += float
+            .iter()
+            .zip(y)
+            .filter(|(r, &l)| argmax(r) == l as usize)
+            .count();
+        match int8 {
+            Some(g) => pf_rows.extend(
+                simulate::evaluate(g, x, false)?
+                    .output
+                    .flatten_from(1)?
+                    .to_vec2::<f32>()?,
+            ),
+            None => pf_rows.extend(float),
+        }
         labels.extend(y);
         nchw.extend(x.flatten_all()?.to_vec1::<f32>()?);
     }
@@ -152,6 +182,7 @@ pub fn verify(
     let frac = |k: usize| k as f64 / n.max(1) as f64;
     Ok(Verification {
         images: n,
+        float_accuracy: frac(float_correct),
         pf_accuracy: frac(pf_correct),
         onnxruntime_accuracy: frac(ort_correct),
         agreement: frac(agree),

@@ -207,7 +207,7 @@ impl Trainer<'_> {
                 loss = (loss + head.loss(&out, &b.labels)?)?;
             }
             if let (Some(teacher), Some(d)) = (self.teacher, &cfg.distill) {
-                let t = teacher.forward_inference(&b.images)?;
+                let t = teacher.forward_logits(&b.images)?;
                 let kd = loss::distillation(&out.output, &t, d.temperature)?;
                 loss = ((loss * (1.0 - d.weight))? + (kd * d.weight)?)?;
             }
@@ -281,7 +281,7 @@ pub fn evaluate(
     for start in (0..n).step_by(batch_size) {
         let idx: Vec<usize> = (start..(start + batch_size).min(n)).collect();
         let b = batcher.batch(&idx, Augment::None, &mut no_rng)?;
-        let logits = model.forward_inference(&b.images)?;
+        let logits = model.forward_logits(&b.images)?;
         let l = loss::cross_entropy(&logits, &b.labels, 0.0)?
             .to_dtype(DType::F64)?
             .to_scalar::<f64>()?;

@@ -1,595 +1,14 @@
-//! ONNX → pf: maps an ONNX graph onto pf's model graph.
-//!
-//! The importer walks the nodes in their (topological) order and turns each
-//! into a pf layer, reading every operator and attribute by ONNX's own
-//! semantics:
-//!
-//! - `Conv` (groups included), `BatchNormalization`, `Relu`, `Clip` (as
-//!   ReLU6 or ReLU), `Add` and `Sum`, `MaxPool`, `AveragePool`,
-//!   `GlobalAveragePool`, `Pad` of channels only (zero channels),
-//!   `Flatten`, `Reshape` and `Squeeze` that flatten a map before a
-//!   classifier, `Gemm` (either layout of B), `MatMul` (with a following
-//!   `Add` of a constant as its bias), `Softmax`;
-//! - `Identity` and inference-mode `Dropout` pass their input on, and
-//!   `Constant` nodes and initializers become constants that the layers
-//!   reading them take as weights.
-//!
-//! Anything else (an operator, an attribute, or an attribute value pf's
-//! layers cannot express, such as dilation or asymmetric padding) is an
-//! error that names the node, its operator and the opset, and says what pf
-//! supports. Nodes whose outputs do not reach the graph's output are
-//! dropped.
+//! The mapping of each supported ONNX operator onto pf layers.
 
-use super::proto::{
-    self, tensor_proto::DataType, tensor_shape_proto, type_proto,
-    AttributeProto, ModelProto, NodeProto, TensorProto,
-};
-use crate::graph::{Graph, InputSpec, Layer, Op, Shape, INPUT};
-use crate::model::Model;
+use super::constant::{constant, decimal, Constant, Values};
+use super::{Importer, Value, SUPPORTED_OPS};
+use crate::graph::{Op, Shape};
+use crate::onnx::proto::{AttributeProto, NodeProto};
 use anyhow::{anyhow, bail, Context, Result};
-use candle_core::{Device, Tensor};
-use prost::Message;
-use std::collections::{HashMap, HashSet};
-use std::path::Path;
-
-/// The ONNX operators the importer maps, for messages.
-pub const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, Clip (0..6 or 0..∞), Add, Sum, \
-MaxPool, AveragePool, GlobalAveragePool, Pad (channels only), Flatten, Reshape/Squeeze (to \
-N×features), Gemm, MatMul, Softmax, Identity, Dropout, Constant";
-
-/// How to import.
-#[derive(Debug, Clone, Default)]
-pub struct ImportOptions {
-    /// The shape of one input sample, for a model whose input has symbolic
-    /// (dynamic) channels, height or width. A model with a fixed shape must
-    /// agree with it.
-    pub input_shape: Option<InputSpec>,
-}
-
-/// An imported model and what the file said about itself.
-pub struct Imported {
-    /// The model, ready to train, evaluate, compress and export.
-    pub model: Model,
-    /// The default-domain opset the file declares.
-    pub opset: i64,
-    /// The program that wrote the file (`producer_name` and version).
-    pub producer: String,
-    /// Nodes that became no layer of their own (`Identity`, `Dropout`,
-    /// `Constant`, biases folded into the layer before them, unused
-    /// branches).
-    pub folded: usize,
-}
-
-/// Imports an ONNX file.
-pub fn import_file(path: &Path, opts: &ImportOptions, device: &Device) -> Result<Imported> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    import_bytes(&bytes, &path.display().to_string(), &stem, opts, device)
-}
-
-/// Imports an ONNX model from its bytes. `source` names them in errors;
-/// `fallback_name` names the model when the graph has no name.
-pub fn import_bytes(
-    bytes: &[u8],
-    source: &str,
-    fallback_name: &str,
-    opts: &ImportOptions,
-    device: &Device,
-) -> Result<Imported> {
-    let model = ModelProto::decode(bytes).map_err(|e| {
-        anyhow!("{source} is not a valid ONNX file: the protobuf does not decode ({e}); the file is damaged or is not ONNX")
-    })?;
-    let graph = model.graph.as_ref().ok_or_else(|| {
-        anyhow!("{source} is not a valid ONNX file: it holds no graph; the file is damaged or is not ONNX")
-    })?;
-    let opset = model
-        .opset_import
-        .iter()
-        .find(|o| matches!(o.domain(), "" | "ai.onnx"))
-        .map(|o| o.version())
-        .ok_or_else(|| {
-            anyhow!("{source} declares no version of the default ONNX operator set (opset_import); re-export it with an opset")
-        })?;
-    let producer = format!("{} {}", model.producer_name(), model.producer_version())
-        .trim()
-        .to_string();
-    let name = match graph.name() {
-        "" => fallback_name.to_string(),
-        n => n.to_string(),
-    };
-    let mut im = Importer {
-        source,
-        opset,
-        values: HashMap::new(),
-        layers: Vec::new(),
-        weights: HashMap::new(),
-        names: HashSet::from([INPUT.to_string()]),
-        shapes: HashMap::new(),
-        readers: HashMap::new(),
-        input: InputSpec {
-            channels: 0,
-            height: 0,
-            width: 0,
-        },
-        name,
-    };
-    for t in &graph.initializer {
-        let c = constant(t).with_context(|| format!("{source}: initializer `{}`", t.name()))?;
-        im.values.insert(t.name().to_string(), Value::Constant(c));
-    }
-    im.input = im.read_input(graph, opts)?;
-    for node in &graph.node {
-        for i in &node.input {
-            *im.readers.entry(i.clone()).or_default() += 1;
-        }
-    }
-    for o in &graph.output {
-        *im.readers.entry(o.name().to_string()).or_default() += 1;
-    }
-    for node in &graph.node {
-        im.node(node)?;
-    }
-    let [output] = graph.output.as_slice() else {
-        bail!(
-            "{source}: the graph has {} outputs; pf models have exactly one (the logits)",
-            graph.output.len()
-        );
-    };
-    let out = match im.values.get(output.name()) {
-        Some(Value::Layer(l)) if l != INPUT => l.clone(),
-        Some(_) => bail!(
-            "{source}: the graph's output `{}` is a constant or the input itself, not a computed layer",
-            output.name()
-        ),
-        None => bail!(
-            "{source}: no node produces the graph's output `{}`",
-            output.name()
-        ),
-    };
-    im.keep_ancestors_of(&out);
-    let folded = graph.node.len().saturating_sub(im.layers.len());
-    let graph = Graph {
-        name: im.name.clone(),
-        input: im.input,
-        layers: im.layers,
-    };
-    let tensors: HashMap<String, Tensor> = im
-        .weights
-        .into_iter()
-        .filter(|(k, _)| {
-            let layer = k.rsplit_once('.').map(|(l, _)| l).unwrap_or(k);
-            graph.layer(layer).is_some()
-        })
-        .map(|(k, (values, dims))| Ok((k, Tensor::from_vec(values, dims, device)?)))
-        .collect::<Result<_>>()?;
-    let model = Model::from_tensors(graph, tensors, device, source)?;
-    Ok(Imported {
-        model,
-        opset,
-        producer,
-        folded,
-    })
-}
-
-/// A constant tensor: an initializer or a `Constant` node's value.
-#[derive(Debug, Clone)]
-struct Constant {
-    dims: Vec<usize>,
-    values: Values,
-}
-
-#[derive(Debug, Clone)]
-enum Values {
-    Float(Vec<f32>),
-    Int(Vec<i64>),
-}
-
-impl Constant {
-    fn numel(&self) -> usize {
-        match &self.values {
-            Values::Float(v) => v.len(),
-            Values::Int(v) => v.len(),
-        }
-    }
-
-    fn floats(&self) -> Vec<f32> {
-        match &self.values {
-            Values::Float(v) => v.clone(),
-            Values::Int(v) => v.iter().map(|&x| x as f32).collect(),
-        }
-    }
-
-    fn ints(&self) -> Option<Vec<i64>> {
-        match &self.values {
-            Values::Int(v) => Some(v.clone()),
-            Values::Float(_) => None,
-        }
-    }
-}
-
-/// What an ONNX tensor name stands for while importing.
-#[derive(Debug, Clone)]
-enum Value {
-    /// The output of a pf layer (or [`INPUT`]).
-    Layer(String),
-    /// A constant.
-    Constant(Constant),
-}
-
-/// Reads a `TensorProto` into a constant.
-fn constant(t: &TensorProto) -> Result<Constant> {
-    if t.data_location() == proto::tensor_proto::DataLocation::External {
-        bail!("its data is stored in an external file, which pf does not read; save the model with its weights inside (onnx.save(model, path, save_as_external_data=False))");
-    }
-    let dims = t
-        .dims
-        .iter()
-        .map(|&d| usize::try_from(d).map_err(|_| anyhow!("has a negative dimension {d}")))
-        .collect::<Result<Vec<_>>>()?;
-    let numel: usize = dims.iter().product();
-    let raw = t.raw_data.as_deref();
-    let le = |width: usize| -> Result<Vec<&[u8]>> {
-        let raw = raw.unwrap_or_default();
-        if raw.len() != numel * width {
-            bail!(
-                "holds {} bytes of raw data but its shape {dims:?} needs {}",
-                raw.len(),
-                numel * width
-            );
-        }
-        Ok(raw.chunks_exact(width).collect())
-    };
-    let values = match DataType::try_from(t.data_type()).unwrap_or(DataType::Undefined) {
-        DataType::Float => Values::Float(if raw.is_some() {
-            le(4)?
-                .into_iter()
-                .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
-                .collect()
-        } else {
-            t.float_data.clone()
-        }),
-        DataType::Double => Values::Float(if raw.is_some() {
-            le(8)?
-                .into_iter()
-                .map(|b| f64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
-                .collect()
-        } else {
-            t.double_data.iter().map(|&v| v as f32).collect()
-        }),
-        DataType::Int64 => Values::Int(if raw.is_some() {
-            le(8)?
-                .into_iter()
-                .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")))
-                .collect()
-        } else {
-            t.int64_data.clone()
-        }),
-        DataType::Int32 => Values::Int(if raw.is_some() {
-            le(4)?
-                .into_iter()
-                .map(|b| i32::from_le_bytes(b.try_into().expect("4 bytes")) as i64)
-                .collect()
-        } else {
-            t.int32_data.iter().map(|&v| v as i64).collect()
-        }),
-        other => bail!(
-            "has element type {} ({}); pf reads float, double, int32 and int64 constants",
-            other.as_str_name(),
-            t.data_type()
-        ),
-    };
-    let c = Constant { dims, values };
-    if c.numel() != numel {
-        bail!(
-            "holds {} values but its shape {:?} needs {numel}",
-            c.numel(),
-            c.dims
-        );
-    }
-    Ok(c)
-}
-
-/// Turns a float attribute, stored as f32, into the f64 a person would
-/// have written: `1e-5f32` becomes `1e-5`, not `9.99999974e-6`.
-fn decimal(v: f32) -> f64 {
-    v.to_string().parse().unwrap_or(v as f64)
-}
-
-/// A layer name from a node: its name (or first output), with characters
-/// other than letters, digits, `_`, `.` and `-` replaced by `_`.
-fn clean_name(raw: &str) -> String {
-    let s: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    s.trim_matches('_').to_string()
-}
-
-struct Importer<'a> {
-    source: &'a str,
-    opset: i64,
-    /// What every ONNX tensor name seen so far stands for.
-    values: HashMap<String, Value>,
-    layers: Vec<Layer>,
-    /// Tensors of the layers, keyed `<layer>.<name>`: values and shape.
-    weights: HashMap<String, (Vec<f32>, Vec<usize>)>,
-    /// Layer names taken.
-    names: HashSet<String>,
-    /// Output shape of every layer (and the input).
-    shapes: HashMap<String, Shape>,
-    /// How many nodes (and graph outputs) read each ONNX tensor.
-    readers: HashMap<String, usize>,
-    input: InputSpec,
-    name: String,
-}
-
-/// A node, for messages: "node `conv1` (Conv, opset 13)".
-fn describe(node: &NodeProto, opset: i64) -> String {
-    let name = match node.name() {
-        "" => format!("with output `{}`", node.output.first().map_or("", |s| s)),
-        n => format!("`{n}`"),
-    };
-    format!("node {name} ({}, opset {opset})", node.op_type())
-}
 
 impl Importer<'_> {
-    fn here(&self, node: &NodeProto) -> String {
-        format!("{}: {}", self.source, describe(node, self.opset))
-    }
-
-    /// The one graph input that is not an initializer, as pf's input spec.
-    fn read_input(&mut self, graph: &proto::GraphProto, opts: &ImportOptions) -> Result<InputSpec> {
-        let inputs: Vec<_> = graph
-            .input
-            .iter()
-            .filter(|i| !self.values.contains_key(i.name()))
-            .collect();
-        let [input] = inputs.as_slice() else {
-            bail!(
-                "{}: the graph has {} inputs ({}); pf models take one image batch",
-                self.source,
-                inputs.len(),
-                inputs.iter().map(|i| i.name()).collect::<Vec<_>>().join(", ")
-            );
-        };
-        let tensor = match input.r#type.as_ref().and_then(|t| t.value.as_ref()) {
-            Some(type_proto::Value::TensorType(t)) => t,
-            _ => bail!(
-                "{}: the input `{}` is not a tensor",
-                self.source,
-                input.name()
-            ),
-        };
-        if tensor.elem_type() != DataType::Float as i32 {
-            bail!(
-                "{}: the input `{}` has element type {}; pf imports models with float32 inputs",
-                self.source,
-                input.name(),
-                DataType::try_from(tensor.elem_type())
-                    .map(|d| d.as_str_name())
-                    .unwrap_or("unknown")
-            );
-        }
-        let dims: Vec<Option<usize>> = tensor
-            .shape
-            .as_ref()
-            .map(|s| {
-                s.dim
-                    .iter()
-                    .map(|d| match d.value {
-                        Some(tensor_shape_proto::dimension::Value::DimValue(v)) if v > 0 => {
-                            Some(v as usize)
-                        }
-                        _ => None,
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        if dims.len() != 4 {
-            bail!(
-                "{}: the input `{}` has {} dimensions; pf imports image models whose input is N×C×H×W",
-                self.source,
-                input.name(),
-                dims.len()
-            );
-        }
-        let spec = match (dims[1], dims[2], dims[3], opts.input_shape) {
-            (Some(c), Some(h), Some(w), given) => {
-                let spec = InputSpec {
-                    channels: c,
-                    height: h,
-                    width: w,
-                };
-                if let Some(g) = given.filter(|g| *g != spec) {
-                    bail!(
-                        "{}: --input-shape {}x{}x{} contradicts the model's fixed input {c}×{h}×{w}; leave it out",
-                        self.source,
-                        g.channels,
-                        g.height,
-                        g.width
-                    );
-                }
-                spec
-            }
-            (c, h, w, Some(g)) => {
-                for (fixed, given, what) in [
-                    (c, g.channels, "channels"),
-                    (h, g.height, "height"),
-                    (w, g.width, "width"),
-                ] {
-                    if fixed.is_some_and(|f| f != given) {
-                        bail!(
-                            "{}: --input-shape gives {what} {given} but the model fixes it at {}",
-                            self.source,
-                            fixed.unwrap_or(0)
-                        );
-                    }
-                }
-                g
-            }
-            _ => {
-                let shown: Vec<String> = tensor
-                    .shape
-                    .iter()
-                    .flat_map(|s| &s.dim)
-                    .map(|d| match &d.value {
-                        Some(tensor_shape_proto::dimension::Value::DimValue(v)) if *v > 0 => {
-                            v.to_string()
-                        }
-                        Some(tensor_shape_proto::dimension::Value::DimParam(p)) if !p.is_empty() => {
-                            p.clone()
-                        }
-                        _ => "?".into(),
-                    })
-                    .collect();
-                bail!(
-                    "{}: the input `{}` has a dynamic shape [{}]; pass the size of one sample with --input-shape CxHxW (for example --input-shape 3x32x32)",
-                    self.source,
-                    input.name(),
-                    shown.join(", ")
-                );
-            }
-        };
-        self.values
-            .insert(input.name().to_string(), Value::Layer(INPUT.into()));
-        self.shapes.insert(
-            INPUT.into(),
-            Shape::Map {
-                c: spec.channels,
-                h: spec.height,
-                w: spec.width,
-            },
-        );
-        Ok(spec)
-    }
-
-    /// The layer or constant an input of `node` refers to.
-    fn value(&self, node: &NodeProto, i: usize) -> Result<&Value> {
-        let name = node
-            .input
-            .get(i)
-            .filter(|n| !n.is_empty())
-            .ok_or_else(|| anyhow!("{}: input {i} is missing", self.here(node)))?;
-        self.values.get(name).ok_or_else(|| {
-            anyhow!(
-                "{}: reads `{name}`, which no earlier node, initializer or graph input produces",
-                self.here(node)
-            )
-        })
-    }
-
-    /// Whether `node` has a non-empty input `i`.
-    fn has_input(node: &NodeProto, i: usize) -> bool {
-        node.input.get(i).is_some_and(|n| !n.is_empty())
-    }
-
-    /// The pf layer input `i` of `node` is the output of.
-    fn layer_input(&self, node: &NodeProto, i: usize) -> Result<String> {
-        match self.value(node, i)? {
-            Value::Layer(l) => Ok(l.clone()),
-            Value::Constant(_) => bail!(
-                "{}: input {i} (`{}`) is a constant where pf needs a computed tensor; pf folds constants only into weights",
-                self.here(node),
-                node.input[i]
-            ),
-        }
-    }
-
-    /// The constant input `i` of `node` is.
-    fn constant_input(&self, node: &NodeProto, i: usize, what: &str) -> Result<Constant> {
-        match self.value(node, i)? {
-            Value::Constant(c) => Ok(c.clone()),
-            Value::Layer(_) => bail!(
-                "{}: its {what} (`{}`) is computed in the graph; pf needs it as an initializer or Constant",
-                self.here(node),
-                node.input[i]
-            ),
-        }
-    }
-
-    fn shape(&self, layer: &str) -> Shape {
-        self.shapes[layer]
-    }
-
-    /// Refuses attributes outside `known`.
-    fn check_attributes(&self, node: &NodeProto, known: &[&str]) -> Result<()> {
-        if let Some(a) = node.attribute.iter().find(|a| !known.contains(&a.name())) {
-            bail!(
-                "{}: attribute `{}` is not supported (pf reads {} here)",
-                self.here(node),
-                a.name(),
-                if known.is_empty() {
-                    "none".to_string()
-                } else {
-                    known.join(", ")
-                }
-            );
-        }
-        Ok(())
-    }
-
-    fn unsupported_value(&self, node: &NodeProto, what: impl std::fmt::Display) -> anyhow::Error {
-        anyhow!("{}: {what}", self.here(node))
-    }
-
-    /// Adds a layer for `node`, named after it, and maps the node's first
-    /// output to it. Checks its shape at once, so errors name the node.
-    fn push(&mut self, node: &NodeProto, op: Op, inputs: Vec<String>) -> Result<String> {
-        let base = match clean_name(node.name()) {
-            n if !n.is_empty() => n,
-            _ => match clean_name(node.output.first().map_or("", |s| s)) {
-                n if !n.is_empty() => n,
-                _ => node.op_type().to_ascii_lowercase(),
-            },
-        };
-        let mut name = base.clone();
-        let mut k = 1;
-        while self.names.contains(&name) {
-            name = format!("{base}_{k}");
-            k += 1;
-        }
-        let layer = Layer {
-            name: name.clone(),
-            op,
-            inputs,
-            quant: None,
-        };
-        // The new layer's shape, checked by the graph's own inference so
-        // that every error names this node.
-        let mut g = Graph {
-            name: String::new(),
-            input: self.input,
-            layers: self.layers.clone(),
-        };
-        g.layers.push(layer.clone());
-        let shapes = g
-            .infer_shapes()
-            .map_err(|e| anyhow!("{}: {e}", self.here(node)))?;
-        let shape = *shapes.last().expect("one layer at least");
-        self.shapes.insert(name.clone(), shape);
-        self.names.insert(name.clone());
-        self.layers.push(layer);
-        if let Some(out) = node.output.first() {
-            self.values.insert(out.clone(), Value::Layer(name.clone()));
-        }
-        Ok(name)
-    }
-
-    fn weight(&mut self, layer: &str, key: &str, values: Vec<f32>, dims: Vec<usize>) {
-        self.weights
-            .insert(format!("{layer}.{key}"), (values, dims));
-    }
-
-    fn node(&mut self, node: &NodeProto) -> Result<()> {
+    /// Maps one node onto pf layers (or constants, or nothing).
+    pub(super) fn node(&mut self, node: &NodeProto) -> Result<()> {
         if !matches!(node.domain(), "" | "ai.onnx") {
             bail!(
                 "{}: operators of domain `{}` are not supported; pf imports the default ONNX domain: {SUPPORTED_OPS}",
@@ -658,7 +77,10 @@ impl Importer<'_> {
 
     fn constant_node(&mut self, node: &NodeProto) -> Result<()> {
         let [a] = node.attribute.as_slice() else {
-            bail!("{}: a Constant needs exactly one value attribute", self.here(node));
+            bail!(
+                "{}: a Constant needs exactly one value attribute",
+                self.here(node)
+            );
         };
         let c = match a.name() {
             "value" => constant(a.t.as_ref().ok_or_else(|| {
@@ -713,7 +135,9 @@ impl Importer<'_> {
                 Some(p) => {
                     return Err(self.unsupported_value(
                         node,
-                        format!("pads {p:?} are not four non-negative values (top, left, bottom, right)"),
+                        format!(
+                        "pads {p:?} are not four non-negative values (top, left, bottom, right)"
+                    ),
                     ))
                 }
             },
@@ -725,8 +149,7 @@ impl Importer<'_> {
                 let mut p = [0; 4];
                 for (axis, size) in [h, w].into_iter().enumerate() {
                     let out = size.div_ceil(stride[axis]);
-                    let total =
-                        ((out - 1) * stride[axis] + kernel[axis]).saturating_sub(size);
+                    let total = ((out - 1) * stride[axis] + kernel[axis]).saturating_sub(size);
                     let small = total / 2;
                     let (begin, end) = if auto == "SAME_UPPER" {
                         (small, total - small)
@@ -763,13 +186,17 @@ impl Importer<'_> {
             if d.iter().any(|&v| v != 1) {
                 return Err(self.unsupported_value(
                     node,
-                    format!("dilations {d:?} are not supported; pf's windows are dense (dilation 1)"),
+                    format!(
+                        "dilations {d:?} are not supported; pf's windows are dense (dilation 1)"
+                    ),
                 ));
             }
         }
         match attr_ints(node, "strides") {
             None => Ok([1, 1]),
-            Some(s) if s.len() == 2 && s.iter().all(|&v| v > 0) => Ok([s[0] as usize, s[1] as usize]),
+            Some(s) if s.len() == 2 && s.iter().all(|&v| v > 0) => {
+                Ok([s[0] as usize, s[1] as usize])
+            }
             Some(s) => Err(self.unsupported_value(
                 node,
                 format!("strides {s:?} are not two positive values; pf imports 2-D windows"),
@@ -780,14 +207,24 @@ impl Importer<'_> {
     fn conv(&mut self, node: &NodeProto) -> Result<()> {
         self.check_attributes(
             node,
-            &["auto_pad", "dilations", "group", "kernel_shape", "pads", "strides"],
+            &[
+                "auto_pad",
+                "dilations",
+                "group",
+                "kernel_shape",
+                "pads",
+                "strides",
+            ],
         )?;
         let x = self.layer_input(node, 0)?;
         let w = self.constant_input(node, 1, "weight")?;
         if w.dims.len() != 4 {
             return Err(self.unsupported_value(
                 node,
-                format!("a weight of shape {:?} is not a 2-D convolution's (O×I×kh×kw)", w.dims),
+                format!(
+                    "a weight of shape {:?} is not a 2-D convolution's (O×I×kh×kw)",
+                    w.dims
+                ),
             ));
         }
         let groups = attr_int(node, "group", 1);
@@ -813,7 +250,10 @@ impl Importer<'_> {
             if b.numel() != out_channels {
                 return Err(self.unsupported_value(
                     node,
-                    format!("a bias of {} values does not fit {out_channels} output channels", b.numel()),
+                    format!(
+                        "a bias of {} values does not fit {out_channels} output channels",
+                        b.numel()
+                    ),
                 ));
             }
             Some(b.floats())
@@ -838,7 +278,17 @@ impl Importer<'_> {
     }
 
     fn batch_norm(&mut self, node: &NodeProto) -> Result<()> {
-        self.check_attributes(node, &["epsilon", "momentum", "spatial", "training_mode", "is_test", "consumed_inputs"])?;
+        self.check_attributes(
+            node,
+            &[
+                "epsilon",
+                "momentum",
+                "spatial",
+                "training_mode",
+                "is_test",
+                "consumed_inputs",
+            ],
+        )?;
         if attr_int(node, "training_mode", 0) != 0 {
             return Err(self.unsupported_value(
                 node,
@@ -851,7 +301,12 @@ impl Importer<'_> {
                 "spatial 0 (statistics per position) is not supported; pf normalises per channel",
             ));
         }
-        if node.output.iter().skip(1).any(|o| !o.is_empty() && self.readers.contains_key(o)) {
+        if node
+            .output
+            .iter()
+            .skip(1)
+            .any(|o| !o.is_empty() && self.readers.contains_key(o))
+        {
             return Err(self.unsupported_value(
                 node,
                 "its running-statistics outputs are read by other nodes; pf imports inference-mode batch norms",
@@ -865,7 +320,10 @@ impl Importer<'_> {
             if c.numel() != channels {
                 return Err(self.unsupported_value(
                     node,
-                    format!("its {what} has {} values for {channels} channels", c.numel()),
+                    format!(
+                        "its {what} has {} values for {channels} channels",
+                        c.numel()
+                    ),
                 ));
             }
             params.push(c.floats());
@@ -964,8 +422,7 @@ impl Importer<'_> {
         let here = self.here(node);
         let refuse = |why: &str| {
             anyhow!(
-                "{here}: {}",
-                format!("adds a constant to `{producer_output}`, but {why}; pf folds a constant Add only as the bias of the Conv, Gemm or MatMul right before it"),
+                "{here}: adds a constant to `{producer_output}`, but {why}; pf folds a constant Add only as the bias of the Conv, Gemm or MatMul right before it"
             )
         };
         if self.readers.get(&producer_output).copied().unwrap_or(0) != 1 {
@@ -986,7 +443,8 @@ impl Importer<'_> {
             Op::Conv2d {
                 out_channels, bias, ..
             } if !*bias => {
-                let ok = matches!(c.dims.as_slice(), [n, 1, 1] | [1, n, 1, 1] if *n == *out_channels);
+                let ok =
+                    matches!(c.dims.as_slice(), [n, 1, 1] | [1, n, 1, 1] if *n == *out_channels);
                 (*out_channels, ok)
             }
             _ => return Err(refuse("that layer is not a bias-free Conv, Gemm or MatMul")),
@@ -1024,8 +482,15 @@ impl Importer<'_> {
                 "storage_order",
             ],
         )?;
-        if node.output.get(1).is_some_and(|o| !o.is_empty() && self.readers.contains_key(o)) {
-            return Err(self.unsupported_value(node, "its Indices output is read; pf pools produce values only"));
+        if node
+            .output
+            .get(1)
+            .is_some_and(|o| !o.is_empty() && self.readers.contains_key(o))
+        {
+            return Err(self.unsupported_value(
+                node,
+                "its Indices output is read; pf pools produce values only",
+            ));
         }
         if attr_int(node, "ceil_mode", 0) != 0 {
             return Err(self.unsupported_value(
@@ -1039,7 +504,9 @@ impl Importer<'_> {
             k => {
                 return Err(self.unsupported_value(
                     node,
-                    format!("kernel_shape {k:?} is not two positive values; pf imports 2-D pooling"),
+                    format!(
+                        "kernel_shape {k:?} is not two positive values; pf imports 2-D pooling"
+                    ),
                 ))
             }
         };
@@ -1072,7 +539,10 @@ impl Importer<'_> {
         self.check_attributes(node, &["mode", "pads", "value"])?;
         let mode = attr_string(node, "mode").unwrap_or_else(|| "constant".into());
         if mode != "constant" {
-            return Err(self.unsupported_value(node, format!("mode `{mode}` is not supported; pf pads with zeros")));
+            return Err(self.unsupported_value(
+                node,
+                format!("mode `{mode}` is not supported; pf pads with zeros"),
+            ));
         }
         let x = self.layer_input(node, 0)?;
         let (pads, value) = if self.opset < 11 {
@@ -1126,7 +596,11 @@ impl Importer<'_> {
             .ints()
             .ok_or_else(|| self.unsupported_value(node, "its shape is not integers"))?;
         let flattens = match target.as_slice() {
-            [n, f] => (*n == 0 || *n == -1 || *n == 1) && (*f == -1 || *f == numel) && !(*n == -1 && *f == -1),
+            [n, f] => {
+                (*n == 0 || *n == -1 || *n == 1)
+                    && (*f == -1 || *f == numel)
+                    && !(*n == -1 && *f == -1)
+            }
             _ => false,
         };
         if !flattens || (target[0] == -1 && target[1] != numel) {
@@ -1181,7 +655,9 @@ impl Importer<'_> {
     fn gemm(&mut self, node: &NodeProto) -> Result<()> {
         self.check_attributes(node, &["alpha", "beta", "transA", "transB"])?;
         if attr_int(node, "transA", 0) != 0 {
-            return Err(self.unsupported_value(node, "transA 1 is not supported; pf's input is N×features"));
+            return Err(
+                self.unsupported_value(node, "transA 1 is not supported; pf's input is N×features")
+            );
         }
         let x = self.layer_input(node, 0)?;
         let in_features = self.vector_features(node, &x)?;
@@ -1190,13 +666,19 @@ impl Importer<'_> {
         let alpha = attr_float(node, "alpha", 1.0);
         let beta = attr_float(node, "beta", 1.0);
         let [r, c] = b.dims[..] else {
-            return Err(self.unsupported_value(node, format!("B of shape {:?} is not a matrix", b.dims)));
+            return Err(
+                self.unsupported_value(node, format!("B of shape {:?} is not a matrix", b.dims))
+            );
         };
         let (rows_in, out_features) = if trans_b { (c, r) } else { (r, c) };
         if rows_in != in_features {
             return Err(self.unsupported_value(
                 node,
-                format!("B of shape {:?} (transB {}) does not take {in_features} features", b.dims, u8::from(trans_b)),
+                format!(
+                    "B of shape {:?} (transB {}) does not take {in_features} features",
+                    b.dims,
+                    u8::from(trans_b)
+                ),
             ));
         }
         let values = b.floats();
@@ -1248,12 +730,17 @@ impl Importer<'_> {
         let in_features = self.vector_features(node, &x)?;
         let b = self.constant_input(node, 1, "B")?;
         let [r, out_features] = b.dims[..] else {
-            return Err(self.unsupported_value(node, format!("B of shape {:?} is not a matrix", b.dims)));
+            return Err(
+                self.unsupported_value(node, format!("B of shape {:?} is not a matrix", b.dims))
+            );
         };
         if r != in_features {
             return Err(self.unsupported_value(
                 node,
-                format!("B of shape {:?} does not take {in_features} features", b.dims),
+                format!(
+                    "B of shape {:?} does not take {in_features} features",
+                    b.dims
+                ),
             ));
         }
         let values = b.floats();
@@ -1290,38 +777,24 @@ impl Importer<'_> {
         }
         self.push(node, Op::Softmax, vec![x]).map(drop)
     }
-
-    /// Drops the layers the output does not depend on.
-    fn keep_ancestors_of(&mut self, output: &str) {
-        let mut needed: HashSet<String> = HashSet::from([output.to_string()]);
-        for layer in self.layers.iter().rev() {
-            if needed.contains(&layer.name) {
-                needed.extend(layer.inputs.iter().cloned());
-            }
-        }
-        self.layers.retain(|l| needed.contains(&l.name));
-        if let Some(pos) = self.layers.iter().position(|l| l.name == output) {
-            self.layers.truncate(pos + 1);
-        }
-    }
 }
 
-fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
+pub(super) fn attr<'n>(node: &'n NodeProto, name: &str) -> Option<&'n AttributeProto> {
     node.attribute.iter().find(|a| a.name() == name)
 }
 
-fn attr_int(node: &NodeProto, name: &str, default: i64) -> i64 {
+pub(super) fn attr_int(node: &NodeProto, name: &str, default: i64) -> i64 {
     attr(node, name).map_or(default, |a| a.i())
 }
 
-fn attr_float(node: &NodeProto, name: &str, default: f32) -> f32 {
+pub(super) fn attr_float(node: &NodeProto, name: &str, default: f32) -> f32 {
     attr(node, name).map_or(default, |a| a.f())
 }
 
-fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
+pub(super) fn attr_ints(node: &NodeProto, name: &str) -> Option<Vec<i64>> {
     attr(node, name).map(|a| a.ints.clone())
 }
 
-fn attr_string(node: &NodeProto, name: &str) -> Option<String> {
+pub(super) fn attr_string(node: &NodeProto, name: &str) -> Option<String> {
     attr(node, name).map(|a| String::from_utf8_lossy(a.s()).into_owned())
 }
