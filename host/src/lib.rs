@@ -5,8 +5,10 @@
 //! graph, every tensor, training, metrics and the command-line tool.
 //!
 //! Layers depend in one direction:
-//! [`data`] and [`graph`] → [`nn`] → [`model`] → [`export`], [`train`] → [`plugin`] →
-//! `cli` (the `pf` binary).
+//! [`data`] and [`graph`] → [`nn`] → [`model`] → [`export`], [`onnx`],
+//! [`train`] → [`plugin`] → `cli` (the `pf` binary). [`onnx`] reads and
+//! writes models; for int8 files it takes the quantization of
+//! [`export::tflite`], so that both formats hold the same integers.
 
 pub mod data;
 pub mod device;
