@@ -12,21 +12,14 @@
 # Needs scripts/fetch-mnist.sh's data and ONNX Runtime and LiteRT
 # (scripts/test.sh sets up target/litert-venv).
 set -euo pipefail
-root="$(cd "$(dirname "$0")/.." && pwd)"
-cd "$root"
-scripts/fetch-mnist.sh >/dev/null
-if [ -z "${PF:-}" ]; then
-  cargo build --release -q -p pf
-  PF=target/release/pf
-fi
+source "$(dirname "$0")/lib.sh"
+SKIP_PLUGIN_BUILD=1 bench_setup
 py="${PF_LITERT_PYTHON:-target/litert-venv/bin/python}"
 lenet="${LENET:-out/int8/lenet-0.pf}"
 resnet="${RESNET20:-out/int8/resnet20-0.pf}"
 for m in "$lenet" "$resnet"; do
   [ -f "$m" ] || { echo "error: $m is missing; run benches/tflite-int8.sh first" >&2; exit 1; }
 done
-out="${OUT:-$(mktemp -d)}"
-mkdir -p "$out"
 latency() { # file → median ms
   "$py" - "$1" <<'PY'
 import sys, time

@@ -135,17 +135,7 @@ pub fn run(a: ExportArgs) -> Result<()> {
                 &format!("calibrating on {} training images", a.calibration_images),
                 !a.json,
             );
-            let batches: Vec<_> = verify::image_batches(
-                &splits.train,
-                norm,
-                Some(a.calibration_images),
-                a.seed,
-                64,
-                &device,
-            )?
-            .into_iter()
-            .map(|(x, _)| x)
-            .collect();
+            let batches = calibration(&a, splits, norm, &device)?;
             let g = quantize::lower_int8(
                 &model,
                 &batches,

@@ -6,6 +6,8 @@
 //! ([`crate::export::tflite::litert::python`]): `scripts/test.sh` installs
 //! both runtimes into `target/litert-venv`.
 
+use crate::export::compare::{argmax, compare};
+use crate::export::python;
 use crate::export::tflite::lower::Lowered;
 use crate::export::tflite::simulate;
 use crate::model::Model;
@@ -13,9 +15,15 @@ use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
 use serde::Serialize;
 use std::path::Path;
-use std::process::Command;
 
 const INFER_SCRIPT: &str = include_str!("infer.py");
+
+/// The runtime [`python::run_script`] checks for.
+const ONNX_RUNTIME: python::Runtime = python::Runtime {
+    name: "ONNX Runtime",
+    module: "onnxruntime",
+    package: "onnxruntime",
+};
 
 /// Runs `file` in ONNX Runtime on a batch of `dims` (N×C×H×W) whose values
 /// are `samples` and returns the outputs, one vector per sample.
@@ -29,43 +37,26 @@ pub fn infer(python: &Path, file: &Path, samples: &[f32], dims: &[usize]) -> Res
     }
     let shape: Vec<String> = dims[1..].iter().map(|d| d.to_string()).collect();
     let dir = tempfile::tempdir()?;
-    let (inputs, outputs, script) = (
+    let (inputs, outputs) = (
         dir.path().join("inputs.f32"),
         dir.path().join("outputs.f32"),
-        dir.path().join("infer.py"),
     );
     let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
     std::fs::write(&inputs, bytes)?;
-    std::fs::write(&script, INFER_SCRIPT)?;
-    let out = Command::new(python)
-        .arg(&script)
-        .arg(file)
-        .arg(&inputs)
-        .arg(&outputs)
-        .arg(shape.join("x"))
-        .output()
-        .with_context(|| {
-            format!(
-                "cannot run {}; install ONNX Runtime with `pip install onnxruntime` (scripts/test.sh sets up target/litert-venv) or pass --python",
-                python.display()
-            )
-        })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if stderr.contains("No module named 'onnxruntime'") {
-            bail!(
-                "{} has no ONNX Runtime: `{} -m pip install onnxruntime`, or pass --python / set PF_LITERT_PYTHON",
-                python.display(),
-                python.display()
-            );
-        }
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("(no message)");
-        bail!("ONNX Runtime failed on {}: {last}", file.display());
-    }
+    let shape = shape.join("x");
+    python::run_script(
+        ONNX_RUNTIME,
+        python,
+        INFER_SCRIPT,
+        "infer.py",
+        &[
+            file.as_os_str(),
+            inputs.as_os_str(),
+            outputs.as_os_str(),
+            shape.as_ref(),
+        ],
+    )
+    .with_context(|| format!("running {} in ONNX Runtime", file.display()))?;
     let raw = std::fs::read(&outputs)?;
     let values: Vec<f32> = raw
         .chunks_exact(4)
@@ -103,19 +94,6 @@ pub struct Verification {
     pub max_abs_diff: f64,
     /// Largest magnitude of pf's outputs (to judge `max_abs_diff` by).
     pub max_abs_output: f64,
-}
-
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
-            if x > bv {
-                (i, x)
-            } else {
-                (bi, bv)
-            }
-        })
-        .0
 }
 
 /// Runs `file` in ONNX Runtime on `batches` of images and compares it with
@@ -160,33 +138,14 @@ pub fn verify(
     let n = labels.len();
     dims[0] = n;
     let ort = infer(python, file, &nchw, &dims)?;
-    let (mut pf_correct, mut ort_correct, mut agree) = (0usize, 0usize, 0usize);
-    let (mut max_diff, mut max_out) = (0f64, 0f64);
-    for ((p, o), &label) in pf_rows.iter().zip(&ort).zip(&labels) {
-        if p.len() != o.len() {
-            bail!(
-                "ONNX Runtime gives {} outputs per image and pf {}",
-                o.len(),
-                p.len()
-            );
-        }
-        let (pa, oa) = (argmax(p), argmax(o));
-        pf_correct += usize::from(pa == label as usize);
-        ort_correct += usize::from(oa == label as usize);
-        agree += usize::from(pa == oa);
-        for (a, b) in p.iter().zip(o) {
-            max_diff = max_diff.max((a - b).abs() as f64);
-            max_out = max_out.max(a.abs() as f64);
-        }
-    }
-    let frac = |k: usize| k as f64 / n.max(1) as f64;
+    let a = compare(&pf_rows, &ort, &labels, "ONNX Runtime")?;
     Ok(Verification {
         images: n,
-        float_accuracy: frac(float_correct),
-        pf_accuracy: frac(pf_correct),
-        onnxruntime_accuracy: frac(ort_correct),
-        agreement: frac(agree),
-        max_abs_diff: max_diff,
-        max_abs_output: max_out,
+        float_accuracy: a.fraction(float_correct),
+        pf_accuracy: a.fraction(a.pf_correct),
+        onnxruntime_accuracy: a.fraction(a.runtime_correct),
+        agreement: a.fraction(a.agree),
+        max_abs_diff: a.max_abs_diff,
+        max_abs_output: a.max_abs_output,
     })
 }

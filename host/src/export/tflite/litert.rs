@@ -4,10 +4,11 @@
 //!
 //! pf never interprets TFLite itself; LiteRT is the judge of every file.
 
+use crate::export::python;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 const BENCH_SCRIPT: &str = include_str!("bench.py");
 const INFER_SCRIPT: &str = include_str!("infer.py");
@@ -54,44 +55,21 @@ pub fn python(explicit: Option<&Path>) -> PathBuf {
     PathBuf::from("python3")
 }
 
-/// Runs an embedded script with `args`; turns a missing Python or LiteRT,
-/// or a failure, into an error that says what to do.
+/// The runtime [`python::run_script`] checks for.
+const LITERT: python::Runtime = python::Runtime {
+    name: "LiteRT",
+    module: "ai_edge_litert",
+    package: "ai-edge-litert",
+};
+
+/// Runs an embedded script with `args`.
 fn run_script(
     python: &Path,
     script: &str,
     name: &str,
     args: &[&std::ffi::OsStr],
 ) -> Result<Output> {
-    let dir = tempfile::tempdir()?;
-    let path = dir.path().join(name);
-    std::fs::write(&path, script)?;
-    let out = Command::new(python)
-        .arg(&path)
-        .args(args)
-        .output()
-        .with_context(|| {
-            format!(
-                "cannot run {}; install LiteRT with `pip install ai-edge-litert` (scripts/test.sh sets up target/litert-venv) or pass --python",
-                python.display()
-            )
-        })?;
-    if !out.status.success() {
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        if stderr.contains("No module named 'ai_edge_litert'") {
-            bail!(
-                "{} has no LiteRT: `{} -m pip install ai-edge-litert`, or pass --python / set PF_LITERT_PYTHON",
-                python.display(),
-                python.display()
-            );
-        }
-        let last = stderr
-            .lines()
-            .rev()
-            .find(|l| !l.trim().is_empty())
-            .unwrap_or("(no message)");
-        bail!("LiteRT failed: {last}");
-    }
-    Ok(out)
+    python::run_script(LITERT, python, script, name, args)
 }
 
 /// What [`bench`] measured.

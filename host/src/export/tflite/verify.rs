@@ -7,6 +7,7 @@ use super::litert::{self, Kernels};
 use super::lower::Lowered;
 use super::simulate;
 use crate::data::{Augment, Batcher, Dataset, Normalization};
+use crate::export::compare::{argmax, compare};
 use crate::model::Model;
 use anyhow::{bail, Result};
 use candle_core::Tensor;
@@ -67,19 +68,6 @@ pub struct Verification {
     pub max_abs_output: f64,
 }
 
-fn argmax(v: &[f32]) -> usize {
-    v.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &x)| {
-            if x > bv {
-                (i, x)
-            } else {
-                (bi, bv)
-            }
-        })
-        .0
-}
-
 /// Runs `file` (written from `graph`, which was lowered from `model`) in
 /// LiteRT on `batches`, and compares it with pf.
 pub fn verify(
@@ -108,33 +96,14 @@ pub fn verify(
     }
     let n = labels.len();
     let lite = litert::infer(python, file, &nhwc, n, kernels)?;
-    let (mut pf_correct, mut lite_correct, mut agree) = (0usize, 0usize, 0usize);
-    let (mut max_diff, mut max_out) = (0f64, 0f64);
-    for ((p, l), &label) in pf_rows.iter().zip(&lite).zip(&labels) {
-        if p.len() != l.len() {
-            bail!(
-                "LiteRT gives {} outputs per image and pf {}",
-                l.len(),
-                p.len()
-            );
-        }
-        let (pa, la) = (argmax(p), argmax(l));
-        pf_correct += usize::from(pa == label as usize);
-        lite_correct += usize::from(la == label as usize);
-        agree += usize::from(pa == la);
-        for (a, b) in p.iter().zip(l) {
-            max_diff = max_diff.max((a - b).abs() as f64);
-            max_out = max_out.max(a.abs() as f64);
-        }
-    }
-    let frac = |k: usize| k as f64 / n as f64;
+    let a = compare(&pf_rows, &lite, &labels, "LiteRT")?;
     Ok(Verification {
         images: n,
-        float_accuracy: frac(float_correct),
-        pf_accuracy: frac(pf_correct),
-        litert_accuracy: frac(lite_correct),
-        agreement: frac(agree),
-        max_abs_diff: max_diff,
-        max_abs_output: max_out,
+        float_accuracy: a.fraction(float_correct),
+        pf_accuracy: a.fraction(a.pf_correct),
+        litert_accuracy: a.fraction(a.runtime_correct),
+        agreement: a.fraction(a.agree),
+        max_abs_diff: a.max_abs_diff,
+        max_abs_output: a.max_abs_output,
     })
 }
