@@ -62,3 +62,57 @@ pub fn run_script(
     }
     Ok(out)
 }
+
+/// Runs an inference script: writes the `n` samples in `samples` (float32,
+/// little-endian, one after another) to a file, runs `script` with the
+/// model `file`, that file, the output file and `extra`, and reads the
+/// float32 outputs back, one vector per sample.
+pub fn infer_rows(
+    runtime: Runtime,
+    python: &Path,
+    script: &str,
+    file: &Path,
+    samples: &[f32],
+    n: usize,
+    extra: &str,
+) -> Result<Vec<Vec<f32>>> {
+    if n == 0 {
+        return Ok(Vec::new());
+    }
+    let dir = tempfile::tempdir()?;
+    let (inputs, outputs) = (
+        dir.path().join("inputs.f32"),
+        dir.path().join("outputs.f32"),
+    );
+    let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
+    std::fs::write(&inputs, bytes)?;
+    run_script(
+        runtime,
+        python,
+        script,
+        "infer.py",
+        &[
+            file.as_os_str(),
+            inputs.as_os_str(),
+            outputs.as_os_str(),
+            extra.as_ref(),
+        ],
+    )
+    .with_context(|| format!("running {} in {}", file.display(), runtime.name))?;
+    let raw = std::fs::read(&outputs)?;
+    let values: Vec<f32> = raw
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    if values.is_empty() || values.len() % n != 0 {
+        bail!(
+            "{} returned {} values for {n} samples",
+            runtime.name,
+            values.len()
+        );
+    }
+    Ok(values
+        .chunks(values.len() / n)
+        .map(<[f32]>::to_vec)
+        .collect())
+}

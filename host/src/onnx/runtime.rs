@@ -11,7 +11,7 @@ use crate::export::python;
 use crate::export::tflite::lower::Lowered;
 use crate::export::tflite::simulate;
 use crate::model::Model;
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use candle_core::Tensor;
 use serde::Serialize;
 use std::path::Path;
@@ -36,42 +36,15 @@ pub fn infer(python: &Path, file: &Path, samples: &[f32], dims: &[usize]) -> Res
         bail!("{} values do not make a batch of {dims:?}", samples.len());
     }
     let shape: Vec<String> = dims[1..].iter().map(|d| d.to_string()).collect();
-    let dir = tempfile::tempdir()?;
-    let (inputs, outputs) = (
-        dir.path().join("inputs.f32"),
-        dir.path().join("outputs.f32"),
-    );
-    let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(&inputs, bytes)?;
-    let shape = shape.join("x");
-    python::run_script(
+    python::infer_rows(
         ONNX_RUNTIME,
         python,
         INFER_SCRIPT,
-        "infer.py",
-        &[
-            file.as_os_str(),
-            inputs.as_os_str(),
-            outputs.as_os_str(),
-            shape.as_ref(),
-        ],
+        file,
+        samples,
+        n,
+        &shape.join("x"),
     )
-    .with_context(|| format!("running {} in ONNX Runtime", file.display()))?;
-    let raw = std::fs::read(&outputs)?;
-    let values: Vec<f32> = raw
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    if values.is_empty() || values.len() % n != 0 {
-        bail!(
-            "ONNX Runtime returned {} values for {n} samples",
-            values.len()
-        );
-    }
-    Ok(values
-        .chunks(values.len() / n)
-        .map(<[f32]>::to_vec)
-        .collect())
 }
 
 /// What [`verify`] found.

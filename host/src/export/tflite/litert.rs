@@ -151,36 +151,13 @@ pub fn infer(
     n: usize,
     kernels: Kernels,
 ) -> Result<Vec<Vec<f32>>> {
-    if n == 0 {
-        return Ok(Vec::new());
-    }
-    let dir = tempfile::tempdir()?;
-    let inputs = dir.path().join("inputs.f32");
-    let outputs = dir.path().join("outputs.f32");
-    let bytes: Vec<u8> = samples.iter().flat_map(|v| v.to_le_bytes()).collect();
-    std::fs::write(&inputs, bytes)?;
-    run_script(
+    python::infer_rows(
+        LITERT,
         python,
         INFER_SCRIPT,
-        "infer.py",
-        &[
-            file.as_os_str(),
-            inputs.as_os_str(),
-            outputs.as_os_str(),
-            kernels.name().as_ref(),
-        ],
+        file,
+        samples,
+        n,
+        kernels.name(),
     )
-    .with_context(|| format!("running {} in LiteRT", file.display()))?;
-    let raw = std::fs::read(&outputs)?;
-    let values: Vec<f32> = raw
-        .chunks_exact(4)
-        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect();
-    if values.is_empty() || values.len() % n != 0 {
-        bail!("LiteRT returned {} values for {n} samples", values.len());
-    }
-    Ok(values
-        .chunks(values.len() / n)
-        .map(<[f32]>::to_vec)
-        .collect())
 }
