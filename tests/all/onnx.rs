@@ -169,8 +169,8 @@ fn models_built_with_the_onnx_helper_import_and_match_onnx_runtime() {
         let x = samples(&m, 5, 3);
         assert_close(file, &pf_outputs(&m, &x), &run_onnxruntime(&path, &x));
     }
-    // Folded away: the Identity and the Constant of the residual net, the
-    // Dropout and the bias Add of the depthwise one.
+    // Folded away: the Identity, the Constant and the shape arithmetic of
+    // the residual net, the Dropout and the bias Add of the depthwise one.
     let m = import(&dir.join("resnet_block.onnx"));
     assert_eq!(m.graph.layers.len(), 15);
     let add = m

@@ -62,13 +62,19 @@ def save(graph, opset, path):
 
 def resnet_block(out):
     """Stem conv + BN + ReLU, a residual block (two 3×3 convs with BNs and
-    an identity shortcut), a strided conv, global pooling and a Gemm.
-    Opset 17; unnamed nodes; the stem's weight is a Constant node."""
+    an identity shortcut), a strided conv, global pooling, PyTorch's
+    dynamic-batch flatten (Shape, Gather, Unsqueeze, Concat, Reshape) and a
+    Gemm. Opset 17; unnamed nodes; the stem's weight is a Constant node."""
     init = [weight("b1_w", 8, 8, 3, 3), weight("b2_w", 8, 8, 3, 3)]
     init += bn_params("bn0", 8) + bn_params("bn1", 8) + bn_params("bn2", 8)
     init += [weight("down_w", 16, 8, 3, 3)]
     init += [numpy_helper.from_array(RNG.uniform(-0.1, 0.1, 16).astype(np.float32), "down_b")]
     init += [weight("fc_w", 16, 10), numpy_helper.from_array(RNG.uniform(-0.1, 0.1, 10).astype(np.float32), "fc_b")]
+    init += [
+        numpy_helper.from_array(np.array(0, np.int64), "zero_index"),
+        numpy_helper.from_array(np.array([0], np.int64), "zero_axis"),
+        numpy_helper.from_array(np.array([-1], np.int64), "minus_one"),
+    ]
     stem_w = weight("stem_w_value", 8, 1, 3, 3)
     nodes = [
         helper.make_node("Constant", [], ["stem_w"], value=stem_w),
@@ -86,7 +92,12 @@ def resnet_block(out):
         helper.make_node("Conv", ["t9", "down_w", "down_b"], ["t10"], pads=[1, 1, 1, 1], strides=[2, 2]),
         helper.make_node("Relu", ["t10"], ["t11"]),
         helper.make_node("GlobalAveragePool", ["t11"], ["t12"]),
-        helper.make_node("Flatten", ["t12"], ["t13"]),
+        # x.view(x.size(0), -1) with a dynamic batch, as torch.onnx writes it.
+        helper.make_node("Shape", ["t12"], ["s0"]),
+        helper.make_node("Gather", ["s0", "zero_index"], ["s1"], axis=0),
+        helper.make_node("Unsqueeze", ["s1", "zero_axis"], ["s2"]),
+        helper.make_node("Concat", ["s2", "minus_one"], ["s3"], axis=0),
+        helper.make_node("Reshape", ["t12", "s3"], ["t13"]),
         helper.make_node("Gemm", ["t13", "fc_w", "fc_b"], ["scores"]),
     ]
     graph = helper.make_graph(

@@ -39,7 +39,8 @@ use constant::{constant, Constant};
 /// The ONNX operators the importer maps, for messages.
 pub const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, Clip (0..6 or 0..∞), Add, Sum, \
 MaxPool, AveragePool, GlobalAveragePool, Pad (channels only), Flatten, Reshape/Squeeze (to \
-N×features), Gemm, MatMul, Softmax, Identity, Dropout, Constant";
+N×features), Gemm, MatMul, Softmax, Identity, Dropout, Constant, and Shape, Gather, Unsqueeze, \
+Concat, Cast on shapes (for Reshape targets)";
 
 /// How to import.
 #[derive(Debug, Clone, Default)]
@@ -185,6 +186,10 @@ enum Value {
     Layer(String),
     /// A constant.
     Constant(Constant),
+    /// Shape arithmetic (`Shape`, `Gather`, `Concat`, ... as exporters
+    /// write for `x.view(x.size(0), -1)`): a 1-D integer tensor whose
+    /// entries are known, or `None` where it is the dynamic batch size.
+    Dims(Vec<Option<i64>>),
 }
 
 /// A layer name from a node: its name (or first output), with characters
@@ -396,6 +401,29 @@ impl Importer<'_> {
                 self.here(node),
                 node.input[i]
             ),
+            Value::Dims(_) => bail!(
+                "{}: input {i} (`{}`) is computed from tensor shapes where pf needs a computed tensor; pf evaluates shape arithmetic only for Reshape targets",
+                self.here(node),
+                node.input[i]
+            ),
+        }
+    }
+
+    /// Input `i` of `node` as integers that may include the dynamic batch
+    /// size (`None`): a constant or shape arithmetic.
+    fn dims_input(&self, node: &NodeProto, i: usize, what: &str) -> Result<Vec<Option<i64>>> {
+        match self.value(node, i)? {
+            Value::Dims(d) => Ok(d.clone()),
+            Value::Constant(c) => c
+                .ints()
+                .map(|v| v.into_iter().map(Some).collect())
+                .ok_or_else(|| anyhow!("{}: its {what} is not integers", self.here(node))),
+            Value::Layer(_) => bail!(
+                "{}: its {what} (`{}`) is a computed tensor; pf evaluates {} only on shapes and constants",
+                self.here(node),
+                node.input[i],
+                node.op_type()
+            ),
         }
     }
 
@@ -403,7 +431,11 @@ impl Importer<'_> {
     fn constant_input(&self, node: &NodeProto, i: usize, what: &str) -> Result<Constant> {
         match self.value(node, i)? {
             Value::Constant(c) => Ok(c.clone()),
-            Value::Layer(_) => bail!(
+            Value::Dims(d) if d.iter().all(Option::is_some) => Ok(Constant {
+                dims: vec![d.len()],
+                values: constant::Values::Int(d.iter().map(|v| v.unwrap_or(0)).collect()),
+            }),
+            Value::Layer(_) | Value::Dims(_) => bail!(
                 "{}: its {what} (`{}`) is computed in the graph; pf needs it as an initializer or Constant",
                 self.here(node),
                 node.input[i]

@@ -46,6 +46,7 @@ impl Importer<'_> {
                 self.push(node, Op::Flatten, vec![x]).map(drop)
             }
             "Reshape" => self.reshape(node),
+            "Shape" | "Gather" | "Unsqueeze" | "Concat" | "Cast" => self.shape_arithmetic(node),
             "Squeeze" => self.squeeze(node),
             "Gemm" => self.gemm(node),
             "MatMul" => self.matmul(node),
@@ -390,19 +391,19 @@ impl Importer<'_> {
             .iter()
             .filter_map(|v| match v {
                 Value::Layer(l) => Some(l.clone()),
-                Value::Constant(_) => None,
+                Value::Constant(_) | Value::Dims(_) => None,
             })
             .collect();
         let constants: Vec<&Constant> = values
             .iter()
             .filter_map(|v| match v {
                 Value::Constant(c) => Some(c),
-                Value::Layer(_) => None,
+                Value::Layer(_) | Value::Dims(_) => None,
             })
             .collect();
         match (layers.as_slice(), constants.as_slice()) {
-            (ls, []) if ls.len() >= 2 => self.push(node, Op::Add, ls.to_vec()).map(drop),
-            ([l], [c]) if node.op_type() == "Add" => self.fold_bias(node, l, c),
+            (ls, []) if ls.len() >= 2 && ls.len() == values.len() => self.push(node, Op::Add, ls.to_vec()).map(drop),
+            ([l], [c]) if node.op_type() == "Add" && values.len() == 2 => self.fold_bias(node, l, c),
             _ => Err(self.unsupported_value(
                 node,
                 "pf imports an Add of two or more computed tensors (a residual sum), or of one computed tensor and a constant that is the bias of the Conv, Gemm or MatMul before it",
@@ -591,25 +592,110 @@ impl Importer<'_> {
         self.check_attributes(node, &["allowzero"])?;
         let x = self.layer_input(node, 0)?;
         let numel = self.shape(&x).numel() as i64;
-        let target = self
-            .constant_input(node, 1, "shape")?
-            .ints()
-            .ok_or_else(|| self.unsupported_value(node, "its shape is not integers"))?;
+        let target = self.dims_input(node, 1, "shape")?;
+        // The batch: copied (0), inferred (-1), the dynamic batch size
+        // itself (None, from shape arithmetic) or 1.
         let flattens = match target.as_slice() {
-            [n, f] => {
-                (*n == 0 || *n == -1 || *n == 1)
-                    && (*f == -1 || *f == numel)
-                    && !(*n == -1 && *f == -1)
-            }
+            [n, f] => match (n, f) {
+                (Some(-1), Some(f)) => *f == numel,
+                (Some(0) | Some(1) | None, Some(f)) => *f == -1 || *f == numel,
+                _ => false,
+            },
             _ => false,
         };
-        if !flattens || (target[0] == -1 && target[1] != numel) {
+        if !flattens {
+            let shown: Vec<String> = target
+                .iter()
+                .map(|d| d.map_or("N".into(), |v| v.to_string()))
+                .collect();
             return Err(self.unsupported_value(
                 node,
-                format!("reshaping to {target:?} is not supported; pf imports a Reshape that flattens each sample (to [N, {numel}], [0, -1] or [-1, {numel}])"),
+                format!("reshaping to [{}] is not supported; pf imports a Reshape that flattens each sample (to [N, {numel}], [0, -1] or [-1, {numel}])", shown.join(", ")),
             ));
         }
         self.push(node, Op::Flatten, vec![x]).map(drop)
+    }
+
+    /// `Shape`, `Gather`, `Unsqueeze`, `Concat` and `Cast` over shapes and
+    /// integer constants, evaluated at import: what exporters write for a
+    /// flatten that keeps the dynamic batch (`x.view(x.size(0), -1)`).
+    fn shape_arithmetic(&mut self, node: &NodeProto) -> Result<()> {
+        let dims: Vec<Option<i64>> = match node.op_type() {
+            "Shape" => {
+                self.check_attributes(node, &["start", "end"])?;
+                let x = self.layer_input(node, 0)?;
+                let all: Vec<Option<i64>> = std::iter::once(None)
+                    .chain(
+                        self.shape(&x)
+                            .batch_dims(1)
+                            .into_iter()
+                            .skip(1)
+                            .map(|d| Some(d as i64)),
+                    )
+                    .collect();
+                let rank = all.len() as i64;
+                let clamp = |v: i64| (if v < 0 { v + rank } else { v }).clamp(0, rank) as usize;
+                let start = clamp(attr_int(node, "start", 0));
+                let end = clamp(attr_int(node, "end", rank));
+                all.get(start..end.max(start)).unwrap_or_default().to_vec()
+            }
+            "Gather" => {
+                self.check_attributes(node, &["axis"])?;
+                if attr_int(node, "axis", 0) != 0 {
+                    return Err(self.unsupported_value(
+                        node,
+                        "pf evaluates Gather on shapes along axis 0 only",
+                    ));
+                }
+                let data = self.dims_input(node, 0, "data")?;
+                let indices = self.constant_input(node, 1, "indices")?;
+                let indices = indices
+                    .ints()
+                    .ok_or_else(|| self.unsupported_value(node, "its indices are not integers"))?;
+                indices
+                    .iter()
+                    .map(|&i| {
+                        let k = if i < 0 { i + data.len() as i64 } else { i };
+                        usize::try_from(k)
+                            .ok()
+                            .and_then(|k| data.get(k).copied())
+                            .ok_or_else(|| {
+                                self.unsupported_value(
+                                    node,
+                                    format!("index {i} is out of range for {} values", data.len()),
+                                )
+                            })
+                    })
+                    .collect::<Result<_>>()?
+            }
+            "Unsqueeze" => {
+                self.check_attributes(node, &["axes"])?;
+                self.dims_input(node, 0, "data")?
+            }
+            "Concat" => {
+                self.check_attributes(node, &["axis"])?;
+                if attr_int(node, "axis", 0) != 0 {
+                    return Err(self.unsupported_value(
+                        node,
+                        "pf evaluates Concat on shapes along axis 0 only",
+                    ));
+                }
+                let mut all = Vec::new();
+                for i in 0..node.input.len() {
+                    all.extend(self.dims_input(node, i, "input")?);
+                }
+                all
+            }
+            _ => {
+                // Cast: shapes and integer constants stay what they are.
+                self.check_attributes(node, &["to", "saturate"])?;
+                self.dims_input(node, 0, "input")?
+            }
+        };
+        if let Some(out) = node.output.first() {
+            self.values.insert(out.clone(), Value::Dims(dims));
+        }
+        Ok(())
     }
 
     /// `Squeeze` of the unit spatial axes of a `C×1×1` map: a flatten.
