@@ -4,7 +4,8 @@
 //! - [`import`] maps an ONNX graph onto pf's [`crate::graph::Graph`] and its
 //!   initializers onto the model's tensors. It reads ONNX's operator
 //!   semantics, not any convention of pf's own writer, so a model exported by
-//!   PyTorch, Keras (tf2onnx) or the `onnx` helper API imports the same way.
+//!   PyTorch, tf2onnx (with `--inputs-as-nchw`) or the `onnx` helper API
+//!   imports the same way.
 //! - [`export`] writes a model as float32 ONNX (batch norms kept, pruned
 //!   layers with their smaller shapes) or as int8 QDQ (`QuantizeLinear` /
 //!   `DequantizeLinear` around int8 weights and activations, which ONNX
