@@ -152,6 +152,11 @@ fn models_built_with_the_onnx_helper_import_and_match_onnx_runtime() {
         ),
         // Gemm with transB=1, alpha and beta.
         ("gemm_transb", &["flatten", "linear", "relu"][..]),
+        // x.mean((2, 3)): ReduceMean without keepdims, a Gemm without bias.
+        (
+            "mean_pool",
+            &["conv2d", "global_avg_pool", "flatten", "linear"][..],
+        ),
     ] {
         let path = dir.join(format!("{file}.onnx"));
         let m = import(&path);

@@ -182,6 +182,30 @@ def gemm_net(out, name="gemm_transb", dims=("batch", 1, 8, 8)):
     save(graph, 11, out / f"{name}.onnx")
 
 
+def mean_pool(out):
+    """Global pooling written as PyTorch's x.mean((2, 3)): ReduceMean over
+    the spatial axes without keepdims, straight into a Gemm. Opset 13."""
+    init = [
+        weight("conv.weight", 12, 1, 3, 3),
+        numpy_helper.from_array(RNG.uniform(-0.1, 0.1, 12).astype(np.float32), "conv.bias"),
+        weight("fc.weight", 10, 12),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["x", "conv.weight", "conv.bias"], ["c"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        helper.make_node("Relu", ["c"], ["r"]),
+        helper.make_node("ReduceMean", ["r"], ["m"], axes=[-2, -1], keepdims=0),
+        helper.make_node("Gemm", ["m", "fc.weight"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mean_pool",
+        [image_input("x")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        init,
+    )
+    save(graph, 13, out / "mean_pool.onnx")
+
+
 def unsupported(out):
     """A LeakyRelu, which pf does not import."""
     init = [weight("w", 4, 1, 3, 3)]
@@ -206,6 +230,7 @@ def main() -> None:
     depthwise_separable(out)
     gemm_net(out)
     gemm_net(out, name="dynamic", dims=("batch", 1, "height", "width"))
+    mean_pool(out)
     unsupported(out)
 
 

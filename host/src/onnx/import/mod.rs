@@ -38,7 +38,7 @@ use constant::{constant, Constant};
 
 /// The ONNX operators the importer maps, for messages.
 pub const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, Clip (0..6 or 0..∞), Add, Sum, \
-MaxPool, AveragePool, GlobalAveragePool, Pad (channels only), Flatten, Reshape/Squeeze (to \
+MaxPool, AveragePool, GlobalAveragePool, ReduceMean (spatial), Pad (channels only), Flatten, Reshape/Squeeze (to \
 N×features), Gemm, MatMul, Softmax, Identity, Dropout, Constant, and Shape, Gather, Unsqueeze, \
 Concat, Cast on shapes (for Reshape targets)";
 

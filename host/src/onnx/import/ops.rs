@@ -32,6 +32,7 @@ impl Importer<'_> {
                 let x = self.layer_input(node, 0)?;
                 self.push(node, Op::GlobalAvgPool, vec![x]).map(drop)
             }
+            "ReduceMean" => self.reduce_mean(node),
             "Pad" => self.pad(node),
             "Flatten" => {
                 self.check_attributes(node, &["axis"])?;
@@ -533,6 +534,38 @@ impl Importer<'_> {
             }
         };
         self.push(node, op, vec![x]).map(drop)
+    }
+
+    /// `ReduceMean` over the spatial axes: global average pooling, then a
+    /// flatten when the reduced axes are dropped (`keepdims` 0).
+    fn reduce_mean(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &["axes", "keepdims", "noop_with_empty_axes"])?;
+        let x = self.layer_input(node, 0)?;
+        let axes = if self.opset < 18 {
+            attr_ints(node, "axes")
+        } else if Self::has_input(node, 1) {
+            self.constant_input(node, 1, "axes")?.ints()
+        } else {
+            None
+        };
+        let mut axes = axes.unwrap_or_default();
+        for a in &mut axes {
+            if *a < 0 {
+                *a += 4;
+            }
+        }
+        axes.sort_unstable();
+        if axes != [2, 3] || !matches!(self.shape(&x), Shape::Map { .. }) {
+            return Err(self.unsupported_value(
+                node,
+                format!("a mean over axes {axes:?} of a {} tensor is not supported; pf imports ReduceMean over the spatial axes [2, 3] of a feature map (global average pooling)", self.shape(&x)),
+            ));
+        }
+        let pooled = self.push(node, Op::GlobalAvgPool, vec![x])?;
+        if attr_int(node, "keepdims", 1) == 0 {
+            self.push(node, Op::Flatten, vec![pooled])?;
+        }
+        Ok(())
     }
 
     /// `Pad` that adds zero channels only: pf's `PadChannels`.
