@@ -27,6 +27,12 @@ pub struct ImportArgs {
 
 /// Runs `pf import`.
 pub fn run(a: ImportArgs) -> Result<()> {
+    if pf::onnx::is_onnx_path(&a.output) {
+        anyhow::bail!(
+            "-o {}: pf import writes a pf model file; give it a .pf name (pf export --format onnx writes ONNX)",
+            a.output.display()
+        );
+    }
     check_writable(&a.output)?;
     let opts = pf::onnx::ImportOptions {
         input_shape: a.input_shape,
