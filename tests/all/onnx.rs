@@ -470,3 +470,51 @@ fn an_imported_model_trains_and_evaluates_like_a_zoo_model() {
         assert!((row.iter().sum::<f32>() - 1.0).abs() < 1e-4, "{row:?}");
     }
 }
+
+#[test]
+fn damaged_onnx_files_are_errors_never_panics() {
+    // 400 copies of two helper-built models with 1–6 bytes overwritten:
+    // each imports (a flipped weight is still a model) or fails with an
+    // error; none may panic.
+    let sources = [
+        std::fs::read(helper_models().join("resnet_block.onnx")).unwrap(),
+        std::fs::read(helper_models().join("depthwise_separable.onnx")).unwrap(),
+    ];
+    let mut s = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = || {
+        s ^= s << 13;
+        s ^= s >> 7;
+        s ^= s << 17;
+        s
+    };
+    let (mut imported, mut refused) = (0, 0);
+    for _ in 0..400 {
+        let mut bytes = sources[(next() % 2) as usize].clone();
+        for _ in 0..1 + next() % 6 {
+            let at = (next() % bytes.len() as u64) as usize;
+            bytes[at] = next() as u8;
+        }
+        let result = std::panic::catch_unwind(|| {
+            pf::onnx::import_bytes(
+                &bytes,
+                "damaged.onnx",
+                "damaged",
+                &Default::default(),
+                &candle_core::Device::Cpu,
+            )
+            .map(drop)
+        });
+        match result {
+            Ok(Ok(())) => imported += 1,
+            Ok(Err(e)) => {
+                assert!(e.to_string().contains("damaged.onnx"), "{e:#}");
+                refused += 1;
+            }
+            Err(_) => panic!("importing a damaged file panicked"),
+        }
+    }
+    assert!(
+        imported > 0 && refused > 0,
+        "{imported} imported, {refused} refused"
+    );
+}

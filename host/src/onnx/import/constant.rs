@@ -50,7 +50,11 @@ pub(super) fn constant(t: &TensorProto) -> Result<Constant> {
         .iter()
         .map(|&d| usize::try_from(d).map_err(|_| anyhow!("has a negative dimension {d}")))
         .collect::<Result<Vec<_>>>()?;
-    let numel: usize = dims.iter().product();
+    let numel = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .filter(|&n| n <= isize::MAX as usize / 8)
+        .ok_or_else(|| anyhow!("has an impossibly large shape {dims:?}"))?;
     let raw = t.raw_data.as_deref();
     let le = |width: usize| -> Result<Vec<&[u8]>> {
         let raw = raw.unwrap_or_default();

@@ -263,7 +263,9 @@ impl Importer<'_> {
             None
         };
         let op = Op::Conv2d {
-            in_channels: w.dims[1] * groups,
+            in_channels: w.dims[1].checked_mul(groups).ok_or_else(|| {
+                self.unsupported_value(node, format!("group {groups} is impossibly large"))
+            })?,
             out_channels,
             kernel,
             stride,
