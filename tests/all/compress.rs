@@ -388,8 +388,8 @@ fn bad_arguments_fail_clearly_and_change_nothing() {
     );
     fails_cleanly(
         dir.path(),
-        &with(&["--export", &path_str(dir.path(), "model.onnx")]),
-        &[".pf", ".tflite"],
+        &with(&["--export", &path_str(dir.path(), "model.h5")]),
+        &[".pf", ".tflite", ".onnx"],
     );
     fails_cleanly(dir.path(), &with(&["--resume"]), &["does not exist"]);
 
@@ -452,11 +452,11 @@ fn a_tflite_export_writes_the_compressed_model_in_both_formats() {
     assert_eq!(bytes, std::fs::read(&again).unwrap());
     let ops = pf::export::tflite::check::read(&bytes).unwrap().ops;
     assert_eq!(ops.first().map(String::as_str), Some("QUANTIZE"));
-    // --export-int8 needs a .tflite name.
+    // --export-int8 needs a .tflite or .onnx name.
     let dir = tempdir();
     let mut args = search_args(dir.path(), 1, 5);
     args.push("--export-int8".into());
-    fails_cleanly(dir.path(), &args, &["--export-int8", ".tflite"]);
+    fails_cleanly(dir.path(), &args, &["--export-int8", ".tflite", ".onnx"]);
 }
 
 #[test]
