@@ -518,3 +518,48 @@ fn damaged_onnx_files_are_errors_never_panics() {
         "{imported} imported, {refused} refused"
     );
 }
+
+#[test]
+fn compress_writes_an_int8_onnx_file_with_export_int8() {
+    let dir = tempdir();
+    let source = path_str(helper_models(), "resnet_block.onnx");
+    let o = pf()
+        .current_dir(dir.path())
+        .args(["compress", "--model", &source])
+        .args(["--plugin", plugin_file("weight_sparse").to_str().unwrap()])
+        .args([
+            "--optimizer",
+            "random",
+            "--target",
+            "size=0.5",
+            "--trials",
+            "1",
+        ])
+        .args(["--finetune-steps", "10", "--retrain-epochs", "0"])
+        .args([
+            "--export",
+            "int8.onnx",
+            "--export-int8",
+            "--no-report",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    let r = json(&o);
+    assert_eq!(r["complete"].as_u64(), Some(1), "{r}");
+    let bytes = std::fs::read(dir.path().join("int8.onnx")).unwrap();
+    let proto = <pf::onnx::proto::ModelProto as prost::Message>::decode(bytes.as_slice()).unwrap();
+    let ops: Vec<&str> = proto
+        .graph
+        .as_ref()
+        .unwrap()
+        .node
+        .iter()
+        .map(|n| n.op_type())
+        .collect();
+    assert!(ops.contains(&"QuantizeLinear"), "{ops:?}");
+    let m = pf::model::load(&dir.path().join("int8.pf"), &candle_core::Device::Cpu).unwrap();
+    let x = samples(&m, 4, 1);
+    let out = run_onnxruntime(&dir.path().join("int8.onnx"), &x);
+    assert!(out.iter().flatten().all(|v| v.is_finite()) && out[0].len() == 10);
+}
