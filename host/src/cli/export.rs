@@ -156,21 +156,9 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let bytes = tflite::write::serialize(&graph, &model.graph.name);
     tflite::write_file(&bytes, &a.output)?;
     let precision = if a.int8 { "int8" } else { "float32" };
-    let verification = match (&data, a.verify) {
-        (Some((splits, norm)), true) => {
-            let bar = pf::progress::spinner(
-                &format!("running {} in LiteRT and pf", a.output.display()),
-                !a.json,
-            );
-            let batches =
-                verify::image_batches(&splits.test, norm, a.verify_images, a.seed, 256, &device)?;
-            let python = litert::python(a.python.as_deref());
-            let v = verify::verify(&python, &a.output, &graph, &model, &batches, a.kernels);
-            bar.finish_and_clear();
-            Some(v.with_context(|| format!("verifying {}", a.output.display()))?)
-        }
-        _ => None,
-    };
+    let verification = verify_file(&a, data.as_ref(), "LiteRT", &device, |python, batches| {
+        verify::verify(python, &a.output, &graph, &model, batches, a.kernels)
+    })?;
     if a.json {
         return print_json(&serde_json::json!({
             "model": model.graph.name,
@@ -270,22 +258,9 @@ fn run_onnx(
     pf::io::atomic_write(&a.output, &bytes)
         .with_context(|| format!("cannot write {}", a.output.display()))?;
     let precision = if a.int8 { "int8 QDQ" } else { "float32" };
-    let verification = match (data, a.verify) {
-        (Some((splits, norm)), true) => {
-            let bar = pf::progress::spinner(
-                &format!("running {} in ONNX Runtime and pf", a.output.display()),
-                !a.json,
-            );
-            let batches =
-                verify::image_batches(&splits.test, norm, a.verify_images, a.seed, 256, &device)?;
-            let python = litert::python(a.python.as_deref());
-            let v =
-                pf::onnx::runtime::verify(&python, &a.output, model, lowered.as_ref(), &batches);
-            bar.finish_and_clear();
-            Some(v.with_context(|| format!("verifying {}", a.output.display()))?)
-        }
-        _ => None,
-    };
+    let verification = verify_file(a, data, "ONNX Runtime", &device, |python, batches| {
+        pf::onnx::runtime::verify(python, &a.output, model, lowered.as_ref(), batches)
+    })?;
     if a.json {
         return print_json(&serde_json::json!({
             "model": model.graph.name,
@@ -319,4 +294,29 @@ fn run_onnx(
         );
     }
     Ok(())
+}
+
+/// `--verify`: runs `check` (the runtime's comparison with pf) on the test
+/// split, behind a spinner; `None` without `--verify`.
+fn verify_file<T>(
+    a: &ExportArgs,
+    data: Option<&(pf::data::Splits, Normalization)>,
+    runtime: &str,
+    device: &candle_core::Device,
+    check: impl FnOnce(&std::path::Path, &[(candle_core::Tensor, Vec<u32>)]) -> anyhow::Result<T>,
+) -> Result<Option<T>> {
+    let (Some((splits, norm)), true) = (data, a.verify) else {
+        return Ok(None);
+    };
+    let bar = pf::progress::spinner(
+        &format!("running {} in {runtime} and pf", a.output.display()),
+        !a.json,
+    );
+    let batches = verify::image_batches(&splits.test, norm, a.verify_images, a.seed, 256, device)?;
+    let python = litert::python(a.python.as_deref());
+    let v = check(&python, &batches);
+    bar.finish_and_clear();
+    Ok(Some(v.with_context(|| {
+        format!("verifying {}", a.output.display())
+    })?))
 }
