@@ -419,6 +419,36 @@ fn int8_export_writes_qdq_that_onnx_runtime_runs() {
         diff <= 0.05 * scale,
         "largest difference {diff} (outputs up to {scale})"
     );
+    // --reduce-range: 7-bit weights (for ONNX Runtime on x86 without VNNI).
+    let reduced = run(&["--int8", "--reduce-range"], "int8r.onnx");
+    assert!(
+        reduced["verification"]["agreement"].as_f64().unwrap() >= 0.95,
+        "{reduced}"
+    );
+    let bytes = std::fs::read(dir.path().join("int8r.onnx")).unwrap();
+    let proto = <pf::onnx::proto::ModelProto as prost::Message>::decode(bytes.as_slice()).unwrap();
+    let weights: Vec<i8> = proto
+        .graph
+        .unwrap()
+        .initializer
+        .iter()
+        .filter(|t| t.name().ends_with(".weight_quantized"))
+        .flat_map(|t| t.raw_data().iter().map(|&b| b as i8).collect::<Vec<_>>())
+        .collect();
+    let widest = weights.iter().map(|w| w.unsigned_abs()).max().unwrap();
+    assert_eq!(widest, 63, "7-bit weights reach ±63 and no further");
+    let o = pf()
+        .args([
+            "export",
+            &model,
+            "--int8",
+            "--reduce-range",
+            "-o",
+            &path_str(dir.path(), "r.tflite"),
+        ])
+        .output()
+        .unwrap();
+    assert_refused(&o, "--reduce-range applies to ONNX");
     // --sparse is TFLite's.
     let o = pf()
         .args([

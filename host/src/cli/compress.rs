@@ -809,6 +809,7 @@ fn export_deployment(
         (true, int8) => {
             let opts = pf::onnx::ExportOptions {
                 int8: int8.as_ref(),
+                reduce_range: false,
             };
             pf::onnx::export(model, &a.export, &opts)?;
         }

@@ -41,6 +41,11 @@ pub struct ExportArgs {
     /// in QUANTIZE and DEQUANTIZE.
     #[arg(long, requires = "int8")]
     int8_io: bool,
+    /// With --int8 --format onnx: 7-bit weights, as ONNX Runtime advises
+    /// for x86 CPUs without VNNI (its u8×s8 kernels saturate on full-range
+    /// 8-bit weights). Not needed on ARM or VNNI CPUs.
+    #[arg(long, requires = "int8")]
+    reduce_range: bool,
     /// Store weights with enough zeros (from weight_sparse, say) in
     /// TFLite's sparse tensor encoding, each behind a DENSIFY operator that
     /// restores it once at load: the file shrinks, the arithmetic stays
@@ -127,6 +132,9 @@ pub fn run(a: ExportArgs) -> Result<()> {
     let device = model.device().clone();
     if let Format::Onnx = a.format {
         return run_onnx(&a, &model, data.as_ref());
+    }
+    if a.reduce_range {
+        bail!("--reduce-range applies to ONNX (for ONNX Runtime on x86 without VNNI); LiteRT's int8 kernels take full-range weights");
     }
     let graph = match (&a.format, a.int8, &data) {
         (Format::Tflite, false, _) => tflite::lower::lower(&model),
@@ -250,6 +258,7 @@ fn run_onnx(
     };
     let opts = pf::onnx::ExportOptions {
         int8: lowered.as_ref(),
+        reduce_range: a.reduce_range,
     };
     let proto = pf::onnx::export::to_proto(model, &opts)
         .with_context(|| format!("exporting {} to {}", a.model, a.output.display()))?;

@@ -45,6 +45,21 @@ pub struct ExportOptions<'a> {
     /// ([`crate::export::tflite::quantize::lower_int8`]); `None` writes
     /// float32.
     pub int8: Option<&'a Lowered>,
+    /// With `int8`: 7-bit weights (values in `[-63, 63]`, twice the scale),
+    /// as ONNX Runtime advises for x86 CPUs without VNNI, whose u8×s8
+    /// kernels (`vpmaddubsw`) saturate 16-bit sums of full-range products.
+    /// Costs one bit of weight precision; biases are requantized to match.
+    pub reduce_range: bool,
+}
+
+/// The largest weight magnitude of an int8 file (`[-127, 127]`, or
+/// `[-63, 63]` with `reduce_range`).
+fn weight_limit(reduce_range: bool) -> f32 {
+    if reduce_range {
+        63.0
+    } else {
+        127.0
+    }
 }
 
 /// Converts a model to the bytes of an `.onnx` file.
@@ -123,6 +138,7 @@ struct Writer<'a> {
     /// The ONNX tensor that holds each pf layer's output.
     values: HashMap<String, String>,
     int8: Option<Int8Params<'a>>,
+    reduce_range: bool,
 }
 
 fn floats(t: &Tensor) -> Result<Vec<f32>> {
@@ -300,11 +316,24 @@ impl Writer<'_> {
                 w_scale.len()
             );
         }
+        let limit = weight_limit(self.reduce_range);
+        // With reduced range, the scales grow by 127/63 and the int32
+        // biases are requantized to the new `input scale × weight scale`.
+        let widen = 127.0 / limit;
+        let w_scale: Vec<f32> = w_scale.iter().map(|s| s * widen).collect();
+        let bias: Vec<i32> = if self.reduce_range {
+            bias.iter()
+                .map(|&q| (q as f64 / widen as f64).round() as i32)
+                .collect()
+        } else {
+            bias
+        };
+        let b_scale: Vec<f32> = b_scale.iter().map(|s| s * widen).collect();
         let inner = values.len() / out;
         let q: Vec<u8> = values
             .iter()
             .enumerate()
-            .map(|(i, v)| (v / w_scale[i / inner]).round().clamp(-127.0, 127.0) as i8 as u8)
+            .map(|(i, v)| (v / w_scale[i / inner]).round().clamp(-limit, limit) as i8 as u8)
             .collect();
         let mut dequantized = Vec::new();
         for (what, data_type, raw, d, scale) in [
@@ -547,6 +576,7 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<ModelProto> {
         initializers: Vec::new(),
         values: HashMap::new(),
         int8: opts.int8.map(Int8Params::new),
+        reduce_range: opts.reduce_range,
     };
     w.produce(INPUT, INPUT.to_string());
     let mut consumed: std::collections::HashSet<String> = std::collections::HashSet::new();
