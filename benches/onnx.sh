@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # ONNX export on MNIST: for LeNet and ResNet-20 (trained by
 # benches/tflite-int8.sh into out/int8, or given), `pf export --format onnx
-# --verify` on the full 10,000-image test set, float32 and int8 QDQ, beside
+# --verify` on the full 10,000-image test set, float32 and int8 QDQ (with
+# and without --reduce-range), beside
 # the int8 TFLite file of the same model in LiteRT: accuracies, agreement
 # with pf, file sizes, and single-thread batch-1 latency in ONNX Runtime
 # (median of 500 runs after 50 warm-up runs).
@@ -42,6 +43,8 @@ for m in "$lenet" "$resnet"; do
   "$PF" export "$m" --format onnx -o "$out/$name.onnx" --data mnist:data/mnist --verify --json > "$out/$name-onnx.json"
   "$PF" export "$m" --format onnx --int8 -o "$out/$name-int8.onnx" --data mnist:data/mnist \
     --calibration-images 512 --verify --json > "$out/$name-int8-onnx.json"
+  "$PF" export "$m" --format onnx --int8 --reduce-range -o "$out/$name-int8r.onnx" --data mnist:data/mnist \
+    --calibration-images 512 --verify --json > "$out/$name-int8r-onnx.json"
   "$PF" export "$m" -o "$out/$name-int8.tflite" --int8 --data mnist:data/mnist \
     --calibration-images 512 --verify --json > "$out/$name-int8-tflite.json"
   lf="$(latency "$out/$name.onnx")"
@@ -49,7 +52,8 @@ for m in "$lenet" "$resnet"; do
   "$py" - "$name" "$out" "$lf" "$lq" <<'PY'
 import json, sys
 name, out, lf, lq = sys.argv[1:5]
-for suffix, label, lat in [("onnx", "ONNX float32", lf), ("int8-onnx", "ONNX int8 QDQ", lq), ("int8-tflite", "TFLite int8 (LiteRT)", "")]:
+for suffix, label, lat in [("onnx", "ONNX float32", lf), ("int8-onnx", "ONNX int8 QDQ", lq),
+                          ("int8r-onnx", "ONNX int8 QDQ, --reduce-range", ""), ("int8-tflite", "TFLite int8 (LiteRT)", "")]:
     r = json.load(open(f"{out}/{name}-{suffix}.json"))
     v = r["verification"]
     rt = v.get("onnxruntime_accuracy", v.get("litert_accuracy"))
