@@ -42,6 +42,14 @@ pub fn argmax(v: &[f32]) -> usize {
         .0
 }
 
+/// How many rows (one per image) have their largest value at the label.
+pub fn correct(rows: &[Vec<f32>], labels: &[u32]) -> usize {
+    rows.iter()
+        .zip(labels)
+        .filter(|(r, &l)| argmax(r) == l as usize)
+        .count()
+}
+
 /// Compares `runtime`'s outputs (named `name` in errors) with pf's, one row
 /// per image, against `labels`.
 pub fn compare(
@@ -66,7 +74,9 @@ pub fn compare(
         max_abs_diff: 0.0,
         max_abs_output: 0.0,
     };
-    for ((p, r), &label) in pf.iter().zip(runtime).zip(labels) {
+    a.pf_correct = correct(pf, labels);
+    a.runtime_correct = correct(runtime, labels);
+    for (p, r) in pf.iter().zip(runtime) {
         if p.len() != r.len() {
             bail!(
                 "{name} gives {} outputs per image and pf {}",
@@ -75,8 +85,6 @@ pub fn compare(
             );
         }
         let (pa, ra) = (argmax(p), argmax(r));
-        a.pf_correct += usize::from(pa == label as usize);
-        a.runtime_correct += usize::from(ra == label as usize);
         a.agree += usize::from(pa == ra);
         for (x, y) in p.iter().zip(r) {
             a.max_abs_diff = a.max_abs_diff.max((x - y).abs() as f64);

@@ -1,6 +1,6 @@
 //! Shape inference over a [`Graph`].
 
-use super::{Graph, GraphError, Op, INPUT};
+use super::{Graph, GraphError, Layer, Op, INPUT};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -70,6 +70,134 @@ fn window_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Opti
     Some((size + 2 * padding - kernel) / stride + 1)
 }
 
+impl Layer {
+    /// The shape this layer outputs for inputs of shapes `ins` (one per
+    /// entry of `inputs`, at least one), or why they do not fit.
+    pub(crate) fn output_shape(&self, ins: &[Shape]) -> Result<Shape, GraphError> {
+        let err = |reason: String| GraphError::Shape {
+            layer: self.name.clone(),
+            reason,
+        };
+        let x = ins[0];
+        let map = |what: &str| match x {
+            Shape::Map { c, h, w } => Ok((c, h, w)),
+            Shape::Vector { n } => Err(err(format!(
+                "{what} needs a C×H×W feature map but gets a vector of {n}"
+            ))),
+        };
+        let shape = match &self.op {
+            Op::Conv2d {
+                in_channels,
+                out_channels,
+                kernel,
+                stride,
+                padding,
+                groups,
+                ..
+            } => {
+                let (c, h, w) = map("conv2d")?;
+                if c != *in_channels {
+                    return Err(err(format!(
+                        "expects {in_channels} input channels but gets {c}"
+                    )));
+                }
+                if *groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
+                    return Err(err(format!(
+                        "{groups} groups do not divide {in_channels} input and {out_channels} output channels"
+                    )));
+                }
+                let oh = window_out(h, kernel[0], stride[0], padding[0]);
+                let ow = window_out(w, kernel[1], stride[1], padding[1]);
+                match (oh, ow) {
+                    (Some(h), Some(w)) => Shape::Map {
+                        c: *out_channels,
+                        h,
+                        w,
+                    },
+                    _ => return Err(err(format!(
+                        "kernel {kernel:?} with padding {padding:?} does not fit a {h}×{w} input"
+                    ))),
+                }
+            }
+            Op::BatchNorm { channels, .. } => {
+                if x.channels() != *channels {
+                    return Err(err(format!(
+                        "normalises {channels} channels but gets {}",
+                        x.channels()
+                    )));
+                }
+                x
+            }
+            Op::Relu | Op::Relu6 | Op::Softmax => x,
+            Op::Add => {
+                if let Some(other) = ins.iter().find(|s| **s != x) {
+                    return Err(err(format!(
+                        "adds inputs of different shapes {x} and {other}"
+                    )));
+                }
+                x
+            }
+            Op::MaxPool {
+                kernel,
+                stride,
+                padding,
+            }
+            | Op::AvgPool {
+                kernel,
+                stride,
+                padding,
+            } => {
+                let (c, h, w) = map("pooling")?;
+                if padding[0] * 2 > kernel[0] || padding[1] * 2 > kernel[1] {
+                    return Err(err(format!(
+                        "padding {padding:?} is more than half the window {kernel:?}"
+                    )));
+                }
+                match (
+                    window_out(h, kernel[0], stride[0], padding[0]),
+                    window_out(w, kernel[1], stride[1], padding[1]),
+                ) {
+                    (Some(h), Some(w)) => Shape::Map { c, h, w },
+                    _ => {
+                        return Err(err(format!(
+                            "window {kernel:?} does not fit a {h}×{w} input"
+                        )))
+                    }
+                }
+            }
+            Op::GlobalAvgPool => {
+                let (c, _, _) = map("global average pooling")?;
+                Shape::Map { c, h: 1, w: 1 }
+            }
+            Op::PadChannels { before, after } => {
+                let (c, h, w) = map("channel padding")?;
+                Shape::Map {
+                    c: c + before + after,
+                    h,
+                    w,
+                }
+            }
+            Op::Flatten => Shape::Vector { n: x.numel() },
+            Op::Linear {
+                in_features,
+                out_features,
+                ..
+            } => match x {
+                Shape::Vector { n } if n == *in_features => Shape::Vector { n: *out_features },
+                Shape::Vector { n } => {
+                    return Err(err(format!("expects {in_features} features but gets {n}")))
+                }
+                Shape::Map { .. } => {
+                    return Err(err(format!(
+                        "expects a vector of {in_features} but gets a {x} map; add a flatten layer"
+                    )))
+                }
+            },
+        };
+        Ok(shape)
+    }
+}
+
 impl Graph {
     /// Infers the output shape of every layer, in layer order.
     pub(crate) fn infer_shapes(&self) -> Result<Vec<Shape>, GraphError> {
@@ -84,125 +212,8 @@ impl Graph {
         );
         let mut out = Vec::with_capacity(self.layers.len());
         for layer in &self.layers {
-            let err = |reason: String| GraphError::Shape {
-                layer: layer.name.clone(),
-                reason,
-            };
             let ins: Vec<Shape> = layer.inputs.iter().map(|i| known[i.as_str()]).collect();
-            let x = ins[0];
-            let map = |what: &str| match x {
-                Shape::Map { c, h, w } => Ok((c, h, w)),
-                Shape::Vector { n } => Err(err(format!(
-                    "{what} needs a C×H×W feature map but gets a vector of {n}"
-                ))),
-            };
-            let shape = match &layer.op {
-                Op::Conv2d {
-                    in_channels,
-                    out_channels,
-                    kernel,
-                    stride,
-                    padding,
-                    groups,
-                    ..
-                } => {
-                    let (c, h, w) = map("conv2d")?;
-                    if c != *in_channels {
-                        return Err(err(format!(
-                            "expects {in_channels} input channels but gets {c}"
-                        )));
-                    }
-                    if *groups == 0 || in_channels % groups != 0 || out_channels % groups != 0 {
-                        return Err(err(format!(
-                            "{groups} groups do not divide {in_channels} input and {out_channels} output channels"
-                        )));
-                    }
-                    let oh = window_out(h, kernel[0], stride[0], padding[0]);
-                    let ow = window_out(w, kernel[1], stride[1], padding[1]);
-                    match (oh, ow) {
-                        (Some(h), Some(w)) => Shape::Map { c: *out_channels, h, w },
-                        _ => {
-                            return Err(err(format!(
-                                "kernel {kernel:?} with padding {padding:?} does not fit a {h}×{w} input"
-                            )))
-                        }
-                    }
-                }
-                Op::BatchNorm { channels, .. } => {
-                    if x.channels() != *channels {
-                        return Err(err(format!(
-                            "normalises {channels} channels but gets {}",
-                            x.channels()
-                        )));
-                    }
-                    x
-                }
-                Op::Relu | Op::Relu6 | Op::Softmax => x,
-                Op::Add => {
-                    if let Some(other) = ins.iter().find(|s| **s != x) {
-                        return Err(err(format!(
-                            "adds inputs of different shapes {x} and {other}"
-                        )));
-                    }
-                    x
-                }
-                Op::MaxPool {
-                    kernel,
-                    stride,
-                    padding,
-                }
-                | Op::AvgPool {
-                    kernel,
-                    stride,
-                    padding,
-                } => {
-                    let (c, h, w) = map("pooling")?;
-                    if padding[0] * 2 > kernel[0] || padding[1] * 2 > kernel[1] {
-                        return Err(err(format!(
-                            "padding {padding:?} is more than half the window {kernel:?}"
-                        )));
-                    }
-                    match (
-                        window_out(h, kernel[0], stride[0], padding[0]),
-                        window_out(w, kernel[1], stride[1], padding[1]),
-                    ) {
-                        (Some(h), Some(w)) => Shape::Map { c, h, w },
-                        _ => {
-                            return Err(err(format!(
-                                "window {kernel:?} does not fit a {h}×{w} input"
-                            )))
-                        }
-                    }
-                }
-                Op::GlobalAvgPool => {
-                    let (c, _, _) = map("global average pooling")?;
-                    Shape::Map { c, h: 1, w: 1 }
-                }
-                Op::PadChannels { before, after } => {
-                    let (c, h, w) = map("channel padding")?;
-                    Shape::Map {
-                        c: c + before + after,
-                        h,
-                        w,
-                    }
-                }
-                Op::Flatten => Shape::Vector { n: x.numel() },
-                Op::Linear {
-                    in_features,
-                    out_features,
-                    ..
-                } => match x {
-                    Shape::Vector { n } if n == *in_features => Shape::Vector { n: *out_features },
-                    Shape::Vector { n } => {
-                        return Err(err(format!("expects {in_features} features but gets {n}")))
-                    }
-                    Shape::Map { .. } => {
-                        return Err(err(format!(
-                        "expects a vector of {in_features} but gets a {x} map; add a flatten layer"
-                    )))
-                    }
-                },
-            };
+            let shape = layer.output_shape(&ins)?;
             known.insert(layer.name.as_str(), shape);
             out.push(shape);
         }

@@ -380,12 +380,61 @@ impl Writer<'_> {
         }
     }
 
-    /// Writes `layer`; returns the layers it consumed besides itself.
+    /// A tensor of the model (a parameter or a buffer) by key.
+    fn model_tensor(&self, key: &str) -> Result<Tensor> {
+        match self.model.params.get(key) {
+            Some(v) => Ok(v.as_tensor().detach()),
+            None => self
+                .model
+                .buffers
+                .get(key)
+                .cloned()
+                .with_context(|| format!("the model has no tensor `{key}`")),
+        }
+    }
+
+    /// The bias of a convolution or linear layer with `channels` outputs:
+    /// its own, zeros in an int8 graph (whose integer kernels always take
+    /// one), or none.
+    fn bias(&self, layer: &str, channels: usize, like: &Tensor) -> Result<Option<Tensor>> {
+        Ok(match self.model.params.get(&format!("{layer}.bias")) {
+            Some(b) => Some(b.as_tensor().detach()),
+            None if self.int8.is_some() => Some(Tensor::zeros(
+                channels,
+                candle_core::DType::F32,
+                like.device(),
+            )?),
+            None => None,
+        })
+    }
+
+    /// Adds float initializers `<layer>.<key>` for `keys` and returns their
+    /// names.
+    fn float_initializers(&mut self, layer: &str, keys: &[&str]) -> Result<Vec<String>> {
+        keys.iter()
+            .map(|key| {
+                let name = format!("{layer}.{key}");
+                let t = self.model_tensor(&name)?;
+                self.initializers
+                    .push(f32_tensor(&name, t.dims(), &floats(&t)?));
+                Ok(name)
+            })
+            .collect()
+    }
+
+    /// Writes `layer` as one node; returns the layers it consumed besides
+    /// itself (a batch norm folded into a convolution).
     fn layer(&mut self, layer: &Layer) -> Result<Vec<String>> {
         let name = layer.name.clone();
-        let x = || self.input_of(layer, 0);
+        let mut inputs = (0..layer.inputs.len())
+            .map(|i| self.input_of(layer, i))
+            .collect::<Result<Vec<_>>>()?;
+        // The tensor the node writes: the layer's, or the folded batch
+        // norm's.
+        let mut out = name.clone();
         let mut consumed = Vec::new();
-        match &layer.op {
+        let pads = |p: &[usize; 2]| [p[0], p[1], p[0], p[1]];
+        let (op, attrs) = match &layer.op {
             Op::Conv2d {
                 kernel,
                 stride,
@@ -394,174 +443,104 @@ impl Writer<'_> {
                 out_channels,
                 ..
             } => {
-                let input = x()?;
-                let bias = self.model.params.get(&format!("{name}.bias"));
-                let (w, b, out_name) = match self.folded_bn(layer) {
+                let (w, b) = match self.folded_bn(layer) {
                     Some(bn) => {
                         let (w, b) = self.model.folded_conv(layer, &bn.name)?;
                         consumed.push(bn.name.clone());
-                        (w, Some(b), bn.name.clone())
+                        out = bn.name.clone();
+                        (w, Some(b))
                     }
                     None => {
                         let w = self.model.effective_weight(layer, false)?;
-                        let b = match (bias, &self.int8) {
-                            (Some(b), _) => Some(b.as_tensor().detach()),
-                            (None, Some(_)) => Some(Tensor::zeros(
-                                *out_channels,
-                                candle_core::DType::F32,
-                                w.device(),
-                            )?),
-                            (None, None) => None,
-                        };
-                        (w, b, name.clone())
+                        let b = self.bias(&name, *out_channels, &w)?;
+                        (w, b)
                     }
                 };
-                let mut inputs = vec![input];
                 inputs.extend(self.weight_inputs(&name, &w, b.as_ref())?);
                 let attrs = vec![
                     ints("dilations", &[1, 1]),
                     int("group", *groups as i64),
                     ints("kernel_shape", kernel),
-                    ints("pads", &[padding[0], padding[1], padding[0], padding[1]]),
+                    ints("pads", &pads(padding)),
                     ints("strides", stride),
                 ];
-                self.node("Conv", &name, inputs, &out_name, attrs);
-                self.produce(&out_name, out_name.clone());
+                ("Conv", attrs)
             }
             Op::BatchNorm { eps, momentum, .. } => {
-                let mut inputs = vec![x()?];
-                for key in ["weight", "bias"] {
-                    let t = self
-                        .model
-                        .params
-                        .get(&format!("{name}.{key}"))
-                        .with_context(|| format!("`{name}` has no {key}"))?
-                        .as_tensor()
-                        .clone();
-                    inputs.push(format!("{name}.{key}"));
-                    self.initializers.push(f32_tensor(
-                        &inputs[inputs.len() - 1],
-                        t.dims(),
-                        &floats(&t)?,
-                    ));
-                }
-                for key in ["running_mean", "running_var"] {
-                    let t = self
-                        .model
-                        .buffers
-                        .get(&format!("{name}.{key}"))
-                        .with_context(|| format!("`{name}` has no {key}"))?
-                        .clone();
-                    inputs.push(format!("{name}.{key}"));
-                    self.initializers.push(f32_tensor(
-                        &inputs[inputs.len() - 1],
-                        t.dims(),
-                        &floats(&t)?,
-                    ));
-                }
+                inputs.extend(self.float_initializers(
+                    &name,
+                    &["weight", "bias", "running_mean", "running_var"],
+                )?);
                 // pf's momentum is the batch statistic's weight; ONNX's is
                 // the running one's.
                 let attrs = vec![
                     float("epsilon", *eps as f32),
                     float("momentum", (1.0 - momentum) as f32),
                 ];
-                self.node("BatchNormalization", &name, inputs, &name, attrs);
-                self.produce(&name, name.clone());
+                ("BatchNormalization", attrs)
             }
-            Op::Relu => {
-                let input = x()?;
-                self.node("Relu", &name, vec![input], &name, vec![]);
-                self.produce(&name, name.clone());
-            }
+            Op::Relu => ("Relu", vec![]),
             Op::Relu6 => {
-                let input = x()?;
-                let (lo, hi) = (format!("{name}.min"), format!("{name}.max"));
-                self.initializers.push(f32_tensor(&lo, &[], &[0.0]));
-                self.initializers.push(f32_tensor(&hi, &[], &[6.0]));
-                self.node("Clip", &name, vec![input, lo, hi], &name, vec![]);
-                self.produce(&name, name.clone());
+                for (bound, value) in [("min", 0.0), ("max", 6.0)] {
+                    let key = format!("{name}.{bound}");
+                    self.initializers.push(f32_tensor(&key, &[], &[value]));
+                    inputs.push(key);
+                }
+                ("Clip", vec![])
             }
-            Op::Add => {
-                let inputs = (0..layer.inputs.len())
-                    .map(|i| self.input_of(layer, i))
-                    .collect::<Result<Vec<_>>>()?;
-                let op = if inputs.len() == 2 { "Add" } else { "Sum" };
-                self.node(op, &name, inputs, &name, vec![]);
-                self.produce(&name, name.clone());
-            }
+            Op::Add if inputs.len() == 2 => ("Add", vec![]),
+            Op::Add => ("Sum", vec![]),
             Op::MaxPool {
                 kernel,
                 stride,
                 padding,
+            } => {
+                let attrs = vec![
+                    ints("kernel_shape", kernel),
+                    ints("pads", &pads(padding)),
+                    ints("strides", stride),
+                ];
+                ("MaxPool", attrs)
             }
-            | Op::AvgPool {
+            Op::AvgPool {
                 kernel,
                 stride,
                 padding,
             } => {
-                let input = x()?;
-                let mut attrs = vec![
+                let attrs = vec![
                     ints("kernel_shape", kernel),
-                    ints("pads", &[padding[0], padding[1], padding[0], padding[1]]),
+                    ints("pads", &pads(padding)),
                     ints("strides", stride),
+                    int("count_include_pad", 0),
                 ];
-                let op = if matches!(layer.op, Op::MaxPool { .. }) {
-                    "MaxPool"
-                } else {
-                    attrs.push(int("count_include_pad", 0));
-                    "AveragePool"
-                };
-                self.node(op, &name, vec![input], &name, attrs);
-                self.produce(&name, name.clone());
+                ("AveragePool", attrs)
             }
-            Op::GlobalAvgPool => {
-                let input = x()?;
-                self.node("GlobalAveragePool", &name, vec![input], &name, vec![]);
-                self.produce(&name, name.clone());
-            }
+            Op::GlobalAvgPool => ("GlobalAveragePool", vec![]),
             Op::PadChannels { before, after } => {
-                let input = x()?;
-                let pads = format!("{name}.pads");
+                let key = format!("{name}.pads");
                 self.initializers.push(i64_tensor(
-                    &pads,
+                    &key,
                     &[8],
                     &[0, *before as i64, 0, 0, 0, *after as i64, 0, 0],
                 ));
+                inputs.push(key);
                 let attrs = vec![AttributeProto {
                     s: Some(b"constant".to_vec()),
                     ..attribute("mode", AttributeType::String)
                 }];
-                self.node("Pad", &name, vec![input, pads], &name, attrs);
-                self.produce(&name, name.clone());
+                ("Pad", attrs)
             }
-            Op::Flatten => {
-                let input = x()?;
-                self.node("Flatten", &name, vec![input], &name, vec![int("axis", 1)]);
-                self.produce(&name, name.clone());
-            }
+            Op::Flatten => ("Flatten", vec![int("axis", 1)]),
             Op::Linear { out_features, .. } => {
-                let input = x()?;
                 let w = self.model.effective_weight(layer, false)?;
-                let b = match (self.model.params.get(&format!("{name}.bias")), &self.int8) {
-                    (Some(b), _) => Some(b.as_tensor().detach()),
-                    (None, Some(_)) => Some(Tensor::zeros(
-                        *out_features,
-                        candle_core::DType::F32,
-                        w.device(),
-                    )?),
-                    (None, None) => None,
-                };
-                let mut inputs = vec![input];
+                let b = self.bias(&name, *out_features, &w)?;
                 inputs.extend(self.weight_inputs(&name, &w, b.as_ref())?);
-                self.node("Gemm", &name, inputs, &name, vec![int("transB", 1)]);
-                self.produce(&name, name.clone());
+                ("Gemm", vec![int("transB", 1)])
             }
-            Op::Softmax => {
-                let input = x()?;
-                self.node("Softmax", &name, vec![input], &name, vec![int("axis", -1)]);
-                self.produce(&name, name.clone());
-            }
-        }
+            Op::Softmax => ("Softmax", vec![int("axis", -1)]),
+        };
+        self.node(op, &name, inputs, &out, attrs);
+        self.produce(&out, out.clone());
         Ok(consumed)
     }
 }

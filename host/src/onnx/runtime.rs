@@ -6,7 +6,7 @@
 //! ([`crate::export::tflite::litert::python`]): `scripts/test.sh` installs
 //! both runtimes into `target/litert-venv`.
 
-use crate::export::compare::{argmax, compare};
+use crate::export::compare::{compare, correct};
 use crate::export::python;
 use crate::export::tflite::lower::Lowered;
 use crate::export::tflite::simulate;
@@ -84,18 +84,12 @@ pub fn verify(
     let mut labels: Vec<u32> = Vec::new();
     let mut nchw: Vec<f32> = Vec::new();
     let mut float_correct = 0usize;
-    let mut dims = vec![0];
     for (x, y) in batches {
-        dims = x.dims().to_vec();
         let float = model
             .forward_inference(x)?
             .flatten_from(1)?
             .to_vec2::<f32>()?;
-        float_correct += float
-            .iter()
-            .zip(y)
-            .filter(|(r, &l)| argmax(r) == l as usize)
-            .count();
+        float_correct += correct(&float, y);
         match int8 {
             Some(g) => pf_rows.extend(
                 simulate::evaluate(g, x, false)?
@@ -109,8 +103,8 @@ pub fn verify(
         nchw.extend(x.flatten_all()?.to_vec1::<f32>()?);
     }
     let n = labels.len();
-    dims[0] = n;
-    let ort = infer(python, file, &nchw, &dims)?;
+    let i = model.graph.input;
+    let ort = infer(python, file, &nchw, &[n, i.channels, i.height, i.width])?;
     let a = compare(&pf_rows, &ort, &labels, "ONNX Runtime")?;
     Ok(Verification {
         images: n,

@@ -7,7 +7,7 @@ use super::litert::{self, Kernels};
 use super::lower::Lowered;
 use super::simulate;
 use crate::data::{Augment, Batcher, Dataset, Normalization};
-use crate::export::compare::{argmax, compare};
+use crate::export::compare::{compare, correct};
 use crate::model::Model;
 use anyhow::{bail, Result};
 use candle_core::Tensor;
@@ -84,11 +84,7 @@ pub fn verify(
     let mut nhwc: Vec<f32> = Vec::new();
     for (x, y) in batches {
         let float = model.forward_inference(x)?.to_vec2::<f32>()?;
-        float_correct += float
-            .iter()
-            .zip(y)
-            .filter(|(r, &l)| argmax(r) == l as usize)
-            .count();
+        float_correct += correct(&float, y);
         let out = simulate::evaluate(graph, x, false)?.output;
         pf_rows.extend(out.to_vec2::<f32>()?);
         labels.extend(y);

@@ -490,18 +490,12 @@ impl Importer<'_> {
             inputs,
             quant: None,
         };
-        // The new layer's shape, checked by the graph's own inference so
-        // that every error names this node.
-        let mut g = Graph {
-            name: String::new(),
-            input: self.input,
-            layers: self.layers.clone(),
-        };
-        g.layers.push(layer.clone());
-        let shapes = g
-            .infer_shapes()
+        // The new layer's shape, checked by the graph's own rules, so that
+        // every error names this node.
+        let ins: Vec<Shape> = layer.inputs.iter().map(|i| self.shape(i)).collect();
+        let shape = layer
+            .output_shape(&ins)
             .map_err(|e| anyhow!("{}: {e}", self.here(node)))?;
-        let shape = *shapes.last().expect("one layer at least");
         self.shapes.insert(name.clone(), shape);
         self.names.insert(name.clone());
         self.layers.push(layer);
@@ -524,9 +518,7 @@ impl Importer<'_> {
                 needed.extend(layer.inputs.iter().cloned());
             }
         }
+        // The layers are in topological order, so the output stays last.
         self.layers.retain(|l| needed.contains(&l.name));
-        if let Some(pos) = self.layers.iter().position(|l| l.name == output) {
-            self.layers.truncate(pos + 1);
-        }
     }
 }
