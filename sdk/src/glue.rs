@@ -137,12 +137,13 @@ pub fn optimizer_describe<O: Optimizer>() -> PluginInfo {
 pub struct SearchGlue<O>(RefCell<O>);
 
 impl<O: Optimizer> GuestSearch for SearchGlue<O> {
-    fn create(space: Vec<ParamSpec>, budget: u32, options: Vec<Param>) -> Result<Search> {
+    fn create(space: Vec<ParamSpec>, budget: u32, set: Vec<Param>) -> Result<Search> {
         install_panic_hook();
         space::validate(&space)?;
-        let (options, _) = O::Options::decode(&options, &[])
+        let (options, _) = O::Options::decode(&set, &[])
             .map_err(|e| Error::invalid_argument(format!("optimizer options: {}", e.message())))?;
-        let search = O::create(space, budget, options)?;
+        let given: Vec<&str> = set.iter().map(|p| p.name.as_str()).collect();
+        let search = O::create_given(space, budget, options, &given)?;
         Ok(Search::new(SearchGlue(RefCell::new(search))))
     }
 

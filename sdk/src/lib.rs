@@ -80,7 +80,7 @@ pub use model::{
     ChannelGroup, Cost, FeatureSample, LayerInfo, LayerKind, Metrics, Model, QuantTarget,
     Quantizer, UniformQuantizer,
 };
-pub use optimizer::{count_suggestion, Optimizer, Outcome};
+pub use optimizer::{count_suggestion, startup_for_budget, Optimizer, Outcome};
 pub use params::{Extra, Params};
 pub use rng::{HostRng, RandomExt, SplitMix64};
 pub use space::{FloatRange, IntRange, Param, ParamKind, ParamSpec, ParamValue};

@@ -345,6 +345,23 @@ impl Ddpg {
     }
 }
 
+/// The warm-up episodes of a search of `budget` trials: `warmup_trials`
+/// when set, otherwise (0) a fifth of the budget between 1 and 20, with the
+/// line that says so when the budget made it fewer than 20.
+fn warmup_for(warmup_trials: u32, budget: u32) -> (u32, Option<String>) {
+    if warmup_trials != 0 {
+        return (warmup_trials, None);
+    }
+    let warmup = (budget / 5).clamp(1, 20);
+    let note = (warmup < 20 && budget > 0).then(|| {
+        format!(
+            "ddpg: {warmup} of {budget} trials are random warm-up episodes (warmup_trials \
+             scaled to a fifth of the budget, at most 20; set warmup_trials to override)"
+        )
+    });
+    (warmup, note)
+}
+
 impl Optimizer for Ddpg {
     type Options = DdpgOptions;
 
@@ -373,11 +390,10 @@ impl Optimizer for Ddpg {
             },
             &mut rng,
         );
-        let warmup = if options.warmup_trials == 0 {
-            (budget / 5).clamp(1, 20)
-        } else {
-            options.warmup_trials
-        };
+        let (warmup, note) = warmup_for(options.warmup_trials, budget);
+        if let Some(note) = note {
+            pf_sdk::log::info(&note);
+        }
         Ok(Ddpg {
             buffer: ReplayBuffer::new(options.buffer_size as usize),
             rewards: RewardStats::new(options.baseline_decay),

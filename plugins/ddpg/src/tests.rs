@@ -812,6 +812,18 @@ fn warm_up_defaults_to_a_fifth_of_the_budget_up_to_twenty() {
     assert_eq!(warmup(50, 0), 10);
     assert_eq!(warmup(3, 0), 1);
     assert_eq!(warmup(100, 7), 7);
+    // A budget that scaled the warm-up down is logged once, at `create`.
+    let (n, note) = warmup_for(0, 6);
+    assert_eq!(n, 1);
+    assert_eq!(
+        note.as_deref(),
+        Some(
+            "ddpg: 1 of 6 trials are random warm-up episodes (warmup_trials scaled to a fifth \
+             of the budget, at most 20; set warmup_trials to override)"
+        )
+    );
+    assert_eq!(warmup_for(0, 100), (20, None));
+    assert_eq!(warmup_for(7, 6), (7, None));
 }
 
 #[test]

@@ -13,7 +13,10 @@
 //!    trial has a finite reward yet, suggestions come from a Latin
 //!    hypercube of that size (McKay, Beckman & Conover 1979), then from
 //!    uniform draws if it runs out: every dimension is stratified, which
-//!    covers the space better than independent draws at no cost.
+//!    covers the space better than independent draws at no cost. Unless
+//!    the user sets `startup_trials`, a budget under 30 trials scales the
+//!    default down to ⌈budget/3⌉ (at least 2: 2 of 6 trials), so a small
+//!    search is not all design; the search logs it when it does.
 //! 2. **Encoding** ([`encoding`]). Floats and ints take their
 //!    `ParamSpec::to_unit` position in `[0, 1]` (log scales are searched in
 //!    log space), booleans 0/1, choices one-hot columns. Ints are rounded
@@ -105,7 +108,7 @@ use warping::Warp;
 #[serde(crate = "pf_sdk::serde", default, deny_unknown_fields)]
 #[schemars(crate = "pf_sdk::schemars")]
 pub struct GpOptions {
-    /// Trials taken from a Latin-hypercube design before the Gaussian process takes over (at most the budget).
+    /// Trials taken from a Latin-hypercube design before the Gaussian process takes over (at most the budget); left unset, at most ⌈budget/3⌉ (at least 2).
     #[schemars(range(min = 0, max = 1000))]
     pub startup_trials: u32,
     /// Starts of the marginal-likelihood maximisation per fit: the previous fit, one assuming noisy rewards, then draws from the prior.
@@ -193,6 +196,22 @@ impl Optimizer for GaussianProcessSearch {
         })
     }
 
+    fn create_given(
+        space: Vec<ParamSpec>,
+        budget: u32,
+        mut options: GpOptions,
+        given: &[&str],
+    ) -> Result<Self> {
+        if !given.contains(&"startup_trials") {
+            let (startup, note) = startup_for(options.startup_trials, budget);
+            options.startup_trials = startup;
+            if let Some(note) = note {
+                pf_sdk::log::info(&note);
+            }
+        }
+        Self::create(space, budget, options)
+    }
+
     fn suggest(&mut self) -> Result<Vec<Param>> {
         pf_sdk::count_suggestion(&mut self.suggested, self.budget)?;
         // One draw from the host per suggestion seeds a local stream: the
@@ -222,6 +241,22 @@ impl Optimizer for GaussianProcessSearch {
         });
         Ok(())
     }
+}
+
+/// The initial design's size for a search of `budget` trials when the user
+/// left `startup_trials` at its default `configured`: about a third of a
+/// small budget ([`pf_sdk::startup_for_budget`]), and the line that says so
+/// when that is fewer than `configured`.
+fn startup_for(configured: u32, budget: u32) -> (u32, Option<String>) {
+    let startup = pf_sdk::startup_for_budget(configured, budget);
+    let note = (startup < configured && budget > 0).then(|| {
+        format!(
+            "gp: {startup} of {budget} trials are the Latin-hypercube start-up design \
+             (startup_trials scaled from {configured} to the budget; set startup_trials to \
+             override)"
+        )
+    });
+    (startup, note)
 }
 
 impl GaussianProcessSearch {

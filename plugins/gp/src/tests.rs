@@ -409,3 +409,39 @@ fn the_model_finds_the_optimum_of_a_smooth_mixed_function() {
     // The optimum is 0; the best random point of 30 is usually below −0.5.
     assert!(best > -0.2, "best {best}");
 }
+
+#[test]
+fn the_design_scales_to_a_small_budget_unless_set() {
+    let (startup, note) = startup_for(10, 6);
+    assert_eq!(startup, 2);
+    let note = note.unwrap();
+    assert!(
+        note.starts_with("gp: 2 of 6 trials are the Latin-hypercube start-up design")
+            && note.contains("set startup_trials to override"),
+        "{note}"
+    );
+    assert_eq!(startup_for(10, 30), (10, None));
+    assert_eq!(startup_for(10, 0), (0, None));
+    let create = |given: &[&str]| {
+        GaussianProcessSearch::create_given(test_space(), 6, GpOptions::default(), given)
+            .unwrap()
+            .options
+            .startup_trials
+    };
+    assert_eq!(create(&[]), 2);
+    assert_eq!(create(&["candidates"]), 2);
+    assert_eq!(create(&["startup_trials"]), 10);
+    // The GP takes over at the third of 6 trials: the design's 2 points
+    // are stratified, the model's are not drawn from the design.
+    testing::seed(3);
+    let space = test_space();
+    let mut search =
+        GaussianProcessSearch::create_given(space.clone(), 6, GpOptions::default(), &[]).unwrap();
+    for _ in 0..6 {
+        let params = search.suggest().unwrap();
+        testing::check_suggestion(&space, &params).unwrap();
+        let value = objective(&params);
+        search.observe(params, Outcome::Reward(-value)).unwrap();
+    }
+    assert_eq!(search.design_used, 2);
+}

@@ -26,7 +26,10 @@
 //! * **Startup.** The first [`startup_trials`](TpeOptions::startup_trials)
 //!   suggestions (until that many observations arrived) are uniform draws in
 //!   the unit cube: random search, which the density estimators need to
-//!   start from.
+//!   start from. Unless the user sets `startup_trials`, a budget under 30
+//!   trials scales the default 10 down to about a third of it (⌈budget/3⌉,
+//!   at least 2: 2 of 6 trials), so a small search is not all random; the
+//!   search logs it when it does.
 //! * **The split.** With `n` finite rewards, the good group holds the best
 //!   `min(⌈γ·n⌉, max_good)`, with γ = [`gamma`](TpeOptions::gamma) = 0.1
 //!   and `max_good` = 25 by default: the linear rule, Optuna's default (the
@@ -108,7 +111,7 @@ pub struct TpeOptions {
     ///
     /// Joint modelling keeps interactions between dimensions.
     pub multivariate: bool,
-    /// Random trials before the model is used (observations, failed ones included).
+    /// Random trials before the model is used (observations, failed ones included); left unset, at most ⌈budget/3⌉ (at least 2).
     #[schemars(range(min = 0, max = 100000))]
     pub startup_trials: u32,
     /// Candidates drawn from the good density l(x) per suggestion; the one with the largest l(x)/g(x) is suggested.
@@ -232,6 +235,22 @@ impl Optimizer for Tpe {
         })
     }
 
+    fn create_given(
+        space: Vec<ParamSpec>,
+        budget: u32,
+        mut options: TpeOptions,
+        given: &[&str],
+    ) -> Result<Self> {
+        if !given.contains(&"startup_trials") {
+            let (startup, note) = startup_for(options.startup_trials, budget);
+            options.startup_trials = startup;
+            if let Some(note) = note {
+                pf_sdk::log::info(&note);
+            }
+        }
+        Self::create(space, budget, options)
+    }
+
     fn suggest(&mut self) -> Result<Vec<Param>> {
         pf_sdk::count_suggestion(&mut self.suggested, self.budget)?;
         let unit = if self.observations.len() < self.options.startup_trials as usize {
@@ -266,6 +285,21 @@ impl Optimizer for Tpe {
         self.observations.push(Observation { unit, reward });
         Ok(())
     }
+}
+
+/// The random start-up trials of a search of `budget` trials when the user
+/// left `startup_trials` at its default `configured`: about a third of a
+/// small budget ([`pf_sdk::startup_for_budget`]), and the line that says so
+/// when that is fewer than `configured`.
+fn startup_for(configured: u32, budget: u32) -> (u32, Option<String>) {
+    let startup = pf_sdk::startup_for_budget(configured, budget);
+    let note = (startup < configured && budget > 0).then(|| {
+        format!(
+            "tpe: {startup} of {budget} trials are random start-up (startup_trials scaled \
+             from {configured} to the budget; set startup_trials to override)"
+        )
+    });
+    (startup, note)
 }
 
 /// How a dimension is modelled.

@@ -502,3 +502,65 @@ fn a_suggestion_at_fifty_observations_is_cheap() {
         assert!(each.as_millis() < 20, "{each:?} per suggestion");
     }
 }
+
+#[test]
+fn startup_trials_scale_to_a_small_budget_unless_set() {
+    let (startup, note) = startup_for(10, 6);
+    assert_eq!(startup, 2);
+    assert_eq!(
+        note.as_deref(),
+        Some(
+            "tpe: 2 of 6 trials are random start-up (startup_trials scaled from 10 to the \
+             budget; set startup_trials to override)"
+        )
+    );
+    assert_eq!(startup_for(10, 12).0, 4);
+    // A budget of 30 or more keeps the configured start-up, and says nothing.
+    assert_eq!(startup_for(10, 30), (10, None));
+    assert_eq!(startup_for(10, 200), (10, None));
+    // Through `create_given`, as the SDK creates a search: scaled when the
+    // option was left at its default, taken as it is when the user set it.
+    let budget = 6;
+    let scaled = Tpe::create_given(every_kind(), budget, TpeOptions::default(), &[]).unwrap();
+    assert_eq!(scaled.options.startup_trials, 2);
+    let other = Tpe::create_given(every_kind(), budget, TpeOptions::default(), &["gamma"]).unwrap();
+    assert_eq!(other.options.startup_trials, 2);
+    let set = Tpe::create_given(
+        every_kind(),
+        budget,
+        TpeOptions::default(),
+        &["startup_trials"],
+    )
+    .unwrap();
+    assert_eq!(set.options.startup_trials, 10);
+    // `create` takes the options as they are.
+    let plain = Tpe::create(every_kind(), budget, TpeOptions::default()).unwrap();
+    assert_eq!(plain.options.startup_trials, 10);
+}
+
+#[test]
+fn a_scaled_startup_hands_the_rest_of_a_small_budget_to_the_model() {
+    // The same stream with the start-up scaled (2 of 6) and set (10): the
+    // first 2 suggestions are the same uniform draws, the third is the
+    // model's only when scaled.
+    let trials = |given: &[&str]| {
+        testing::seed(4);
+        let space = every_kind();
+        let mut tpe = Tpe::create_given(space.clone(), 6, TpeOptions::default(), given).unwrap();
+        let trials: Vec<Vec<Param>> = (0..6)
+            .map(|_| {
+                let params = tpe.suggest().unwrap();
+                check_suggestion(&space, &params).unwrap();
+                tpe.observe(params.clone(), Outcome::Reward(reward(&params)))
+                    .unwrap();
+                params
+            })
+            .collect();
+        assert!(tpe.suggest().is_err(), "the budget is used up");
+        values(&trials)
+    };
+    let scaled = trials(&[]);
+    let random = trials(&["startup_trials"]);
+    assert_eq!(scaled[..2], random[..2]);
+    assert_ne!(scaled[2], random[2]);
+}
