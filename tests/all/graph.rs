@@ -398,3 +398,351 @@ fn saved_files_are_readable_like_ordinary_files() {
         0o640
     );
 }
+
+/// `digits_cnn` with 75% of every conv and linear weight zeroed by masks,
+/// the smallest magnitudes first, as `weight_sparse` prunes.
+fn pruned_digits_cnn() -> Model {
+    let cfg = ZooConfig {
+        input: InputSpec {
+            channels: 1,
+            height: 8,
+            width: 8,
+        },
+        num_classes: 10,
+        width: 1.0,
+    };
+    let mut m = Model::init(zoo::build("digits_cnn", &cfg).unwrap(), 7, &Device::Cpu).unwrap();
+    let layers: Vec<String> = m
+        .graph
+        .layers
+        .iter()
+        .filter(|l| l.op.has_weight())
+        .map(|l| l.name.clone())
+        .collect();
+    for layer in layers {
+        let w = m.params[&format!("{layer}.weight")].as_tensor().clone();
+        let mut mags: Vec<f32> = w
+            .abs()
+            .unwrap()
+            .flatten_all()
+            .unwrap()
+            .to_vec1::<f32>()
+            .unwrap();
+        mags.sort_by(f32::total_cmp);
+        let threshold = mags[mags.len() * 3 / 4];
+        let mask = w
+            .abs()
+            .unwrap()
+            .ge(threshold)
+            .unwrap()
+            .to_dtype(candle_core::DType::F32)
+            .unwrap();
+        m.set_mask(&layer, mask).unwrap();
+    }
+    m
+}
+
+/// The tensors of a safetensors file (name, dtype, shape, bytes) and its
+/// metadata.
+type Raw = (
+    Vec<(String, safetensors::Dtype, Vec<usize>, Vec<u8>)>,
+    std::collections::HashMap<String, String>,
+);
+
+fn read_raw(path: &std::path::Path) -> Raw {
+    let bytes = std::fs::read(path).unwrap();
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    let tensors = st
+        .tensors()
+        .into_iter()
+        .map(|(n, v)| (n, v.dtype(), v.shape().to_vec(), v.data().to_vec()))
+        .collect();
+    (tensors, meta.metadata().clone().unwrap())
+}
+
+fn write_raw(path: &std::path::Path, (tensors, meta): &Raw) {
+    let views: Vec<(&str, safetensors::tensor::TensorView<'_>)> = tensors
+        .iter()
+        .map(|(n, d, s, b)| {
+            (
+                n.as_str(),
+                safetensors::tensor::TensorView::new(*d, s.clone(), b).unwrap(),
+            )
+        })
+        .collect();
+    std::fs::write(
+        path,
+        safetensors::serialize(views, Some(meta.clone())).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn sparse_weights_are_saved_at_their_compressed_size() {
+    let dir = tempdir();
+    let dense = pruned_digits_cnn();
+    // The baseline: the same network unpruned.
+    let base = Model::init(dense.graph.clone(), 7, &Device::Cpu).unwrap();
+    let base_path = dir.path().join("base.pf");
+    model::save(&base, &base_path).unwrap();
+    let path = dir.path().join("sparse.pf");
+    model::save(&dense, &path).unwrap();
+
+    let base_file = std::fs::metadata(&base_path).unwrap().len();
+    let file = std::fs::metadata(&path).unwrap().len();
+    let base_fp = base.footprint().unwrap();
+    let fp = dense.footprint().unwrap();
+    let zeros: u64 = dense
+        .masks
+        .keys()
+        .map(|l| model::zero_count(dense.params[&format!("{l}.weight")].as_tensor()).unwrap())
+        .sum();
+    eprintln!(
+        "baseline file {base_file} B (footprint {} B); sparse file {file} B (footprint {} B, \
+         {zeros} zero weights)",
+        base_fp.bytes, fp.bytes
+    );
+    assert!(file < base_file / 2, "{file} vs {base_file}");
+    // The file is the footprint's bytes plus what the footprint does not
+    // count: the header (graph JSON and tensor index) and the batch-norm
+    // statistics, which the baseline file shows, plus per-weight extras the
+    // baseline does not have: the sign bit of each zero (a masked negative
+    // weight is -0.0, kept so that loading is bit-identical) and a few more
+    // index entries (at most 4 a layer, 128 bytes each).
+    let others = base_file - base_fp.bytes;
+    let layers = dense.masks.len() as u64;
+    let slack = zeros.div_ceil(8) + layers * 4 * 128;
+    assert!(
+        file >= fp.bytes && file <= fp.bytes + others + slack,
+        "file {file}, footprint {}, other data {others}, slack {slack}",
+        fp.bytes
+    );
+    // Which is within 30% of the footprint's figure for so small a model:
+    // the header and statistics are 4 KB (15% of it), the zero signs 8%.
+    assert!(
+        (file as f64) < 1.3 * fp.bytes as f64,
+        "{file} vs {}",
+        fp.bytes
+    );
+
+    // Stored sparse, masks implied by the zeros; nothing stored as floats
+    // twice.
+    let (tensors, meta) = read_raw(&path);
+    let names: Vec<&str> = tensors.iter().map(|t| t.0.as_str()).collect();
+    for layer in dense.masks.keys() {
+        for suffix in [".weight.nonzero", ".weight.values", ".mask.from_weight"] {
+            assert!(
+                names.contains(&format!("{layer}{suffix}").as_str()),
+                "{names:?}"
+            );
+        }
+        assert!(!names.contains(&format!("{layer}.weight").as_str()));
+        assert!(!names.contains(&format!("{layer}.mask").as_str()));
+    }
+    assert!(meta["pf"].contains(r#""version":"3""#), "{}", meta["pf"]);
+
+    // Loading gives back the same bits: weights (with their -0.0s), masks,
+    // buffers, and so the same outputs.
+    let back = model::load(&path, &Device::Cpu).unwrap();
+    assert_eq!(
+        back.weights_sha256().unwrap(),
+        dense.weights_sha256().unwrap()
+    );
+    assert_eq!(back.masks.len(), dense.masks.len());
+    assert!(names.iter().any(|n| n.ends_with(".weight.negzero")));
+    let x = Tensor::randn(0f32, 1.0, (3, 1, 8, 8), &Device::Cpu).unwrap();
+    let (a, b) = (
+        dense.forward_inference(&x).unwrap(),
+        back.forward_inference(&x).unwrap(),
+    );
+    let d = (a - b).unwrap().abs().unwrap().max_all().unwrap();
+    assert_eq!(d.to_scalar::<f32>().unwrap(), 0.0);
+    // Saving the loaded model gives the same file.
+    let again = dir.path().join("again.pf");
+    model::save(&back, &again).unwrap();
+    assert_eq!(
+        std::fs::read(&again).unwrap(),
+        std::fs::read(&path).unwrap()
+    );
+
+    // A dense model's file is unchanged: version 1, weights as floats.
+    let (_, meta) = read_raw(&base_path);
+    assert!(meta["pf"].contains(r#""version":"1""#), "{}", meta["pf"]);
+}
+
+#[test]
+fn an_old_file_with_float_masks_still_loads() {
+    let dir = tempdir();
+    let m = pruned_digits_cnn();
+    // What pf wrote before sparse storage: every tensor as f32, version 1.
+    let tensors = m
+        .named_tensors()
+        .into_iter()
+        .map(|(n, t)| {
+            let bytes = t
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            (n, safetensors::Dtype::F32, t.dims().to_vec(), bytes)
+        })
+        .collect();
+    let header = serde_json::json!({"format": "pf-model", "version": "1", "graph": m.graph});
+    let meta = [("pf".to_string(), header.to_string())]
+        .into_iter()
+        .collect();
+    let path = dir.path().join("old.pf");
+    write_raw(&path, &(tensors, meta));
+    let back = model::load(&path, &Device::Cpu).unwrap();
+    assert_eq!(back.weights_sha256().unwrap(), m.weights_sha256().unwrap());
+}
+
+#[test]
+fn damaged_sparse_sections_are_clear_errors() {
+    let dir = tempdir();
+    let good = dir.path().join("good.pf");
+    model::save(&pruned_digits_cnn(), &good).unwrap();
+    let raw = read_raw(&good);
+    let load_err = |name: &str, edit: &dyn Fn(&mut Raw)| -> String {
+        let mut r = raw.clone();
+        edit(&mut r);
+        let p = dir.path().join(name);
+        write_raw(&p, &r);
+        match model::load(&p, &Device::Cpu) {
+            Ok(_) => panic!("{name} loaded"),
+            Err(e) => format!("{e:#}"),
+        }
+    };
+    let edit_tensor = |r: &mut Raw, name: &str, f: &dyn Fn(&mut Vec<usize>, &mut Vec<u8>)| {
+        let t = r.0.iter_mut().find(|t| t.0 == name).expect(name);
+        f(&mut t.2, &mut t.3);
+    };
+    let remove = |r: &mut Raw, name: &str| {
+        let before = r.0.len();
+        r.0.retain(|t| t.0 != name);
+        assert_eq!(r.0.len(), before - 1, "{name}");
+    };
+
+    let e = load_err("short_bitmap.pf", &|r| {
+        edit_tensor(r, "block2.conv.weight.nonzero", &|s, d| {
+            d.pop();
+            s[0] -= 1;
+        })
+    });
+    assert!(
+        e.contains("short_bitmap.pf")
+            && e.contains("block2.conv.weight.nonzero")
+            && e.contains("corrupt"),
+        "{e}"
+    );
+
+    let e = load_err("short_values.pf", &|r| {
+        edit_tensor(r, "block3.conv.weight.values", &|s, d| {
+            d.truncate(d.len() - 4);
+            s[0] -= 1;
+        })
+    });
+    assert!(
+        e.contains("block3.conv.weight.values") && e.contains("corrupt"),
+        "{e}"
+    );
+
+    let e = load_err("no_values.pf", &|r| remove(r, "block3.conv.weight.values"));
+    assert!(
+        e.contains("block3.conv.weight.values") && e.contains("corrupt"),
+        "{e}"
+    );
+
+    let e = load_err("no_bitmap.pf", &|r| remove(r, "block3.conv.weight.nonzero"));
+    assert!(
+        e.contains("block3.conv.weight") && e.contains("corrupt"),
+        "{e}"
+    );
+
+    let e = load_err("flipped_bit.pf", &|r| {
+        edit_tensor(r, "block2.conv.weight.nonzero", &|_, d| d[0] ^= 1)
+    });
+    assert!(
+        e.contains("block2.conv.weight.values") && e.contains("corrupt"),
+        "{e}"
+    );
+
+    let e = load_err("short_signs.pf", &|r| {
+        edit_tensor(r, "block2.conv.weight.negzero", &|s, d| {
+            d.pop();
+            s[0] -= 1;
+        })
+    });
+    assert!(
+        e.contains("block2.conv.weight.negzero") && e.contains("corrupt"),
+        "{e}"
+    );
+
+    // A mask as bits, one byte short of block1's 144 entries. (Bits set
+    // past the end of a bitmap are tested in the format's unit tests: every
+    // weight here is a whole number of bytes.)
+    let e = load_err("short_mask.pf", &|r| {
+        remove(r, "block1.conv.mask.from_weight");
+        r.0.push((
+            "block1.conv.mask.bits".into(),
+            safetensors::Dtype::U8,
+            vec![17],
+            vec![0xff; 17],
+        ));
+    });
+    assert!(
+        e.contains("block1.conv.mask.bits") && e.contains("corrupt"),
+        "{e}"
+    );
+
+    let e = load_err("full_marker.pf", &|r| {
+        edit_tensor(r, "fc.mask.from_weight", &|s, d| {
+            d.push(1);
+            s[0] = 1;
+        })
+    });
+    assert!(
+        e.contains("fc.mask.from_weight") && e.contains("corrupt"),
+        "{e}"
+    );
+
+    let e = load_err("ghost.pf", &|r| {
+        r.0.push((
+            "ghost.weight.nonzero".into(),
+            safetensors::Dtype::U8,
+            vec![1],
+            vec![0],
+        ))
+    });
+    assert!(
+        e.contains("ghost.weight.nonzero") && e.contains("no layer"),
+        "{e}"
+    );
+
+    let e = load_err("claims_v2.pf", &|r| {
+        let pf = r.1["pf"].replace(r#""version":"3""#, r#""version":"2""#);
+        r.1.insert("pf".into(), pf);
+    });
+    assert!(e.contains("version 2") && e.contains("corrupt"), "{e}");
+
+    let e = load_err("newer.pf", &|r| {
+        let pf = r.1["pf"].replace(r#""version":"3""#, r#""version":"4""#);
+        r.1.insert("pf".into(), pf);
+    });
+    assert!(e.contains("version 4") && e.contains("newer pf"), "{e}");
+
+    // Cut anywhere, the file is an error, never a panic.
+    let bytes = std::fs::read(&good).unwrap();
+    let cut = dir.path().join("cut.pf");
+    for len in (0..bytes.len()).step_by(bytes.len() / 97) {
+        std::fs::write(&cut, &bytes[..len]).unwrap();
+        let e = model::load(&cut, &Device::Cpu)
+            .err()
+            .expect("a cut file fails");
+        assert!(format!("{e:#}").contains("cut.pf"), "{e:#}");
+    }
+}
