@@ -59,3 +59,15 @@ pub fn spinner(message: &str, show: bool) -> ProgressBar {
     bar.enable_steady_tick(std::time::Duration::from_millis(120));
     bar
 }
+
+/// Prints one line of progress on standard error: above the bars on a
+/// terminal, plainly elsewhere (a log file, CI, `nohup`), where the bars
+/// themselves are hidden and this line is all a reader gets.
+pub fn line(msg: &str) {
+    use std::io::IsTerminal;
+    if std::io::stderr().is_terminal() {
+        let _ = stack().println(msg);
+    } else {
+        eprintln!("{msg}");
+    }
+}

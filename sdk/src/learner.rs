@@ -6,7 +6,7 @@ use crate::{Extra, Model, ParamSpec, Params, Result};
 
 /// Who a plugin is: what `describe` returns, less the parameter schema (the
 /// SDK fills that in from the parameter struct).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Info {
     /// Short machine name, e.g. `weight_sparse`.
     pub name: String,
@@ -17,7 +17,14 @@ pub struct Info {
     /// The measures a learner can bring under a target (see
     /// [`Learner::compress`]); empty by default and for optimizers.
     pub targets: Vec<Measure>,
+    /// The target the learner is made for, which `pf compress` uses when
+    /// the user gives none (see [`Info::made_for`]).
+    pub made_for: Option<(Measure, f64)>,
 }
+
+/// The key of the parameter schema's root under which [`Info::made_for`]
+/// travels to the host: `{"measure": "flops", "ratio": 0.5}`.
+pub const MADE_FOR_KEY: &str = "x-pf-target";
 
 impl Info {
     /// An `Info` from its three parts.
@@ -31,6 +38,7 @@ impl Info {
             version: version.into(),
             summary: summary.into(),
             targets: Vec::new(),
+            made_for: None,
         }
     }
 
@@ -40,7 +48,25 @@ impl Info {
         self
     }
 
+    /// Declares the target the learner is made for: `pf compress` runs
+    /// under it when the user gives no `--target` (a channel pruner at half
+    /// the FLOPs, say). Its measure is added to [`Info::targets`] first if
+    /// it is not there. A learner that declares none runs under the first
+    /// of its targets at pf's default ratio for that measure, and one with
+    /// no targets at all runs as a control, rewarded for accuracy alone.
+    pub fn made_for(mut self, measure: Measure, ratio: f64) -> Self {
+        if !self.targets.contains(&measure) {
+            self.targets.insert(0, measure);
+        }
+        self.made_for = Some((measure, ratio));
+        self
+    }
+
     pub(crate) fn into_plugin_info(self, params_schema: String) -> PluginInfo {
+        let params_schema = match self.made_for {
+            Some((measure, ratio)) => with_made_for(params_schema, measure, ratio),
+            None => params_schema,
+        };
         PluginInfo {
             name: self.name,
             version: self.version,
@@ -49,6 +75,25 @@ impl Info {
             targets: self.targets,
         }
     }
+}
+
+/// `schema` with the learner's own target at its root (the contract's
+/// `plugin-info` has no field for it, so it travels as a schema annotation,
+/// which hosts that do not know it ignore).
+fn with_made_for(schema: String, measure: Measure, ratio: f64) -> String {
+    let Ok(serde_json::Value::Object(mut root)) = serde_json::from_str(&schema) else {
+        return schema;
+    };
+    let measure = match measure {
+        Measure::Flops => "flops",
+        Measure::Params => "params",
+        Measure::Size => "size",
+    };
+    root.insert(
+        MADE_FOR_KEY.to_string(),
+        serde_json::json!({ "measure": measure, "ratio": ratio }),
+    );
+    serde_json::Value::Object(root).to_string()
 }
 
 /// What a compression did, for pf's report: a one-line summary and named

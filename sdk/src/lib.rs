@@ -75,7 +75,7 @@ pub mod testing;
 pub use bindings::types::{Measure, Target};
 pub use error::{Error, Result};
 pub use host::{limits, log, progress, Level, Limits};
-pub use learner::{Info, Learner, Report};
+pub use learner::{Info, Learner, Report, MADE_FOR_KEY};
 pub use model::{
     ChannelGroup, Cost, FeatureSample, LayerInfo, LayerKind, Metrics, Model, QuantTarget,
     Quantizer, UniformQuantizer,

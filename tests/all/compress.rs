@@ -22,10 +22,18 @@ fn baseline_file() -> &'static Path {
     path
 }
 
-/// Arguments of a short search on the shared baseline, writing into `dir`.
+/// Arguments of a short search on the shared baseline, writing into `dir`:
+/// weight_sparse × random under params=0.25, each named (the defaults are
+/// channel_pruned × tpe under the learner's own target).
 fn search_args(dir: &Path, trials: u32, finetune_steps: u32) -> Vec<String> {
     [
         "compress",
+        "--plugin",
+        "weight_sparse",
+        "--optimizer",
+        "random",
+        "--target",
+        "params=0.25",
         "--model",
         baseline_file().to_str().unwrap(),
         "--trials",
@@ -392,6 +400,13 @@ fn bad_arguments_fail_clearly_and_change_nothing() {
         &[".pf", ".tflite", ".onnx"],
     );
     fails_cleanly(dir.path(), &with(&["--resume"]), &["does not exist"]);
+    fails_cleanly(dir.path(), &with(&["--batch-size", "0"]), &["--batch-size"]);
+    fails_cleanly(dir.path(), &with(&["--lr", "0"]), &["--lr"]);
+    fails_cleanly(
+        dir.path(),
+        &with(&["--report", &path_str(dir.path(), "report.png")]),
+        &["--report", ".html", ".svg"],
+    );
 
     // A study made for one model cannot be resumed with another.
     let out = run(dir.path(), &base);

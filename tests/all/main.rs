@@ -9,6 +9,7 @@ mod data;
 mod dis_chn_pruned;
 mod gradients;
 mod graph;
+mod headline;
 mod kernels;
 mod non_uniform_quant;
 mod onnx;

@@ -86,15 +86,27 @@ fn builtin_learner_full_prec_passes_the_learner_suite_and_changes_nothing_but_tr
         tuned.weights_sha256().unwrap(),
         base.weights_sha256().unwrap()
     );
-    // A search needs a target, which full_prec cannot meet.
+    // full_prec meets no target: a search that asks it for one is refused
+    // with what it supports (without a target it runs as a control).
     let o = crate::support::pf()
         .current_dir(dir.path())
-        .args(["compress", "--plugin", "full_prec", "--model"])
+        .args([
+            "compress",
+            "--plugin",
+            "full_prec",
+            "--target",
+            "flops=0.5",
+            "--model",
+        ])
         .arg(&model)
         .output()
         .unwrap();
     assert!(!o.status.success());
-    assert!(crate::support::stderr(&o).contains("full_prec"));
+    let err = crate::support::stderr(&o);
+    assert!(
+        err.contains("full_prec") && err.contains("--target none"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use pf::data::{self, DataSource, LoadOptions, Splits};
+use pf::data::{self, DataSource, LoadOptions, Normalization, Splits};
 use pf::device::DeviceSpec;
 use pf::graph::InputSpec;
 use pf::model::Model;
@@ -281,4 +281,92 @@ pub fn baseline_config(epochs: u64, seed: u64) -> pf::train::TrainConfig {
         seed,
         distill: None,
     }
+}
+/// SHA-256 over every split's pixels and labels: the data's identity.
+pub fn data_sha256(splits: &Splits) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for d in [&splits.train, &splits.val, &splits.test] {
+        h.update((d.pixels.len() as u64).to_le_bytes());
+        h.update(&d.pixels);
+        for l in &d.labels {
+            h.update(l.to_le_bytes());
+        }
+        for s in d.shape {
+            h.update((s as u64).to_le_bytes());
+        }
+    }
+    pf::io::hex(&h.finalize())
+}
+
+/// The baseline of a search or a plugin run: a model file as it is, or a
+/// zoo architecture trained for `epochs` on the training split, cached (in
+/// pf's cache folder) by everything that determines its weights, so that
+/// `pf compress` and `pf plugin apply` train it once. `quiet` hides the
+/// progress and the notes on standard error.
+pub fn cached_baseline(
+    model: &ModelArgs,
+    splits: &Splits,
+    epochs: u64,
+    seed: u64,
+    device: &candle_core::Device,
+    quiet: bool,
+) -> Result<Model> {
+    let input = input_of(splits);
+    if is_model_file(&model.model) || epochs == 0 {
+        return model_for(model, input, splits.train.classes, seed, device);
+    }
+    let data_hash = data_sha256(splits);
+    let config = baseline_config(epochs, seed);
+    let key = pf::io::sha256_hex(
+        serde_json::json!({
+            "model": model.model,
+            "width": model.width,
+            "data": data_hash,
+            "config": config,
+            // Baselines are plain (version 1) model files.
+            "format": "1",
+        })
+        .to_string()
+        .as_bytes(),
+    );
+    let cached = pf::io::cache_root().map(|d| {
+        d.join("baselines")
+            .join(format!("{}-{}.pf", model.model, &key[..16]))
+    });
+    if let Some(path) = &cached {
+        if path.is_file() {
+            match pf::model::load(path, device) {
+                Ok(m) => {
+                    if !quiet {
+                        eprintln!("baseline: cached {}", path.display());
+                    }
+                    return Ok(m);
+                }
+                Err(e) => eprintln!("warning: ignoring a damaged cached baseline: {e:#}"),
+            }
+        }
+    }
+    let name = &model.model;
+    let mut model = model_for(model, input, splits.train.classes, seed, device)?;
+    if !quiet {
+        eprintln!("baseline: training {name} for {epochs} epochs (cached afterwards)");
+    }
+    pf::train::Trainer {
+        config,
+        data: &splits.train,
+        norm: Normalization::of(&splits.train),
+        teacher: None,
+        checkpoint: None,
+        progress: !quiet,
+        auxiliary: &[],
+    }
+    .run(&mut model, None)
+    .context("training the baseline")?;
+    if let Some(path) = &cached {
+        if let Err(e) = pf::model::save(&model, path) {
+            eprintln!("warning: could not cache the baseline: {e:#}");
+        }
+    }
+    Ok(model)
 }

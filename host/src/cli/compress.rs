@@ -5,20 +5,19 @@
 //! the baseline), tested, saved and reported.
 
 use super::common::{
-    baseline_config, check_writable, input_of, is_model_file, model_for, print_json, si, DataArgs,
-    DeviceArgs, ModelArgs,
+    cached_baseline, check_writable, data_sha256, print_json, si, DataArgs, DeviceArgs, ModelArgs,
 };
 use super::plugin::LimitArgs;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use pf::data::{Normalization, Splits};
 use pf::model::{Model, Target};
-use pf::plugin::bindings::types::{FloatRange, Param, ParamKind, ParamSpec, ParamValue};
-use pf::plugin::runtime::{host_measure, Plugin};
+use pf::plugin::bindings::types::{Param, ParamSpec};
+use pf::plugin::runtime::Plugin;
 use pf::plugin::{resolve, space, FineTune, ModelContext, PluginKind, Runtime, TrialData};
-use pf::search::latency::{
-    LatencyConstraint, LatencyMeter, LatencyTarget, LiteRtMeter, FLOPS_RATIO, MIN_FLOPS_RATIO,
-};
+use pf::search::host_space::{self, FinetuneSearch};
+use pf::search::latency::{LatencyConstraint, LatencyMeter, LiteRtMeter};
+use pf::search::target::{self, TargetArg, Targets};
 use pf::search::{
     best_of, run_search, BaselineRecord, FinalRecord, Reward, SearchSetup, SqliteStudy, StudyMeta,
     StudyStore, TrialRecord, TrialStatus,
@@ -40,13 +39,13 @@ pub struct CompressArgs {
     #[arg(
         long,
         short = 'p',
-        default_value = "weight_sparse",
+        default_value = "channel_pruned",
         value_name = "LEARNER"
     )]
-    plugin: String,
+    pub plugin: String,
     /// The optimizer: a .wasm component or the name of a built-in plugin.
-    #[arg(long, short = 'O', default_value = "random", value_name = "OPTIMIZER")]
-    optimizer: String,
+    #[arg(long, short = 'O', default_value = "tpe", value_name = "OPTIMIZER")]
+    pub optimizer: String,
     /// Trials in the study [default: 12; with --resume, the study's own
     /// number, and a larger one extends it].
     #[arg(long, value_name = "N")]
@@ -57,17 +56,22 @@ pub struct CompressArgs {
     /// latency=MS[@THREADS]: the exported model's median latency in LiteRT
     /// on this machine (e.g. latency=2ms@1), measured for every candidate.
     /// With a latency target alone, the learner gets a FLOPs target whose
-    /// ratio the optimizer searches (the `flops_ratio` dimension).
-    #[arg(long, default_value = "params=0.25", value_name = "TARGET")]
+    /// ratio the optimizer searches (the `flops_ratio` dimension). `none`
+    /// runs the learner without a target, as a control rewarded for
+    /// accuracy. [default: the target the learner is made for, e.g.
+    /// flops=0.5 for the channel pruners, params=0.25 for weight_sparse,
+    /// size=0.25 for the quantizers; none for full_prec]
+    #[arg(long, value_name = "TARGET")]
     target: Vec<TargetArg>,
     /// Python with the `ai-edge-litert` package, for a latency target
     /// [default: $PF_LITERT_PYTHON, else target/litert-venv of this pf's
     /// checkout, else python3].
     #[arg(long, value_name = "PATH")]
     python: Option<PathBuf>,
-    /// What the optimizer maximises among models that meet the target.
-    #[arg(long, value_enum, default_value_t = Reward::Accuracy)]
-    reward: Reward,
+    /// What the optimizer maximises among models that meet the target
+    /// [default: accuracy].
+    #[arg(long, value_enum)]
+    reward: Option<Reward>,
     /// A learner parameter fixed to a value instead of searched,
     /// NAME=VALUE (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
@@ -76,9 +80,11 @@ pub struct CompressArgs {
     /// `multivariate=true` for tpe; `pf plugin inspect OPTIMIZER` lists them.
     #[arg(long = "optimizer-set", value_name = "NAME=VALUE")]
     optimizer_set: Vec<String>,
-    /// Host fine-tuning steps of each trial.
-    #[arg(long, default_value_t = 300, value_name = "K")]
-    finetune_steps: u64,
+    /// Host fine-tuning steps of each trial. Without it, the optimizer
+    /// searches each trial's steps from 150 to 300 (the `finetune.steps`
+    /// dimension); with it, every trial takes K.
+    #[arg(long, value_name = "K")]
+    finetune_steps: Option<u64>,
     /// Training images on which each trial's batch-norm statistics are
     /// re-estimated before it is evaluated (forward passes, no weight
     /// updates), so that a pruned or quantized network is judged with its
@@ -88,9 +94,12 @@ pub struct CompressArgs {
     /// Fine-tuning batch size.
     #[arg(long, default_value_t = 64, value_name = "N")]
     batch_size: usize,
-    /// Fine-tuning learning rate (constant, SGD with momentum 0.9).
-    #[arg(long, default_value_t = 0.01, value_name = "LR")]
-    lr: f64,
+    /// Fine-tuning learning rate (constant, SGD with momentum 0.9; also
+    /// re-training's peak rate). Without it, the optimizer searches each
+    /// trial's rate from 0.001 to 0.03 (the `finetune.lr` dimension) and
+    /// re-training uses 0.01; with it, every trial uses LR.
+    #[arg(long, value_name = "LR")]
+    lr: Option<f64>,
     /// Epochs of re-training the best candidate with the whole training
     /// split (0: keep it as the trial left it).
     #[arg(long, default_value_t = 20, value_name = "E")]
@@ -109,7 +118,8 @@ pub struct CompressArgs {
     /// it is.
     #[arg(long, default_value_t = 30, value_name = "N")]
     baseline_epochs: u64,
-    /// The study database (SQLite).
+    /// The study database (SQLite). The model and report are written beside
+    /// it by default (runs/a.db: runs/a.tflite, runs/a.pf, runs/a.html).
     #[arg(long, default_value = "pf-out/study.db", value_name = "FILE")]
     study: PathBuf,
     /// Continue the study instead of starting one.
@@ -121,18 +131,24 @@ pub struct CompressArgs {
     /// Where to save the compressed model: a .pf file (pf's format), a
     /// .tflite file (TensorFlow Lite) or an .onnx file (ONNX, for ONNX
     /// Runtime); float32, or int8 with --export-int8, with the .pf beside
-    /// it.
-    #[arg(long, default_value = "pf-out/compressed.pf", value_name = "FILE")]
-    export: PathBuf,
+    /// it [default: the study's name with .tflite].
+    #[arg(long, value_name = "FILE")]
+    export: Option<PathBuf>,
     /// With a .tflite or .onnx --export: write it int8 (int8 weights per
     /// channel, int8 activations with ranges from the model's trained
     /// quantizers or calibrated on 512 training images, float input and
     /// output; QDQ for ONNX), as `pf export --int8` does.
     #[arg(long)]
     export_int8: bool,
-    /// Where to write the report (.html, or .svg for the plots alone).
-    #[arg(long, default_value = "pf-out/report.html", value_name = "FILE")]
-    report: PathBuf,
+    /// Where to write the report (.html, or .svg for the plots alone)
+    /// [default: the study's name with .html].
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Replace an existing model or report file. Without it, pf refuses to
+    /// overwrite anything, except the outputs a resumed study (--resume)
+    /// wrote itself.
+    #[arg(long)]
+    force: bool,
     /// Do not write a report.
     #[arg(long)]
     no_report: bool,
@@ -141,63 +157,6 @@ pub struct CompressArgs {
     /// Print the result as JSON on standard output.
     #[arg(long)]
     json: bool,
-}
-
-/// One `--target`: a budget on a footprint measure, or a latency bound.
-#[derive(Clone, Debug)]
-enum TargetArg {
-    Footprint(Target),
-    Latency(LatencyTarget),
-}
-
-impl std::str::FromStr for TargetArg {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        if s.starts_with("latency") {
-            s.parse().map(TargetArg::Latency)
-        } else {
-            s.parse().map(TargetArg::Footprint)
-        }
-    }
-}
-
-impl std::fmt::Display for TargetArg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            TargetArg::Footprint(t) => t.fmt(f),
-            TargetArg::Latency(l) => l.fmt(f),
-        }
-    }
-}
-
-/// The targets of a search: the learner's budget, the latency bound, and
-/// whether each trial's FLOPs target is searched. With a latency bound
-/// alone, the budget is FLOPs at most the baseline's and each trial's own
-/// FLOPs target is searched.
-fn resolve_targets(args: &[TargetArg]) -> Result<(Target, Option<LatencyTarget>, bool)> {
-    let mut footprint = None;
-    let mut latency = None;
-    for t in args {
-        match t {
-            TargetArg::Footprint(f) => {
-                if let Some(old) = footprint.replace(*f) {
-                    bail!("--target {old} and --target {f}: give at most one of flops, params and size (a latency bound may join it)");
-                }
-            }
-            TargetArg::Latency(l) => {
-                if let Some(old) = latency.replace(*l) {
-                    bail!("--target {old} and --target {l}: give at most one latency bound");
-                }
-            }
-        }
-    }
-    let flops_dimension = latency.is_some() && footprint.is_none();
-    let footprint = footprint.unwrap_or(Target {
-        measure: pf::model::Measure::Flops,
-        ratio: 1.0,
-    });
-    Ok((footprint, latency, flops_dimension))
 }
 
 /// Trials of a new study when --trials is not given.
@@ -211,43 +170,83 @@ fn short(s: &str) -> &str {
     s.get(..12).unwrap_or(s)
 }
 
-/// Where the compressed model is saved in pf's format: `--export` itself, or
-/// beside a `.tflite` or `.onnx` export.
-fn model_file(a: &CompressArgs) -> PathBuf {
-    if a.export
-        .extension()
-        .is_some_and(|e| e == "tflite" || e == "onnx")
-    {
-        a.export.with_extension("pf")
-    } else {
-        a.export.clone()
+/// The files a search writes besides its study.
+struct Outputs {
+    /// The compressed model as the user asked for it (.pf, .tflite, .onnx).
+    export: PathBuf,
+    /// The compressed model in pf's format: `export` itself, or beside a
+    /// `.tflite` or `.onnx` export.
+    model: PathBuf,
+    /// The report, unless `--no-report`.
+    report: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// The outputs `a` asks for: by default beside the study, named after
+    /// it (`runs/a.db` → `runs/a.tflite`, `runs/a.pf`, `runs/a.html`).
+    fn of(a: &CompressArgs) -> Outputs {
+        let export = a
+            .export
+            .clone()
+            .unwrap_or_else(|| a.study.with_extension("tflite"));
+        let model = match export.extension().and_then(|e| e.to_str()) {
+            Some("tflite") | Some("onnx") => export.with_extension("pf"),
+            _ => export.clone(),
+        };
+        let report = (!a.no_report).then(|| {
+            a.report
+                .clone()
+                .unwrap_or_else(|| a.study.with_extension("html"))
+        });
+        Outputs {
+            export,
+            model,
+            report,
+        }
     }
 }
 
-/// Checks every output before anything is loaded, trained or written.
-fn check_outputs(a: &CompressArgs) -> Result<()> {
-    match a.export.extension().and_then(|e| e.to_str()) {
+/// Checks every argument and output before anything is loaded, trained or
+/// written, and returns the outputs.
+fn check_outputs(a: &CompressArgs) -> Result<Outputs> {
+    let out = Outputs::of(a);
+    match out.export.extension().and_then(|e| e.to_str()) {
         Some("pf") | Some("tflite") | Some("onnx") => {}
         _ => bail!(
             "--export {}: give a .pf file name (pf's model format), a .tflite file name (TensorFlow Lite) or an .onnx file name (ONNX)",
-            a.export.display()
+            out.export.display()
         ),
     }
-    if a.export_int8
-        && !matches!(
-            a.export.extension().and_then(|e| e.to_str()),
-            Some("tflite") | Some("onnx")
-        )
-    {
+    if a.export_int8 && out.model == out.export {
         bail!(
             "--export-int8 writes a TensorFlow Lite or ONNX file: give --export a .tflite or .onnx name (not {})",
-            a.export.display()
+            out.export.display()
         );
     }
-    check_writable(&a.export).with_context(|| format!("--export {}", a.export.display()))?;
-    check_writable(&model_file(a)).with_context(|| format!("--export {}", a.export.display()))?;
-    if !a.no_report {
-        check_writable(&a.report).with_context(|| format!("--report {}", a.report.display()))?;
+    if let Some(report) = &out.report {
+        pf::report::Format::from_path(report).context("--report")?;
+    }
+    let files = [
+        ("--export", Some(&out.export)),
+        ("--export", Some(&out.model)),
+        ("--report", out.report.as_ref()),
+    ];
+    for (flag, path) in files {
+        let Some(path) = path else { continue };
+        if path == &a.study {
+            bail!(
+                "{flag} {} is the study itself: give the output another name",
+                path.display()
+            );
+        }
+        check_writable(path).with_context(|| format!("{flag} {}", path.display()))?;
+        // A resumed study replaces the outputs it wrote before.
+        if path.exists() && !a.force && !a.resume {
+            bail!(
+                "{flag}: {} already exists and pf overwrites nothing; choose another --study (the outputs are named after it), another {flag}, or pass --force to replace it",
+                path.display()
+            );
+        }
     }
     if a.resume {
         if !a.study.is_file() {
@@ -274,7 +273,18 @@ fn check_outputs(a: &CompressArgs) -> Result<()> {
     if a.threads_per_trial == Some(0) {
         bail!("--threads-per-trial must be at least 1");
     }
-    Ok(())
+    if a.batch_size == 0 {
+        bail!("--batch-size must be at least 1");
+    }
+    if a.finetune_steps == Some(0) {
+        bail!("--finetune-steps must be at least 1");
+    }
+    if let Some(lr) = a.lr {
+        if !(lr.is_finite() && lr > 0.0) {
+            bail!("--lr must be a positive number, not {lr}");
+        }
+    }
+    Ok(out)
 }
 
 /// Loads a plugin by path or name and checks its kind.
@@ -301,87 +311,6 @@ fn article(k: PluginKind) -> &'static str {
     }
 }
 
-/// SHA-256 over every split's pixels and labels: the data's identity.
-fn data_sha256(splits: &Splits) -> String {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    for d in [&splits.train, &splits.val, &splits.test] {
-        h.update((d.pixels.len() as u64).to_le_bytes());
-        h.update(&d.pixels);
-        for l in &d.labels {
-            h.update(l.to_le_bytes());
-        }
-        for s in d.shape {
-            h.update((s as u64).to_le_bytes());
-        }
-    }
-    pf::io::hex(&h.finalize())
-}
-
-/// The baseline: a .pf file as it is, or a zoo architecture trained on the
-/// training split, cached by everything that determines its weights.
-fn baseline(a: &CompressArgs, splits: &Splits, data_hash: &str) -> Result<Model> {
-    let device = a.device.device.open()?;
-    let input = input_of(splits);
-    if is_model_file(&a.model.model) || a.baseline_epochs == 0 {
-        return model_for(&a.model, input, splits.train.classes, a.seed, &device);
-    }
-    let config = baseline_config(a.baseline_epochs, a.seed);
-    let key = pf::io::sha256_hex(
-        serde_json::json!({
-            "model": a.model.model,
-            "width": a.model.width,
-            "data": data_hash,
-            "config": config,
-            // Baselines are plain (version 1) model files.
-            "format": "1",
-        })
-        .to_string()
-        .as_bytes(),
-    );
-    let cached = pf::io::cache_root().map(|d| {
-        d.join("baselines")
-            .join(format!("{}-{}.pf", a.model.model, &key[..16]))
-    });
-    if let Some(path) = &cached {
-        if path.is_file() {
-            match pf::model::load(path, &device) {
-                Ok(m) => {
-                    if !a.json {
-                        eprintln!("baseline: cached {}", path.display());
-                    }
-                    return Ok(m);
-                }
-                Err(e) => eprintln!("warning: ignoring a damaged cached baseline: {e:#}"),
-            }
-        }
-    }
-    let mut model = model_for(&a.model, input, splits.train.classes, a.seed, &device)?;
-    if !a.json {
-        eprintln!(
-            "baseline: training {} for {} epochs (cached afterwards)",
-            a.model.model, a.baseline_epochs
-        );
-    }
-    pf::train::Trainer {
-        config,
-        data: &splits.train,
-        norm: Normalization::of(&splits.train),
-        teacher: None,
-        checkpoint: None,
-        progress: !a.json,
-        auxiliary: &[],
-    }
-    .run(&mut model, None)
-    .context("training the baseline")?;
-    if let Some(path) = &cached {
-        if let Err(e) = pf::model::save(&model, path) {
-            eprintln!("warning: could not cache the baseline: {e:#}");
-        }
-    }
-    Ok(model)
-}
-
 /// The learner's search space under the target, less the dimensions the
 /// user fixed with `--set`, and those fixed values.
 fn search_space(
@@ -390,17 +319,18 @@ fn search_space(
     base: &Model,
     data: &Arc<TrialData>,
     a: &CompressArgs,
-    target: Target,
+    target: Option<Target>,
 ) -> Result<(Vec<ParamSpec>, Vec<Param>)> {
-    let space_for = |settings: &[Param]| -> Result<Vec<ParamSpec>> {
+    let space_for = |settings: &[Param], target: Option<Target>| -> Result<Vec<ParamSpec>> {
         let probe = ModelContext::new(base.try_clone()?, data.clone(), FineTune::default(), a.seed);
         rt.learner(learner, Some(probe), a.seed)?
-            .search_space(settings, Some(target))
+            .search_space(settings, target)
             .map_err(anyhow::Error::from)
     };
     let settings = space::fixed_settings(&learner.info.params_schema)
         .map_err(|e| anyhow::anyhow!("learner `{}`: {e}", learner.name()))?;
-    let (full, fixed) = space::shape_space(&a.set, &settings, space_for)?;
+    explain_target_derived(a, learner, &settings, target, &space_for)?;
+    let (full, fixed) = space::shape_space(&a.set, &settings, |s| space_for(s, target))?;
     space::validate_space(&full)
         .map_err(|e| anyhow::anyhow!("learner `{}`: {e}", learner.name()))?;
     let searched = full
@@ -408,6 +338,47 @@ fn search_space(
         .filter(|d| !fixed.iter().any(|f| f.name == d.name))
         .collect();
     Ok((searched, fixed))
+}
+
+/// A `--set` of a parameter that the target decides (a channel pruner's
+/// `preserve_ratio` under a FLOPs target, say) is refused with the reason,
+/// instead of as an unknown name; so is one of the host's own dimensions.
+fn explain_target_derived(
+    a: &CompressArgs,
+    learner: &Plugin,
+    settings: &[ParamSpec],
+    target: Option<Target>,
+    space_for: &dyn Fn(&[Param], Option<Target>) -> Result<Vec<ParamSpec>>,
+) -> Result<()> {
+    let names: Vec<&str> = a
+        .set
+        .iter()
+        .map(|s| s.split_once('=').map_or(s.as_str(), |(n, _)| n).trim())
+        .collect();
+    if let Some(n) = names
+        .iter()
+        .find(|n| [host_space::FINETUNE_LR, host_space::FINETUNE_STEPS].contains(n))
+    {
+        bail!(
+            "--set {n}: `{n}` is the host's fine-tuning dimension, not the learner's; fix it with {}",
+            if *n == host_space::FINETUNE_LR { "--lr" } else { "--finetune-steps" }
+        );
+    }
+    let Some(t) = target else { return Ok(()) };
+    let known = |space: &[ParamSpec], n: &str| space.iter().chain(settings).any(|d| d.name == n);
+    let with_target = space_for(&[], Some(t))?;
+    let unknown: Vec<&&str> = names.iter().filter(|n| !known(&with_target, n)).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let without = space_for(&[], None)?;
+    if let Some(n) = unknown.into_iter().find(|n| known(&without, n)) {
+        bail!(
+            "--set {n}: learner `{}` derives `{n}` from the target {t} (it scales what it keeps to meet the budget), so it cannot be fixed under it; drop --set {n}, or run with --target none to fix it by hand",
+            learner.name()
+        );
+    }
+    Ok(())
 }
 
 /// Checks that a resumed study is the one these arguments describe.
@@ -447,7 +418,11 @@ fn check_resume(old: &StudyMeta, new: &StudyMeta, path: &Path) -> Result<()> {
         format!("{} ({})", old.optimizer, short(&old.optimizer_sha256)),
         format!("{} ({})", new.optimizer, short(&new.optimizer_sha256)),
     );
-    cmp("target", old.target.to_string(), new.target.to_string());
+    let target = |m: &StudyMeta| match m.no_target {
+        true => "none".to_string(),
+        false => m.target.to_string(),
+    };
+    cmp("target", target(old), target(new));
     cmp(
         "latency target",
         format!("{:?}", old.latency.map(|l| l.to_string())),
@@ -467,6 +442,26 @@ fn check_resume(old: &StudyMeta, new: &StudyMeta, path: &Path) -> Result<()> {
         new.batch_size.to_string(),
     );
     cmp("--lr", old.lr.to_string(), new.lr.to_string());
+    let searched = |m: &StudyMeta| {
+        format!(
+            "learning rate {}, steps {}",
+            if m.finetune_search.lr {
+                "searched"
+            } else {
+                "fixed"
+            },
+            if m.finetune_search.steps {
+                "searched"
+            } else {
+                "fixed"
+            }
+        )
+    };
+    cmp(
+        "fine-tuning (--lr, --finetune-steps)",
+        searched(old),
+        searched(new),
+    );
     cmp(
         "--bn-images",
         old.bn_images.to_string(),
@@ -503,10 +498,67 @@ fn now_unix() -> u64 {
         .map_or(0, |d| d.as_secs())
 }
 
+/// The fine-tuning learning rate when `--lr` is not given: the centre of
+/// the searched range, and re-training's peak rate.
+const DEFAULT_LR: f64 = 0.01;
+
+/// The fine-tuning steps when `--finetune-steps` is not given: the top of
+/// the searched range.
+const DEFAULT_FINETUNE_STEPS: u64 = 300;
+
+/// Everything a study's settings hold that the arguments decide.
+struct Settings<'a> {
+    a: &'a CompressArgs,
+    learner: &'a Plugin,
+    optimizer: &'a Plugin,
+    optimizer_options: &'a [Param],
+    targets: &'a Targets,
+    reward: Reward,
+    finetune_search: FinetuneSearch,
+}
+
+impl Settings<'_> {
+    /// The study's settings, with the baseline, the data's digest and the
+    /// fixed parameters, which only loading the data and the model decides.
+    fn meta(&self, baseline: BaselineRecord, data_sha256: String, fixed: &[Param]) -> StudyMeta {
+        let a = self.a;
+        StudyMeta {
+            format: pf::search::study::STUDY_FORMAT,
+            baseline,
+            data: a.data.data.to_string(),
+            data_sha256,
+            learner: self.learner.name().to_string(),
+            learner_sha256: self.learner.sha256.clone(),
+            optimizer: self.optimizer.name().to_string(),
+            optimizer_sha256: self.optimizer.sha256.clone(),
+            optimizer_options: self
+                .optimizer_options
+                .iter()
+                .map(pf::search::run::to_record)
+                .collect(),
+            target: self.targets.footprint,
+            no_target: !self.targets.for_learner,
+            latency: self.targets.latency,
+            reward: self.reward,
+            seed: a.seed,
+            fixed: fixed.iter().map(pf::search::run::to_record).collect(),
+            trials: a.trials.unwrap_or(DEFAULT_TRIALS),
+            finetune_steps: a.finetune_steps.unwrap_or(DEFAULT_FINETUNE_STEPS),
+            bn_images: a.bn_images as u64,
+            batch_size: a.batch_size as u64,
+            lr: a.lr.unwrap_or(DEFAULT_LR),
+            finetune_search: self.finetune_search,
+            limits: a.limits.values(),
+            jobs: a.jobs,
+            created: now_unix(),
+        }
+    }
+}
+
 /// Runs `pf compress`.
 pub fn run(a: CompressArgs) -> Result<()> {
     let start = Instant::now();
-    check_outputs(&a)?;
+    let out = check_outputs(&a)?;
     let mut rt = a.limits.runtime("compress")?;
     // The policy caps the search budget at every load; a resumed study's
     // own budget is checked again once it is known.
@@ -517,40 +569,48 @@ pub fn run(a: CompressArgs) -> Result<()> {
         .map_err(|e| {
         anyhow::anyhow!("--optimizer-set: optimizer `{}`: {e}", optimizer.name())
     })?;
-    let (target, latency, flops_dimension) = resolve_targets(&a.target)?;
-    let supported: Vec<_> = learner
-        .info
-        .targets
-        .iter()
-        .map(|m| host_measure(*m))
-        .collect();
-    if !supported.contains(&target.measure) {
-        let names = if supported.is_empty() {
-            "no targets".to_string()
-        } else {
-            supported
-                .iter()
-                .map(|m| m.name())
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
-        if flops_dimension {
-            let bound = latency.map(|l| l.to_string()).unwrap_or_default();
-            bail!(
-                "--target {bound}: a latency target alone hands the learner a FLOPs target (whose ratio the optimizer searches), and learner `{}` cannot meet a flops target; it supports {names}: give one of those beside the latency bound, e.g. --target {}=0.5 --target {bound}",
-                learner.name(),
-                supported.first().map_or("params", |m| m.name()),
-            );
-        }
-        bail!(
-            "--target {target}: learner `{}` cannot meet a {} target; it supports {names}",
-            learner.name(),
-            target.measure,
-        );
-    }
+    let targets = target::resolve(&a.target, &learner)?;
+    let reward = match a.reward {
+        Some(r) if !targets.for_learner && r != Reward::Accuracy => bail!(
+            "--reward {r}: a run without a target (a control) is rewarded for accuracy alone; drop --reward or give a --target"
+        ),
+        r => r.unwrap_or(Reward::Accuracy),
+    };
+    let settings = Settings {
+        a: &a,
+        learner: &learner,
+        optimizer: &optimizer,
+        optimizer_options: &optimizer_options,
+        targets: &targets,
+        reward,
+        finetune_search: FinetuneSearch {
+            lr: a.lr.is_none(),
+            steps: a.finetune_steps.is_none(),
+        },
+    };
+    // A resumed study is checked against everything the arguments decide
+    // before any data is loaded or any baseline trained.
+    let resumed = if a.resume {
+        let s = SqliteStudy::open(&a.study)?;
+        let old = s.meta();
+        let mut wanted = settings.meta(old.baseline.clone(), old.data_sha256.clone(), &[]);
+        wanted.fixed = old.fixed.clone();
+        check_resume(old, &wanted, &a.study)?;
+        Some(s)
+    } else {
+        None
+    };
     let splits = a.data.load()?;
     let data_hash = data_sha256(&splits);
-    let base = baseline(&a, &splits, &data_hash)?;
+    let device = a.device.device.open()?;
+    let base = cached_baseline(
+        &a.model,
+        &splits,
+        a.baseline_epochs,
+        a.seed,
+        &device,
+        a.json,
+    )?;
     let norm = Normalization::of(&splits.train);
     let data = Arc::new(TrialData {
         train: splits.train.clone(),
@@ -559,27 +619,40 @@ pub fn run(a: CompressArgs) -> Result<()> {
     });
     let baseline_footprint = base.footprint()?;
     let base_val = pf::train::evaluate(&base, &splits.val, &norm, 256, false)?;
-    let (mut searched, fixed) = search_space(&rt, &learner, &base, &data, &a, target)?;
-    if flops_dimension {
-        if searched.iter().any(|d| d.name == FLOPS_RATIO) {
-            bail!(
-                "learner `{}` has a dimension named `{FLOPS_RATIO}`, which a latency target alone needs for itself; give a footprint target beside the latency bound",
-                learner.name()
-            );
-        }
-        searched.push(ParamSpec {
-            name: FLOPS_RATIO.to_string(),
-            kind: ParamKind::Float(FloatRange {
-                low: MIN_FLOPS_RATIO,
-                high: 1.0,
-                log: false,
-            }),
-            default: ParamValue::Float(0.5),
-            help: "The learner's FLOPs target as a fraction of the baseline's (searched by the host for the latency bound)".to_string(),
-            context: Vec::new(),
-        });
+    let learner_target = targets.for_learner.then_some(targets.footprint);
+    let (mut searched, fixed) = search_space(&rt, &learner, &base, &data, &a, learner_target)?;
+    let meta = settings.meta(
+        BaselineRecord {
+            model: a.model.model.clone(),
+            weights_sha256: base.weights_sha256()?,
+            accuracy: base_val.accuracy,
+            loss: base_val.loss,
+            footprint: baseline_footprint,
+        },
+        data_hash,
+        &fixed,
+    );
+    let host_dims = host_space::dimensions(
+        meta.finetune_search,
+        meta.lr,
+        meta.finetune_steps,
+        targets.flops_dimension,
+    );
+    host_space::check_names(learner.name(), &searched, &host_dims)?;
+    let learner_dims = searched.len();
+    searched.extend(host_dims);
+    if searched.is_empty() && resumed.is_none() && meta.trials > 1 {
+        bail!(
+            "nothing to search: learner `{}` has no dimension left to vary{}, and --lr and --finetune-steps fix the host's; every trial would differ only by its seed. Give --trials 1 for a single run, drop --lr or --finetune-steps to search them, or set fewer parameters with --set",
+            learner.name(),
+            if fixed.is_empty() {
+                String::new()
+            } else {
+                format!(" (fixed: {})", space::format_params(&fixed))
+            }
+        );
     }
-    let latency = match latency {
+    let latency = match targets.latency {
         Some(bound) => {
             let python = pf::export::tflite::litert::python(a.python.as_deref());
             let meter = LiteRtMeter::new(python, bound.threads, 50, 5)?;
@@ -595,60 +668,27 @@ pub fn run(a: CompressArgs) -> Result<()> {
                 LatencyConstraint {
                     target: bound,
                     meter: Arc::new(meter),
-                    flops_dimension,
+                    flops_dimension: targets.flops_dimension,
                 },
                 base_ms,
             ))
         }
         None => None,
     };
-    let meta = StudyMeta {
-        format: pf::search::study::STUDY_FORMAT,
-        baseline: BaselineRecord {
-            model: a.model.model.clone(),
-            weights_sha256: base.weights_sha256()?,
-            accuracy: base_val.accuracy,
-            loss: base_val.loss,
-            footprint: baseline_footprint,
-        },
-        data: a.data.data.to_string(),
-        data_sha256: data_hash,
-        learner: learner.name().to_string(),
-        learner_sha256: learner.sha256.clone(),
-        optimizer: optimizer.name().to_string(),
-        optimizer_sha256: optimizer.sha256.clone(),
-        optimizer_options: optimizer_options
-            .iter()
-            .map(pf::search::run::to_record)
-            .collect(),
-        target,
-        latency: latency.as_ref().map(|(l, _)| l.target),
-        reward: a.reward,
-        seed: a.seed,
-        fixed: fixed.iter().map(pf::search::run::to_record).collect(),
-        trials: a.trials.unwrap_or(DEFAULT_TRIALS),
-        finetune_steps: a.finetune_steps,
-        bn_images: a.bn_images as u64,
-        batch_size: a.batch_size as u64,
-        lr: a.lr,
-        limits: a.limits.values(),
-        jobs: a.jobs,
-        created: now_unix(),
-    };
-    let mut study = if a.resume {
-        let mut s = SqliteStudy::open(&a.study)?;
-        let mut wanted = meta.clone();
-        wanted.trials = s.meta().trials;
-        wanted.created = s.meta().created;
-        check_resume(s.meta(), &wanted, &a.study)?;
-        if let Some(n) = a.trials.filter(|&n| n > s.meta().trials) {
-            // Extending the study: the optimizer sees the larger budget.
-            wanted.trials = n;
-            s.update_meta(&wanted)?;
+    let mut study = match resumed {
+        Some(mut s) => {
+            let mut wanted = meta.clone();
+            wanted.trials = s.meta().trials;
+            wanted.created = s.meta().created;
+            check_resume(s.meta(), &wanted, &a.study)?;
+            if let Some(n) = a.trials.filter(|&n| n > s.meta().trials) {
+                // Extending the study: the optimizer sees the larger budget.
+                wanted.trials = n;
+                s.update_meta(&wanted)?;
+            }
+            s
         }
-        s
-    } else {
-        SqliteStudy::create(&a.study, &meta)?
+        None => SqliteStudy::create(&a.study, &meta)?,
     };
     let meta = study.meta().clone();
     let trials = meta.trials;
@@ -662,20 +702,28 @@ pub fn run(a: CompressArgs) -> Result<()> {
         .unwrap_or((cores / a.jobs as usize).max(1));
     if !a.json {
         eprintln!(
-            "search: {} × {} on {} ({} trials, {} at once × {} threads), target {}, reward {}; {} dimensions searched{}",
+            "search: {} × {} on {} ({} trials, {} at once × {} threads), target {}{}, reward {}; {} dimensions searched ({} of the learner's, {} of the host's){}",
             learner.name(),
             optimizer.name(),
             a.model.model,
             trials,
             a.jobs,
             threads_per_trial,
-            match (&latency, flops_dimension) {
-                (Some((l, _)), true) => format!("{} (FLOPs ratio searched)", l.target),
-                (Some((l, _)), false) => format!("{} ≤ {} × baseline, {}", target.measure, target.ratio, l.target),
-                (None, _) => format!("{} ≤ {} × baseline", target.measure, target.ratio),
+            match (&latency, targets.flops_dimension, targets.for_learner) {
+                (Some((l, _)), true, _) => format!("{} (FLOPs ratio searched)", l.target),
+                (Some((l, _)), false, _) => format!("{} ≤ {} × baseline, {}", meta.target.measure, meta.target.ratio, l.target),
+                (None, _, true) => format!("{} ≤ {} × baseline", meta.target.measure, meta.target.ratio),
+                (None, _, false) => "none (a control run)".to_string(),
             },
-            a.reward,
+            if targets.from_learner && targets.for_learner {
+                format!(" (what `{}` is made for; --target changes it)", learner.name())
+            } else {
+                String::new()
+            },
+            meta.reward,
             searched.len(),
+            learner_dims,
+            searched.len() - learner_dims,
             if fixed.is_empty() {
                 String::new()
             } else {
@@ -694,18 +742,19 @@ pub fn run(a: CompressArgs) -> Result<()> {
         data: data.clone(),
         space: searched,
         fixed,
-        target,
+        target: meta.target,
+        learner_target: !meta.no_target,
         latency: latency.map(|(l, _)| l),
-        reward: a.reward,
+        reward: meta.reward,
         seed: a.seed,
         trials,
         jobs: a.jobs,
         threads_per_trial,
-        finetune_steps: a.finetune_steps,
+        finetune_steps: meta.finetune_steps,
         bn_images: a.bn_images,
         finetune: FineTune {
             batch_size: a.batch_size,
-            lr: a.lr,
+            lr: meta.lr,
             momentum: 0.9,
             weight_decay: 5e-4,
             progress: !a.json,
@@ -722,14 +771,14 @@ pub fn run(a: CompressArgs) -> Result<()> {
             .filter_map(|t| t.error.as_ref().map(|e| format!("trial {}: {e}", t.number)))
             .take(3)
             .collect();
-        write_report(&a, &study)?;
+        write_report(&out, &study)?;
         bail!(
             "no trial met the target {} ({} trials); the study is kept in {}. First failures:\n  {}\nloosen the target, fine-tune longer, or run more trials with --resume --trials N",
-            a.target
-                .iter()
-                .map(TargetArg::to_string)
-                .collect::<Vec<_>>()
-                .join(" and "),
+            match targets.latency {
+                Some(l) if targets.flops_dimension => l.to_string(),
+                Some(l) => format!("{} and {l}", meta.target),
+                None => meta.target.to_string(),
+            },
             outcome.trials.len(),
             a.study.display(),
             failed.join("\n  ")
@@ -747,22 +796,23 @@ pub fn run(a: CompressArgs) -> Result<()> {
             setup.rerun(&best)?
         }
     };
-    let final_record = finish(&a, &setup, &base, &splits, &norm, &best, &mut model)?;
-    let pf_file = model_file(&a);
-    pf::model::save(&model, &pf_file).with_context(|| format!("saving {}", pf_file.display()))?;
-    if pf_file != a.export {
-        export_deployment(&a, &model, &splits, &norm).with_context(|| {
+    let final_record = finish(&a, &out, &setup, &base, &splits, &norm, &best, &mut model)?;
+    pf::model::save(&model, &out.model)
+        .with_context(|| format!("saving {}", out.model.display()))?;
+    if out.model != out.export {
+        export_deployment(&a, &out, &model, &splits, &norm).with_context(|| {
             format!(
                 "exporting the compressed model to {} (it is saved as {})",
-                a.export.display(),
-                pf_file.display()
+                out.export.display(),
+                out.model.display()
             )
         })?;
     }
     study.set_final(&final_record)?;
-    write_report(&a, &study)?;
+    write_report(&out, &study)?;
     summarize(
         &a,
+        &out,
         &meta,
         &outcome.trials,
         &best,
@@ -779,12 +829,13 @@ pub fn run(a: CompressArgs) -> Result<()> {
 /// training images), with the same code as `pf export`.
 fn export_deployment(
     a: &CompressArgs,
+    out: &Outputs,
     model: &Model,
     splits: &Splits,
     norm: &Normalization,
 ) -> Result<()> {
     use pf::export::tflite;
-    let onnx = pf::onnx::is_onnx_path(&a.export);
+    let onnx = pf::onnx::is_onnx_path(&out.export);
     let int8 = if a.export_int8 {
         let calibration: Vec<_> = tflite::verify::image_batches(
             &splits.train,
@@ -811,15 +862,15 @@ fn export_deployment(
                 int8: int8.as_ref(),
                 reduce_range: false,
             };
-            pf::onnx::export(model, &a.export, &opts)?;
+            pf::onnx::export(model, &out.export, &opts)?;
         }
         (false, None) => {
-            tflite::export(model, &a.export)?;
+            tflite::export(model, &out.export)?;
         }
         (false, Some(graph)) => {
             tflite::write_file(
                 &tflite::write::serialize(&graph, &model.graph.name),
-                &a.export,
+                &out.export,
             )?;
         }
     }
@@ -828,8 +879,10 @@ fn export_deployment(
 
 /// Re-trains the best candidate, tests it, and returns the final record.
 /// A re-training that would break the target is undone.
+#[allow(clippy::too_many_arguments)]
 fn finish(
     a: &CompressArgs,
+    out: &Outputs,
     setup: &SearchSetup<'_>,
     base: &Model,
     splits: &Splits,
@@ -847,7 +900,7 @@ fn finish(
         config.epochs = a.retrain_epochs;
         config.max_steps = None;
         config.schedule = pf::train::Schedule {
-            base: a.lr,
+            base: setup.finetune.lr,
             kind: pf::train::ScheduleKind::Cosine,
             warmup_steps: 0,
         };
@@ -907,25 +960,26 @@ fn finish(
         footprint,
         target_ratio: setup.target.ratio_of(&footprint, &setup.baseline_footprint),
         latency_ms,
-        output: Some(a.export.display().to_string()),
+        output: Some(out.export.display().to_string()),
         retrain_seconds: t.elapsed().as_secs_f64(),
     })
 }
 
-fn write_report(a: &CompressArgs, study: &SqliteStudy) -> Result<()> {
-    if a.no_report {
+fn write_report(out: &Outputs, study: &SqliteStudy) -> Result<()> {
+    let Some(report) = &out.report else {
         return Ok(());
-    }
+    };
     let trials = study.trials()?;
-    let format = pf::report::Format::from_path(&a.report);
+    let format = pf::report::Format::from_path(report)?;
     let text = pf::report::render(study.meta(), &trials, format)?;
-    pf::io::atomic_write(&a.report, text.as_bytes())
-        .with_context(|| format!("writing report {}", a.report.display()))
+    pf::io::atomic_write(report, text.as_bytes())
+        .with_context(|| format!("writing report {}", report.display()))
 }
 
 #[allow(clippy::too_many_arguments)]
 fn summarize(
     a: &CompressArgs,
+    out: &Outputs,
     meta: &StudyMeta,
     trials: &[TrialRecord],
     best: &TrialRecord,
@@ -944,8 +998,9 @@ fn summarize(
     if a.json {
         return print_json(&serde_json::json!({
             "study": a.study,
-            "report": (!a.no_report).then_some(&a.report),
-            "export": a.export,
+            "report": out.report,
+            "export": out.export,
+            "model": out.model,
             "learner": meta.learner,
             "optimizer": meta.optimizer,
             "target": meta.target,
@@ -1027,10 +1082,13 @@ fn summarize(
             baseline_latency_ms.map_or("?".to_string(), |b| format!("{b:.3} ms"))
         );
     }
-    println!("model   {}", a.export.display());
+    println!("model   {}", out.export.display());
+    if out.model != out.export {
+        println!("        {}", out.model.display());
+    }
     println!("study   {}", a.study.display());
-    if !a.no_report {
-        println!("report  {}", a.report.display());
+    if let Some(report) = &out.report {
+        println!("report  {}", report.display());
     }
     println!("time    {total_seconds:.1}s");
     Ok(())

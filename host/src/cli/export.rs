@@ -23,10 +23,12 @@ pub struct ExportArgs {
     /// architecture (exported with freshly initialised weights: for
     /// checking a deployment path, not for use).
     model: String,
-    /// Output format.
-    #[arg(long, value_enum, default_value = "tflite")]
-    format: Format,
-    /// Where to write the file (written atomically).
+    /// Output format [default: from the output's extension, .tflite or
+    /// .onnx]. A format that contradicts the extension is an error.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+    /// Where to write the file (written atomically): NAME.tflite or
+    /// NAME.onnx.
     #[arg(long, short = 'o', value_name = "FILE")]
     output: PathBuf,
     /// Full-integer export: int8 weights (symmetric, per channel), int32
@@ -96,8 +98,46 @@ pub struct ExportArgs {
     json: bool,
 }
 
+impl Format {
+    /// The format an extension names, if any.
+    fn of_path(p: &std::path::Path) -> Option<Format> {
+        match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "tflite" => Some(Format::Tflite),
+            "onnx" => Some(Format::Onnx),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Format::Tflite => "tflite",
+            Format::Onnx => "onnx",
+        }
+    }
+}
+
+/// The format to write: `--format`, else the output's extension; the two
+/// must agree when both say something.
+fn output_format(given: Option<Format>, output: &std::path::Path) -> Result<Format> {
+    match (given, Format::of_path(output)) {
+        (Some(f), Some(e)) if f.name() != e.name() => bail!(
+            "--format {} but the output {} is named as {}: rename the output to .{} or drop --format",
+            f.name(),
+            output.display(),
+            e.name(),
+            f.name()
+        ),
+        (Some(f), _) | (None, Some(f)) => Ok(f),
+        (None, None) => bail!(
+            "-o {}: name the output .tflite (TensorFlow Lite) or .onnx (ONNX), or give --format",
+            output.display()
+        ),
+    }
+}
+
 /// Runs `pf export`.
 pub fn run(a: ExportArgs) -> Result<()> {
+    let format = output_format(a.format, &a.output)?;
     if a.int8 && a.calibration_images == 0 {
         bail!("--calibration-images must be at least 1");
     }
@@ -130,13 +170,13 @@ pub fn run(a: ExportArgs) -> Result<()> {
         None
     };
     let device = model.device().clone();
-    if let Format::Onnx = a.format {
+    if let Format::Onnx = format {
         return run_onnx(&a, &model, data.as_ref());
     }
     if a.reduce_range {
         bail!("--reduce-range applies to ONNX (for ONNX Runtime on x86 without VNNI); LiteRT's int8 kernels take full-range weights");
     }
-    let graph = match (&a.format, a.int8, &data) {
+    let graph = match (format, a.int8, &data) {
         (Format::Tflite, false, _) => tflite::lower::lower(&model),
         (Format::Tflite, true, Some((splits, norm))) => {
             let bar = pf::progress::spinner(

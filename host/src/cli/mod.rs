@@ -20,21 +20,41 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 
 /// pf compresses and accelerates deep neural networks automatically.
+///
+/// The search is pf's main job: `pf --plugin LEARNER --optimizer OPTIMIZER
+/// [OPTIONS]` is `pf compress` (the options below under "Search"). With no
+/// options beyond these it prunes the channels of a small CNN on the
+/// embedded digits to half its MACs with TPE and writes a smaller TFLite
+/// file.
 #[derive(Parser)]
-#[command(name = "pf", version, about, long_about = None, propagate_version = true)]
+#[command(
+    name = "pf",
+    version,
+    about,
+    propagate_version = true,
+    args_conflicts_with_subcommands = true,
+    arg_required_else_help = true,
+    override_usage = "pf --plugin LEARNER --optimizer OPTIMIZER [OPTIONS]   (the search, as `pf compress`)\n       pf <COMMAND> [OPTIONS]"
+)]
 struct Cli {
     /// Worker threads for tensor math (default: all cores).
     #[arg(long, global = true, value_name = "N")]
     threads: Option<usize>,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// The search, when no command is named: `pf --plugin P --optimizer O`.
+    #[command(
+        flatten,
+        next_help_heading = "Search (pf --plugin P --optimizer O ... is pf compress)"
+    )]
+    search: compress::CompressArgs,
 }
 
 #[derive(Subcommand)]
 enum Command {
     /// Search compression hyper-parameters under a target and export the
-    /// best model (by default: weight_sparse × random on the embedded digits,
-    /// at most 25% non-zero parameters).
+    /// best model (by default: channel_pruned × tpe on the embedded digits,
+    /// at most half the MACs). `pf --plugin P --optimizer O ...` is the same.
     Compress(compress::CompressArgs),
     /// Render a study as an HTML report (or SVG plots).
     Report(report::ReportArgs),
@@ -68,7 +88,10 @@ pub fn run() -> Result<()> {
         // Candle's CPU kernels and rayon read this before their pools start.
         std::env::set_var("RAYON_NUM_THREADS", n.to_string());
     }
-    match cli.command {
+    let Some(command) = cli.command else {
+        return compress::run(cli.search);
+    };
+    match command {
         Command::Compress(a) => compress::run(a),
         Command::Report(a) => report::run(a),
         Command::Train(a) => train::run(a),

@@ -1,6 +1,6 @@
 //! `pf plugin`: build, inspect, test and apply plugins.
 
-use super::common::{input_of, model_for, print_json, DataArgs, DeviceArgs, ModelArgs};
+use super::common::{print_json, DataArgs, DeviceArgs, ModelArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use pf::plugin::bindings::types::{ParamSpec, PluginInfo};
@@ -544,28 +544,16 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
     }
     let device = a.device.device.open()?;
     let splits = a.data.load()?;
-    let mut base = model_for(
+    // The same cached baseline `pf compress` trains (and reuses).
+    let base = super::common::cached_baseline(
         &a.model,
-        input_of(&splits),
-        splits.train.classes,
+        &splits,
+        a.baseline_epochs,
         a.seed,
         &device,
+        a.json,
     )?;
     let norm = pf::data::Normalization::of(&splits.train);
-    if !super::common::is_model_file(&a.model.model) && a.baseline_epochs > 0 {
-        let trainer = pf::train::Trainer {
-            config: super::common::baseline_config(a.baseline_epochs, a.seed),
-            data: &splits.train,
-            norm: norm.clone(),
-            teacher: None,
-            checkpoint: None,
-            progress: !a.json,
-            auxiliary: &[],
-        };
-        trainer
-            .run(&mut base, None)
-            .context("training the baseline")?;
-    }
     let data = Arc::new(TrialData {
         train: splits.train.clone(),
         val: splits.val.clone(),

@@ -22,10 +22,10 @@ pub fn run(a: ReportArgs) -> Result<()> {
         .output
         .clone()
         .unwrap_or_else(|| a.study.with_extension("html"));
+    let format = pf::report::Format::from_path(&output)?;
     super::common::check_writable(&output)?;
     let study = SqliteStudy::open_read_only(&a.study)?;
     let trials = study.trials()?;
-    let format = pf::report::Format::from_path(&output);
     let text = pf::report::render(study.meta(), &trials, format)?;
     pf::io::atomic_write(&output, text.as_bytes())
         .with_context(|| format!("writing {}", output.display()))?;

@@ -283,9 +283,11 @@ impl Runtime {
     }
 
     /// A fresh store for one instance: limits, fuel for instantiation and a
-    /// random stream of its own.
+    /// random stream of its own. The stream follows the seed and the
+    /// plugin's name and version, not its bytes, so the same seed gives the
+    /// same study with a plugin built by another compiler.
     fn store(&self, plugin: &Plugin, seed: u64) -> Result<Store<PluginState>> {
-        let rng = crate::rng::stream(seed, &["plugin", &plugin.sha256]);
+        let rng = crate::rng::stream(seed, &["plugin", &plugin.info.name, &plugin.info.version]);
         let mut store = Store::new(
             &self.engine,
             PluginState::new(&plugin.info.name, self.limits.clone(), rng),

@@ -32,12 +32,21 @@ pub enum Format {
 }
 
 impl Format {
-    /// The format a file name asks for: `.svg` (any case) is [`Format::Svg`],
-    /// everything else [`Format::Html`].
-    pub fn from_path(p: &Path) -> Format {
+    /// The format a file name asks for: `.html` or `.htm` is [`Format::Html`],
+    /// `.svg` [`Format::Svg`] (any case); any other name is an error that
+    /// names the file, so a report is never written under a name that
+    /// promises another format.
+    pub fn from_path(p: &Path) -> anyhow::Result<Format> {
         match p.extension().and_then(|e| e.to_str()) {
-            Some(e) if e.eq_ignore_ascii_case("svg") => Format::Svg,
-            _ => Format::Html,
+            Some(e) if e.eq_ignore_ascii_case("svg") => Ok(Format::Svg),
+            Some(e) if e.eq_ignore_ascii_case("html") || e.eq_ignore_ascii_case("htm") => {
+                Ok(Format::Html)
+            }
+            _ => anyhow::bail!(
+                "report {}: give a .html file name (the page with the trials table) or a .svg \
+                 file name (the plots alone); pf writes no other format",
+                p.display()
+            ),
         }
     }
 }

@@ -69,11 +69,26 @@ fn pareto_front_agrees_with_brute_force() {
 #[test]
 fn format_follows_the_extension() {
     use std::path::Path;
-    assert_eq!(Format::from_path(Path::new("a/study.svg")), Format::Svg);
-    assert_eq!(Format::from_path(Path::new("STUDY.SVG")), Format::Svg);
-    assert_eq!(Format::from_path(Path::new("study.html")), Format::Html);
-    assert_eq!(Format::from_path(Path::new("study")), Format::Html);
-    assert_eq!(Format::from_path(Path::new("svg")), Format::Html);
+    assert_eq!(
+        Format::from_path(Path::new("a/study.svg")).unwrap(),
+        Format::Svg
+    );
+    assert_eq!(
+        Format::from_path(Path::new("STUDY.SVG")).unwrap(),
+        Format::Svg
+    );
+    assert_eq!(
+        Format::from_path(Path::new("study.html")).unwrap(),
+        Format::Html
+    );
+    assert_eq!(
+        Format::from_path(Path::new("study.HTM")).unwrap(),
+        Format::Html
+    );
+    for wrong in ["study", "svg", "plot.png", "report.pdf"] {
+        let e = Format::from_path(Path::new(wrong)).unwrap_err().to_string();
+        assert!(e.contains(wrong) && e.contains(".html"), "{e}");
+    }
 }
 
 fn footprint(nonzero: u64) -> Footprint {

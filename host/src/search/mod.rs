@@ -1,9 +1,11 @@
 //! The automated search: a study of trials, each suggested by an optimizer plugin, compressed by a learner plugin and evaluated by the host.
+pub mod host_space;
 pub mod latency;
 mod record;
 mod reward;
 pub mod run;
 pub mod study;
+pub mod target;
 pub use record::*;
 pub use reward::Reward;
 pub use run::{best_of, run_search, trial_seed, SearchOutcome, SearchSetup};

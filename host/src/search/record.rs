@@ -167,8 +167,12 @@ pub struct StudyMeta {
     pub optimizer_options: Vec<ParamRecord>,
     /// The budget every result must meet. With a latency target alone,
     /// FLOPs at most the baseline's (each trial's own FLOPs target is its
-    /// `flops_ratio` parameter).
+    /// `flops_ratio` parameter); likewise in a control run.
     pub target: Target,
+    /// A control run: the learner is handed no target (`--target none`, or
+    /// a learner that meets none).
+    #[serde(default)]
+    pub no_target: bool,
     /// The bound on measured latency, if the study has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latency: Option<super::latency::LatencyTarget>,
@@ -188,8 +192,12 @@ pub struct StudyMeta {
     pub bn_images: u64,
     /// Fine-tuning batch size.
     pub batch_size: u64,
-    /// Fine-tuning learning rate.
+    /// Fine-tuning learning rate (the centre of its range when searched).
     pub lr: f64,
+    /// The fine-tuning settings the optimizer searches (the host's
+    /// `finetune.lr` and `finetune.steps` dimensions).
+    #[serde(default)]
+    pub finetune_search: super::host_space::FinetuneSearch,
     /// Sandbox limits of the plugins: memory bytes, fuel per call, tensor
     /// handles.
     pub limits: [u64; 3],

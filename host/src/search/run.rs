@@ -42,6 +42,8 @@ pub struct SearchSetup<'a> {
     /// The budget every result must meet (with a latency target alone,
     /// each trial's FLOPs target comes from its `flops_ratio` instead).
     pub target: Target,
+    /// Whether the learner is handed the target (not in a control run).
+    pub learner_target: bool,
     /// A bound on the candidates' measured latency, if any.
     pub latency: Option<super::latency::LatencyConstraint>,
     /// What the optimizer maximises.
@@ -54,7 +56,8 @@ pub struct SearchSetup<'a> {
     pub jobs: u32,
     /// Threads each running trial computes with.
     pub threads_per_trial: usize,
-    /// Host fine-tuning steps per trial.
+    /// Host fine-tuning steps per trial (unless the trial's
+    /// `finetune.steps` says otherwise).
     pub finetune_steps: u64,
     /// Training images each trial's batch-norm statistics are re-estimated
     /// on before it is evaluated (0: not re-estimated).
@@ -126,6 +129,18 @@ fn outcome_of(t: &TrialRecord) -> Outcome {
     }
 }
 
+/// What one trial runs with, from its suggestion.
+struct TrialSettings {
+    /// The learner's parameters.
+    learner: Vec<Param>,
+    /// The learner's target (none in a control run).
+    target: Option<Target>,
+    /// Fine-tuning steps.
+    steps: u64,
+    /// Fine-tuning settings.
+    finetune: FineTune,
+}
+
 /// What the optimizer suggested for a trial: its parameters, or why it
 /// could not.
 struct Suggestion {
@@ -166,34 +181,31 @@ impl SearchSetup<'_> {
         self.fixed.iter().chain(suggested).cloned().collect()
     }
 
-    /// The target of one trial, and the suggestion less the host's own
-    /// dimension: with a latency target alone, the optimizer's
-    /// `flops_ratio` is the learner's FLOPs target.
-    fn trial_target(&self, suggested: &[Param]) -> Result<(Vec<Param>, Target), String> {
-        use super::latency::FLOPS_RATIO;
-        if !self.latency.as_ref().is_some_and(|l| l.flops_dimension) {
-            return Ok((suggested.to_vec(), self.target));
+    /// What one trial runs with: the learner's parameters (the host's own
+    /// dimensions taken out), its target, and its fine-tuning settings.
+    fn trial_settings(&self, suggested: &[Param]) -> Result<TrialSettings, String> {
+        let host = super::host_space::split(suggested)?;
+        let flops_dimension = self.latency.as_ref().is_some_and(|l| l.flops_dimension);
+        let target = match (flops_dimension, host.flops_target) {
+            (true, Some(t)) => Some(t),
+            (true, None) => {
+                return Err(format!(
+                    "the suggestion has no `{}` in (0, 1]",
+                    super::latency::FLOPS_RATIO
+                ))
+            }
+            (false, _) => self.learner_target.then_some(self.target),
+        };
+        let mut finetune = self.finetune.clone();
+        if let Some(lr) = host.lr {
+            finetune.lr = lr;
         }
-        let ratio = suggested
-            .iter()
-            .find(|p| p.name == FLOPS_RATIO)
-            .and_then(|p| match p.value {
-                ParamValue::Float(x) if x > 0.0 && x <= 1.0 => Some(x),
-                _ => None,
-            })
-            .ok_or_else(|| format!("the suggestion has no `{FLOPS_RATIO}` in (0, 1]"))?;
-        let rest = suggested
-            .iter()
-            .filter(|p| p.name != FLOPS_RATIO)
-            .cloned()
-            .collect();
-        Ok((
-            rest,
-            Target {
-                measure: crate::model::Measure::Flops,
-                ratio,
-            },
-        ))
+        Ok(TrialSettings {
+            learner: host.learner,
+            target,
+            steps: host.steps.unwrap_or(self.finetune_steps),
+            finetune,
+        })
     }
 
     /// Runs one trial: compress a fresh copy of the baseline, fine-tune,
@@ -212,16 +224,19 @@ impl SearchSetup<'_> {
             suggest: suggest_seconds,
             ..Timings::default()
         };
-        let (for_learner, target) = match self.trial_target(suggested) {
+        let settings = match self.trial_settings(suggested) {
             Ok(x) => x,
             Err(e) => return (self.failed(number, &params, e, timings), None),
         };
+        // The host measures every trial against a budget; a control run's
+        // is the baseline's FLOPs, which its learner is not told of.
+        let target = settings.target.unwrap_or(self.target);
         let spec = trial::TrialSpec {
-            params: self.learner_params(&for_learner),
-            finetune_steps: self.finetune_steps,
-            finetune: self.finetune.clone(),
+            params: self.learner_params(&settings.learner),
+            finetune_steps: settings.steps,
+            finetune: settings.finetune,
             seed: trial_seed(self.seed, number),
-            target: Some(target),
+            target: settings.target,
         };
         let result = trial::run_learner(
             self.runtime,
@@ -409,7 +424,7 @@ fn with_kernel_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
 
 /// Prints a warning of the loop on standard error.
 fn warn(msg: &str) {
-    let _ = crate::progress::stack().println(format!("warning: {msg}"));
+    crate::progress::line(&format!("warning: {msg}"));
 }
 
 /// Runs (or continues) the search stored in `store` until it holds
@@ -466,7 +481,6 @@ fn search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result<SearchO
         }
     }
     let show = setup.progress;
-    let multi = crate::progress::stack();
     let bar = crate::progress::bar(total as u64, "trials", show);
     bar.set_position(recorded as u64);
     let pools: Vec<rayon::ThreadPool> = (0..jobs.min(total.max(1)))
@@ -533,7 +547,7 @@ fn search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result<SearchO
                 store.record(&record)?;
                 bar.inc(1);
                 if show {
-                    let _ = multi.println(trial_line(&record));
+                    crate::progress::line(&trial_line(&record));
                 }
                 if let (Some(m), Some(r)) = (model, record.reward) {
                     let n = record.number;

@@ -247,6 +247,7 @@ impl Learner for NonUniformQuant {
              centroids (by the summed gradients of the weights that share each), or both.",
         )
         .with_targets(&[Measure::Size])
+        .made_for(Measure::Size, 0.25)
     }
 
     fn search_space(

@@ -162,6 +162,7 @@ impl Learner for UniformQuant {
              from the budget, optionally per layer.",
         )
         .with_targets(&[Measure::Size])
+        .made_for(Measure::Size, 0.25)
     }
 
     fn search_space(

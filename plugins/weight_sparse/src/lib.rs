@@ -175,6 +175,7 @@ impl Learner for WeightSparse {
              an initial to a final sparsity, optionally with one final sparsity per layer.",
         )
         .with_targets(&[Measure::Params, Measure::Size])
+        .made_for(Measure::Params, 0.25)
     }
 
     fn search_space(
