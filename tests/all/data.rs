@@ -342,3 +342,65 @@ fn crop_flip_augmentation_shifts_and_mirrors_within_four_pixels() {
     let out = b.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
     assert!((out[13] - pixels[13] as f32 / 255.0).abs() < 1e-6);
 }
+
+/// The MNIST folder of `write_mnist` with train label `index` set to `value`.
+fn mnist_with_label(dir: &Path, index: usize, value: u8) -> std::path::PathBuf {
+    write_mnist(dir, 30, 10, false);
+    let path = dir.join("train-labels-idx1-ubyte");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[8 + index] = value;
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+#[test]
+fn an_mnist_label_beyond_its_ten_classes_is_named() {
+    let d = tempdir();
+    mnist_with_label(d.path(), 7, 200);
+    let e = err(&format!("mnist:{}", d.path().display()));
+    assert!(
+        e.contains("train-labels-idx1-ubyte")
+            && e.contains("label 200 at index 7")
+            && e.contains("0–9")
+            && e.contains("201st class")
+            && e.contains("fetch-mnist"),
+        "{e}"
+    );
+    // The last valid label is accepted, the first invalid one is not.
+    let d = tempdir();
+    mnist_with_label(d.path(), 0, 9);
+    assert_eq!(
+        load(&format!("mnist:{}", d.path().display()))
+            .unwrap()
+            .train
+            .classes,
+        10
+    );
+    let d = tempdir();
+    mnist_with_label(d.path(), 29, 10);
+    let e = err(&format!("mnist:{}", d.path().display()));
+    assert!(
+        e.contains("label 10 at index 29") && e.contains("11th class"),
+        "{e}"
+    );
+}
+
+#[test]
+fn training_on_an_mnist_label_out_of_range_fails_without_a_panic() {
+    let d = tempdir();
+    mnist_with_label(d.path(), 7, 200);
+    let data = format!("mnist:{}", d.path().display());
+    let out = d.path().join("m.pf");
+    let o = crate::support::pf()
+        .args(["train", "--data", &data, "--output"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    crate::support::assert_refused(&o, "label 200 at index 7");
+    let e = crate::support::stderr(&o);
+    assert!(
+        e.contains("train-labels-idx1-ubyte") && e.contains("0–9"),
+        "{e}"
+    );
+    assert!(!out.exists());
+}

@@ -23,7 +23,10 @@ pub fn parse(path: &Path) -> Result<Dataset> {
     for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
         if rec[0] >= 10 {
             bail!(
-                "{}: record {i} has label {}, but CIFAR-10 labels are 0–9",
+                "{}: record {i} has label {}, but CIFAR-10 labels are 0–9 (10 classes). The \
+                 file is corrupt or not a CIFAR-10 binary batch (CIFAR-100's files are another \
+                 format): fetch cifar-10-binary.tar.gz again, or give a data set with other \
+                 classes as an image folder (folder:DIR, one subfolder of images per class).",
                 path.display(),
                 rec[0]
             );

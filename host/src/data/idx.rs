@@ -5,6 +5,10 @@ use anyhow::{bail, Context, Result};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// The classes of the MNIST-style data sets pf reads (MNIST, Fashion-MNIST,
+/// KMNIST): labels are 0–9.
+pub const CLASSES: usize = 10;
+
 /// Finds `name` or `name.gz` in `dir` (also the `train-images.idx3-ubyte`
 /// spelling some mirrors use).
 pub(super) fn find(dir: &Path, name: &str) -> Option<PathBuf> {
@@ -102,15 +106,22 @@ pub fn load_pair(images: &Path, labels: &Path) -> Result<Dataset> {
         );
     }
     let values: Vec<u32> = labels_raw.into_iter().map(u32::from).collect();
-    let classes = values.iter().max().map_or(0, |&m| m as usize + 1).max(10);
+    // MNIST, Fashion-MNIST and KMNIST have 10 classes; a label beyond them
+    // is a damaged or foreign file, never a reason for a bigger model.
     let data = Dataset {
         pixels,
         max_value: 255.0,
         shape: [1, dims[1], dims[2]],
         labels: values,
-        classes,
+        classes: CLASSES,
     };
-    data.check_labels(&labels.display().to_string())?;
+    data.check_labels(
+        &labels.display().to_string(),
+        "MNIST labels",
+        "The file is corrupt or not an MNIST / Fashion-MNIST label file: fetch it again \
+         (scripts/fetch-mnist.sh puts MNIST in data/mnist), or give a data set with other \
+         classes as an image folder (folder:DIR, one subfolder of images per class).",
+    )?;
     Ok(data)
 }
 

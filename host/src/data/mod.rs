@@ -109,21 +109,38 @@ impl Dataset {
         }
     }
 
-    /// Checks that every label is below the class count.
-    fn check_labels(&self, source: &str) -> Result<()> {
-        if let Some((i, l)) = self
+    /// Checks that every label is below the class count. `source` names the
+    /// file, `what` the data set's classes ("MNIST labels") and `fix` says
+    /// what to do about a label out of range.
+    fn check_labels(&self, source: &str, what: &str, fix: &str) -> Result<()> {
+        if let Some((i, &l)) = self
             .labels
             .iter()
             .enumerate()
             .find(|(_, &l)| l as usize >= self.classes)
         {
             bail!(
-                "{source}: sample {i} has label {l}, but the data set has {} classes",
-                self.classes
+                "{source}: label {l} at index {i} is out of range: {what} are 0–{} ({} classes), \
+                 and {l} would make a {} class. {fix}",
+                self.classes.saturating_sub(1),
+                self.classes,
+                ordinal(l as u64 + 1)
             );
         }
         Ok(())
     }
+}
+
+/// `1st`, `2nd`, `3rd`, `4th`, …, `11th`, …, `201st`.
+fn ordinal(n: u64) -> String {
+    let suffix = match (n % 10, n % 100) {
+        (_, 11..=13) => "th",
+        (1, _) => "st",
+        (2, _) => "nd",
+        (3, _) => "rd",
+        _ => "th",
+    };
+    format!("{n}{suffix}")
 }
 
 /// Train, validation and test splits of one source.
@@ -283,6 +300,26 @@ pub fn load(source: &DataSource, opts: &LoadOptions) -> Result<Splits> {
         if d.is_empty() {
             bail!("{name}: the {split} split is empty");
         }
+    }
+    // Each format checks its own files; this is the last word: every split
+    // has the same classes, and every label is one of them, so a model is
+    // never sized by a stray label.
+    for (split, d) in [("validation", &val), ("test", &test)] {
+        if d.classes != train.classes {
+            bail!(
+                "{name}: the {split} split has {} classes but the train split has {}; train \
+                 and test must have the same classes",
+                d.classes,
+                train.classes
+            );
+        }
+    }
+    for (split, d) in [("train", &train), ("validation", &val), ("test", &test)] {
+        d.check_labels(
+            &format!("{name} ({split} split)"),
+            "its labels",
+            "The data set is inconsistent; check its files.",
+        )?;
     }
     Ok(Splits {
         name,
