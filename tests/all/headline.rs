@@ -368,3 +368,60 @@ fn output_formats_follow_the_file_names() {
     }
     assert!(!dir.path().join("x.bin").exists() && !dir.path().join("y.onnx").exists());
 }
+
+/// `bytes` with a custom section appended at the component's top level: the
+/// same plugin, other bytes (as another compiler's build would be).
+fn with_custom_section(bytes: &[u8]) -> Vec<u8> {
+    let name = b"pf-test-rebuild";
+    let mut payload = vec![name.len() as u8];
+    payload.extend_from_slice(name);
+    payload.extend_from_slice(b"another toolchain's bytes");
+    let mut out = bytes.to_vec();
+    out.push(0); // custom section id
+    out.push(payload.len() as u8); // LEB128 of a size below 128
+    out.extend(payload);
+    out
+}
+
+#[test]
+fn the_same_seed_gives_the_same_study_with_a_plugin_of_other_bytes() {
+    let dir = tempdir();
+    let rebuilt = dir.path().join("random.wasm");
+    let original = std::fs::read(crate::support::plugin_file("random")).unwrap();
+    std::fs::write(&rebuilt, with_custom_section(&original)).unwrap();
+    assert_ne!(sha256_file(&rebuilt), sha256_file(&crate::support::plugin_file("random")));
+    let study = |optimizer: &str, name: &str| {
+        let a = args(&[
+            "compress",
+            "--plugin",
+            "weight_sparse",
+            "--optimizer",
+            optimizer,
+            "--model",
+            baseline(),
+            "--trials",
+            "3",
+            "--finetune-steps",
+            "5",
+            "--retrain-epochs",
+            "0",
+            "--seed",
+            "11",
+            "--study",
+            name,
+            "--no-report",
+        ]);
+        let out = run(dir.path(), &a);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let trials = SqliteStudy::open(&dir.path().join(name)).unwrap().trials().unwrap();
+        trials
+            .into_iter()
+            .map(|t| (t.params, t.seed, t.accuracy, t.footprint))
+            .collect::<Vec<_>>()
+    };
+    let built = crate::support::plugin_file("random");
+    let a = study(built.to_str().unwrap(), "a.db");
+    let b = study(rebuilt.to_str().unwrap(), "b.db");
+    // The random optimizer's every draw comes from the host's stream.
+    assert_eq!(a, b);
+}
