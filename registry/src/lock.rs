@@ -78,3 +78,37 @@ impl Lock {
             .map_err(|e| format!("cannot write {}: {e}", Lock::path_in(dir).display()))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The lock installs with pf and is read by every user who runs it, so
+    /// it must not keep the temporary file's private mode.
+    #[cfg(unix)]
+    #[test]
+    fn the_lock_is_readable_by_every_user() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        Lock::record(dir.path(), &[("a".into(), crate::sha256(b"a"))]).unwrap();
+        let mode = std::fs::metadata(Lock::path_in(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644);
+        // A rewrite keeps the mode the file has.
+        std::fs::set_permissions(
+            Lock::path_in(dir.path()),
+            std::fs::Permissions::from_mode(0o664),
+        )
+        .unwrap();
+        Lock::record(dir.path(), &[("b".into(), crate::sha256(b"b"))]).unwrap();
+        let lock = Lock::read_in(dir.path()).unwrap().unwrap();
+        assert_eq!(lock.plugins.len(), 2);
+        let mode = std::fs::metadata(Lock::path_in(dir.path()))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o664);
+    }
+}
