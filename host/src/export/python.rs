@@ -7,7 +7,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 /// The Python package a script needs.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Runtime {
     /// The runtime's name in messages (`LiteRT`).
     pub name: &'static str,
@@ -15,6 +15,37 @@ pub struct Runtime {
     pub module: &'static str,
     /// The pip package that provides it (`ai-edge-litert`).
     pub package: &'static str,
+    /// The version pf is tested with (`2.3.0`), pinned in the install hint.
+    pub version: &'static str,
+}
+
+impl Runtime {
+    /// The pip requirement pf is tested with: `ai-edge-litert==2.3.0`.
+    pub fn requirement(&self) -> String {
+        format!("{}=={}", self.package, self.version)
+    }
+
+    /// What to do when `python` lacks this runtime: install it there, or
+    /// in a venv that pf is then pointed at.
+    pub fn install_hint(&self, python: &Path) -> String {
+        let r = self.requirement();
+        format!(
+            "`{} -m pip install {r}`, or in a venv of its own: `python3 -m venv DIR && DIR/bin/pip install {r}`, then pass --python DIR/bin/python or set PF_LITERT_PYTHON=DIR/bin/python",
+            python.display(),
+        )
+    }
+}
+
+/// The module a Python error says is missing: `numpy` from
+/// `ModuleNotFoundError: No module named 'numpy'` (or `'numpy.core'`).
+pub fn missing_module(stderr: &str) -> Option<String> {
+    let rest = stderr.split("No module named ").nth(1)?;
+    let name: String = rest
+        .trim_start_matches(['\'', '"'])
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '.')
+        .collect();
+    (!name.is_empty()).then_some(name)
 }
 
 /// Writes `script` to a temporary file called `name` and runs it with
@@ -36,21 +67,24 @@ pub fn run_script(
         .output()
         .with_context(|| {
             format!(
-                "cannot run {}; install {} with `pip install {}` (scripts/test.sh sets up target/litert-venv) or pass --python",
+                "cannot run Python `{}` for {}: install Python 3 and {} (`pip install {}`), or give pf a Python that has it with --python or PF_LITERT_PYTHON; `pf doctor` checks every runtime",
                 python.display(),
                 runtime.name,
-                runtime.package
+                runtime.name,
+                runtime.requirement()
             )
         })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
-        if stderr.contains(&format!("No module named '{}'", runtime.module)) {
+        if let Some(module) = missing_module(&stderr) {
+            // numpy is missing as often as the runtime itself; either way
+            // the runtime's pip package brings what is needed.
             bail!(
-                "{} has no {}: `{} -m pip install {}`, or pass --python / set PF_LITERT_PYTHON",
-                python.display(),
+                "{} is not available: the Python module `{module}` is missing from {} (the Python pf used); install {}: {} (`pf doctor` checks every runtime)",
                 runtime.name,
                 python.display(),
-                runtime.package
+                runtime.name,
+                runtime.install_hint(python)
             );
         }
         let last = stderr

@@ -18,11 +18,13 @@ use std::path::Path;
 
 const INFER_SCRIPT: &str = include_str!("infer.py");
 
-/// The runtime [`python::run_script`] checks for.
-const ONNX_RUNTIME: python::Runtime = python::Runtime {
+/// The runtime [`python::run_script`] checks for (the version is the one
+/// scripts/test.sh installs).
+pub const ONNX_RUNTIME: python::Runtime = python::Runtime {
     name: "ONNX Runtime",
     module: "onnxruntime",
     package: "onnxruntime",
+    version: "1.32.0",
 };
 
 /// Runs `file` in ONNX Runtime on a batch of `dims` (N×C×H×W) whose values

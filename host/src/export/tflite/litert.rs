@@ -55,11 +55,13 @@ pub fn python(explicit: Option<&Path>) -> PathBuf {
     PathBuf::from("python3")
 }
 
-/// The runtime [`python::run_script`] checks for.
-const LITERT: python::Runtime = python::Runtime {
+/// The runtime [`python::run_script`] checks for (the version is the one
+/// scripts/test.sh installs).
+pub const LITERT: python::Runtime = python::Runtime {
     name: "LiteRT",
     module: "ai_edge_litert",
     package: "ai-edge-litert",
+    version: "2.3.0",
 };
 
 /// Runs an embedded script with `args`.
