@@ -612,8 +612,14 @@ pub fn run_list(a: ListArgs) -> Result<()> {
     }
     let mut seen = std::collections::BTreeSet::new();
     for dir in resolve::search_path() {
-        let Ok(Some(lock)) = Lock::read_in(&dir) else {
-            continue;
+        let lock = match Lock::read_in(&dir) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => continue,
+            // Not silence: an unreadable lock hides every built-in plugin.
+            Err(e) => {
+                eprintln!("warning: cannot read the built-in plugins' lock {e}; its plugins are not listed (make it readable: chmod a+r)");
+                continue;
+            }
         };
         let Ok(canonical) = dir.canonicalize() else {
             continue;
@@ -640,7 +646,14 @@ pub fn run_list(a: ListArgs) -> Result<()> {
         return print_json(&rows);
     }
     if rows.is_empty() {
-        println!("no plugins installed; install one with `pf plugin install NAME --registry DIR`");
+        println!(
+            "no plugins installed, and no built-in plugins in {}; build them with scripts/build-plugins.sh (or install pf with scripts/install.sh), or install one with `pf plugin install NAME --registry DIR`",
+            resolve::search_path()
+                .iter()
+                .map(|d| d.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
     }
     for r in &rows {
         let signers = r["signers"]

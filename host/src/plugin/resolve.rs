@@ -7,9 +7,12 @@
 //! 2. the installed plugins (`pf plugin install`) in
 //!    `$XDG_DATA_HOME/pf/plugins/NAME/VERSION/` (default
 //!    `~/.local/share/pf/plugins`), highest version first;
-//! 3. `plugins/` beside the `pf` executable's folder (`target/plugins` for a
-//!    cargo build, `<prefix>/plugins` for an unpacked release), where the
-//!    built-in plugins are.
+//! 3. the built-in plugins beside the `pf` executable: `plugins/` beside
+//!    its folder (`target/plugins` for a cargo build, `<prefix>/plugins` for
+//!    an unpacked release), then `share/pf/plugins` beside its folder
+//!    (`PREFIX/share/pf/plugins` for `PREFIX/bin/pf`, as
+//!    `scripts/install.sh PREFIX` lays it out), then `plugins/` in its own
+//!    folder.
 //!
 //! `NAME@VERSION` looks only among installed plugins; `VERSION` is a semver
 //! requirement, so `channel_pruned@0.2` takes the highest 0.2.x.
@@ -30,6 +33,7 @@ pub fn search_path() -> Vec<PathBuf> {
     {
         if let Some(up) = exe_dir.parent() {
             dirs.push(up.join("plugins"));
+            dirs.push(up.join("share").join("pf").join("plugins"));
         }
         dirs.push(exe_dir.join("plugins"));
     }
