@@ -658,8 +658,10 @@ mod tests {
         let nonzero = bitmap(&s.nonzero, 400, "t", "flags", "f").unwrap();
         assert_eq!(nonzero.iter().filter(|&&b| b).count(), 3);
         let signs = bitmap(s.negzero.as_ref().unwrap(), 397, "t", "signs", "f").unwrap();
+        // w[10] is the tenth zero (w[3] is not one), and NaN is a value.
         assert_eq!(signs.iter().filter(|&&b| b).count(), 1);
-        assert!(signs[10]);
+        assert!(signs[9]);
+        assert!(s.values[1].is_nan());
         // No negative zero, no sign bits.
         w[10] = 0.0;
         assert!(Sparse::of(&w).unwrap().negzero.is_none());
