@@ -125,6 +125,40 @@ fn per_layer_ratios_keep_their_proportions_under_a_flops_target() {
 }
 
 #[test]
+fn without_a_target_preserve_ratio_sets_every_group_per_layer_or_not() {
+    // Per-layer ratios are the default; without a target their dimensions
+    // default to `preserve_ratio`, so it still prunes every group to it, as
+    // the uniform `per_layer=false` does.
+    let dir = tempdir();
+    let model = digits_model(dir.path(), 30);
+    let o = pf()
+        .args(["plugin", "inspect", "channel_pruned", "--json"])
+        .output()
+        .unwrap();
+    let r = json(&o);
+    let settings = r["settings"].as_array().unwrap();
+    let per_layer = settings.iter().find(|s| s["name"] == "per_layer").unwrap();
+    assert_eq!(per_layer["default"], "true", "{per_layer}");
+    for extra in [&[][..], &["--set", "per_layer=false"][..]] {
+        let mut args = vec!["--set", "preserve_ratio=0.3", "--finetune-steps", "0"];
+        args.extend(extra);
+        args.extend(["--output", "pruned.pf"]);
+        let o = apply(dir.path(), &model, &args);
+        let r = json(&o);
+        let pruned =
+            pf::model::load(&dir.path().join("pruned.pf"), &candle_core::Device::Cpu).unwrap();
+        for (layer, channels) in [("block1.conv", 5), ("block2.conv", 10), ("block3.conv", 20)] {
+            match pruned.graph.layer(layer).unwrap().op {
+                Op::Conv2d { out_channels, .. } => {
+                    assert_eq!(out_channels, channels, "{layer} {extra:?}: {r}")
+                }
+                ref other => panic!("{other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
 fn bad_ratios_and_models_with_nothing_to_prune_are_clear_errors() {
     let dir = tempdir();
     let model = digits_model(dir.path(), 30);

@@ -1,6 +1,14 @@
-//! Preserve ratios: one for every group, or one per group (the
-//! `preserve.<producer>` dimensions, with the producer's features as
-//! context for DDPG), scaled to a FLOPs target.
+//! Preserve ratios: one per group (the `preserve.<producer>` dimensions,
+//! with the producer's features as context for DDPG; the default), or one
+//! for every group (`per_layer = false`), scaled to a FLOPs target.
+//!
+//! Under a target the search is over the per-layer ratios, scaled by the
+//! largest common factor that meets it (AMC's formulation): their
+//! proportions are what is searched, and the target fixes their level. With
+//! uniform ratios a target leaves nothing to search, since the largest
+//! uniform ratio that fits is the only choice (no ratio is searched). Without a target
+//! `preserve_ratio` stays a dimension and is the default of every per-layer
+//! one, so `--set preserve_ratio=0.3` still prunes every group to 0.3.
 
 use crate::budget::{self, Keep};
 use crate::groups::{candidates, Candidate};
@@ -16,21 +24,23 @@ pub fn group_dim(producer: &str) -> String {
 pub struct Ratios {
     /// The ratio of every group, and the default of the per-group ones.
     pub preserve_ratio: f64,
-    /// One ratio per group.
+    /// One ratio per group (the learners' default).
     pub per_layer: bool,
 }
 
 impl Ratios {
     /// `space` (the learner's own dimensions, with `preserve_ratio`) as the
-    /// target and the per-layer switch shape it: a target, or the per-group
-    /// dimensions, decide the ratios in place of `preserve_ratio`.
+    /// target and the per-layer switch shape it: under a target the ratios
+    /// are scaled to it, so `preserve_ratio` leaves the space (the per-group
+    /// dimensions, when there are, still set the proportions); without one
+    /// it stays, as the default of the per-group dimensions.
     pub fn shape_space(
         &self,
         mut space: Vec<ParamSpec>,
         target: Option<Target>,
         model: &Model,
     ) -> Vec<ParamSpec> {
-        if target.is_some() || self.per_layer {
+        if target.is_some() {
             space.retain(|s| s.name != "preserve_ratio");
         }
         if self.per_layer {

@@ -33,13 +33,18 @@
 //!
 //! ## Preserve ratios and targets
 //!
-//! Every group keeps `⌈r·c⌉` of its `c` channels. `r` is `preserve_ratio`,
-//! or with `per_layer` the group's own `preserve.<producer>` dimension
-//! (with the producer's features as context, for DDPG). Under a `flops`
-//! target the ratios are scaled by the largest common factor whose model
-//! fits the budget (`channel_kit::ratios`): uniform ratios become the
-//! largest uniform ratio that meets it, per-layer ratios keep their
-//! proportions.
+//! Every group keeps `⌈r·c⌉` of its `c` channels. By default (`per_layer`)
+//! `r` is the group's own `preserve.<producer>` dimension (with the
+//! producer's features as context, for DDPG), whose default is
+//! `preserve_ratio`; with `per_layer = false` it is `preserve_ratio` for
+//! every group. Under a `flops` target the ratios are scaled by the largest
+//! common factor whose model fits the budget (`channel_kit::ratios`):
+//! per-layer ratios keep their proportions, so a search explores how the
+//! budget is allocated over the layers (AMC's formulation); uniform ratios
+//! become the largest uniform ratio that meets it, which leaves no ratio
+//! to search (`per_layer = false` is that uniform baseline). Without a
+//! target `preserve_ratio` stays a dimension: `--set preserve_ratio=0.3`
+//! prunes every group to 0.3.
 
 use channel_kit::groups::Candidate;
 use channel_kit::lasso::{self, Lasso};
@@ -67,7 +72,7 @@ pub enum Selection {
 #[serde(crate = "pf_sdk::serde", default, deny_unknown_fields)]
 #[schemars(crate = "pf_sdk::schemars")]
 pub struct ChannelPrunedParams {
-    /// Fraction of each group's channels to keep (without a FLOPs target).
+    /// Fraction of each group's channels to keep without a FLOPs target (with `per_layer`, the default of every `preserve.<layer>`).
     #[schemars(range(min = 0.05, max = 1.0))]
     pub preserve_ratio: f64,
     /// How channels are chosen: `lasso` (He et al.), or `l1` / `random` as baselines.
@@ -82,7 +87,7 @@ pub struct ChannelPrunedParams {
     /// Positions sampled per image in a convolution's output.
     #[schemars(range(min = 1, max = 100), extend("x-fixed" = true))]
     pub points_per_image: i64,
-    /// Give each group its own preserve ratio (the `preserve.<layer>` dimensions).
+    /// Give each group its own preserve ratio (the `preserve.<layer>` dimensions; under a FLOPs target they are scaled together to meet it, as in AMC); false: one uniform ratio.
     #[schemars(extend("x-fixed" = true))]
     pub per_layer: bool,
 }
@@ -95,7 +100,7 @@ impl Default for ChannelPrunedParams {
             reconstruct: true,
             images: 128,
             points_per_image: 10,
-            per_layer: false,
+            per_layer: true,
         }
     }
 }

@@ -37,8 +37,9 @@
 //! chosen channels' original weights).
 //!
 //! Groups, ratios and targets are those of `channel_pruned` (the shared
-//! `channel_kit`): single-producer groups, a uniform or per-layer preserve
-//! ratio, scaled to meet a `flops` target.
+//! `channel_kit`): single-producer groups, a per-layer preserve ratio (the
+//! default) or a uniform one (`per_layer = false`), scaled to meet a
+//! `flops` target.
 
 use channel_kit::groups::Candidate;
 use channel_kit::outcome::Outcome;
@@ -51,7 +52,7 @@ use pf_sdk::prelude::*;
 #[serde(crate = "pf_sdk::serde", default, deny_unknown_fields)]
 #[schemars(crate = "pf_sdk::schemars")]
 pub struct DisChnPrunedParams {
-    /// Fraction of each group's channels to keep (without a FLOPs target).
+    /// Fraction of each group's channels to keep without a FLOPs target (with `per_layer`, the default of every `preserve.<layer>`).
     #[schemars(range(min = 0.05, max = 1.0))]
     pub preserve_ratio: f64,
     /// Weight of the discrimination-aware loss against the reconstruction loss.
@@ -72,7 +73,7 @@ pub struct DisChnPrunedParams {
     /// Positions sampled per image in a convolution's output.
     #[schemars(range(min = 1, max = 100), extend("x-fixed" = true))]
     pub points_per_image: i64,
-    /// Give each group its own preserve ratio (the `preserve.<layer>` dimensions).
+    /// Give each group its own preserve ratio (the `preserve.<layer>` dimensions; under a FLOPs target they are scaled together to meet it, as in AMC); false: one uniform ratio.
     #[schemars(extend("x-fixed" = true))]
     pub per_layer: bool,
 }
@@ -87,7 +88,7 @@ impl Default for DisChnPrunedParams {
             greedy_steps: 8,
             images: 128,
             points_per_image: 10,
-            per_layer: false,
+            per_layer: true,
         }
     }
 }
