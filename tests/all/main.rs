@@ -8,6 +8,7 @@ mod compress;
 mod data;
 mod dis_chn_pruned;
 mod gradients;
+mod install;
 mod graph;
 mod headline;
 mod kernels;

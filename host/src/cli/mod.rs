@@ -4,6 +4,7 @@ mod bench;
 mod bench_tflite;
 mod common;
 mod compress;
+mod doctor;
 mod eval;
 mod export;
 mod import;
@@ -76,6 +77,10 @@ enum Command {
     Prune(prune::PruneArgs),
     /// Build, inspect, test and apply WebAssembly plugins.
     Plugin(plugin::PluginArgs),
+    /// Check what pf finds on this machine (built-in plugins, wasm32
+    /// toolchain, LiteRT, ONNX Runtime, Chromium, CUDA) and how to install
+    /// what is missing.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -103,5 +108,6 @@ pub fn run() -> Result<()> {
         Command::Bench(a) => bench::run(a),
         Command::Prune(a) => prune::run(a),
         Command::Plugin(a) => plugin::run(a),
+        Command::Doctor(a) => doctor::run(a),
     }
 }
