@@ -23,8 +23,8 @@ fn baseline_file() -> &'static Path {
 }
 
 /// Arguments of a short search on the shared baseline, writing into `dir`:
-/// weight_sparse × random under params=0.25, each named (the defaults are
-/// channel_pruned × tpe under the learner's own target).
+/// weight_sparse × random, named (the defaults are channel_pruned × tpe),
+/// under the target weight_sparse is made for, params=0.25.
 fn search_args(dir: &Path, trials: u32, finetune_steps: u32) -> Vec<String> {
     [
         "compress",
@@ -32,8 +32,6 @@ fn search_args(dir: &Path, trials: u32, finetune_steps: u32) -> Vec<String> {
         "weight_sparse",
         "--optimizer",
         "random",
-        "--target",
-        "params=0.25",
         "--model",
         baseline_file().to_str().unwrap(),
         "--trials",
@@ -54,6 +52,14 @@ fn search_args(dir: &Path, trials: u32, finetune_steps: u32) -> Vec<String> {
     .iter()
     .map(|s| s.to_string())
     .collect()
+}
+
+/// Replaces the value of `flag` in `args`, or adds both.
+fn set_flag(args: &mut Vec<String>, flag: &str, value: &str) {
+    match args.iter().position(|a| a == flag) {
+        Some(i) => args[i + 1] = value.to_string(),
+        None => args.extend([flag.to_string(), value.to_string()]),
+    }
 }
 
 fn run(dir: &Path, args: &[String]) -> std::process::Output {
@@ -571,10 +577,9 @@ fn hostile_trials_fail_with_their_reason_and_the_study_goes_on() {
     let dir = tempdir();
     let hostile = crate::support::plugin_file("hostile_learner");
     let mut args = search_args(dir.path(), 10, 5);
+    set_flag(&mut args, "--plugin", hostile.to_str().unwrap());
     args.extend(
         [
-            "--plugin",
-            hostile.to_str().unwrap(),
             // Doing nothing meets this target, so well-behaved trials complete.
             "--target",
             "flops=1",
@@ -590,8 +595,8 @@ fn hostile_trials_fail_with_their_reason_and_the_study_goes_on() {
     let trials = trials_of(dir.path());
     assert_eq!(trials.len(), 10, "{}", stderr(&out));
     // The search succeeds when any trial meets the target: here, when the
-    // random draws (which follow the plugins' hashes) include a harmless
-    // attack.
+    // random draws (which follow the seed and the plugins' names and
+    // versions) include a harmless attack.
     let complete = trials.iter().any(|t| t.status == TrialStatus::Complete);
     assert_eq!(out.status.success(), complete, "{}", stderr(&out));
     let attack = |t: &TrialRecord| t.params[0].value.to_string();
@@ -614,17 +619,8 @@ fn hostile_trials_fail_with_their_reason_and_the_study_goes_on() {
     // A learner that claims a target and misses it fails the trial.
     let dir = tempdir();
     let mut args = search_args(dir.path(), 1, 5);
-    args.extend(
-        [
-            "--plugin",
-            hostile.to_str().unwrap(),
-            "--set",
-            "attack=none",
-            "--target",
-            "params=0.5",
-        ]
-        .map(String::from),
-    );
+    set_flag(&mut args, "--plugin", hostile.to_str().unwrap());
+    args.extend(["--set", "attack=none", "--target", "params=0.5"].map(String::from));
     let out = run(dir.path(), &args);
     assert!(!out.status.success());
     assert!(

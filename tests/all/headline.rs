@@ -75,6 +75,11 @@ fn the_headline_form_searches_the_per_layer_allocation_and_the_fine_tuning() {
             "{name}: {err}"
         );
     }
+    // TPE scales its random start-up to the 3-trial budget and says so.
+    assert!(
+        err.contains("tpe: 2 of 3 trials are random start-up"),
+        "{err}"
+    );
     // stderr is not a terminal here: one plain line per finished trial.
     for n in 0..3 {
         assert!(err.contains(&format!("trial {n:>3}  ")), "trial {n}: {err}");
@@ -389,7 +394,10 @@ fn the_same_seed_gives_the_same_study_with_a_plugin_of_other_bytes() {
     let rebuilt = dir.path().join("random.wasm");
     let original = std::fs::read(crate::support::plugin_file("random")).unwrap();
     std::fs::write(&rebuilt, with_custom_section(&original)).unwrap();
-    assert_ne!(sha256_file(&rebuilt), sha256_file(&crate::support::plugin_file("random")));
+    assert_ne!(
+        sha256_file(&rebuilt),
+        sha256_file(&crate::support::plugin_file("random"))
+    );
     let study = |optimizer: &str, name: &str| {
         let a = args(&[
             "compress",
@@ -413,7 +421,10 @@ fn the_same_seed_gives_the_same_study_with_a_plugin_of_other_bytes() {
         ]);
         let out = run(dir.path(), &a);
         assert!(out.status.success(), "{}", stderr(&out));
-        let trials = SqliteStudy::open(&dir.path().join(name)).unwrap().trials().unwrap();
+        let trials = SqliteStudy::open(&dir.path().join(name))
+            .unwrap()
+            .trials()
+            .unwrap();
         trials
             .into_iter()
             .map(|t| (t.params, t.seed, t.accuracy, t.footprint))

@@ -209,6 +209,22 @@ impl Outputs {
 /// Checks every argument and output before anything is loaded, trained or
 /// written, and returns the outputs.
 fn check_outputs(a: &CompressArgs) -> Result<Outputs> {
+    if a.resume {
+        if !a.study.is_file() {
+            bail!(
+                "--resume: study {} does not exist; start it without --resume",
+                a.study.display()
+            );
+        }
+    } else {
+        if a.study.exists() {
+            bail!(
+                "study {} already exists: pass --resume to continue it, or choose another --study",
+                a.study.display()
+            );
+        }
+        check_writable(&a.study).with_context(|| format!("--study {}", a.study.display()))?;
+    }
     let out = Outputs::of(a);
     match out.export.extension().and_then(|e| e.to_str()) {
         Some("pf") | Some("tflite") | Some("onnx") => {}
@@ -247,22 +263,6 @@ fn check_outputs(a: &CompressArgs) -> Result<Outputs> {
                 path.display()
             );
         }
-    }
-    if a.resume {
-        if !a.study.is_file() {
-            bail!(
-                "--resume: study {} does not exist; start it without --resume",
-                a.study.display()
-            );
-        }
-    } else {
-        if a.study.exists() {
-            bail!(
-                "study {} already exists: pass --resume to continue it, or choose another --study",
-                a.study.display()
-            );
-        }
-        check_writable(&a.study).with_context(|| format!("--study {}", a.study.display()))?;
     }
     if !(1..=MAX_JOBS).contains(&a.jobs) {
         bail!("--jobs must be between 1 and {MAX_JOBS}");
@@ -340,6 +340,9 @@ fn search_space(
     Ok((searched, fixed))
 }
 
+/// The learner's space for some fixed settings under some target.
+type SpaceFor<'a> = dyn Fn(&[Param], Option<Target>) -> Result<Vec<ParamSpec>> + 'a;
+
 /// A `--set` of a parameter that the target decides (a channel pruner's
 /// `preserve_ratio` under a FLOPs target, say) is refused with the reason,
 /// instead of as an unknown name; so is one of the host's own dimensions.
@@ -348,7 +351,7 @@ fn explain_target_derived(
     learner: &Plugin,
     settings: &[ParamSpec],
     target: Option<Target>,
-    space_for: &dyn Fn(&[Param], Option<Target>) -> Result<Vec<ParamSpec>>,
+    space_for: &SpaceFor<'_>,
 ) -> Result<()> {
     let names: Vec<&str> = a
         .set
@@ -760,6 +763,7 @@ pub fn run(a: CompressArgs) -> Result<()> {
             progress: !a.json,
         },
         progress: !a.json,
+        optimizer_announced: Default::default(),
     };
     let search_start = Instant::now();
     let outcome = run_search(&setup, &mut study)?;

@@ -27,6 +27,32 @@ pub const MAX_LOG_BYTES: usize = 4 << 20;
 /// Prefix of the message the SDK's panic hook logs before aborting.
 pub const PANIC_PREFIX: &str = "panic: ";
 
+/// `text` as one line that is safe to print on a terminal: control
+/// characters (escape sequences, carriage returns, line breaks) are shown as
+/// `\u{..}` escapes, and at most `max` characters are kept.
+pub fn printable(text: &str, max: usize) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == max {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+impl LogLine {
+    /// Whether the line is worth showing a user: info and above.
+    pub fn is_notable(&self) -> bool {
+        !matches!(self.level, host::Level::Trace | host::Level::Debug)
+    }
+}
+
 /// Store data of one plugin instance.
 pub struct PluginState {
     /// The plugin's name, for messages.

@@ -16,6 +16,7 @@ use crate::plugin::runtime::{Outcome, Plugin, Runtime};
 use crate::plugin::{space, trial, FineTune, OptimizerInstance, TrialData};
 use anyhow::{bail, Context, Result};
 use rand::RngCore;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Instant;
 
@@ -66,6 +67,9 @@ pub struct SearchSetup<'a> {
     pub finetune: FineTune,
     /// Show progress bars and one line per trial.
     pub progress: bool,
+    /// Whether the optimizer's start-up notes were printed (they are
+    /// printed once, not again for each replay).
+    pub optimizer_announced: AtomicBool,
 }
 
 /// What a search ended with.
@@ -387,6 +391,22 @@ impl SearchSetup<'_> {
         let mut opt = self.runtime.optimizer(&self.optimizer, seed)?;
         opt.create(&self.space, self.trials.max(1), &self.optimizer_options)
             .with_context(|| format!("starting optimizer `{}`", self.optimizer.name()))?;
+        // What the optimizer says of its plan (its start-up phase scaled to
+        // the budget, say), once, as plain escaped lines.
+        if self.progress && !self.optimizer_announced.swap(true, Ordering::Relaxed) {
+            let name = self.optimizer.name();
+            for line in opt.state().log.iter().filter(|l| l.is_notable()).take(8) {
+                let message = line.message.trim_start();
+                let message = message
+                    .strip_prefix(name)
+                    .and_then(|m| m.strip_prefix(':'))
+                    .unwrap_or(message);
+                crate::progress::line(&format!(
+                    "{name}: {}",
+                    crate::plugin::state::printable(message.trim_start(), 300)
+                ));
+            }
+        }
         Ok(opt)
     }
 
