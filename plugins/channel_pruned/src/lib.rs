@@ -192,6 +192,7 @@ impl Learner for ChannelPruned {
              physically (the producing layer and its batch norm shrink) before fine-tuning.",
         )
         .with_targets(&[Measure::Flops])
+        .made_for(Measure::Flops, 0.5)
     }
 
     fn search_space(

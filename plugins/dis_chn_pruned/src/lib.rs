@@ -242,6 +242,7 @@ impl Learner for DisChnPruned {
              least squares and pruned physically.",
         )
         .with_targets(&[Measure::Flops])
+        .made_for(Measure::Flops, 0.5)
     }
 
     fn search_space(
