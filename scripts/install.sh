@@ -43,8 +43,10 @@ plugins="$(abs "$plugins")"
 cd "$repo"
 
 if [ -z "$bin" ]; then
-  # The release pf, and the plugins built by it (cargo reuses this build:
-  # copying the binary avoids the second build `cargo install` could start).
+  # The release pf, and the plugins built by it. The binary is then copied:
+  # `cargo install --path host --root PREFIX` would reuse this build too (it
+  # builds in the workspace's target/), but it contacts the crates.io index
+  # and leaves its .crates.toml bookkeeping in PREFIX.
   bash scripts/build-plugins.sh --release
   bin="target/release/pf"
 fi
