@@ -114,9 +114,11 @@ impl Layer {
                         h,
                         w,
                     },
-                    _ => return Err(err(format!(
+                    _ => {
+                        return Err(err(format!(
                         "kernel {kernel:?} with padding {padding:?} does not fit a {h}×{w} input"
-                    ))),
+                    )))
+                    }
                 }
             }
             Op::BatchNorm { channels, .. } => {
