@@ -76,3 +76,32 @@ pub fn cache_root() -> Option<std::path::PathBuf> {
     }
     std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache").join("pf"))
 }
+
+/// Fails early, before any training and without creating anything, if the
+/// output cannot be written.
+pub fn check_writable(path: &std::path::Path) -> Result<()> {
+    if path.is_dir() {
+        anyhow::bail!(
+            "output {} is a folder; give a file name such as model.pf",
+            path.display()
+        );
+    }
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let existing = dir
+        .ancestors()
+        .find(|p| p.exists())
+        .unwrap_or(std::path::Path::new("."));
+    if !existing.is_dir() {
+        anyhow::bail!(
+            "cannot create output folder {}: {} is a file",
+            dir.display(),
+            existing.display()
+        );
+    }
+    tempfile::tempfile_in(existing)
+        .with_context(|| format!("output folder {} is not writable", existing.display()))?;
+    Ok(())
+}

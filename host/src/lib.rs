@@ -24,5 +24,6 @@ pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod search;
+pub mod source;
 pub mod train;
 pub mod zoo;

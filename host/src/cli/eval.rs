@@ -1,9 +1,10 @@
 //! `pf eval`.
 
-use super::common::{input_of, print_json, DataArgs, DeviceArgs};
+use super::common::{print_json, DataArgs, DeviceArgs};
 use anyhow::{bail, Result};
 use clap::Args;
 use pf::data::Normalization;
+use pf::source::input_of;
 use serde::Serialize;
 use std::path::PathBuf;
 
@@ -54,7 +55,7 @@ struct EvalSummary {
 
 pub fn run(a: EvalArgs) -> Result<()> {
     let device = a.device.device.open()?;
-    let mut model = super::common::load_model_file(&a.model, &device, a.input_shape)?;
+    let mut model = pf::source::load_model_file(&a.model, &device, a.input_shape)?;
     let splits = a.data.load()?;
     let input = input_of(&splits);
     if model.graph.input != input {

@@ -2,19 +2,13 @@
 
 use super::common::{print_json, ZooArgs};
 use anyhow::{bail, Context, Result};
-use clap::{Args, ValueEnum};
-use pf::data::{DataSource, LoadOptions, Normalization};
-use pf::export::tflite::{self, litert, quantize, verify};
+use clap::Args;
+use pf::data::{DataSource, LoadOptions, Normalization, Splits};
+use pf::export::deploy::{self, Format};
+use pf::export::tflite::{litert, verify};
 use std::path::PathBuf;
 
 /// Output formats.
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum Format {
-    /// TensorFlow Lite FlatBuffers (float32, or int8 with --int8).
-    Tflite,
-    /// ONNX, opset 13 (float32, or int8 QDQ with --int8), for ONNX Runtime.
-    Onnx,
-}
 
 /// Arguments of `pf export`.
 #[derive(Args, Debug)]
@@ -98,24 +92,6 @@ pub struct ExportArgs {
     json: bool,
 }
 
-impl Format {
-    /// The format an extension names, if any.
-    fn of_path(p: &std::path::Path) -> Option<Format> {
-        match p.extension()?.to_str()?.to_ascii_lowercase().as_str() {
-            "tflite" => Some(Format::Tflite),
-            "onnx" => Some(Format::Onnx),
-            _ => None,
-        }
-    }
-
-    fn name(self) -> &'static str {
-        match self {
-            Format::Tflite => "tflite",
-            Format::Onnx => "onnx",
-        }
-    }
-}
-
 /// The format to write: `--format`, else the output's extension; the two
 /// must agree when both say something.
 fn output_format(given: Option<Format>, output: &std::path::Path) -> Result<Format> {
@@ -141,231 +117,215 @@ pub fn run(a: ExportArgs) -> Result<()> {
     if a.int8 && a.calibration_images == 0 {
         bail!("--calibration-images must be at least 1");
     }
+    let mut opts = deploy::Options {
+        format,
+        calibration: None,
+        int8_io: a.int8_io,
+        reduce_range: a.reduce_range,
+        sparse: a.sparse,
+    };
+    opts.check()?;
     let model = a.zoo.load_or_init(&a.model, a.seed)?;
-    let needs_data = a.int8 || a.verify;
-    let data = if needs_data {
-        let splits = pf::data::load(
-            &a.data,
-            &LoadOptions {
-                val_fraction: a.val_fraction,
-                image_size: a.image_size,
-            },
-        )
-        .with_context(|| format!("loading data `{}`", a.data))?;
-        let [c, h, w] = splits.train.shape;
-        let m = model.graph.input;
-        if (m.channels, m.height, m.width) != (c, h, w) {
-            bail!(
-                "{} expects {}×{}×{} inputs but --data {} is {c}×{h}×{w}; pass the data the model was trained on",
-                a.model,
-                m.channels,
-                m.height,
-                m.width,
-                a.data
-            );
-        }
-        let norm = Normalization::of(&splits.train);
-        Some((splits, norm))
+    let data = if a.int8 || a.verify {
+        Some(load_data(&a, &model)?)
     } else {
         None
     };
     let device = model.device().clone();
-    if let Format::Onnx = format {
-        return run_onnx(&a, &model, data.as_ref());
-    }
-    if a.reduce_range {
-        bail!("--reduce-range applies to ONNX (for ONNX Runtime on x86 without VNNI); LiteRT's int8 kernels take full-range weights");
-    }
-    let graph = match (format, a.int8, &data) {
-        (Format::Tflite, false, _) => tflite::lower::lower(&model),
-        (Format::Tflite, true, Some((splits, norm))) => {
+    let calibration = match (&data, a.int8) {
+        (Some((splits, norm)), true) => {
             let bar = pf::progress::spinner(
                 &format!("calibrating on {} training images", a.calibration_images),
                 !a.json,
             );
-            let batches = calibration(&a, splits, norm, &device)?;
-            let g = quantize::lower_int8(
-                &model,
-                &batches,
-                &quantize::Int8Options { int8_io: a.int8_io },
-            );
+            let batches =
+                deploy::calibration(&splits.train, norm, a.calibration_images, a.seed, &device)?;
             bar.finish_and_clear();
-            g
+            Some(batches)
         }
-        (Format::Tflite, true, None) => unreachable!("data is loaded for --int8"),
-        (Format::Onnx, ..) => unreachable!("ONNX is written by run_onnx"),
-    }
-    .with_context(|| format!("exporting {} to {}", a.model, a.output.display()))?;
-    let (graph, sparse_weights) = if a.sparse {
-        tflite::sparse::sparsify(&graph)
-    } else {
-        (graph, 0)
+        _ => None,
     };
-    let bytes = tflite::write::serialize(&graph, &model.graph.name);
-    tflite::write_file(&bytes, &a.output)?;
-    let precision = if a.int8 { "int8" } else { "float32" };
-    let verification = verify_file(&a, data.as_ref(), "LiteRT", &device, |python, batches| {
-        verify::verify(python, &a.output, &graph, &model, batches, a.kernels)
-    })?;
-    if a.json {
-        return print_json(&serde_json::json!({
-            "model": model.graph.name,
-            "format": "tflite",
-            "precision": precision,
-            "int8_io": a.int8_io,
-            "path": a.output,
-            "bytes": bytes.len(),
-            "operators": graph.ops.len(),
-            "sparse_weights": sparse_weights,
-            "verification": verification,
-        }));
-    }
-    println!(
-        "wrote {} ({} bytes, {precision} TFLite, {} operators{})",
-        a.output.display(),
-        bytes.len(),
-        graph.ops.len(),
-        if a.sparse {
-            format!(", {sparse_weights} weights stored sparse")
-        } else {
-            String::new()
+    opts.calibration = calibration.as_deref();
+    let bar = pf::progress::spinner(&format!("writing {}", a.output.display()), !a.json);
+    let written = deploy::write(&model, &a.output, &opts)
+        .with_context(|| format!("exporting {} to {}", a.model, a.output.display()));
+    bar.finish_and_clear();
+    let written = written?;
+    let verification = match (&data, a.verify) {
+        (Some((splits, norm)), true) => {
+            let bar = pf::progress::spinner(
+                &format!(
+                    "running {} in {} and pf",
+                    a.output.display(),
+                    runtime_name(format)
+                ),
+                !a.json,
+            );
+            let batches =
+                verify::image_batches(&splits.test, norm, a.verify_images, a.seed, 256, &device)?;
+            let python = litert::python(a.python.as_deref());
+            let v = match format {
+                Format::Tflite => {
+                    let graph = written.lowered.as_ref().expect("a TFLite file's lowering");
+                    verify::verify(&python, &a.output, graph, &model, &batches, a.kernels)
+                        .map(Verification::Tflite)
+                }
+                Format::Onnx => pf::onnx::runtime::verify(
+                    &python,
+                    &a.output,
+                    &model,
+                    written.lowered.as_ref(),
+                    &batches,
+                )
+                .map(Verification::Onnx),
+            };
+            bar.finish_and_clear();
+            Some(v.with_context(|| format!("verifying {}", a.output.display()))?)
         }
-    );
-    if let Some(v) = verification {
-        println!(
-            "verified on {} test images of {}: float model {:.2}%, pf ({}) {:.2}%, LiteRT {:.2}%; top-1 agreement {:.2}%, largest output difference {:.3e} (outputs up to {:.3})",
-            v.images,
-            a.data,
-            v.float_accuracy * 100.0,
-            if a.int8 { "simulated int8" } else { "this graph" },
-            v.pf_accuracy * 100.0,
-            v.litert_accuracy * 100.0,
-            v.agreement * 100.0,
-            v.max_abs_diff,
-            v.max_abs_output
+        _ => None,
+    };
+    print(&a, format, &model, &written, verification.as_ref())
+}
+
+/// The data for `--int8` and `--verify`, checked against the model's input.
+fn load_data(a: &ExportArgs, model: &pf::model::Model) -> Result<(Splits, Normalization)> {
+    let splits = pf::data::load(
+        &a.data,
+        &LoadOptions {
+            val_fraction: a.val_fraction,
+            image_size: a.image_size,
+        },
+    )
+    .with_context(|| format!("loading data `{}`", a.data))?;
+    let [c, h, w] = splits.train.shape;
+    let m = model.graph.input;
+    if (m.channels, m.height, m.width) != (c, h, w) {
+        bail!(
+            "{} expects {}×{}×{} inputs but --data {} is {c}×{h}×{w}; pass the data the model was trained on",
+            a.model,
+            m.channels,
+            m.height,
+            m.width,
+            a.data
         );
     }
-    Ok(())
+    let norm = Normalization::of(&splits.train);
+    Ok((splits, norm))
 }
 
-/// Calibration batches for int8 export: `--calibration-images` training
-/// images.
-fn calibration(
-    a: &ExportArgs,
-    splits: &pf::data::Splits,
-    norm: &Normalization,
-    device: &candle_core::Device,
-) -> Result<Vec<candle_core::Tensor>> {
-    Ok(verify::image_batches(
-        &splits.train,
-        norm,
-        Some(a.calibration_images),
-        a.seed,
-        64,
-        device,
-    )?
-    .into_iter()
-    .map(|(x, _)| x)
-    .collect())
+/// The official runtime that judges a format.
+fn runtime_name(format: Format) -> &'static str {
+    match format {
+        Format::Tflite => "LiteRT",
+        Format::Onnx => "ONNX Runtime",
+    }
 }
 
-/// `pf export --format onnx`.
-fn run_onnx(
-    a: &ExportArgs,
-    model: &pf::model::Model,
-    data: Option<&(pf::data::Splits, Normalization)>,
-) -> Result<()> {
-    if a.sparse {
-        bail!("--sparse stores TFLite's sparse encoding; ONNX has no sparse weight format that ONNX Runtime computes with, so leave it out with --format onnx");
-    }
-    if a.int8_io {
-        bail!("--int8-io applies to TFLite; an int8 ONNX file keeps float32 input and output around its QDQ graph");
-    }
-    let device = model.device().clone();
-    let lowered = match (a.int8, data) {
-        (true, Some((splits, norm))) => {
-            let bar = pf::progress::spinner(
-                &format!("calibrating on {} training images", a.calibration_images),
-                !a.json,
-            );
-            let batches = calibration(a, splits, norm, &device)?;
-            let g = quantize::lower_int8(model, &batches, &quantize::Int8Options::default());
-            bar.finish_and_clear();
-            Some(g.with_context(|| format!("quantizing {}", a.model))?)
+/// A runtime's comparison with pf on the test split.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Verification {
+    Tflite(verify::Verification),
+    Onnx(pf::onnx::runtime::Verification),
+}
+
+impl Verification {
+    /// The runtime's top-1 accuracy.
+    fn runtime_accuracy(&self) -> f64 {
+        match self {
+            Verification::Tflite(v) => v.litert_accuracy,
+            Verification::Onnx(v) => v.onnxruntime_accuracy,
         }
-        (true, None) => unreachable!("data is loaded for --int8"),
-        (false, _) => None,
-    };
-    let opts = pf::onnx::ExportOptions {
-        int8: lowered.as_ref(),
-        reduce_range: a.reduce_range,
-    };
-    let proto = pf::onnx::export::to_proto(model, &opts)
-        .with_context(|| format!("exporting {} to {}", a.model, a.output.display()))?;
-    let nodes = proto.graph.as_ref().map_or(0, |g| g.node.len());
-    let bytes = prost::Message::encode_to_vec(&proto);
-    pf::io::atomic_write(&a.output, &bytes)
-        .with_context(|| format!("cannot write {}", a.output.display()))?;
-    let precision = if a.int8 { "int8 QDQ" } else { "float32" };
-    let verification = verify_file(a, data, "ONNX Runtime", &device, |python, batches| {
-        pf::onnx::runtime::verify(python, &a.output, model, lowered.as_ref(), batches)
-    })?;
+    }
+}
+
+/// Prints what was written (and how it verified), as text or JSON.
+fn print(
+    a: &ExportArgs,
+    format: Format,
+    model: &pf::model::Model,
+    written: &deploy::Written,
+    verification: Option<&Verification>,
+) -> Result<()> {
+    let tflite = format == Format::Tflite;
     if a.json {
-        return print_json(&serde_json::json!({
+        let mut out = serde_json::json!({
             "model": model.graph.name,
-            "format": "onnx",
+            "format": format.name(),
             "precision": if a.int8 { "int8" } else { "float32" },
             "path": a.output,
-            "bytes": bytes.len(),
-            "nodes": nodes,
-            "opset": pf::onnx::OPSET,
+            "bytes": written.bytes,
             "verification": verification,
-        }));
+        });
+        if tflite {
+            out["int8_io"] = a.int8_io.into();
+            out["operators"] = written.operators.into();
+            out["sparse_weights"] = written.sparse_weights.into();
+        } else {
+            out["nodes"] = written.operators.into();
+            out["opset"] = pf::onnx::OPSET.into();
+        }
+        return print_json(&out);
     }
-    println!(
-        "wrote {} ({} bytes, {precision} ONNX opset {}, {nodes} nodes)",
-        a.output.display(),
-        bytes.len(),
-        pf::onnx::OPSET
-    );
-    if let Some(v) = verification {
+    let precision = match (a.int8, tflite) {
+        (false, _) => "float32",
+        (true, true) => "int8",
+        (true, false) => "int8 QDQ",
+    };
+    if tflite {
         println!(
-            "verified on {} test images of {}: float model {:.2}%, pf ({}) {:.2}%, ONNX Runtime {:.2}%; top-1 agreement {:.2}%, largest output difference {:.3e} (outputs up to {:.3})",
-            v.images,
+            "wrote {} ({} bytes, {precision} TFLite, {} operators{})",
+            a.output.display(),
+            written.bytes,
+            written.operators,
+            if a.sparse {
+                format!(", {} weights stored sparse", written.sparse_weights)
+            } else {
+                String::new()
+            }
+        );
+    } else {
+        println!(
+            "wrote {} ({} bytes, {precision} ONNX opset {}, {} nodes)",
+            a.output.display(),
+            written.bytes,
+            pf::onnx::OPSET,
+            written.operators
+        );
+    }
+    if let Some(v) = verification {
+        let (images, float, pf_acc, agreement, diff, max) = match v {
+            Verification::Tflite(v) => (
+                v.images,
+                v.float_accuracy,
+                v.pf_accuracy,
+                v.agreement,
+                v.max_abs_diff,
+                v.max_abs_output,
+            ),
+            Verification::Onnx(v) => (
+                v.images,
+                v.float_accuracy,
+                v.pf_accuracy,
+                v.agreement,
+                v.max_abs_diff,
+                v.max_abs_output,
+            ),
+        };
+        println!(
+            "verified on {images} test images of {}: float model {:.2}%, pf ({}) {:.2}%, {} {:.2}%; top-1 agreement {:.2}%, largest output difference {diff:.3e} (outputs up to {max:.3})",
             a.data,
-            v.float_accuracy * 100.0,
-            if a.int8 { "simulated int8" } else { "float" },
-            v.pf_accuracy * 100.0,
-            v.onnxruntime_accuracy * 100.0,
-            v.agreement * 100.0,
-            v.max_abs_diff,
-            v.max_abs_output
+            float * 100.0,
+            match (a.int8, tflite) {
+                (true, _) => "simulated int8",
+                (false, true) => "this graph",
+                (false, false) => "float",
+            },
+            pf_acc * 100.0,
+            runtime_name(format),
+            v.runtime_accuracy() * 100.0,
+            agreement * 100.0,
         );
     }
     Ok(())
-}
-
-/// `--verify`: runs `check` (the runtime's comparison with pf) on the test
-/// split, behind a spinner; `None` without `--verify`.
-fn verify_file<T>(
-    a: &ExportArgs,
-    data: Option<&(pf::data::Splits, Normalization)>,
-    runtime: &str,
-    device: &candle_core::Device,
-    check: impl FnOnce(&std::path::Path, &[(candle_core::Tensor, Vec<u32>)]) -> anyhow::Result<T>,
-) -> Result<Option<T>> {
-    let (Some((splits, norm)), true) = (data, a.verify) else {
-        return Ok(None);
-    };
-    let bar = pf::progress::spinner(
-        &format!("running {} in {runtime} and pf", a.output.display()),
-        !a.json,
-    );
-    let batches = verify::image_batches(&splits.test, norm, a.verify_images, a.seed, 256, device)?;
-    let python = litert::python(a.python.as_deref());
-    let v = check(&python, &batches);
-    bar.finish_and_clear();
-    Ok(Some(v.with_context(|| {
-        format!("verifying {}", a.output.display())
-    })?))
 }

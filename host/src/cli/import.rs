@@ -1,6 +1,6 @@
 //! `pf import`.
 
-use super::common::{check_writable, parse_input_shape, print_json, si};
+use super::common::{parse_input_shape, print_json, si};
 use anyhow::{Context, Result};
 use clap::Args;
 use pf::graph::InputSpec;
@@ -33,7 +33,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
             a.output.display()
         );
     }
-    check_writable(&a.output)?;
+    pf::io::check_writable(&a.output)?;
     let opts = pf::onnx::ImportOptions {
         input_shape: a.input_shape,
     };

@@ -1,9 +1,10 @@
 //! `pf info`.
 
-use super::common::{is_model_file, print_json, si};
+use super::common::{print_json, si};
 use anyhow::Result;
 use clap::Args;
 use pf::graph::{Graph, InputSpec};
+use pf::source::is_model_file;
 use pf::zoo;
 use serde::Serialize;
 
@@ -33,7 +34,7 @@ struct Info {
 
 pub fn run(a: InfoArgs) -> Result<()> {
     let graph: Graph = if is_model_file(&a.model) {
-        super::common::load_model_file(
+        pf::source::load_model_file(
             std::path::Path::new(&a.model),
             &candle_core::Device::Cpu,
             a.zoo.input_shape,

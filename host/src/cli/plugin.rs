@@ -545,8 +545,8 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
     let device = a.device.device.open()?;
     let splits = a.data.load()?;
     // The same cached baseline `pf compress` trains (and reuses).
-    let base = super::common::cached_baseline(
-        &a.model,
+    let base = pf::search::baseline::cached(
+        &a.model.source(),
         &splits,
         a.baseline_epochs,
         a.seed,

@@ -7,7 +7,7 @@
 //!   Zhu & Gupta schedule computed natively in the host, same model, data and
 //!   steps, interleaved rounds.
 
-use super::common::{input_of, model_for, print_json, DataArgs, ModelArgs};
+use super::common::{print_json, DataArgs, ModelArgs};
 use super::plugin::LimitArgs;
 use anyhow::{bail, Result};
 use candle_core::DType;
@@ -15,6 +15,7 @@ use clap::Args;
 use pf::model::Model;
 use pf::plugin::runtime::CompileSource;
 use pf::plugin::{resolve, space, trial, FineTune, Limits, ModelContext, Runtime, TrialData};
+use pf::source::input_of;
 use pf::train::StepHook;
 use std::sync::Arc;
 use std::time::Instant;
@@ -165,8 +166,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         call_s.push(t.elapsed().as_secs_f64());
     }
     let splits = a.data.load()?;
-    let base = model_for(
-        &a.model,
+    let base = a.model.source().build(
         input_of(&splits),
         splits.train.classes,
         0,

@@ -1,6 +1,6 @@
 //! `pf report`: a study as a self-contained HTML page or SVG plots.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
 use pf::search::{SqliteStudy, StudyStore};
 use std::path::PathBuf;
@@ -22,13 +22,11 @@ pub fn run(a: ReportArgs) -> Result<()> {
         .output
         .clone()
         .unwrap_or_else(|| a.study.with_extension("html"));
-    let format = pf::report::Format::from_path(&output)?;
-    super::common::check_writable(&output)?;
+    pf::report::Format::from_path(&output)?;
+    pf::io::check_writable(&output)?;
     let study = SqliteStudy::open_read_only(&a.study)?;
     let trials = study.trials()?;
-    let text = pf::report::render(study.meta(), &trials, format)?;
-    pf::io::atomic_write(&output, text.as_bytes())
-        .with_context(|| format!("writing {}", output.display()))?;
+    pf::report::write_file(study.meta(), &trials, &output)?;
     println!("{}", output.display());
     Ok(())
 }

@@ -1,9 +1,10 @@
 //! `pf train`.
 
-use super::common::{input_of, model_for, print_json, DataArgs, DeviceArgs, ModelArgs};
+use super::common::{print_json, DataArgs, DeviceArgs, ModelArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use pf::data::{Augment, DataSource, Normalization};
+use pf::source::input_of;
 use pf::train::{
     self, CheckpointOptions, DistillConfig, OptimizerKind, Schedule, ScheduleKind, TrainConfig,
     Trainer,
@@ -131,7 +132,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
     let device = a.device.device.open()?;
     let splits = a.data.load()?;
     let input = input_of(&splits);
-    let mut model = model_for(&a.model, input, splits.train.classes, a.seed, &device)?;
+    let mut model = a
+        .model
+        .source()
+        .build(input, splits.train.classes, a.seed, &device)?;
     let cost = model.graph.cost()?;
     let output = a.output.clone().unwrap_or_else(|| {
         let data = match &a.data.data {
@@ -149,10 +153,10 @@ pub fn run(a: TrainArgs) -> Result<()> {
             .unwrap_or_default();
         PathBuf::from(format!("out/{stem}-{data}.pf"))
     });
-    super::common::check_writable(&output)?;
+    pf::io::check_writable(&output)?;
     let teacher = match &a.teacher {
         Some(p) => Some(
-            super::common::load_model_file(p, &device, None)
+            pf::source::load_model_file(p, &device, None)
                 .with_context(|| format!("loading teacher {}", p.display()))?,
         ),
         None => None,

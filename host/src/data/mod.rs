@@ -170,6 +170,24 @@ pub struct SplitSummary {
 }
 
 impl Splits {
+    /// SHA-256 over every split's pixels, labels and shape: the data's
+    /// identity, which a study records and a resumed one must match.
+    pub fn sha256(&self) -> String {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        for d in [&self.train, &self.val, &self.test] {
+            h.update((d.pixels.len() as u64).to_le_bytes());
+            h.update(&d.pixels);
+            for l in &d.labels {
+                h.update(l.to_le_bytes());
+            }
+            for s in d.shape {
+                h.update((s as u64).to_le_bytes());
+            }
+        }
+        crate::io::hex(&h.finalize())
+    }
+
     /// A summary for reports.
     pub fn summary(&self) -> SplitSummary {
         SplitSummary {

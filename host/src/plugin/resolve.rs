@@ -136,3 +136,35 @@ fn env_dirs() -> usize {
         })
         .unwrap_or(0)
 }
+
+/// Finds a plugin by path or name, loads it through admission and checks
+/// that it is of `kind`; errors name the flag it came from.
+pub fn load(
+    rt: &super::Runtime,
+    name: &str,
+    kind: super::PluginKind,
+    flag: &str,
+) -> Result<std::sync::Arc<super::Plugin>> {
+    use anyhow::Context;
+    let path = resolve(name).with_context(|| format!("{flag} {name}"))?;
+    let plugin = rt
+        .load(&path)
+        .with_context(|| format!("{flag} {name}: loading {}", path.display()))?;
+    if plugin.kind() != kind {
+        bail!(
+            "{flag} {name}: `{}` is {}, not {}",
+            plugin.name(),
+            kind_with_article(plugin.kind()),
+            kind_with_article(kind)
+        );
+    }
+    Ok(plugin)
+}
+
+/// "a learner" or "an optimizer".
+fn kind_with_article(k: super::PluginKind) -> &'static str {
+    match k {
+        super::PluginKind::Learner => "a learner",
+        super::PluginKind::Optimizer => "an optimizer",
+    }
+}

@@ -170,3 +170,13 @@ pub fn render(meta: &StudyMeta, trials: &[TrialRecord], format: Format) -> Resul
         Format::Svg => plots::stacked(meta, trials, &scatter),
     }
 }
+
+/// Writes the report of a study to `path` (atomically), in the format its
+/// extension names (`.html` or `.svg`).
+pub fn write_file(meta: &StudyMeta, trials: &[TrialRecord], path: &Path) -> Result<()> {
+    use anyhow::Context;
+    let format = Format::from_path(path)?;
+    let text = render(meta, trials, format)?;
+    crate::io::atomic_write(path, text.as_bytes())
+        .with_context(|| format!("writing {}", path.display()))
+}

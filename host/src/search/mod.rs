@@ -1,7 +1,12 @@
 //! The automated search: a study of trials, each suggested by an optimizer plugin, compressed by a learner plugin and evaluated by the host.
+pub mod baseline;
 pub mod host_space;
+pub mod job;
 pub mod latency;
+mod learner_space;
 mod record;
+pub mod resume;
+pub mod retrain;
 mod reward;
 pub mod run;
 pub mod study;
