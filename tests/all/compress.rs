@@ -148,24 +148,27 @@ fn a_killed_search_resumes_and_keeps_every_finished_trial() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // SIGKILL, with no chance to clean up, as soon as the study holds two
+    // finished trials: the third has started or is about to.
     let db = dir.path().join("study.db");
     let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        assert!(Instant::now() < deadline, "no two trials finished in time");
+    let mut recorded = 0;
+    while recorded < 2 {
         if let Some(status) = child.try_wait().unwrap() {
             panic!("pf compress ended ({status}) before it could be killed");
         }
+        assert!(
+            Instant::now() < deadline,
+            "{} recorded {recorded} finished trials within 300 s; the test waits for 2",
+            db.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
         if db.is_file() {
-            if let Ok(s) = SqliteStudy::open(&db) {
-                if s.trials().map(|t| t.len()).unwrap_or(0) >= 2 {
-                    break;
-                }
+            if let Ok(s) = SqliteStudy::open_read_only(&db) {
+                recorded = s.trials().map(|t| t.len()).unwrap_or(0);
             }
         }
-        std::thread::sleep(Duration::from_millis(50));
     }
-    // Into the next trial, then SIGKILL: no chance to clean up.
-    std::thread::sleep(Duration::from_millis(400));
     child.kill().unwrap();
     child.wait().unwrap();
     let before = trials_of(dir.path());
