@@ -92,7 +92,16 @@ fn a_search_exports_a_model_that_meets_its_target() {
     let mut args = search_args(dir.path(), 3, 40);
     // Re-train the best with the baseline as the teacher.
     args.extend(["--distill", "--json"].map(String::from));
-    let out = run(dir.path(), &args);
+    // The names resolve to the built components first (not to a copy the
+    // user installed), whose digests the study must record.
+    let learner = crate::support::plugin_file("weight_sparse");
+    let optimizer = crate::support::plugin_file("random");
+    let out = pf()
+        .current_dir(dir.path())
+        .args(&args)
+        .env("PF_PLUGIN_PATH", learner.parent().unwrap())
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(summary["trials"], 3);
@@ -102,10 +111,7 @@ fn a_search_exports_a_model_that_meets_its_target() {
     assert_eq!(study.meta().bn_images, 512);
     let trials = study.trials().unwrap();
     assert_eq!(trials.len(), 3);
-    let plugins = [
-        sha256_file(&crate::support::plugin_file("weight_sparse")),
-        sha256_file(&crate::support::plugin_file("random")),
-    ];
+    let plugins = [sha256_file(&learner), sha256_file(&optimizer)];
     for t in &trials {
         assert_eq!(
             [&t.learner_sha256, &t.optimizer_sha256],
