@@ -26,9 +26,11 @@ fn passes_the_suite(name: &str) {
 }
 
 /// The optimizer conformance suite, once per built-in optimizer.
-mod passes_the_optimizer_suite {
+pub(crate) mod passes_the_optimizer_suite {
     macro_rules! suite {
         ($($name:ident),* $(,)?) => {
+            /// Every built-in optimizer, as the list instantiates the suite.
+            pub(crate) const OPTIMIZERS: &[&str] = &[$(stringify!($name)),*];
             $(
                 #[test]
                 fn $name() {
