@@ -96,6 +96,17 @@ fn a_run_aborted_mid_way_resumes_to_bit_identical_weights() {
     assert_eq!(sha256_file(Path::new(&out)), want_file);
 }
 
+/// The step a training checkpoint was saved after, read from its header;
+/// `None` while there is none (checkpoints are written atomically, so one
+/// that exists is whole).
+fn checkpoint_step(path: &Path) -> Option<u64> {
+    let bytes = std::fs::read(path).ok()?;
+    let (_, meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("a safetensors file");
+    let header = meta.metadata().as_ref()?.get("pf")?;
+    let header: serde_json::Value = serde_json::from_str(header).expect("a JSON header");
+    Some(header["step"].as_u64().expect("the header has a step"))
+}
+
 #[test]
 fn a_run_killed_with_sigkill_resumes_to_bit_identical_weights() {
     let d = tempdir();
@@ -110,16 +121,26 @@ fn a_run_killed_with_sigkill_resumes_to_bit_identical_weights() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
+    // Killed once a checkpoint has replaced an earlier one, well before the
+    // run's end (about 200 steps).
     let ckpt = d.path().join("killed.pf.ckpt/checkpoint.safetensors");
-    let start = Instant::now();
-    while !ckpt.exists() {
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let killed_after = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("pf train ended ({status}) before it could be killed");
+        }
+        match checkpoint_step(&ckpt) {
+            Some(step) if step >= 20 => break step,
+            _ => {}
+        }
         assert!(
-            start.elapsed() < Duration::from_secs(120),
-            "no checkpoint appeared"
+            Instant::now() < deadline,
+            "no checkpoint of step 20 or later in {} within 300 s (last: {:?})",
+            ckpt.display(),
+            checkpoint_step(&ckpt)
         );
         std::thread::sleep(Duration::from_millis(20));
-    }
-    std::thread::sleep(Duration::from_millis(150));
+    };
     child.kill().unwrap(); // SIGKILL
     let status = child.wait().unwrap();
     assert!(!status.success());
@@ -127,7 +148,11 @@ fn a_run_killed_with_sigkill_resumes_to_bit_identical_weights() {
         d.path(),
         &train_args(&out, &["--checkpoint-every", "10", "--resume"]),
     ));
-    assert!(t["train"]["resumed_from"].as_u64().unwrap() >= 10);
+    assert!(
+        t["train"]["resumed_from"].as_u64().unwrap() >= killed_after,
+        "resumed from {} after a checkpoint of step {killed_after}",
+        t["train"]["resumed_from"]
+    );
     assert_eq!(t["weights_sha256"].as_str().unwrap(), want);
 }
 

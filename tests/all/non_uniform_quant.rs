@@ -1,9 +1,7 @@
 //! The `non_uniform_quant` learner (Han et al. 2016) and the packed model
 //! files its codebooks are saved in.
 
-use crate::support::{
-    assert_refused, digits_model, json, passes_learner_suite, pf, stderr, tempdir,
-};
+use crate::support::{assert_refused, digits_model, json, pf, stderr, tempdir};
 use candle_core::Device;
 use pf::graph::Quantizer;
 use std::collections::BTreeSet;
@@ -15,11 +13,6 @@ fn apply(dir: &Path, args: &[&str]) -> std::process::Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-#[test]
-fn non_uniform_quant_passes_the_learner_suite() {
-    passes_learner_suite("non_uniform_quant");
 }
 
 #[test]

@@ -26,9 +26,11 @@ fn passes_the_suite(name: &str) {
 }
 
 /// The optimizer conformance suite, once per built-in optimizer.
-mod passes_the_optimizer_suite {
+pub(crate) mod passes_the_optimizer_suite {
     macro_rules! suite {
         ($($name:ident),* $(,)?) => {
+            /// Every built-in optimizer, as the list instantiates the suite.
+            pub(crate) const OPTIMIZERS: &[&str] = &[$(stringify!($name)),*];
             $(
                 #[test]
                 fn $name() {
@@ -59,11 +61,11 @@ fn median_regret(name: &str, options: &[&str], problem: &Problem, trials: u32, s
 
 /// TPE (both variants) and the GP find better points than random search in
 /// the benchmark's 50 trials on a continuous and on a mixed int/categorical
-/// problem (medians over 11 seeds). The host derives each plugin's stream
-/// from the seed and the component's hash, so a rebuilt plugin sees other
-/// draws: the budget is the benchmark's, where the gaps are wide (200-seed
-/// medians on branin: tpe 0.09, univariate 0.12, random 0.8), not a small
-/// one where a lucky random run could win.
+/// problem (medians over 11 seeds). The host seeds each plugin's stream
+/// from the seed and the plugin's name and version, not its bytes; the
+/// budget is still the benchmark's, where the gaps are wide (200-seed
+/// medians on branin: tpe 0.09, univariate 0.12, random 0.8), so that a
+/// change to a plugin's draws cannot let a lucky random run win.
 #[test]
 fn model_based_optimizers_beat_random_search_through_webassembly() {
     for problem in [testing::branin(), testing::mixed()] {

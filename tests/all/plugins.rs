@@ -30,32 +30,101 @@ fn saved_baseline(dir: &std::path::Path) -> (pf::model::Model, std::path::PathBu
     (base, path)
 }
 
+/// The learner conformance suite, once per built-in learner, from one list
+/// (as the optimizer suite is instantiated in `optimizers.rs`). A learner
+/// may name a further check of its report after `=>`.
+mod passes_the_learner_suite {
+    use pf::plugin::conformance::SuiteReport;
+
+    macro_rules! suite {
+        ($($name:ident $(=> $check:path)?),* $(,)?) => {
+            /// Every built-in learner, as the list instantiates the suite.
+            pub(crate) const LEARNERS: &[&str] = &[$(stringify!($name)),*];
+            $(
+                #[test]
+                fn $name() {
+                    let (_, _report) = crate::support::passes_learner_suite(stringify!($name));
+                    $($check(&_report);)?
+                }
+            )*
+        };
+    }
+    suite!(
+        weight_sparse => checked_a_sparsity_target,
+        uniform_quant => met_a_size_target,
+        full_prec,
+        channel_pruned,
+        dis_chn_pruned,
+        non_uniform_quant,
+    );
+
+    /// The target check really ran on a sparsity parameter.
+    fn checked_a_sparsity_target(report: &SuiteReport) {
+        let target = report
+            .checks
+            .iter()
+            .find(|c| c.name.starts_with("targets"))
+            .unwrap_or_else(|| panic!("no target check: {:?}", report.checks));
+        assert!(target.detail.contains("sparsity"), "{}", target.detail);
+    }
+
+    fn met_a_size_target(report: &SuiteReport) {
+        let size = report
+            .checks
+            .iter()
+            .find(|c| c.name.contains("size target"))
+            .unwrap_or_else(|| panic!("no size-target check: {}", report.failures()));
+        assert!(size.passed, "{}", size.detail);
+    }
+}
+
+/// The names of the plugins under `plugins/` whose `src/lib.rs` exports a
+/// component with `macro` (`export_learner!` or `export_optimizer!`).
+fn built_ins_exporting(macro_name: &str) -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let mut names: Vec<String> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|d| {
+            std::fs::read_to_string(d.join("src/lib.rs"))
+                .is_ok_and(|src| src.contains(&format!("pf_sdk::{macro_name}(")))
+        })
+        .map(|d| d.file_name().unwrap().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// A new built-in plugin cannot skip its conformance suite: the lists the
+/// suites are instantiated from name every learner and optimizer in
+/// `plugins/`.
 #[test]
-fn builtin_learner_weight_sparse_passes_the_learner_suite() {
-    let (_, report) = crate::support::passes_learner_suite("weight_sparse");
-    // The target check really ran on a sparsity parameter.
-    let target = report
-        .checks
-        .iter()
-        .find(|c| c.name.starts_with("targets"))
-        .unwrap();
-    assert!(target.detail.contains("sparsity"), "{}", target.detail);
+fn every_built_in_plugin_is_in_its_conformance_suite_list() {
+    for (lists, macro_name) in [
+        (passes_the_learner_suite::LEARNERS, "export_learner!"),
+        (
+            crate::optimizers::passes_the_optimizer_suite::OPTIMIZERS,
+            "export_optimizer!",
+        ),
+    ] {
+        let built_ins = built_ins_exporting(macro_name);
+        assert!(
+            !built_ins.is_empty(),
+            "no plugin in plugins/ uses {macro_name}"
+        );
+        let mut listed: Vec<String> = lists.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(
+            listed, built_ins,
+            "the conformance suite list and the plugins in plugins/ using {macro_name} differ"
+        );
+    }
 }
 
 #[test]
-fn builtin_learner_uniform_quant_passes_the_learner_suite_and_meets_size_targets() {
-    let (_, report) = crate::support::passes_learner_suite("uniform_quant");
-    let size = report
-        .checks
-        .iter()
-        .find(|c| c.name.contains("size target"))
-        .unwrap_or_else(|| panic!("no size-target check: {}", report.failures()));
-    assert!(size.passed, "{}", size.detail);
-}
-
-#[test]
-fn builtin_learner_full_prec_passes_the_learner_suite_and_changes_nothing_but_training() {
-    let (plugin, _) = crate::support::passes_learner_suite("full_prec");
+fn full_prec_meets_no_target_and_changes_nothing_but_training() {
+    let rt = Runtime::new(Limits::default(), None).unwrap();
+    let plugin = rt.load(&plugin_file("full_prec")).unwrap();
     assert!(plugin.info.targets.is_empty());
     // Applied, it leaves a model of the same size with no masks or
     // quantizers: only the host's fine-tuning changed it.

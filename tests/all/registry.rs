@@ -41,8 +41,10 @@ impl Env {
         String::from_utf8_lossy(&o.stdout).into_owned()
     }
 
-    /// Runs a command that must be refused by `rule`; returns stderr.
+    /// Runs a command that must be refused by `rule`, and logged as refused
+    /// by it in the audit log; returns stderr.
     fn refused(&self, args: &[&str], rule: &str) -> String {
+        let logged = self.audit_entries().len();
         let o = self.run(args);
         let err = stderr(&o);
         assert!(!o.status.success(), "pf {} was not refused", args.join(" "));
@@ -52,6 +54,16 @@ impl Env {
             args.join(" ")
         );
         assert!(!err.contains("panicked"), "{err}");
+        let log = self.audit_entries();
+        assert!(
+            log[logged..]
+                .iter()
+                .any(|e| e["decision"] == "refused" && e["rule"] == rule),
+            "pf {}: no refusal by rule `{rule}` in the audit log: {:#?}",
+            args.join(" "),
+            &log[logged..]
+        );
+        assert_complete_entries(&log[logged..]);
         err
     }
 
@@ -98,94 +110,162 @@ fn tamper_component(path: &Path) {
     std::fs::write(path, bytes).unwrap();
 }
 
-#[test]
-fn admission_refuses_each_violation_by_its_rule_and_logs_every_decision() {
-    let tmp = tempdir();
-    let env = Env {
-        dir: tmp.path().to_path_buf(),
-    };
-    env.ok(&["plugin", "keygen", "-o", "keys/alice.key"]);
-    env.ok(&["plugin", "keygen", "-o", "keys/mallory.key"]);
-    let alice = std::fs::read_to_string(env.dir.join("keys/alice.pub")).unwrap();
-    let strict = env.write(
-        "strict.toml",
-        &format!(
-            "[signatures]\nrequired = true\nallow_unsigned_flag = false\n\n[[publishers]]\nname = \"alice\"\nkey = \"{}\"\n\n[limits]\nmax_memory_mib = 512\n",
-            alice.trim()
-        ),
-    );
+/// What every admission test starts from: a data folder with the keys of
+/// alice (whom the strict policy trusts) and mallory (whom it does not), and
+/// the strict policy: signatures required, `--allow-unsigned` refused, at most
+/// 512 MiB of plugin memory.
+struct Admission {
+    env: Env,
+    strict: String,
+    _tmp: tempfile::TempDir,
+}
 
-    // A valid plugin signed by a trusted key is accepted.
-    let good = third_party(&env, "good");
-    env.ok(&["plugin", "manifest", s(&good)]);
-    env.ok(&["plugin", "sign", s(&good), "--key", "keys/alice.key"]);
-    let out = env.ok(&["plugin", "verify", s(&good), "--policy", &strict]);
-    assert!(out.contains("signed by trusted publisher alice"), "{out}");
-    env.ok(&["plugin", "inspect", s(&good), "--policy", &strict]);
+impl Admission {
+    fn new() -> Admission {
+        let tmp = tempdir();
+        let env = Env {
+            dir: tmp.path().to_path_buf(),
+        };
+        env.ok(&["plugin", "keygen", "-o", "keys/alice.key"]);
+        env.ok(&["plugin", "keygen", "-o", "keys/mallory.key"]);
+        let alice = std::fs::read_to_string(env.dir.join("keys/alice.pub")).unwrap();
+        let strict = env.write(
+            "strict.toml",
+            &format!(
+                "[signatures]\nrequired = true\nallow_unsigned_flag = false\n\n[[publishers]]\nname = \"alice\"\nkey = \"{}\"\n\n[limits]\nmax_memory_mib = 512\n",
+                alice.trim()
+            ),
+        );
+        Admission {
+            env,
+            strict,
+            _tmp: tmp,
+        }
+    }
 
-    // A tampered component: its digest no longer matches the manifest.
-    let tampered = third_party(&env, "tampered_component");
-    env.ok(&["plugin", "manifest", s(&tampered)]);
-    env.ok(&["plugin", "sign", s(&tampered), "--key", "keys/alice.key"]);
-    tamper_component(&tampered);
-    env.refused(
-        &["plugin", "inspect", s(&tampered), "--policy", &strict],
-        "manifest.component",
-    );
+    /// A copy of the fixture learner in `folder` with its manifest, signed
+    /// with `keys/KEY.key`.
+    fn signed(&self, folder: &str, key: &str) -> PathBuf {
+        let p = third_party(&self.env, folder);
+        self.env.ok(&["plugin", "manifest", s(&p)]);
+        self.sign(&p, key);
+        p
+    }
 
-    // A tampered manifest: the signature no longer covers it.
-    let edited = third_party(&env, "tampered_manifest");
-    env.ok(&["plugin", "manifest", s(&edited)]);
-    env.ok(&["plugin", "sign", s(&edited), "--key", "keys/alice.key"]);
-    let manifest = edited.with_file_name("outside_magnitude.manifest.json");
+    fn sign(&self, p: &Path, key: &str) {
+        let key = format!("keys/{key}.key");
+        self.env.ok(&["plugin", "sign", s(p), "--key", &key]);
+    }
+
+    /// `pf plugin inspect PLUGIN --policy POLICY EXTRA...`, which must be
+    /// refused by `rule` and logged as such; returns stderr.
+    fn inspect_refused(&self, plugin: &Path, policy: &str, extra: &[&str], rule: &str) -> String {
+        let mut args = vec!["plugin", "inspect", s(plugin), "--policy", policy];
+        args.extend_from_slice(extra);
+        self.env.refused(&args, rule)
+    }
+}
+
+/// Adds `"limits": LIMITS` to the manifest beside `component`.
+fn ask_for_limits(component: &Path, limits: &str) {
+    let manifest = component.with_file_name("outside_magnitude.manifest.json");
     let text = std::fs::read_to_string(&manifest).unwrap();
+    let edited = text.replace(
+        "\"format\": 1,",
+        &format!("\"format\": 1,\n  \"limits\": {limits},"),
+    );
+    assert_ne!(edited, text, "the manifest layout changed: {text}");
+    std::fs::write(&manifest, edited).unwrap();
+}
+
+/// The audit fields every decision is logged with.
+fn assert_complete_entries(log: &[serde_json::Value]) {
+    assert!(!log.is_empty(), "nothing was logged");
+    for e in log {
+        for field in [
+            "time",
+            "command",
+            "plugin",
+            "digest",
+            "path",
+            "provenance",
+            "decision",
+            "rule",
+        ] {
+            assert!(e[field].is_string(), "audit entry without {field}: {e}");
+        }
+        assert!(e["digest"].as_str().unwrap().starts_with("sha256:"), "{e}");
+    }
+}
+
+#[test]
+fn admission_accepts_a_plugin_signed_by_a_trusted_publisher_and_logs_it() {
+    let a = Admission::new();
+    let good = a.signed("good", "alice");
+    let out = a
+        .env
+        .ok(&["plugin", "verify", s(&good), "--policy", &a.strict]);
+    assert!(out.contains("signed by trusted publisher alice"), "{out}");
+    a.env
+        .ok(&["plugin", "inspect", s(&good), "--policy", &a.strict]);
+    let log = a.env.audit_entries();
+    assert_complete_entries(&log);
+    assert!(
+        log.iter().any(|e| e["decision"] == "allowed"
+            && e["provenance"] == "signed"
+            && e["signer"] == "alice"
+            && e["command"] == "plugin inspect"),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn rule_manifest_component_refuses_a_component_changed_after_signing() {
+    let a = Admission::new();
+    let tampered = a.signed("tampered_component", "alice");
+    tamper_component(&tampered);
+    a.inspect_refused(&tampered, &a.strict, &[], "manifest.component");
+}
+
+#[test]
+fn rule_manifest_valid_refuses_a_manifest_that_does_not_parse() {
+    let a = Admission::new();
+    let broken = a.signed("broken_manifest", "alice");
     std::fs::write(
-        &manifest,
-        text.replace(
-            "\"format\": 1,",
-            "\"format\": 1,\n  \"limits\": {\"memory_mib\": 100000},",
-        ),
+        broken.with_file_name("outside_magnitude.manifest.json"),
+        "{\"format\": 1,",
     )
     .unwrap();
-    env.refused(
-        &["plugin", "inspect", s(&edited), "--policy", &strict],
-        "signature.valid",
-    );
+    a.inspect_refused(&broken, &a.strict, &[], "manifest.valid");
+}
 
-    // Signed, but by a key the policy does not trust.
-    let untrusted = third_party(&env, "untrusted");
-    env.ok(&["plugin", "manifest", s(&untrusted)]);
-    env.ok(&["plugin", "sign", s(&untrusted), "--key", "keys/mallory.key"]);
-    let err = env.refused(
-        &["plugin", "inspect", s(&untrusted), "--policy", &strict],
-        "signatures.required",
-    );
+#[test]
+fn rule_signature_valid_refuses_a_manifest_edited_after_signing() {
+    let a = Admission::new();
+    let edited = a.signed("tampered_manifest", "alice");
+    ask_for_limits(&edited, "{\"memory_mib\": 100000}");
+    a.inspect_refused(&edited, &a.strict, &[], "signature.valid");
+}
+
+#[test]
+fn rule_signatures_required_refuses_a_key_the_policy_does_not_trust() {
+    let a = Admission::new();
+    let untrusted = a.signed("untrusted", "mallory");
+    let err = a.inspect_refused(&untrusted, &a.strict, &[], "signatures.required");
     assert!(err.contains("mallory"), "{err}");
+}
 
-    // Unsigned under a policy that requires signatures; --allow-unsigned is
-    // itself refused where the policy forbids it, and works where it allows it.
-    let unsigned = third_party(&env, "unsigned");
-    env.refused(
-        &["plugin", "inspect", s(&unsigned), "--policy", &strict],
-        "signatures.required",
-    );
-    env.refused(
-        &[
-            "plugin",
-            "inspect",
-            s(&unsigned),
-            "--policy",
-            &strict,
-            "--allow-unsigned",
-        ],
-        "signatures.allow_unsigned_flag",
-    );
-    let lenient = env.write("lenient.toml", "[signatures]\nrequired = true\n");
-    env.refused(
-        &["plugin", "inspect", s(&unsigned), "--policy", &lenient],
-        "signatures.required",
-    );
-    let o = env.run(&[
+#[test]
+fn rule_signatures_required_refuses_an_unsigned_plugin_unless_the_flag_is_allowed() {
+    let a = Admission::new();
+    let unsigned = third_party(&a.env, "unsigned");
+    a.inspect_refused(&unsigned, &a.strict, &[], "signatures.required");
+    let lenient = a
+        .env
+        .write("lenient.toml", "[signatures]\nrequired = true\n");
+    a.inspect_refused(&unsigned, &lenient, &[], "signatures.required");
+    // Where the policy allows it, --allow-unsigned lets it load, visibly.
+    let o = a.env.run(&[
         "plugin",
         "inspect",
         s(&unsigned),
@@ -199,61 +279,116 @@ fn admission_refuses_each_violation_by_its_rule_and_logs_every_decision() {
         "a visible warning: {}",
         stderr(&o)
     );
-    // No policy at all: loads, with the warning.
-    let o = env.run(&["plugin", "inspect", s(&unsigned)]);
+    let log = a.env.audit_entries();
+    assert_complete_entries(&log);
+    assert!(
+        log.iter()
+            .any(|e| e["decision"] == "allowed" && e["provenance"] == "unsigned"),
+        "{log:#?}"
+    );
+}
+
+#[test]
+fn without_a_policy_an_unsigned_plugin_loads_with_a_warning() {
+    let a = Admission::new();
+    let unsigned = third_party(&a.env, "unsigned");
+    let o = a.env.run(&["plugin", "inspect", s(&unsigned)]);
     assert!(
         o.status.success() && stderr(&o).contains("is unsigned"),
         "{}",
         stderr(&o)
     );
+    let log = a.env.audit_entries();
+    assert_complete_entries(&log);
+    assert!(
+        log.iter()
+            .any(|e| e["decision"] == "allowed" && e["provenance"] == "unsigned"),
+        "{log:#?}"
+    );
+}
 
-    // Worlds and contract versions the policy does not allow.
-    let optimizers_only = env.write("worlds.toml", "[worlds]\noptimizer = \"^0.1\"\n");
-    env.refused(
-        &["plugin", "inspect", s(&good), "--policy", &optimizers_only],
-        "worlds",
+#[test]
+fn rule_signatures_allow_unsigned_flag_refuses_the_flag_where_the_policy_forbids_it() {
+    let a = Admission::new();
+    let unsigned = third_party(&a.env, "unsigned");
+    a.inspect_refused(
+        &unsigned,
+        &a.strict,
+        &["--allow-unsigned"],
+        "signatures.allow_unsigned_flag",
     );
-    let newer_only = env.write("versions.toml", "[worlds]\nlearner = \"^0.2\"\n");
-    let err = env.refused(
-        &["plugin", "inspect", s(&good), "--policy", &newer_only],
-        "worlds",
-    );
+}
+
+#[test]
+fn rule_worlds_refuses_a_world_or_contract_version_the_policy_does_not_allow() {
+    let a = Admission::new();
+    let good = a.signed("good", "alice");
+    let optimizers_only = a
+        .env
+        .write("worlds.toml", "[worlds]\noptimizer = \"^0.1\"\n");
+    a.inspect_refused(&good, &optimizers_only, &[], "worlds");
+    let newer_only = a
+        .env
+        .write("versions.toml", "[worlds]\nlearner = \"^0.2\"\n");
+    let err = a.inspect_refused(&good, &newer_only, &[], "worlds");
     assert!(err.contains("^0.2"), "{err}");
+}
 
-    // Limits above the caps: given on the command line, or asked for by a
-    // (validly signed) manifest, or a search budget.
-    env.refused(
-        &[
-            "plugin",
-            "inspect",
-            s(&good),
-            "--policy",
-            &strict,
-            "--plugin-memory",
-            "1024",
-        ],
+#[test]
+fn rule_limits_max_memory_mib_caps_the_command_line_and_the_signed_manifest() {
+    let a = Admission::new();
+    let good = a.signed("good", "alice");
+    a.inspect_refused(
+        &good,
+        &a.strict,
+        &["--plugin-memory", "1024"],
         "limits.max_memory_mib",
     );
-    let greedy = third_party(&env, "greedy");
-    env.ok(&["plugin", "manifest", s(&greedy)]);
-    let m = greedy.with_file_name("outside_magnitude.manifest.json");
-    let text = std::fs::read_to_string(&m).unwrap();
-    std::fs::write(
-        &m,
-        text.replace(
-            "\"format\": 1,",
-            "\"format\": 1,\n  \"limits\": {\"memory_mib\": 4096},",
-        ),
-    )
-    .unwrap();
-    env.ok(&["plugin", "sign", s(&greedy), "--key", "keys/alice.key"]);
-    let err = env.refused(
-        &["plugin", "inspect", s(&greedy), "--policy", &strict],
-        "limits.max_memory_mib",
-    );
+    // A validly signed manifest that asks for more.
+    let greedy = third_party(&a.env, "greedy");
+    a.env.ok(&["plugin", "manifest", s(&greedy)]);
+    ask_for_limits(&greedy, "{\"memory_mib\": 4096}");
+    a.sign(&greedy, "alice");
+    let err = a.inspect_refused(&greedy, &a.strict, &[], "limits.max_memory_mib");
     assert!(err.contains("its manifest asks for"), "{err}");
-    let budget = env.write("budget.toml", "[limits]\nmax_trials = 3\n");
-    env.refused(
+}
+
+#[test]
+fn rule_limits_max_fuel_millions_caps_the_command_line() {
+    let a = Admission::new();
+    let good = a.signed("good", "alice");
+    let capped = a
+        .env
+        .write("fuel.toml", "[limits]\nmax_fuel_millions = 1000\n");
+    let err = a.inspect_refused(
+        &good,
+        &capped,
+        &["--plugin-fuel", "1001"],
+        "limits.max_fuel_millions",
+    );
+    assert!(err.contains("1001"), "{err}");
+}
+
+#[test]
+fn rule_limits_max_tensors_caps_the_command_line() {
+    let a = Admission::new();
+    let good = a.signed("good", "alice");
+    let capped = a.env.write("tensors.toml", "[limits]\nmax_tensors = 100\n");
+    let err = a.inspect_refused(
+        &good,
+        &capped,
+        &["--plugin-tensors", "101"],
+        "limits.max_tensors",
+    );
+    assert!(err.contains("101"), "{err}");
+}
+
+#[test]
+fn rule_limits_max_trials_refuses_a_longer_search_and_leaves_no_study() {
+    let a = Admission::new();
+    let good = a.signed("good", "alice");
+    let budget = a.env.write("budget.toml", "[limits]\nmax_trials = 3\n");
+    a.env.refused(
         &[
             "compress",
             "--plugin",
@@ -272,79 +407,44 @@ fn admission_refuses_each_violation_by_its_rule_and_logs_every_decision() {
         "limits.max_trials",
     );
     assert!(
-        !env.dir.join("refused.db").exists(),
+        !a.env.dir.join("refused.db").exists(),
         "a refused search leaves no study"
     );
+}
 
-    // A built-in plugin swapped on disk is refused; as built, it loads
-    // without a signature even under the strict policy.
-    let builtins = env.dir.join("builtins");
+#[test]
+fn rule_builtin_digest_refuses_a_built_in_swapped_on_disk() {
+    let a = Admission::new();
+    let builtins = a.env.dir.join("builtins");
     std::fs::create_dir_all(&builtins).unwrap();
     let lock = plugin_file("random").with_file_name("plugins.lock");
     std::fs::copy(&lock, builtins.join("plugins.lock")).unwrap();
     std::fs::copy(plugin_file("random"), builtins.join("random.wasm")).unwrap();
     std::fs::copy(plugin_file("tpe"), builtins.join("tpe.wasm")).unwrap();
-    let o = env.run(&[
+    // As built, it loads without a signature even under the strict policy.
+    let o = a.env.run(&[
         "plugin",
         "inspect",
         s(&builtins.join("tpe.wasm")),
         "--policy",
-        &strict,
+        &a.strict,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
+    let log = a.env.audit_entries();
+    assert_complete_entries(&log);
+    assert!(
+        log.iter().any(|e| e["decision"] == "allowed"
+            && e["provenance"] == "builtin"
+            && e["plugin"] == "tpe"),
+        "{log:#?}"
+    );
+    // Swapped for another built-in's bytes, it is refused.
     std::fs::copy(plugin_file("tpe"), builtins.join("random.wasm")).unwrap();
-    env.refused(
+    a.env.refused(
         &["plugin", "inspect", s(&builtins.join("random.wasm"))],
         "builtin.digest",
     );
-
-    // Every decision is in the audit log, with its rule.
-    let log = env.audit_entries();
-    let refused: Vec<&str> = log
-        .iter()
-        .filter(|e| e["decision"] == "refused")
-        .map(|e| e["rule"].as_str().unwrap())
-        .collect();
-    for rule in [
-        "manifest.component",
-        "signature.valid",
-        "signatures.required",
-        "signatures.allow_unsigned_flag",
-        "worlds",
-        "limits.max_memory_mib",
-        "limits.max_trials",
-        "builtin.digest",
-    ] {
-        assert!(
-            refused.contains(&rule),
-            "no refusal by {rule} logged: {refused:?}"
-        );
-    }
-    let allowed: Vec<&serde_json::Value> =
-        log.iter().filter(|e| e["decision"] == "allowed").collect();
-    assert!(allowed.iter().any(|e| e["provenance"] == "signed"
-        && e["signer"] == "alice"
-        && e["command"] == "plugin inspect"));
-    assert!(allowed
-        .iter()
-        .any(|e| e["provenance"] == "builtin" && e["plugin"] == "tpe"));
-    assert!(allowed.iter().any(|e| e["provenance"] == "unsigned"));
-    for e in &log {
-        for field in [
-            "time",
-            "command",
-            "plugin",
-            "digest",
-            "path",
-            "provenance",
-            "decision",
-            "rule",
-        ] {
-            assert!(e[field].is_string(), "audit entry without {field}: {e}");
-        }
-        assert!(e["digest"].as_str().unwrap().starts_with("sha256:"));
-    }
 }
 
 #[test]

@@ -37,6 +37,34 @@ const MIN_BANDWIDTH: f64 = 1e-6;
 /// fallback practically never happens).
 const MAX_REJECTIONS: usize = 64;
 
+/// How many kernels this thread has fitted and evaluated: the work a
+/// suggestion does, counted for the tests (test builds only).
+#[cfg(test)]
+pub(crate) mod work {
+    use std::cell::Cell;
+
+    thread_local! {
+        static FITTED: Cell<u64> = const { Cell::new(0) };
+        static EVALUATED: Cell<u64> = const { Cell::new(0) };
+    }
+
+    pub(super) fn fitted(kernels: usize) {
+        FITTED.with(|c| c.set(c.get() + kernels as u64));
+    }
+
+    pub(super) fn evaluated(kernels: usize) {
+        EVALUATED.with(|c| c.set(c.get() + kernels as u64));
+    }
+
+    /// The kernels fitted and evaluated on this thread since the last call.
+    pub(crate) fn take() -> (u64, u64) {
+        (
+            FITTED.with(|c| c.replace(0)),
+            EVALUATED.with(|c| c.replace(0)),
+        )
+    }
+}
+
 /// What kind of values an axis of the unit cube holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Axis {
@@ -338,6 +366,8 @@ impl Parzen {
                 }
             }
         }
+        #[cfg(test)]
+        work::fitted(kernels.len());
         Parzen {
             axes: axes.to_vec(),
             dims,
@@ -357,6 +387,8 @@ impl Parzen {
     /// axis the probability of the cell that holds it).
     pub fn log_density(&self, x: &[f64]) -> f64 {
         debug_assert_eq!(x.len(), self.dims);
+        #[cfg(test)]
+        work::evaluated(self.kernels.len());
         let probes: Vec<Probe> = self.axes.iter().zip(x).map(|(a, &u)| a.probe(u)).collect();
         let mut terms = Vec::with_capacity(self.components());
         let mut largest = f64::NEG_INFINITY;
