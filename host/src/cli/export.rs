@@ -229,16 +229,6 @@ enum Verification {
     Onnx(pf::onnx::runtime::Verification),
 }
 
-impl Verification {
-    /// The runtime's top-1 accuracy.
-    fn runtime_accuracy(&self) -> f64 {
-        match self {
-            Verification::Tflite(v) => v.litert_accuracy,
-            Verification::Onnx(v) => v.onnxruntime_accuracy,
-        }
-    }
-}
-
 /// Prints what was written (and how it verified), as text or JSON.
 fn print(
     a: &ExportArgs,
@@ -294,37 +284,30 @@ fn print(
         );
     }
     if let Some(v) = verification {
-        let (images, float, pf_acc, agreement, diff, max) = match v {
-            Verification::Tflite(v) => (
-                v.images,
-                v.float_accuracy,
-                v.pf_accuracy,
-                v.agreement,
-                v.max_abs_diff,
-                v.max_abs_output,
-            ),
-            Verification::Onnx(v) => (
-                v.images,
-                v.float_accuracy,
-                v.pf_accuracy,
-                v.agreement,
-                v.max_abs_diff,
-                v.max_abs_output,
-            ),
+        // Both runtimes' comparisons have the same fields but the runtime's
+        // accuracy, named after it.
+        let v = serde_json::to_value(v)?;
+        let x = |key: &str| v[key].as_f64().unwrap_or(f64::NAN);
+        let runtime_accuracy = match format {
+            Format::Tflite => x("litert_accuracy"),
+            Format::Onnx => x("onnxruntime_accuracy"),
         };
         println!(
-            "verified on {images} test images of {}: float model {:.2}%, pf ({}) {:.2}%, {} {:.2}%; top-1 agreement {:.2}%, largest output difference {diff:.3e} (outputs up to {max:.3})",
+            "verified on {} test images of {}: float model {:.2}%, pf ({}) {:.2}%, {} {:.2}%; top-1 agreement {:.2}%, largest output difference {:.3e} (outputs up to {:.3})",
+            x("images"),
             a.data,
-            float * 100.0,
+            x("float_accuracy") * 100.0,
             match (a.int8, tflite) {
                 (true, _) => "simulated int8",
                 (false, true) => "this graph",
                 (false, false) => "float",
             },
-            pf_acc * 100.0,
+            x("pf_accuracy") * 100.0,
             runtime_name(format),
-            v.runtime_accuracy() * 100.0,
-            agreement * 100.0,
+            runtime_accuracy * 100.0,
+            x("agreement") * 100.0,
+            x("max_abs_diff"),
+            x("max_abs_output"),
         );
     }
     Ok(())
