@@ -6,11 +6,10 @@
 //! ("Versioning").
 
 use crate::support::sha256_file;
-use pf::plugin::conformance::{self, LearnerSuite};
+use pf::plugin::conformance::{self, LearnerSuite, SuiteReport};
 use pf::plugin::runtime::SUPPORTED_CONTRACTS;
 use pf::plugin::{Limits, Plugin, PluginKind, Runtime};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -84,10 +83,15 @@ fn frozen_contracts_are_unchanged() {
     }
 }
 
-/// The committed components of `kind` built against frozen contracts, with
-/// the version each was built against.
-fn frozen_components(rt: &Runtime, kind: PluginKind) -> Vec<(String, Arc<Plugin>)> {
-    let mut found = Vec::new();
+/// Loads every committed component of `kind` built against a frozen
+/// contract with the current host and runs `suite` on it; 0.1.0 must have
+/// one of each kind.
+fn frozen_components_pass(
+    kind: PluginKind,
+    suite: impl Fn(&Runtime, &Plugin) -> anyhow::Result<SuiteReport>,
+) {
+    let rt = Runtime::new(Limits::default(), None).unwrap();
+    let mut tested = Vec::new();
     for version in frozen_versions() {
         let dir = repo().join("tests/plugins/frozen").join(&version);
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -101,48 +105,35 @@ fn frozen_components(rt: &Runtime, kind: PluginKind) -> Vec<(String, Arc<Plugin>
                 .load(&file)
                 .unwrap_or_else(|e| panic!("{} no longer loads: {e:#}", file.display()));
             assert_eq!(plugin.inspection.contract, version, "{}", file.display());
-            if plugin.kind() == kind {
-                found.push((version.clone(), plugin));
+            if plugin.kind() != kind {
+                continue;
             }
+            let report = suite(&rt, &plugin).unwrap();
+            assert!(
+                report.passed(),
+                "{} (contract {version}): {}",
+                file.display(),
+                report.failures()
+            );
+            tested.push(version.clone());
         }
     }
-    found
+    assert!(
+        tested.iter().any(|v| v == "0.1.0"),
+        "no 0.1.0 {kind:?} is committed"
+    );
 }
 
 #[test]
 fn frozen_learners_load_and_pass_the_learner_suite() {
-    let rt = Runtime::new(Limits::default(), None).unwrap();
-    let learners = frozen_components(&rt, PluginKind::Learner);
-    assert!(
-        learners.iter().any(|(v, _)| v == "0.1.0"),
-        "no 0.1.0 learner"
-    );
-    for (version, plugin) in &learners {
-        let report = conformance::run_learner_suite(&rt, plugin, &LearnerSuite::default()).unwrap();
-        assert!(
-            report.passed(),
-            "{} (contract {version}): {}",
-            plugin.name(),
-            report.failures()
-        );
-    }
+    frozen_components_pass(PluginKind::Learner, |rt, plugin| {
+        conformance::run_learner_suite(rt, plugin, &LearnerSuite::default())
+    });
 }
 
 #[test]
 fn frozen_optimizers_load_and_pass_the_optimizer_suite() {
-    let rt = Runtime::new(Limits::default(), None).unwrap();
-    let optimizers = frozen_components(&rt, PluginKind::Optimizer);
-    assert!(
-        optimizers.iter().any(|(v, _)| v == "0.1.0"),
-        "no 0.1.0 optimizer"
-    );
-    for (version, plugin) in &optimizers {
-        let report = conformance::run_optimizer_suite(&rt, plugin, 30, 3).unwrap();
-        assert!(
-            report.passed(),
-            "{} (contract {version}): {}",
-            plugin.name(),
-            report.failures()
-        );
-    }
+    frozen_components_pass(PluginKind::Optimizer, |rt, plugin| {
+        conformance::run_optimizer_suite(rt, plugin, 30, 3)
+    });
 }
