@@ -1,4 +1,5 @@
-//! The raw bindings that `wit-bindgen` generates from `wit/plugin.wit`.
+//! The raw bindings that `wit-bindgen` generates from `wit/0.1.0/plugin.wit`
+//! (the frozen contract; the host's bindings are generated from the same file).
 //!
 //! Plugin authors normally never need these: the crate root re-exports every
 //! type worth naming, and [`export_learner!`](crate::export_learner) /
@@ -14,7 +15,7 @@
 /// `learner-plugin` export.
 pub mod learner {
     wit_bindgen::generate!({
-        path: "wit",
+        path: "wit/0.1.0",
         world: "pocketflow:plugin/learner@0.1.0",
         pub_export_macro: true,
         export_macro_name: "export_learner_world",
@@ -27,7 +28,7 @@ pub mod learner {
 /// `types` and `host` imports are the learner world's).
 pub mod optimizer {
     wit_bindgen::generate!({
-        path: "wit",
+        path: "wit/0.1.0",
         world: "pocketflow:plugin/optimizer@0.1.0",
         pub_export_macro: true,
         export_macro_name: "export_optimizer_world",

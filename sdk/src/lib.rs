@@ -2,7 +2,7 @@
 //!
 //! pf runs compression algorithms (*learners*) and hyper-parameter search
 //! strategies (*optimizers*) as sandboxed WebAssembly components that speak
-//! the contract in `wit/plugin.wit`. This crate is the only dependency a
+//! the contract in `wit/0.1.0/plugin.wit`. This crate is the only dependency a
 //! plugin needs: it wraps the generated bindings in two traits, exports them
 //! with one macro, turns a parameter struct into a search space, sends panics
 //! to pf's log and serves randomness from the host's seeded stream.

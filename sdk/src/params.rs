@@ -247,6 +247,82 @@ impl Extra {
     }
 }
 
+/// A setting that a published `params-schema` declares, as [`settings`]
+/// reads it.
+#[derive(Clone, Debug)]
+pub struct Setting {
+    /// The setting as a dimension: its domain (open ends as infinite
+    /// bounds), its default (else the domain's first value) and its help.
+    pub spec: ParamSpec,
+    /// Marked `x-fixed`: set by name, never searched.
+    pub fixed: bool,
+}
+
+/// The settings a plugin's `params-schema` (as [`Params::schema_json`]
+/// publishes it, or as a plugin not built with the SDK writes it) declares,
+/// read with the rules the SDK derives search spaces with: numbers,
+/// integers, booleans and string enumerations (`enum`, `const`, or a
+/// `oneOf`/`anyOf` of those, inline or through a `$ref` into `$defs`).
+/// Other properties are skipped: the plugin still checks every value it is
+/// given. pf parses `--set` and `--optimizer-set` against these.
+pub fn settings(schema: &str) -> Result<Vec<Setting>> {
+    let root: Value = serde_json::from_str(schema)
+        .map_err(|e| Error::invalid_argument(format!("the params-schema is not JSON: {e}")))?;
+    let Some(props) = root.get("properties").and_then(Value::as_object) else {
+        return Ok(Vec::new());
+    };
+    let mut settings = Vec::new();
+    for (name, prop) in props {
+        let prop = resolve_ref(&root, prop);
+        let Ok(field) = Field::parse(name, &prop, prop.get("default")) else {
+            continue;
+        };
+        let Some(kind) = field.kind.as_param_kind() else {
+            continue;
+        };
+        let default = field.default.clone().unwrap_or_else(|| match &kind {
+            ParamKind::Float(r) => ParamValue::Float(r.low),
+            ParamKind::Int(r) => ParamValue::Int(r.low),
+            ParamKind::Boolean => ParamValue::Boolean(false),
+            ParamKind::Choice(c) => ParamValue::Choice(c.first().cloned().unwrap_or_default()),
+        });
+        settings.push(Setting {
+            spec: ParamSpec {
+                name: name.clone(),
+                kind,
+                default,
+                help: field.help,
+                context: Vec::new(),
+            },
+            fixed: field.fixed,
+        });
+    }
+    Ok(settings)
+}
+
+/// A property with its `$ref` into `$defs` resolved: the definition, with
+/// the property's own keys (its default, its description) over it.
+fn resolve_ref(root: &Value, prop: &Value) -> Value {
+    let target = prop
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(|r| r.strip_prefix("#/$defs/"))
+        .and_then(|n| root.get("$defs").and_then(|d| d.get(n)));
+    match (target, prop.as_object()) {
+        (Some(Value::Object(def)), Some(own)) => {
+            let mut merged = def.clone();
+            for (k, v) in own {
+                if k != "$ref" {
+                    merged.insert(k.clone(), v.clone());
+                }
+            }
+            Value::Object(merged)
+        }
+        (Some(def), _) => def.clone(),
+        (None, _) => prop.clone(),
+    }
+}
+
 /// The struct's schema, fields and defaults.
 struct Described {
     /// The schema as published: no `required`, defaults filled in.
@@ -758,6 +834,33 @@ mod tests {
         }
         let e = BadDefault::search_space().unwrap_err();
         assert!(e.message().contains("default"), "{e:?}");
+    }
+
+    #[test]
+    fn settings_are_read_from_a_published_schema() {
+        let all = settings(&P::schema_json()).unwrap();
+        let names: Vec<&str> = all.iter().map(|s| s.spec.name.as_str()).collect();
+        // The free-form string `label` has no parameter domain.
+        assert_eq!(names, ["sparsity", "interval", "per_layer", "mode", "eps"]);
+        let fixed: Vec<&str> = all
+            .iter()
+            .filter(|s| s.fixed)
+            .map(|s| s.spec.name.as_str())
+            .collect();
+        assert_eq!(fixed, ["eps"]);
+        assert_eq!(all[3].spec.default, ParamValue::Choice("fast".into()));
+        assert_eq!(all[0].spec.help, "Final sparsity.");
+        // A `$ref` into `$defs`, as a schema not written by the SDK has it.
+        let schema = r##"{"properties": {"design": {"$ref": "#/$defs/D", "default": "sobol"}},
+            "$defs": {"D": {"type": "string", "enum": ["random", "sobol"]}}}"##;
+        let design = &settings(schema).unwrap()[0].spec;
+        assert!(
+            matches!(&design.kind, ParamKind::Choice(c) if c == &["random", "sobol"]),
+            "{}",
+            design.kind
+        );
+        assert_eq!(design.default, ParamValue::Choice("sobol".into()));
+        assert!(settings("{").is_err());
     }
 
     #[test]

@@ -347,8 +347,9 @@ pub fn validate(space: &[ParamSpec]) -> Result<()> {
 }
 
 /// [`validate`], and also: every default lies in its dimension's domain, and
-/// the non-empty context vectors all have the same length. The SDK applies
-/// this to every learner's search space.
+/// the non-empty context vectors hold finite features and all have the same
+/// length. The SDK applies this to every learner's search space, and pf to
+/// every space a learner declares.
 pub fn validate_strict(space: &[ParamSpec]) -> Result<()> {
     validate(space)?;
     let mut context_len = None;
@@ -358,6 +359,12 @@ pub fn validate_strict(space: &[ParamSpec]) -> Result<()> {
         })?;
         if spec.context.is_empty() {
             continue;
+        }
+        if spec.context.iter().any(|x| !x.is_finite()) {
+            return Err(Error::invalid_argument(format!(
+                "context of `{}` has a non-finite feature",
+                spec.name
+            )));
         }
         match context_len {
             None => context_len = Some((spec.context.len(), &spec.name)),
@@ -370,6 +377,36 @@ pub fn validate_strict(space: &[ParamSpec]) -> Result<()> {
             }
             _ => {}
         }
+    }
+    Ok(())
+}
+
+/// Checks a parameter set against a space: exactly one value per dimension,
+/// each inside its domain (what pf checks of every suggestion, and what an
+/// optimizer may check of what it observes). The `invalid-argument` error
+/// names the offending parameter.
+pub fn check_params(space: &[ParamSpec], params: &[Param]) -> Result<()> {
+    let mut seen = HashSet::new();
+    for p in params {
+        let Some(spec) = space.iter().find(|s| s.name == p.name) else {
+            return Err(Error::invalid_argument(format!(
+                "parameter `{}` is not a dimension of the search space",
+                p.name
+            )));
+        };
+        if !seen.insert(p.name.as_str()) {
+            return Err(Error::invalid_argument(format!(
+                "parameter `{}` is given twice",
+                p.name
+            )));
+        }
+        spec.check(&p.value)?;
+    }
+    if let Some(missing) = space.iter().find(|s| !seen.contains(s.name.as_str())) {
+        return Err(Error::invalid_argument(format!(
+            "no value for parameter `{}`",
+            missing.name
+        )));
     }
     Ok(())
 }
@@ -420,6 +457,29 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.message().contains("context"), "{e:?}");
+        let e =
+            validate_strict(&[ParamSpec::float("a", 0.0, 1.0, 0.5).with_context(vec![f64::NAN])])
+                .unwrap_err();
+        assert!(e.message().contains("non-finite"), "{e:?}");
+    }
+
+    #[test]
+    fn params_hold_one_value_per_dimension() {
+        let space = [ParamSpec::int("n", 1, 10, 3), ParamSpec::boolean("b", true)];
+        let n = |i| Param::new("n", ParamValue::Int(i));
+        let b = Param::new("b", ParamValue::Boolean(false));
+        check_params(&space, &[b.clone(), n(4)]).unwrap();
+        let e = |params: &[Param]| {
+            check_params(&space, params)
+                .unwrap_err()
+                .message()
+                .to_string()
+        };
+        assert!(e(&[n(4)]).contains("no value for parameter `b`"));
+        assert!(e(&[n(4), b.clone(), n(5)]).contains("given twice"));
+        assert!(e(&[n(11), b.clone()]).contains("out of range"));
+        let extra = Param::new("x", ParamValue::Int(1));
+        assert!(e(&[n(4), b, extra]).contains("not a dimension"));
     }
 
     #[test]

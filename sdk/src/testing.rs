@@ -250,23 +250,10 @@ pub fn random_search(problem: &Problem, trials: u32, seed: u64) -> f64 {
 }
 
 /// Checks that `params` holds exactly one in-domain value per dimension of
-/// `space`.
+/// `space`: [`space::check_params`](crate::space::check_params), the check
+/// pf applies to every suggestion.
 pub fn check_suggestion(space: &[ParamSpec], params: &[Param]) -> Result<()> {
-    if params.len() != space.len() {
-        return Err(Error::invalid_argument(format!(
-            "{} values for {} dimensions",
-            params.len(),
-            space.len()
-        )));
-    }
-    for spec in space {
-        let p = params
-            .iter()
-            .find(|p| p.name == spec.name)
-            .ok_or_else(|| Error::invalid_argument(format!("no value for `{}`", spec.name)))?;
-        spec.check(&p.value)?;
-    }
-    Ok(())
+    crate::space::check_params(space, params)
 }
 
 /// The median of `values` (the mean of the middle two for an even count);
@@ -328,7 +315,7 @@ mod tests {
     fn suggestions_are_checked_against_the_space() {
         let space = mixed().space;
         let e = check_suggestion(&space, &[]).unwrap_err();
-        assert!(e.message().contains("0 values"), "{e:?}");
+        assert!(e.message().contains("no value for"), "{e:?}");
         let mut ok: Vec<Param> = space
             .iter()
             .map(|s| Param::new(s.name.clone(), s.default.clone()))

@@ -5,6 +5,7 @@
 mod channel_pruned;
 mod cli;
 mod compress;
+mod contract;
 mod data;
 mod dis_chn_pruned;
 mod gradients;

@@ -412,7 +412,7 @@ fn hostile_optimizers_are_caught_by_the_suite_or_end_in_typed_errors() {
     for bad in ["out_of_bounds", "wrong_type", "nan"] {
         let (space, p) = run(bad).expect("the plugin returns a value");
         let e = pf::plugin::space::check_params(&space, &p).expect_err(bad);
-        assert!(e.contains("is not a"), "{bad}: {e}");
+        assert!(e.contains("must be"), "{bad}: {e}");
     }
     assert!(matches!(
         run("infinite_loop").err().unwrap().cause,
@@ -608,7 +608,7 @@ fn pf_plugin_apply_prunes_to_the_target_counted_by_the_host() {
     );
     assert!(!out.status.success());
     assert!(
-        stderr(&out).contains("`sparsity` = 1.5 is not a float in [0, 0.99]"),
+        stderr(&out).contains("`sparsity` = 1.5 is out of range: it must be a float in [0, 0.99]"),
         "{}",
         stderr(&out)
     );

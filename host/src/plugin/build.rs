@@ -116,11 +116,11 @@ pub fn componentize(core: &[u8]) -> Result<Vec<u8>> {
 }
 
 /// The repository root: the nearest folder above `start` that has
-/// `plugins/Cargo.toml` and `wit/plugin.wit`.
+/// `plugins/Cargo.toml` and the SDK's contract folder `sdk/wit`.
 pub fn find_repo_root(start: &Path) -> Option<PathBuf> {
     start
         .ancestors()
-        .find(|d| d.join("plugins/Cargo.toml").is_file() && d.join("wit/plugin.wit").is_file())
+        .find(|d| d.join("plugins/Cargo.toml").is_file() && d.join("sdk/wit").is_dir())
         .map(Path::to_path_buf)
 }
 

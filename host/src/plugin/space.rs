@@ -1,8 +1,8 @@
 //! Search spaces and parameter sets: the checks the host applies to what a
 //! learner declares and to what an optimizer suggests.
 
-use super::bindings::types::{Param, ParamKind, ParamSpec, ParamValue};
-use std::collections::HashSet;
+use super::bindings::types::{FloatRange, IntRange, Param, ParamKind, ParamSpec, ParamValue};
+use pf_sdk::space as sdk;
 
 /// A value as the user reads it.
 pub fn format_value(v: &ParamValue) -> String {
@@ -34,130 +34,96 @@ pub fn format_kind(k: &ParamKind) -> String {
     }
 }
 
-/// Checks that `value` is of `spec`'s type and inside its domain.
-pub fn check_value(spec: &ParamSpec, value: &ParamValue) -> Result<(), String> {
-    let bad = || {
-        format!(
-            "`{}` = {} is not a {}",
-            spec.name,
-            format_value(value),
-            format_kind(&spec.kind)
-        )
-    };
-    match (&spec.kind, value) {
-        (ParamKind::Float(r), ParamValue::Float(x)) => {
-            if x.is_finite() && *x >= r.low && *x <= r.high {
-                Ok(())
-            } else {
-                Err(bad())
-            }
-        }
-        (ParamKind::Int(r), ParamValue::Int(x)) => {
-            if *x >= r.low && *x <= r.high {
-                Ok(())
-            } else {
-                Err(bad())
-            }
-        }
-        (ParamKind::Boolean, ParamValue::Boolean(_)) => Ok(()),
-        (ParamKind::Choice(c), ParamValue::Choice(x)) if c.contains(x) => Ok(()),
-        _ => Err(bad()),
+/// The SDK's form of a dimension: the rules are the SDK's, so a plugin and
+/// pf judge a space and its values by the same code.
+fn to_sdk(spec: &ParamSpec) -> sdk::ParamSpec {
+    sdk::ParamSpec {
+        name: spec.name.clone(),
+        kind: match &spec.kind {
+            ParamKind::Float(r) => sdk::ParamKind::Float(sdk::FloatRange {
+                low: r.low,
+                high: r.high,
+                log: r.log,
+            }),
+            ParamKind::Int(r) => sdk::ParamKind::Int(sdk::IntRange {
+                low: r.low,
+                high: r.high,
+                log: r.log,
+            }),
+            ParamKind::Boolean => sdk::ParamKind::Boolean,
+            ParamKind::Choice(c) => sdk::ParamKind::Choice(c.clone()),
+        },
+        default: to_sdk_value(&spec.default),
+        help: spec.help.clone(),
+        context: spec.context.clone(),
     }
+}
+
+fn to_sdk_value(v: &ParamValue) -> sdk::ParamValue {
+    match v {
+        ParamValue::Float(x) => sdk::ParamValue::Float(*x),
+        ParamValue::Int(x) => sdk::ParamValue::Int(*x),
+        ParamValue::Boolean(x) => sdk::ParamValue::Boolean(*x),
+        ParamValue::Choice(x) => sdk::ParamValue::Choice(x.clone()),
+    }
+}
+
+/// The host's form of a dimension the SDK read.
+fn from_sdk(spec: sdk::ParamSpec) -> ParamSpec {
+    ParamSpec {
+        name: spec.name,
+        kind: match spec.kind {
+            sdk::ParamKind::Float(r) => ParamKind::Float(FloatRange {
+                low: r.low,
+                high: r.high,
+                log: r.log,
+            }),
+            sdk::ParamKind::Int(r) => ParamKind::Int(IntRange {
+                low: r.low,
+                high: r.high,
+                log: r.log,
+            }),
+            sdk::ParamKind::Boolean => ParamKind::Boolean,
+            sdk::ParamKind::Choice(c) => ParamKind::Choice(c),
+        },
+        default: match spec.default {
+            sdk::ParamValue::Float(x) => ParamValue::Float(x),
+            sdk::ParamValue::Int(x) => ParamValue::Int(x),
+            sdk::ParamValue::Boolean(x) => ParamValue::Boolean(x),
+            sdk::ParamValue::Choice(x) => ParamValue::Choice(x),
+        },
+        help: spec.help,
+        context: spec.context,
+    }
+}
+
+fn message(e: pf_sdk::Error) -> String {
+    e.message().to_string()
+}
+
+/// Checks that `value` is of `spec`'s type and inside its domain
+/// ([`pf_sdk::ParamSpec::check`]).
+pub fn check_value(spec: &ParamSpec, value: &ParamValue) -> Result<(), String> {
+    to_sdk(spec).check(&to_sdk_value(value)).map_err(message)
 }
 
 /// Checks a declared search space: unique names, sound domains, defaults
-/// inside them, context vectors of one length.
+/// inside them, finite context vectors of one length
+/// ([`pf_sdk::space::validate_strict`]).
 pub fn validate_space(space: &[ParamSpec]) -> Result<(), String> {
-    let mut names = HashSet::new();
-    let mut context_len = None;
-    for s in space {
-        if s.name.is_empty() {
-            return Err("a dimension has an empty name".into());
-        }
-        if !names.insert(s.name.as_str()) {
-            return Err(format!("dimension `{}` is declared twice", s.name));
-        }
-        match &s.kind {
-            ParamKind::Float(r) => {
-                if !(r.low.is_finite() && r.high.is_finite() && r.low <= r.high) {
-                    return Err(format!(
-                        "`{}` has the bad range [{}, {}]",
-                        s.name, r.low, r.high
-                    ));
-                }
-                if r.log && r.low <= 0.0 {
-                    return Err(format!(
-                        "`{}` is on a log scale but its range starts at {}",
-                        s.name, r.low
-                    ));
-                }
-            }
-            ParamKind::Int(r) => {
-                if r.low > r.high {
-                    return Err(format!(
-                        "`{}` has the bad range [{}, {}]",
-                        s.name, r.low, r.high
-                    ));
-                }
-                if r.log && r.low <= 0 {
-                    return Err(format!(
-                        "`{}` is on a log scale but its range starts at {}",
-                        s.name, r.low
-                    ));
-                }
-            }
-            ParamKind::Boolean => {}
-            ParamKind::Choice(c) => {
-                if c.is_empty() {
-                    return Err(format!("`{}` offers no choices", s.name));
-                }
-                let unique: HashSet<_> = c.iter().collect();
-                if unique.len() != c.len() {
-                    return Err(format!("`{}` lists a choice twice", s.name));
-                }
-            }
-        }
-        check_value(s, &s.default).map_err(|e| format!("default {e}"))?;
-        if s.context.iter().any(|x| !x.is_finite()) {
-            return Err(format!("`{}` has a non-finite context feature", s.name));
-        }
-        if !s.context.is_empty() {
-            match context_len {
-                None => context_len = Some(s.context.len()),
-                Some(n) if n != s.context.len() => {
-                    return Err(format!(
-                        "`{}` has {} context features but earlier dimensions have {n}",
-                        s.name,
-                        s.context.len()
-                    ))
-                }
-                _ => {}
-            }
-        }
-    }
-    Ok(())
+    let space: Vec<_> = space.iter().map(to_sdk).collect();
+    sdk::validate_strict(&space).map_err(message)
 }
 
 /// Checks a parameter set against a space: exactly one value per dimension,
-/// each inside its domain.
+/// each inside its domain ([`pf_sdk::space::check_params`]).
 pub fn check_params(space: &[ParamSpec], params: &[Param]) -> Result<(), String> {
-    let mut seen = HashSet::new();
-    for p in params {
-        let Some(spec) = space.iter().find(|s| s.name == p.name) else {
-            return Err(format!(
-                "`{}` is not a dimension of the search space",
-                p.name
-            ));
-        };
-        if !seen.insert(p.name.as_str()) {
-            return Err(format!("`{}` is given twice", p.name));
-        }
-        check_value(spec, &p.value)?;
-    }
-    if let Some(missing) = space.iter().find(|s| !seen.contains(s.name.as_str())) {
-        return Err(format!("no value for `{}`", missing.name));
-    }
-    Ok(())
+    let space: Vec<_> = space.iter().map(to_sdk).collect();
+    let params: Vec<_> = params
+        .iter()
+        .map(|p| sdk::Param::new(p.name.clone(), to_sdk_value(&p.value)))
+        .collect();
+    sdk::check_params(&space, &params).map_err(message)
 }
 
 /// Every dimension at its default.
@@ -216,106 +182,14 @@ pub fn parse_assignment(space: &[ParamSpec], text: &str) -> Result<Param, String
 }
 
 /// The settings a plugin's `params-schema` declares, as dimensions: what
-/// `--optimizer-set NAME=VALUE` is parsed against. Booleans, integers and
+/// `--optimizer-set NAME=VALUE` is parsed against. The schema is read by the
+/// SDK's own rules ([`pf_sdk::params::settings`]): booleans, integers and
 /// numbers (with their `minimum`/`maximum`, else unbounded) and string
-/// enumerations (inline or through a `$ref` into `$defs`) are read; other
-/// properties are skipped (the plugin still checks every value it is given).
+/// enumerations (inline or through a `$ref` into `$defs`); other properties
+/// are skipped (the plugin still checks every value it is given).
 pub fn settings_from_schema(schema: &str) -> Result<Vec<ParamSpec>, String> {
-    use super::bindings::types::{FloatRange, IntRange};
-    use serde_json::Value;
-    let root: Value =
-        serde_json::from_str(schema).map_err(|e| format!("the params-schema is not JSON: {e}"))?;
-    let resolve = |v: &Value| -> Value {
-        let target = v
-            .get("$ref")
-            .and_then(Value::as_str)
-            .and_then(|r| r.strip_prefix("#/$defs/"))
-            .and_then(|n| root.get("$defs").and_then(|d| d.get(n)));
-        // The property's own keys (its default, its description) over the
-        // definition it refers to.
-        match (target.cloned(), v.as_object()) {
-            (Some(Value::Object(mut def)), Some(own)) => {
-                for (k, val) in own {
-                    if k != "$ref" {
-                        def.insert(k.clone(), val.clone());
-                    }
-                }
-                Value::Object(def)
-            }
-            (Some(def), _) => def,
-            (None, _) => v.clone(),
-        }
-    };
-    let mut specs = Vec::new();
-    let Some(props) = root.get("properties").and_then(Value::as_object) else {
-        return Ok(specs);
-    };
-    for (name, prop) in props {
-        let prop = resolve(prop);
-        let num = |key: &str| prop.get(key).and_then(Value::as_f64);
-        let ty = prop.get("type").and_then(Value::as_str).unwrap_or_default();
-        // A string enumeration: `enum`, or (when its variants carry doc
-        // comments) `oneOf` string constants.
-        let listed = prop.get("enum").and_then(Value::as_array).map(|a| {
-            a.iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect::<Vec<_>>()
-        });
-        let constants = prop.get("oneOf").and_then(Value::as_array).map(|a| {
-            a.iter()
-                .filter_map(|v| v.get("const").and_then(Value::as_str).map(String::from))
-                .collect::<Vec<_>>()
-        });
-        let choices: Vec<String> = listed.or(constants).unwrap_or_default();
-        let (kind, default) = match ty {
-            _ if !choices.is_empty() => {
-                let d = prop.get("default").and_then(Value::as_str);
-                let d = d.unwrap_or(&choices[0]).to_string();
-                (ParamKind::Choice(choices), ParamValue::Choice(d))
-            }
-            "boolean" => {
-                let d = prop.get("default").and_then(Value::as_bool);
-                (ParamKind::Boolean, ParamValue::Boolean(d.unwrap_or(false)))
-            }
-            "integer" => {
-                let low = num("minimum").map_or(i64::MIN, |x| x.ceil() as i64);
-                let high = num("maximum").map_or(i64::MAX, |x| x.floor() as i64);
-                let d = prop.get("default").and_then(Value::as_i64).unwrap_or(low);
-                let range = IntRange {
-                    low,
-                    high,
-                    log: false,
-                };
-                (ParamKind::Int(range), ParamValue::Int(d))
-            }
-            "number" => {
-                let low = num("minimum").unwrap_or(f64::MIN);
-                let high = num("maximum").unwrap_or(f64::MAX);
-                let range = FloatRange {
-                    low,
-                    high,
-                    log: false,
-                };
-                (
-                    ParamKind::Float(range),
-                    ParamValue::Float(num("default").unwrap_or(low)),
-                )
-            }
-            _ => continue,
-        };
-        // The first paragraph, on one line (as the SDK's help texts are).
-        let description = prop.get("description").and_then(Value::as_str);
-        let help = description.unwrap_or_default().split("\n\n").next();
-        let help = help.unwrap_or_default().split_whitespace();
-        specs.push(ParamSpec {
-            name: name.clone(),
-            kind,
-            default,
-            help: help.collect::<Vec<_>>().join(" "),
-            context: Vec::new(),
-        });
-    }
-    Ok(specs)
+    let settings = pf_sdk::params::settings(schema).map_err(message)?;
+    Ok(settings.into_iter().map(|s| from_sdk(s.spec)).collect())
 }
 
 /// An optimizer's `--optimizer-set NAME=VALUE` assignments, parsed against
@@ -343,18 +217,11 @@ pub fn parse_options(schema: &str, assignments: &[String]) -> Result<Vec<Param>,
 /// selection method). They are not dimensions of the search space, so they
 /// reach the learner only as fixed values.
 pub fn fixed_settings(schema: &str) -> Result<Vec<ParamSpec>, String> {
-    let root: serde_json::Value =
-        serde_json::from_str(schema).map_err(|e| format!("the params-schema is not JSON: {e}"))?;
-    let fixed = |name: &str| {
-        root.get("properties")
-            .and_then(|p| p.get(name))
-            .and_then(|f| f.get("x-fixed"))
-            .and_then(|v| v.as_bool())
-            .unwrap_or(false)
-    };
-    Ok(settings_from_schema(schema)?
+    let settings = pf_sdk::params::settings(schema).map_err(message)?;
+    Ok(settings
         .into_iter()
-        .filter(|s| fixed(&s.name))
+        .filter(|s| s.fixed)
+        .map(|s| from_sdk(s.spec))
         .collect())
 }
 
@@ -468,7 +335,7 @@ mod tests {
         let space = || {
             vec![ParamSpec {
                 name: "ratio".into(),
-                kind: ParamKind::Float(super::super::bindings::types::FloatRange {
+                kind: ParamKind::Float(FloatRange {
                     low: 0.05,
                     high: 1.0,
                     log: false,
