@@ -18,7 +18,8 @@
 mod problem_runs;
 
 use anyhow::{bail, Context, Result};
-use pf::plugin::{resolve, space, Limits, Runtime};
+use pf::plugin::{space, Limits, Runtime};
+use pf::registry::resolve;
 use pf_sdk::testing::{self, Problem};
 use problem_runs::run_once;
 use std::time::Instant;

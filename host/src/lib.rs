@@ -6,12 +6,16 @@
 //!
 //! Layers depend in one direction:
 //! [`data`] and [`graph`] → [`nn`] → [`model`] → [`export`], [`onnx`],
-//! [`train`] → [`plugin`] → `cli` (the `pf` binary). [`onnx`] reads and
+//! [`train`] → [`plugin`] → [`conformance`], [`devtools`], [`registry`],
+//! [`search`] → `cli` (the `pf` binary). [`plugin`] is the sandbox and the
+//! only module that sees wasmtime. [`onnx`] reads and
 //! writes models; for int8 files it takes the quantization of
 //! [`export::tflite`], so that both formats hold the same integers.
 
+pub mod conformance;
 pub mod data;
 pub mod device;
+pub mod devtools;
 pub mod export;
 pub mod graph;
 pub mod io;
@@ -21,6 +25,7 @@ pub mod nn;
 pub mod onnx;
 pub mod plugin;
 pub mod progress;
+pub mod registry;
 pub mod report;
 pub mod rng;
 pub mod search;

@@ -14,7 +14,7 @@ fn baseline_file() -> &'static Path {
     static FILE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, path) = FILE.get_or_init(|| {
         let dir = tempdir();
-        let (model, _) = pf::plugin::conformance::digits_baseline(3, 150).expect("baseline");
+        let (model, _) = pf::conformance::digits_baseline(3, 150).expect("baseline");
         let path = dir.path().join("baseline.pf");
         pf::model::save(&model, &path).expect("save");
         (dir, path)
@@ -426,7 +426,7 @@ fn bad_arguments_fail_clearly_and_change_nothing() {
     let out = run(dir.path(), &base);
     assert!(out.status.success(), "{}", stderr(&out));
     let other = dir.path().join("other.pf");
-    let (m, _) = pf::plugin::conformance::digits_baseline(4, 10).unwrap();
+    let (m, _) = pf::conformance::digits_baseline(4, 10).unwrap();
     pf::model::save(&m, &other).unwrap();
     let mut resume = with(&["--resume"]);
     let i = resume.iter().position(|a| a == "--model").unwrap();

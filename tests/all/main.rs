@@ -16,7 +16,6 @@ mod kernels;
 mod non_uniform_quant;
 mod onnx;
 mod optimizers;
-mod plugin_tensors;
 mod plugins;
 mod probe;
 mod registry;

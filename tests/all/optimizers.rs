@@ -8,7 +8,7 @@
 mod problem_runs;
 
 use crate::support::{path_str, plugin_file, run_pf, stderr, tempdir};
-use pf::plugin::conformance;
+use pf::conformance;
 use pf::plugin::{Limits, Runtime};
 use pf::search::{SqliteStudy, StudyStore};
 use pf_sdk::testing::{self, Problem};

@@ -2,11 +2,10 @@
 //! and `tests/plugins/`, loaded through the same runtime the CLI uses.
 
 use crate::support::{json, plugin_file, run_pf, stderr, tempdir};
-use pf::plugin::bindings::types::{Param, ParamValue};
-use pf::plugin::conformance::{self, LearnerSuite};
+use pf::conformance::{self, LearnerSuite};
 use pf::plugin::runtime::CompileSource;
 use pf::plugin::trial::{run_learner, TrialSpec};
-use pf::plugin::{Cause, FineTune, Limits, Runtime, TrialError};
+use pf::plugin::{Cause, FineTune, Limits, Param, ParamValue, Runtime, TrialError};
 
 /// A runtime with tight limits so hostile plugins fail fast.
 fn tight_runtime() -> Runtime {
@@ -392,9 +391,9 @@ fn hostile_optimizers_are_caught_by_the_suite_or_end_in_typed_errors() {
     let plugin = rt.load(&plugin_file("hostile_optimizer")).unwrap();
     let run = |attack: &str| {
         let mut space = conformance::test_space();
-        space.push(pf::plugin::bindings::types::ParamSpec {
+        space.push(pf::plugin::ParamSpec {
             name: "attack".into(),
-            kind: pf::plugin::bindings::types::ParamKind::Choice(if attack == "none" {
+            kind: pf::plugin::ParamKind::Choice(if attack == "none" {
                 vec!["none".into()]
             } else {
                 vec![attack.into(), "none".into()]

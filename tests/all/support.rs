@@ -57,7 +57,7 @@ pub fn plugin_file(name: &str) -> std::path::PathBuf {
 /// The conformance suite's digits CNN trained for `steps` steps, saved as
 /// `dir/base.pf`; returns its path.
 pub fn digits_model(dir: &Path, steps: u64) -> String {
-    let (model, _) = pf::plugin::conformance::digits_baseline(1, steps).expect("baseline");
+    let (model, _) = pf::conformance::digits_baseline(1, steps).expect("baseline");
     let path = dir.join("base.pf");
     pf::model::save(&model, &path).expect("baseline saved");
     path.to_string_lossy().into_owned()
@@ -77,16 +77,13 @@ pub fn passes_learner_suite(
     name: &str,
 ) -> (
     std::sync::Arc<pf::plugin::runtime::Plugin>,
-    pf::plugin::conformance::SuiteReport,
+    pf::conformance::SuiteReport,
 ) {
     let rt = pf::plugin::Runtime::new(pf::plugin::Limits::default(), None).unwrap();
     let plugin = rt.load(&plugin_file(name)).unwrap();
-    let report = pf::plugin::conformance::run_learner_suite(
-        &rt,
-        &plugin,
-        &pf::plugin::conformance::LearnerSuite::default(),
-    )
-    .unwrap();
+    let report =
+        pf::conformance::run_learner_suite(&rt, &plugin, &pf::conformance::LearnerSuite::default())
+            .unwrap();
     assert!(report.passed(), "{name}: {}", report.failures());
     (plugin, report)
 }

@@ -192,7 +192,7 @@ fn fixed_groups_and_bad_channel_lists_are_refused() {
 #[test]
 fn batch_norm_reestimation_gives_a_pruned_network_its_own_statistics() {
     use pf::graph::Op;
-    let (mut model, data) = pf::plugin::conformance::digits_baseline(4, 150).unwrap();
+    let (mut model, data) = pf::conformance::digits_baseline(4, 150).unwrap();
     // Prune half of every prunable group physically: the running statistics
     // now describe channels and inputs that are gone.
     crate::tflite::prune_all(&mut model, 0.5);

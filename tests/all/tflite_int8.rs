@@ -214,7 +214,7 @@ fn a_quantization_aware_model_exports_with_the_ranges_it_trained() {
     use candle_core::Device;
     use pf::graph::Quantizer;
     let dir = tempdir();
-    let (base, _) = pf::plugin::conformance::digits_baseline(2, 150).unwrap();
+    let (base, _) = pf::conformance::digits_baseline(2, 150).unwrap();
     let base_file = dir.path().join("base.pf");
     pf::model::save(&base, &base_file).unwrap();
     let model = dir.path().join("qat.pf");

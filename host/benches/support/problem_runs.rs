@@ -4,29 +4,29 @@
 //! (`tests/all/optimizers.rs`).
 
 use anyhow::Result;
-use pf::plugin::bindings::types::{self, FloatRange, IntRange};
 use pf::plugin::runtime::Outcome;
 use pf::plugin::{space, Plugin, Runtime};
+use pf::plugin::{FloatRange, IntRange, Param, ParamKind, ParamSpec, ParamValue};
 use pf_sdk::testing::Problem;
 use std::time::Instant;
 
 /// The host's form of an SDK dimension.
-pub fn host_spec(s: &pf_sdk::ParamSpec) -> types::ParamSpec {
-    types::ParamSpec {
+pub fn host_spec(s: &pf_sdk::ParamSpec) -> ParamSpec {
+    ParamSpec {
         name: s.name.clone(),
         kind: match &s.kind {
-            pf_sdk::ParamKind::Float(r) => types::ParamKind::Float(FloatRange {
+            pf_sdk::ParamKind::Float(r) => ParamKind::Float(FloatRange {
                 low: r.low,
                 high: r.high,
                 log: r.log,
             }),
-            pf_sdk::ParamKind::Int(r) => types::ParamKind::Int(IntRange {
+            pf_sdk::ParamKind::Int(r) => ParamKind::Int(IntRange {
                 low: r.low,
                 high: r.high,
                 log: r.log,
             }),
-            pf_sdk::ParamKind::Boolean => types::ParamKind::Boolean,
-            pf_sdk::ParamKind::Choice(c) => types::ParamKind::Choice(c.clone()),
+            pf_sdk::ParamKind::Boolean => ParamKind::Boolean,
+            pf_sdk::ParamKind::Choice(c) => ParamKind::Choice(c.clone()),
         },
         default: sdk_to_host(&s.default),
         help: s.help.clone(),
@@ -34,21 +34,21 @@ pub fn host_spec(s: &pf_sdk::ParamSpec) -> types::ParamSpec {
     }
 }
 
-fn sdk_to_host(v: &pf_sdk::ParamValue) -> types::ParamValue {
+fn sdk_to_host(v: &pf_sdk::ParamValue) -> ParamValue {
     match v {
-        pf_sdk::ParamValue::Float(x) => types::ParamValue::Float(*x),
-        pf_sdk::ParamValue::Int(i) => types::ParamValue::Int(*i),
-        pf_sdk::ParamValue::Boolean(b) => types::ParamValue::Boolean(*b),
-        pf_sdk::ParamValue::Choice(c) => types::ParamValue::Choice(c.clone()),
+        pf_sdk::ParamValue::Float(x) => ParamValue::Float(*x),
+        pf_sdk::ParamValue::Int(i) => ParamValue::Int(*i),
+        pf_sdk::ParamValue::Boolean(b) => ParamValue::Boolean(*b),
+        pf_sdk::ParamValue::Choice(c) => ParamValue::Choice(c.clone()),
     }
 }
 
-fn host_to_sdk(p: &types::Param) -> pf_sdk::Param {
+fn host_to_sdk(p: &Param) -> pf_sdk::Param {
     let value = match &p.value {
-        types::ParamValue::Float(x) => pf_sdk::ParamValue::Float(*x),
-        types::ParamValue::Int(i) => pf_sdk::ParamValue::Int(*i),
-        types::ParamValue::Boolean(b) => pf_sdk::ParamValue::Boolean(*b),
-        types::ParamValue::Choice(c) => pf_sdk::ParamValue::Choice(c.clone()),
+        ParamValue::Float(x) => pf_sdk::ParamValue::Float(*x),
+        ParamValue::Int(i) => pf_sdk::ParamValue::Int(*i),
+        ParamValue::Boolean(b) => pf_sdk::ParamValue::Boolean(*b),
+        ParamValue::Choice(c) => pf_sdk::ParamValue::Choice(c.clone()),
     };
     pf_sdk::Param::new(p.name.clone(), value)
 }
@@ -57,12 +57,12 @@ fn host_to_sdk(p: &types::Param) -> pf_sdk::Param {
 pub fn run_once(
     rt: &Runtime,
     plugin: &Plugin,
-    options: &[types::Param],
+    options: &[Param],
     problem: &Problem,
     trials: u32,
     seed: u64,
 ) -> Result<(Vec<f64>, Vec<f64>)> {
-    let space: Vec<types::ParamSpec> = problem.space.iter().map(host_spec).collect();
+    let space: Vec<ParamSpec> = problem.space.iter().map(host_spec).collect();
     let mut opt = rt.optimizer(plugin, seed)?;
     opt.create(&space, trials, options)?;
     let (mut best, mut curve, mut times) = (f64::INFINITY, Vec::new(), Vec::new());

@@ -11,8 +11,8 @@ use anyhow::{bail, Result};
 use clap::Args;
 use pf::export::python::{self, Runtime};
 use pf::export::tflite::litert;
-use pf::plugin::resolve;
 use pf::plugin::PluginKind;
+use pf::registry::resolve;
 use pf_registry::lock::Lock;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -232,7 +232,7 @@ fn plugins() -> Check {
 /// The compiler that builds plugins (`pf plugin build`), found as that
 /// command finds it.
 fn toolchain() -> Check {
-    match pf::plugin::build::detect_toolchain() {
+    match pf::devtools::build::detect_toolchain() {
         Ok(t) => Check::ok("wasm32", false, format!("plugins build with {t}")),
         Err(_) => Check::missing(
             "wasm32",

@@ -3,16 +3,15 @@
 use super::common::{print_json, DataArgs, DeviceArgs, ModelArgs};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
-use pf::plugin::bindings::types::{ParamSpec, PluginInfo};
-use pf::plugin::build::{self, BuildOptions};
-use pf::plugin::conformance::{self, LearnerSuite, Measures};
+use pf::conformance::{self, LearnerSuite, Measures};
+use pf::devtools::build::{self, BuildOptions};
 use pf::plugin::runtime::default_cache_dir;
 use pf::plugin::{
-    resolve, space, trial, FineTune, Limits, ModelContext, PluginKind, Runtime, TrialData,
+    space, trial, FineTune, Limits, ModelContext, Param, ParamSpec, PluginInfo, PluginKind,
+    Runtime, TrialData,
 };
+use pf::registry::resolve;
 use pf_registry::admission::Gate;
-use pf_registry::audit;
-use pf_registry::policy::{self, Policy};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -102,24 +101,7 @@ impl LimitArgs {
     /// or the standard places), the audit log, and the pf command doing the
     /// loading (for the log).
     pub fn gate(&self, command: &str) -> Result<Gate> {
-        let file = self.policy.clone().or_else(policy::find_policy_file);
-        let policy = match &file {
-            Some(f) => Policy::read(f).with_context(|| {
-                format!(
-                    "cannot use the admission policy {}; fix it, or pass --policy with another file",
-                    f.display()
-                )
-            })?,
-            None => Policy::default(),
-        };
-        let audit_log = policy.audit_log.clone().or_else(audit::default_path);
-        Ok(Gate {
-            policy,
-            audit_log,
-            command: command.to_string(),
-            allow_unsigned: self.allow_unsigned,
-            ignore_side_files: false,
-        })
+        pf::registry::gate(self.policy.as_deref(), self.allow_unsigned, command)
     }
 
     /// The runtime these flags ask for, with the admission gate of
@@ -566,7 +548,7 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
         weight_decay: a.weight_decay,
         progress: !a.json,
     };
-    let space_for = |settings: &[pf::plugin::bindings::types::Param]| -> Result<Vec<ParamSpec>> {
+    let space_for = |settings: &[Param]| -> Result<Vec<ParamSpec>> {
         let probe = ModelContext::new(base.try_clone()?, data.clone(), finetune.clone(), a.seed);
         rt.learner(&plugin, Some(probe), a.seed)?
             .search_space(settings, a.target)

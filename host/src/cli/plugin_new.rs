@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
-use pf::plugin::scaffold;
+use pf::devtools::scaffold;
 use pf_manifest::PluginKind;
 use std::path::PathBuf;
 

@@ -10,9 +10,7 @@
 
 use super::latency::{FLOPS_RATIO, MIN_FLOPS_RATIO};
 use crate::model::{Measure, Target};
-use crate::plugin::bindings::types::{
-    FloatRange, IntRange, Param, ParamKind, ParamSpec, ParamValue,
-};
+use crate::plugin::{FloatRange, IntRange, Param, ParamKind, ParamSpec, ParamValue};
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 

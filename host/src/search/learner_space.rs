@@ -3,9 +3,9 @@
 
 use super::host_space;
 use crate::model::{Model, Target};
-use crate::plugin::bindings::types::{Param, ParamSpec};
-use crate::plugin::runtime::Plugin;
+use crate::plugin::Plugin;
 use crate::plugin::{space, FineTune, ModelContext, Runtime, TrialData};
+use crate::plugin::{Param, ParamSpec};
 use anyhow::{bail, Result};
 use std::sync::Arc;
 

@@ -11,9 +11,10 @@ use super::record::{ParamRecord, Timings, TrialRecord, TrialStatus, ValueRecord}
 use super::study::StudyStore;
 use super::Reward;
 use crate::model::{Footprint, Model, Target};
-use crate::plugin::bindings::types::{Param, ParamSpec, ParamValue};
 use crate::plugin::runtime::{Outcome, Plugin, Runtime};
-use crate::plugin::{space, trial, FineTune, OptimizerInstance, TrialData};
+use crate::plugin::{
+    space, trial, FineTune, OptimizerInstance, Param, ParamSpec, ParamValue, TrialData,
+};
 use anyhow::{bail, Context, Result};
 use rand::RngCore;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,16 +1,19 @@
 //! The host's tensor operations as a plugin reaches them, called directly on
 //! the store data (no WebAssembly in between), with the sandbox caps.
+//!
+//! (Once `tests/all/plugin_tensors.rs`: these call the WIT host traits with
+//! wasmtime resources, which only the sandbox module sees.)
 
-use pf::plugin::bindings::types::{BinaryOp, CompareOp, Error, HostTensor, ReduceOp, UnaryOp};
-use pf::plugin::state::PluginState;
-use pf::plugin::tensor::HostTensorData;
-use pf::plugin::Limits;
+use super::bindings::types::{BinaryOp, CompareOp, Error, HostTensor, ReduceOp, UnaryOp};
+use super::state::PluginState;
+use super::tensor::HostTensorData;
+use super::Limits;
 use wasmtime::component::Resource;
 
 type H = Resource<HostTensorData>;
 
 fn state(limits: Limits) -> PluginState {
-    PluginState::new("test", limits, pf::rng::stream(0, &["t"]))
+    PluginState::new("test", limits, crate::rng::stream(0, &["t"]))
 }
 
 fn borrow(h: &H) -> H {

@@ -11,7 +11,7 @@
 //! `scripts/build-plugins.sh`, which installs it). Every crate builds into one
 //! shared target directory, so std is compiled once.
 
-use super::inspect::{self, Inspection};
+use crate::plugin::inspect::{self, Inspection};
 use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

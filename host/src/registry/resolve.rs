@@ -140,11 +140,11 @@ fn env_dirs() -> usize {
 /// Finds a plugin by path or name, loads it through admission and checks
 /// that it is of `kind`; errors name the flag it came from.
 pub fn load(
-    rt: &super::Runtime,
+    rt: &crate::plugin::Runtime,
     name: &str,
-    kind: super::PluginKind,
+    kind: crate::plugin::PluginKind,
     flag: &str,
-) -> Result<std::sync::Arc<super::Plugin>> {
+) -> Result<std::sync::Arc<crate::plugin::Plugin>> {
     use anyhow::Context;
     let path = resolve(name).with_context(|| format!("{flag} {name}"))?;
     let plugin = rt
@@ -162,9 +162,9 @@ pub fn load(
 }
 
 /// "a learner" or "an optimizer".
-fn kind_with_article(k: super::PluginKind) -> &'static str {
+fn kind_with_article(k: crate::plugin::PluginKind) -> &'static str {
     match k {
-        super::PluginKind::Learner => "a learner",
-        super::PluginKind::Optimizer => "an optimizer",
+        crate::plugin::PluginKind::Learner => "a learner",
+        crate::plugin::PluginKind::Optimizer => "an optimizer",
     }
 }
