@@ -105,3 +105,12 @@ pub fn check_writable(path: &std::path::Path) -> Result<()> {
         .with_context(|| format!("output folder {} is not writable", existing.display()))?;
     Ok(())
 }
+
+/// The repository root: the nearest folder above `start` that has
+/// `plugins/Cargo.toml` and the SDK's contract folder `sdk/wit`.
+pub fn find_repo_root(start: &Path) -> Option<std::path::PathBuf> {
+    start
+        .ancestors()
+        .find(|d| d.join("plugins/Cargo.toml").is_file() && d.join("sdk/wit").is_dir())
+        .map(Path::to_path_buf)
+}

@@ -4,7 +4,7 @@ use super::common::{print_json, ZooArgs};
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use pf::data::{DataSource, LoadOptions, Normalization, Splits};
-use pf::export::deploy::{self, Format};
+use pf::deploy::{self, Format};
 use pf::export::tflite::{litert, verify};
 use std::path::PathBuf;
 

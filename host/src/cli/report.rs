@@ -22,11 +22,11 @@ pub fn run(a: ReportArgs) -> Result<()> {
         .output
         .clone()
         .unwrap_or_else(|| a.study.with_extension("html"));
-    pf::report::Format::from_path(&output)?;
+    pf::search::report::Format::from_path(&output)?;
     pf::io::check_writable(&output)?;
     let study = SqliteStudy::open_read_only(&a.study)?;
     let trials = study.trials()?;
-    pf::report::write_file(study.meta(), &trials, &output)?;
+    pf::search::report::write_file(study.meta(), &trials, &output)?;
     println!("{}", output.display());
     Ok(())
 }

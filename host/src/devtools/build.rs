@@ -115,14 +115,8 @@ pub fn componentize(core: &[u8]) -> Result<Vec<u8>> {
         .map_err(|e| anyhow::anyhow!("{e:#}"))
 }
 
-/// The repository root: the nearest folder above `start` that has
-/// `plugins/Cargo.toml` and the SDK's contract folder `sdk/wit`.
-pub fn find_repo_root(start: &Path) -> Option<PathBuf> {
-    start
-        .ancestors()
-        .find(|d| d.join("plugins/Cargo.toml").is_file() && d.join("sdk/wit").is_dir())
-        .map(Path::to_path_buf)
-}
+/// The repository root (a checkout of pf), where `pf plugin build` puts built-ins.
+pub use crate::io::find_repo_root;
 
 /// Builds the crates and writes their components.
 pub fn build(opts: &BuildOptions) -> Result<Vec<Built>> {

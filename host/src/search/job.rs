@@ -13,8 +13,8 @@ use super::{
     SqliteStudy, StudyMeta, StudyStore, TrialRecord,
 };
 use crate::data::{Normalization, Splits};
+use crate::deploy;
 use crate::device::DeviceSpec;
-use crate::export::deploy;
 use crate::model::Model;
 use crate::plugin::Param;
 use crate::plugin::Plugin;
@@ -237,7 +237,7 @@ impl CompressJob {
             );
         }
         if let Some(report) = &out.report {
-            crate::report::Format::from_path(report).context("--report")?;
+            crate::search::report::Format::from_path(report).context("--report")?;
         }
         let files = [
             ("--export", Some(&out.export)),
@@ -710,6 +710,6 @@ fn write_report(out: &Outputs, study: &SqliteStudy) -> Result<()> {
     let Some(report) = &out.report else {
         return Ok(());
     };
-    crate::report::write_file(study.meta(), &study.trials()?, report)
+    crate::search::report::write_file(study.meta(), &study.trials()?, report)
         .with_context(|| format!("writing report {}", report.display()))
 }

@@ -5,6 +5,7 @@ pub mod job;
 pub mod latency;
 mod learner_space;
 mod record;
+pub mod report;
 pub mod resume;
 pub mod retrain;
 mod reward;

@@ -46,7 +46,7 @@ pub fn python(explicit: Option<&Path>) -> PathBuf {
     if let Some(venv) = std::env::current_exe()
         .ok()
         .and_then(|e| e.canonicalize().ok())
-        .and_then(|e| crate::devtools::build::find_repo_root(&e))
+        .and_then(|e| crate::io::find_repo_root(&e))
         .map(|r| r.join("target/litert-venv/bin/python"))
         .filter(|p| p.is_file())
     {

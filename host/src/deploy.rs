@@ -1,6 +1,7 @@
 //! Writing a model as a deployment file: the one path from a pf model to a
 //! `.tflite` or `.onnx` file, float32 or int8, that `pf export` and
-//! `pf compress --export` both take.
+//! `pf compress --export` both take, over [`crate::export::tflite`] and
+//! [`crate::onnx`].
 
 use crate::data::{Dataset, Normalization};
 use crate::export::tflite::{self, lower::Lowered, quantize, verify};
