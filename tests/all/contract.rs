@@ -6,7 +6,7 @@
 //! ("Versioning").
 
 use crate::support::sha256_file;
-use pf::plugin::conformance::{self, LearnerSuite, SuiteReport};
+use pf::conformance::{self, LearnerSuite, SuiteReport};
 use pf::plugin::runtime::SUPPORTED_CONTRACTS;
 use pf::plugin::{Limits, Plugin, PluginKind, Runtime};
 use std::path::{Path, PathBuf};

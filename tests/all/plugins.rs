@@ -33,7 +33,7 @@ fn saved_baseline(dir: &std::path::Path) -> (pf::model::Model, std::path::PathBu
 /// (as the optimizer suite is instantiated in `optimizers.rs`). A learner
 /// may name a further check of its report after `=>`.
 mod passes_the_learner_suite {
-    use pf::plugin::conformance::SuiteReport;
+    use pf::conformance::SuiteReport;
 
     macro_rules! suite {
         ($($name:ident $(=> $check:path)?),* $(,)?) => {

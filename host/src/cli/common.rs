@@ -156,8 +156,6 @@ pub fn parse_input_shape(s: &str) -> std::result::Result<InputSpec, String> {
     })
 }
 
-/// Loads a model file: a pf model, or an ONNX model imported on the fly
-
 /// Prints a value as pretty JSON on standard output.
 pub fn print_json(value: &impl serde::Serialize) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);

@@ -154,7 +154,7 @@ impl CompressArgs {
         CompressJob {
             model: self.model.source(),
             data: self.data.spec(),
-            device: self.device.device.clone(),
+            device: self.device.device,
             learner: self.plugin.clone(),
             optimizer: self.optimizer.clone(),
             trials: self.trials,

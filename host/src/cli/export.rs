@@ -8,8 +8,6 @@ use pf::deploy::{self, Format};
 use pf::export::tflite::{litert, verify};
 use std::path::PathBuf;
 
-/// Output formats.
-
 /// Arguments of `pf export`.
 #[derive(Args, Debug)]
 pub struct ExportArgs {
