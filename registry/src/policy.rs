@@ -22,6 +22,7 @@
 //! max_fuel_millions = 50000
 //! max_tensors = 8192
 //! max_trials = 200
+//! trial_timeout_seconds = 900  # each trial's wall-clock budget (default 600)
 //! ```
 //!
 //! Every section is optional. No policy at all means: any supported world,
@@ -93,6 +94,33 @@ pub struct Caps {
     pub max_tensors: Option<u32>,
     /// Most trials in one search.
     pub max_trials: Option<u32>,
+    /// Wall-clock seconds each trial (and each optimizer call, each load)
+    /// may take, host work included: what `--trial-timeout` defaults to,
+    /// and the most it may ask for. Unset: [`DEFAULT_TRIAL_TIMEOUT_SECONDS`]
+    /// by default, and no cap.
+    pub trial_timeout_seconds: Option<u64>,
+}
+
+/// The per-trial wall-clock budget when neither the policy nor
+/// `--trial-timeout` sets one: ten minutes.
+pub const DEFAULT_TRIAL_TIMEOUT_SECONDS: u64 = 600;
+
+impl Caps {
+    /// The per-trial wall-clock budget: `requested` (from
+    /// `--trial-timeout`) if the policy allows it, else the policy's, else
+    /// [`DEFAULT_TRIAL_TIMEOUT_SECONDS`]. A request above the policy's cap
+    /// is refused with a message that names both.
+    pub fn trial_timeout(&self, requested: Option<u64>) -> Result<u64, String> {
+        match (requested, self.trial_timeout_seconds) {
+            (Some(r), Some(cap)) if r > cap => Err(format!(
+                "--trial-timeout {r} is above the policy's limits.trial_timeout_seconds of {cap}; \
+                 ask for at most {cap} seconds, or have the policy raised"
+            )),
+            (Some(r), _) => Ok(r),
+            (None, Some(cap)) => Ok(cap),
+            (None, None) => Ok(DEFAULT_TRIAL_TIMEOUT_SECONDS),
+        }
+    }
 }
 
 /// An admission policy.
@@ -218,6 +246,7 @@ mod tests {
         assert!(p.signatures.required && !p.signatures.allow_unsigned_flag);
         assert_eq!(p.publishers.len(), 1);
         assert_eq!(p.limits.max_trials, Some(200));
+        assert_eq!(p.limits.trial_timeout_seconds, Some(900));
         assert!(p.worlds.unwrap()["learner"].matches(&"0.1.3".parse().unwrap()));
     }
 
@@ -229,5 +258,20 @@ mod tests {
         assert!(e.reason.contains("learnr"), "{e}");
         let p = Policy::from_toml("", None).unwrap();
         assert_eq!(p, Policy::default());
+    }
+
+    #[test]
+    fn the_trial_timeout_defaults_from_the_policy_and_is_capped_by_it() {
+        let none = Caps::default();
+        assert_eq!(none.trial_timeout(None), Ok(DEFAULT_TRIAL_TIMEOUT_SECONDS));
+        assert_eq!(none.trial_timeout(Some(86_400)), Ok(86_400));
+        let p = Policy::from_toml("[limits]\ntrial_timeout_seconds = 120\n", None).unwrap();
+        assert_eq!(p.limits.trial_timeout(None), Ok(120));
+        assert_eq!(p.limits.trial_timeout(Some(30)), Ok(30));
+        let e = p.limits.trial_timeout(Some(121)).unwrap_err();
+        assert!(
+            e.contains("--trial-timeout 121") && e.contains("120"),
+            "{e}"
+        );
     }
 }

@@ -73,6 +73,17 @@ pub struct LimitArgs {
     /// Most tensor handles a plugin may hold at once.
     #[arg(long, default_value_t = 4096, value_name = "N")]
     pub plugin_tensors: u32,
+    /// Wall-clock budget of one trial, host work included (also of one
+    /// optimizer call, and of a plugin's `describe` at load); a trial past
+    /// it fails and the next one runs [default: the admission policy's
+    /// `limits.trial_timeout_seconds`, else 600].
+    #[arg(long, value_name = "SECONDS")]
+    pub trial_timeout: Option<u64>,
+    /// Host work one trial's plugin calls may ask for (fine-tuning steps,
+    /// gradient batches, tensor operations), in billions of
+    /// element-operations; a call that would pass it is refused up front.
+    #[arg(long, default_value_t = 100_000, value_name = "BILLIONS")]
+    pub plugin_host_work: u64,
     /// Do not read or write the cache of compiled components.
     #[arg(long)]
     pub no_cache: bool,
@@ -107,24 +118,38 @@ impl LimitArgs {
     /// The runtime these flags ask for, with the admission gate of
     /// `command`.
     pub fn runtime(&self, command: &str) -> Result<Runtime> {
-        let mut rt = self.runtime_without_policy()?;
-        rt.gate = self.gate(command)?;
+        let gate = self.gate(command)?;
+        let trial_seconds = gate
+            .policy
+            .limits
+            .trial_timeout(self.trial_timeout)
+            .map_err(anyhow::Error::msg)?;
+        let mut rt = self.runtime_with(Limits {
+            trial_seconds,
+            ..self.limits()
+        })?;
+        rt.gate = gate;
         Ok(rt)
     }
 
-    /// The sandbox limits these flags ask for.
+    /// The sandbox limits these flags ask for (the trial timeout as asked,
+    /// before the policy has its say).
     pub fn limits(&self) -> Limits {
         Limits {
             memory_bytes: self.plugin_memory.saturating_mul(1 << 20),
             fuel_per_call: self.plugin_fuel.saturating_mul(1_000_000),
             max_tensors: self.plugin_tensors,
+            trial_seconds: self
+                .trial_timeout
+                .unwrap_or(pf::plugin::limits::DEFAULT_TRIAL_SECONDS),
+            host_work: self.plugin_host_work.saturating_mul(1_000_000_000),
             ..Limits::default()
         }
     }
 
-    fn runtime_without_policy(&self) -> Result<Runtime> {
+    fn runtime_with(&self, limits: Limits) -> Result<Runtime> {
         Runtime::new(
-            self.limits(),
+            limits,
             if self.no_cache {
                 None
             } else {

@@ -22,6 +22,9 @@ pub enum Cause {
     Trap(String),
     /// The plugin returned an error value.
     Returned(types::Error),
+    /// The plugin ran out of its time or host-work budget (a runaway loop,
+    /// or a flood of expensive host calls); the message says which.
+    Budget(String),
 }
 
 impl fmt::Display for Cause {
@@ -40,6 +43,7 @@ impl fmt::Display for Cause {
             Cause::Sandbox(m) => write!(f, "it broke a sandbox rule: {m}"),
             Cause::Trap(m) => write!(f, "it trapped: {m}"),
             Cause::Returned(e) => write!(f, "it returned an error: {}", describe(e)),
+            Cause::Budget(m) => write!(f, "{m}"),
         }
     }
 }

@@ -7,8 +7,9 @@ use serde::{Deserialize, Serialize};
 /// code and roomy for the built-in plugins.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
-    /// Most bytes of linear memory (all memories together). A plugin needs
-    /// about 1.1 MiB to start.
+    /// Most bytes of linear memory and tables, all of an instance's
+    /// memories and tables together (a table element costs
+    /// [`TABLE_ELEMENT_BYTES`]). A plugin needs about 1.1 MiB to start.
     pub memory_bytes: u64,
     /// Most WebAssembly instructions (fuel) one export call may execute.
     /// Time spent in host calls (training, tensor ops) is not counted.
@@ -19,6 +20,45 @@ pub struct Limits {
     pub max_copy_elements: u64,
     /// Most elements one tensor created from plugin data may have.
     pub max_tensor_elements: u64,
+    /// Wall-clock seconds one learner trial may take, host work included
+    /// (one optimizer call, or one load's `describe`, gets as long).
+    #[serde(default = "default_trial_seconds")]
+    pub trial_seconds: u64,
+    /// Host work (in element-operations, see [`super::budget`]) the calls
+    /// of one learner trial may make the host do: fine-tuning steps,
+    /// gradient batches, tensor operations.
+    #[serde(default = "default_host_work")]
+    pub host_work: u64,
+}
+
+/// The per-trial wall-clock budget when neither `--trial-timeout` nor the
+/// admission policy sets one: ten minutes.
+pub const DEFAULT_TRIAL_SECONDS: u64 = pf_registry::policy::DEFAULT_TRIAL_TIMEOUT_SECONDS;
+
+/// The host-work budget of one trial when `--plugin-host-work` does not set
+/// one: 10^14 element-operations, about as much as two CPU cores do in half
+/// an hour; the wall-clock budget usually ends a flood first.
+pub const DEFAULT_HOST_WORK: u64 = 100_000_000_000_000;
+
+/// Most linear memories one plugin instance may create (all its core
+/// instances together); the SDK's components have one.
+pub const MAX_MEMORIES: usize = 4;
+
+/// Most tables one plugin instance may create.
+pub const MAX_TABLES: usize = 16;
+
+/// Most core instances one plugin instance may create.
+pub const MAX_CORE_INSTANCES: usize = 64;
+
+/// Bytes of the memory budget one table element costs (a pointer).
+pub const TABLE_ELEMENT_BYTES: u64 = 8;
+
+fn default_trial_seconds() -> u64 {
+    DEFAULT_TRIAL_SECONDS
+}
+
+fn default_host_work() -> u64 {
+    DEFAULT_HOST_WORK
 }
 
 impl Default for Limits {
@@ -29,6 +69,8 @@ impl Default for Limits {
             max_tensors: 4096,
             max_copy_elements: 16 << 20,
             max_tensor_elements: 64 << 20,
+            trial_seconds: DEFAULT_TRIAL_SECONDS,
+            host_work: DEFAULT_HOST_WORK,
         }
     }
 }
@@ -60,6 +102,12 @@ impl Limits {
         }
         if self.fuel_per_call == 0 {
             anyhow::bail!("the plugin fuel budget must be at least 1; raise --plugin-fuel");
+        }
+        if self.trial_seconds == 0 {
+            anyhow::bail!("the trial time budget must be at least 1 second; raise --trial-timeout");
+        }
+        if self.host_work == 0 {
+            anyhow::bail!("the host-work budget must be at least 1; raise --plugin-host-work");
         }
         if self.max_tensors == 0 {
             anyhow::bail!("the tensor handle cap must be at least 1; raise --plugin-tensors");

@@ -22,6 +22,7 @@
 //! [`crate::registry`].
 
 mod bindings;
+pub mod budget;
 pub mod error;
 pub mod inspect;
 pub mod limits;

@@ -2,6 +2,7 @@
 //! with the data and training settings of the trial.
 
 use super::bindings::model::{self as wit, Error};
+use super::budget::{self, Budget};
 use super::state::PluginState;
 use super::tensor::HostTensorData;
 use crate::data::{Batcher, Dataset, Normalization};
@@ -197,15 +198,35 @@ impl ModelContext {
     }
 
     /// Fine-tunes for `steps` steps (no plugin calls in between), with the
-    /// auxiliary heads the learner added.
-    pub fn fine_tune(&mut self, steps: u64, purpose: &str) -> anyhow::Result<train::TrainReport> {
+    /// auxiliary heads the learner added, stopping between steps once
+    /// `budget`'s deadline has passed.
+    pub fn fine_tune(
+        &mut self,
+        steps: u64,
+        purpose: &str,
+        budget: &Budget,
+    ) -> anyhow::Result<train::TrainReport> {
         let data = self.data.clone();
         let heads = std::mem::take(&mut self.aux_heads);
         let mut trainer = self.trainer(&data, steps, purpose);
         trainer.auxiliary = &heads;
-        let report = trainer.run(&mut self.model, None);
+        let mut hook = budget::DeadlineHook(budget);
+        let report = trainer.run(&mut self.model, Some(&mut hook));
         self.aux_heads = heads;
         report
+    }
+
+    /// The host work of running `samples` samples through the model
+    /// forwards (`factor` 1) or training on them (`factor`
+    /// [`budget::TRAIN_COST_FACTOR`]), in element-operations.
+    pub fn work_of(&self, samples: u64, factor: u64) -> u64 {
+        let macs = self
+            .model
+            .graph
+            .cost()
+            .map(|c| c.macs.saturating_add(c.params))
+            .unwrap_or(u64::MAX);
+        budget::times(budget::times(samples, macs.max(1)), factor)
     }
 
     /// The weight layers as the plugin sees them.
@@ -293,14 +314,32 @@ impl PluginState {
                 "gradient needs 1 to 10000 batches, not {batches}"
             ))));
         }
+        let size = ctx.finetune.batch_size;
+        let work = ctx.work_of(
+            u64::from(batches).saturating_mul(size as u64),
+            budget::TRAIN_COST_FACTOR,
+        );
+        self.charge(&format!("gradients over {batches} batches"), work)?;
+        let budget = self.budget.clone();
+        let ctx = self.ctx()?;
         let batcher = Batcher::new(&ctx.data.train, ctx.data.norm.clone(), ctx.model.device());
         let draw = ctx.gradient_calls;
         ctx.gradient_calls += 1;
-        let size = ctx.finetune.batch_size;
+        // Each batch's loss first checks the deadline.
+        let in_time = || budget.check_time().map_err(anyhow::Error::msg);
         let grads = match head {
-            None => ctx
-                .model
-                .weight_gradients(&batcher, batches as usize, size, ctx.seed, draw),
+            None => ctx.model.loss_gradients(
+                &batcher,
+                batches as usize,
+                size,
+                ctx.seed,
+                draw,
+                &[],
+                |out, labels| {
+                    in_time()?;
+                    Ok(crate::nn::loss::cross_entropy(&out.output, labels, 0.0)?)
+                },
+            ),
             Some(h) => {
                 let head = &ctx.aux_heads[h];
                 ctx.model.loss_gradients(
@@ -310,12 +349,16 @@ impl PluginState {
                     ctx.seed,
                     draw,
                     &[head.tensor.as_str()],
-                    |out, labels| head.loss(out, labels),
+                    |out, labels| {
+                        in_time()?;
+                        head.loss(out, labels)
+                    },
                 )
             }
         };
         let grads = match grads {
             Ok(g) => g,
+            Err(_) if budget.past_deadline() => return Err(self.budget_trap(budget.time_message())),
             Err(e) => return Ok(Err(invalid(e))),
         };
         let mut out = Vec::with_capacity(layers.len());
@@ -339,6 +382,8 @@ impl PluginState {
 
 impl wit::Host for PluginState {
     fn layers(&mut self) -> wasmtime::Result<Vec<wit::LayerInfo>> {
+        let params = self.ctx()?.model.graph.cost().map_or(0, |c| c.params);
+        self.charge("listing the layers", params)?;
         self.ctx()?.layer_infos().map_err(wasmtime::Error::msg)
     }
 
@@ -636,6 +681,9 @@ impl wit::Host for PluginState {
                 "{samples} samples of {patch} inputs and {outputs_per} outputs exceed the {max} elements a tensor may have"
             ))));
         }
+        let work = ctx.work_of(images_used, 1);
+        self.charge(&format!("sampling features of {images_used} images"), work)?;
+        let ctx = self.ctx()?;
         let batcher = Batcher::new(&ctx.data.train, ctx.data.norm.clone(), ctx.model.device());
         let seed = ctx.seed;
         let s = match ctx.model.sample_features(
@@ -670,6 +718,13 @@ impl wit::Host for PluginState {
 
     fn evaluate(&mut self, batches: u32) -> Call<wit::Metrics> {
         let ctx = self.ctx()?;
+        let samples = match batches {
+            0 => ctx.data.val.len() as u64,
+            b => (u64::from(b) * 256).min(ctx.data.val.len() as u64),
+        };
+        let work = ctx.work_of(samples, 1);
+        self.charge(&format!("evaluating {samples} samples"), work)?;
+        let ctx = self.ctx()?;
         Ok(ctx
             .evaluate(batches)
             .map(|m| wit::Metrics {
@@ -687,7 +742,19 @@ impl wit::Host for PluginState {
             ))));
         }
         let ctx = self.ctx()?;
-        if let Err(e) = ctx.fine_tune(u64::from(steps), "plugin-finetune") {
+        let work = ctx.work_of(
+            u64::from(steps).saturating_mul(ctx.finetune.batch_size as u64),
+            budget::TRAIN_COST_FACTOR,
+        );
+        self.charge(&format!("fine-tuning {steps} steps"), work)?;
+        let budget = self.budget.clone();
+        if let Err(e) = self
+            .ctx()?
+            .fine_tune(u64::from(steps), "plugin-finetune", &budget)
+        {
+            if budget.past_deadline() {
+                return Err(self.budget_trap(budget.time_message()));
+            }
             return Ok(Err(Error::Numerical(format!("{e:#}"))));
         }
         self.evaluate(0)

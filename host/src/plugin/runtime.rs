@@ -100,10 +100,12 @@ impl Runtime {
         let mut config = Config::new();
         config
             .consume_fuel(true)
+            .epoch_interruption(true)
             .concurrency_support(false)
             .max_wasm_stack(1 << 20)
             .wasm_component_model(true);
         let engine = Engine::new(&config).map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        start_epoch_ticker(&engine)?;
         let mut learner_linker = Linker::new(&engine);
         Learner::add_to_linker::<_, HasSelf<_>>(&mut learner_linker, |s: &mut PluginState| s)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
@@ -296,7 +298,50 @@ impl Runtime {
         store
             .set_fuel(self.limits.fuel_per_call)
             .map_err(|e| anyhow::anyhow!("{e:#}"))?;
+        // WebAssembly code stops at the budget's deadline: at every epoch
+        // tick the callback looks at the clock.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| {
+            let state = ctx.data_mut();
+            if state.budget.past_deadline() {
+                let m = state.budget.time_message();
+                return Err(state.budget_trap(m));
+            }
+            Ok(wasmtime::UpdateDeadline::Continue(1))
+        });
         Ok(store)
+    }
+
+    /// Instantiates a prepared component in `store`, saying which limit
+    /// refused it when one did.
+    fn instantiate<B>(
+        &self,
+        plugin: &Plugin,
+        store: &mut Store<PluginState>,
+        f: impl FnOnce(&mut Store<PluginState>) -> wasmtime::Result<B>,
+    ) -> Result<B> {
+        f(store).map_err(|e| {
+            let state = store.data();
+            let why = if let Some(m) = &state.budget_hit {
+                m.clone()
+            } else if state.memory_limit_hit {
+                format!(
+                    "its memories and tables need more than the memory limit of {} bytes \
+                     (all of them together); raise --plugin-memory",
+                    self.limits.memory_bytes
+                )
+            } else if e.to_string().contains("count too high") {
+                format!(
+                    "{e}: a plugin instance may create at most {} memories, {} tables and {} core instances",
+                    super::limits::MAX_MEMORIES,
+                    super::limits::MAX_TABLES,
+                    super::limits::MAX_CORE_INSTANCES
+                )
+            } else {
+                format!("{e:#}")
+            };
+            anyhow::anyhow!("instantiating `{}`: {why}", plugin.name())
+        })
     }
 
     /// A fresh learner instance working on `model` (none for `describe`
@@ -312,9 +357,7 @@ impl Runtime {
         };
         let mut store = self.store(plugin, seed)?;
         store.data_mut().model = model;
-        let bindings = pre
-            .instantiate(&mut store)
-            .map_err(|e| anyhow::anyhow!("instantiating `{}`: {e:#}", plugin.name()))?;
+        let bindings = self.instantiate(plugin, &mut store, |s| pre.instantiate(s))?;
         Ok(LearnerInstance {
             store,
             bindings,
@@ -328,9 +371,10 @@ impl Runtime {
             bail!("plugin `{}` is a learner, not an optimizer", plugin.name());
         };
         let mut store = self.store(plugin, seed)?;
-        let bindings = pre
-            .instantiate(&mut store)
-            .map_err(|e| anyhow::anyhow!("instantiating `{}`: {e:#}", plugin.name()))?;
+        // One optimizer instance serves the whole search: each of its calls
+        // gets the budget of a trial.
+        store.data_mut().budget_per_call = true;
+        let bindings = self.instantiate(plugin, &mut store, |s| pre.instantiate(s))?;
         Ok(OptimizerInstance {
             store,
             bindings,
@@ -338,6 +382,24 @@ impl Runtime {
             trapped: None,
         })
     }
+}
+
+/// Starts the thread that advances `engine`'s epoch every
+/// [`super::budget::TICK`], so that stores can check their deadlines; it
+/// ends with the engine.
+fn start_epoch_ticker(engine: &Engine) -> Result<()> {
+    let weak = engine.weak();
+    std::thread::Builder::new()
+        .name("pf-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(super::budget::TICK);
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        })
+        .context("starting the plugin deadline ticker")?;
+    Ok(())
 }
 
 /// Runs one export call under a fresh fuel budget and turns traps into
@@ -401,6 +463,9 @@ fn call<T>(
 
 /// Why a call trapped.
 fn classify(state: &PluginState, e: &wasmtime::Error) -> Cause {
+    if let Some(m) = &state.budget_hit {
+        return Cause::Budget(m.clone());
+    }
     if state.memory_limit_hit {
         return Cause::MemoryLimit;
     }
@@ -537,6 +602,16 @@ struct PluginHook<'a> {
 
 impl crate::train::StepHook for PluginHook<'_> {
     fn after_step(&mut self, model: &mut crate::model::Model, step: u64, total: u64) -> Result<()> {
+        // The trial's deadline covers the host's fine-tuning as well.
+        let state = self.instance.store.data_mut();
+        if let Err(m) = state.budget.check_time() {
+            self.error = Some(CallError {
+                plugin: state.plugin.clone(),
+                export: "on-train-step".into(),
+                cause: Cause::Budget(m.clone()),
+            });
+            bail!(m);
+        }
         let swap = |inst: &mut LearnerInstance, model: &mut crate::model::Model| {
             if let Some(ctx) = inst.store.data_mut().model.as_mut() {
                 std::mem::swap(&mut ctx.model, model);

@@ -2,7 +2,8 @@
 //! random stream, its log, and (for learners) the model under compression.
 
 use super::bindings::host;
-use super::limits::Limits;
+use super::budget::Budget;
+use super::limits::{self, Limits};
 use super::model_api::ModelContext;
 use super::tensor::HostTensorData;
 use rand::RngCore;
@@ -80,6 +81,19 @@ pub struct PluginState {
     pub memory_limit_hit: bool,
     /// Set when a sandbox rule enforced by the host trapped the plugin.
     pub host_trap: Option<String>,
+    /// The deadline and host-work allowance of this instance (a learner's
+    /// trial) or of the current call (an optimizer's).
+    pub budget: Budget,
+    /// Whether every export call starts the budget afresh (optimizers,
+    /// whose one instance serves the whole search).
+    pub budget_per_call: bool,
+    /// Set when the plugin ran out of its budget; why.
+    pub budget_hit: Option<String>,
+    /// Bytes of all memories and tables of the instance together.
+    pub memory_in_use: u64,
+    /// Bytes of the last memory or table growth allowed, taken back if the
+    /// growth then fails.
+    last_growth: u64,
     /// The model a learner works on; `None` for optimizers, and while the
     /// host itself trains the model.
     pub model: Option<ModelContext>,
@@ -97,10 +111,10 @@ impl PluginState {
     pub fn new(plugin: &str, limits: Limits, rng: ChaCha8Rng) -> Self {
         PluginState {
             plugin: plugin.to_string(),
+            limits: limits.clone(),
             table: ResourceTable::new(),
             live_tensors: 0,
             live_elements: 0,
-            limits,
             rng,
             log: Vec::new(),
             log_bytes: 0,
@@ -108,6 +122,11 @@ impl PluginState {
             panic: None,
             memory_limit_hit: false,
             host_trap: None,
+            budget: Budget::start(limits.trial_seconds, limits.host_work),
+            budget_per_call: false,
+            budget_hit: None,
+            memory_in_use: 0,
+            last_growth: 0,
             model: None,
             progress: None,
             call_seconds: 0.0,
@@ -165,6 +184,39 @@ impl PluginState {
         wasmtime::Error::msg(message)
     }
 
+    /// Records that the budget ran out and returns the trap to raise.
+    pub fn budget_trap(&mut self, message: String) -> wasmtime::Error {
+        self.budget_hit = Some(message.clone());
+        wasmtime::Error::msg(message)
+    }
+
+    /// Charges `work` element-operations of host work for `what` against
+    /// the budget, before the host does it; traps when the budget cannot
+    /// pay (or its deadline has passed).
+    pub fn charge(&mut self, what: &str, work: u64) -> wasmtime::Result<()> {
+        match self.budget.charge(what, work) {
+            Ok(()) => Ok(()),
+            Err(m) => Err(self.budget_trap(m)),
+        }
+    }
+
+    /// Charges one tensor operation of `work` element-operations (see
+    /// [`Budget::charge_op`]); traps when it cannot be paid.
+    pub fn charge_op(&mut self, what: &str, work: u64) -> wasmtime::Result<()> {
+        match self.budget.charge_op(what, work) {
+            Ok(()) => Ok(()),
+            Err(m) => Err(self.budget_trap(m)),
+        }
+    }
+
+    /// Traps when the deadline has passed (between steps of a host loop).
+    pub fn check_deadline(&mut self) -> wasmtime::Result<()> {
+        match self.budget.check_time() {
+            Ok(()) => Ok(()),
+            Err(m) => Err(self.budget_trap(m)),
+        }
+    }
+
     /// Records a log line from the plugin.
     pub fn push_log(&mut self, level: host::Level, message: String) {
         if level == host::Level::Error {
@@ -187,33 +239,88 @@ impl PluginState {
         self.panic = None;
         self.memory_limit_hit = false;
         self.host_trap = None;
+        self.budget_hit = None;
+        if self.budget_per_call {
+            self.budget.restart();
+        }
+    }
+
+    /// Accounts a memory or table growing from `current` to `desired`
+    /// bytes against the one budget of all memories and tables; refuses
+    /// (with a trap) growth past it.
+    fn grow(&mut self, what: &str, current: u64, desired: u64) -> wasmtime::Result<bool> {
+        let extra = desired.saturating_sub(current);
+        let total = self.memory_in_use.saturating_add(extra);
+        if total > self.limits.memory_bytes {
+            self.memory_limit_hit = true;
+            return Err(wasmtime::Error::msg(format!(
+                "memory limit of {} bytes (all memories and tables together) reached: growing a {what} \
+                 by {extra} bytes with {} bytes in use",
+                self.limits.memory_bytes, self.memory_in_use
+            )));
+        }
+        self.memory_in_use = total;
+        self.last_growth = extra;
+        Ok(true)
+    }
+
+    /// Takes back the growth last allowed, which then failed.
+    fn growth_failed(&mut self) {
+        self.memory_in_use = self.memory_in_use.saturating_sub(self.last_growth);
+        self.last_growth = 0;
     }
 }
 
+/// One budget per instance: every memory and table of the plugin, whatever
+/// core instance declared it, is paid from [`Limits::memory_bytes`], and
+/// their number is capped, so a component cannot multiply its allowance by
+/// declaring many memories.
 impl wasmtime::ResourceLimiter for PluginState {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired as u64 > self.limits.memory_bytes {
-            self.memory_limit_hit = true;
-            return Err(wasmtime::Error::msg(format!(
-                "memory limit of {} bytes reached",
-                self.limits.memory_bytes
-            )));
+        if maximum.is_some_and(|m| desired > m) {
+            return Ok(false);
         }
-        Ok(true)
+        self.grow("memory", current as u64, desired as u64)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.growth_failed();
+        Ok(())
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+        if desired > 1_000_000 || maximum.is_some_and(|m| desired > m) {
+            return Ok(false);
+        }
+        let bytes = |n: usize| (n as u64).saturating_mul(limits::TABLE_ELEMENT_BYTES);
+        self.grow("table", bytes(current), bytes(desired))
+    }
+
+    fn table_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.growth_failed();
+        Ok(())
+    }
+
+    fn instances(&self) -> usize {
+        limits::MAX_CORE_INSTANCES
+    }
+
+    fn memories(&self) -> usize {
+        limits::MAX_MEMORIES
+    }
+
+    fn tables(&self) -> usize {
+        limits::MAX_TABLES
     }
 }
 

@@ -2,8 +2,9 @@
 //! and run by Candle, reached by the plugin only through handles.
 //!
 //! Every handle is checked against the instance's table; every result size
-//! is checked against the limits *before* the host computes it, so a plugin
-//! cannot make the host allocate without bound.
+//! is checked against the limits, and every operation's work charged to the
+//! trial's budget ([`super::budget`]), *before* the host computes it, so a
+//! plugin cannot make the host allocate or compute without bound.
 
 use super::bindings::types::{self, BinaryOp, CompareOp, Error, ReduceOp, UnaryOp};
 use super::state::PluginState;
@@ -30,6 +31,11 @@ fn elements(shape: &[usize]) -> Option<u64> {
     shape
         .iter()
         .try_fold(1u64, |acc, &d| acc.checked_mul(d as u64))
+}
+
+/// The work of sorting `n` elements: n·log2(n) comparisons.
+fn sort_work(n: u64) -> u64 {
+    n.saturating_mul(u64::from(64 - n.leading_zeros()).max(1))
 }
 
 /// The shape two tensors broadcast to, if they do.
@@ -96,7 +102,14 @@ impl PluginState {
                 b.dims()
             ))));
         };
-        Ok(self.check_size(&shape).map(|_| (a, b)))
+        if let Err(e) = self.check_size(&shape) {
+            return Ok(Err(e));
+        }
+        self.charge_op(
+            "an element-wise operation",
+            elements(&shape).unwrap_or(u64::MAX),
+        )?;
+        Ok(Ok((a, b)))
     }
 
     fn unary_op(t: &Tensor, op: UnaryOp) -> candle_core::Result<Tensor> {
@@ -209,6 +222,7 @@ impl types::HostTensor for PluginState {
         if let Err(e) = self.check_size(&shape) {
             return Ok(Err(e));
         }
+        self.charge_op("a tensor from data", data.len() as u64)?;
         if elements(&shape) != Some(data.len() as u64) {
             return Ok(Err(Error::InvalidArgument(format!(
                 "shape {shape:?} needs {} values but {} were given",
@@ -225,6 +239,7 @@ impl types::HostTensor for PluginState {
         if let Err(e) = self.check_size(&shape) {
             return Ok(Err(e));
         }
+        self.charge_op("a filled tensor", elements(&shape).unwrap_or(u64::MAX))?;
         let device = self.device();
         self.finish(Tensor::full(value, shape, &device))
     }
@@ -253,6 +268,7 @@ impl types::HostTensor for PluginState {
                 self.limits.max_tensor_elements
             ))));
         }
+        self.charge_op("a concat", total)?;
         self.finish(Tensor::cat(&tensors, dim as usize))
     }
 
@@ -274,6 +290,7 @@ impl types::HostTensor for PluginState {
                 self.limits.max_copy_elements
             ))));
         }
+        self.charge_op("a copy out", t.elem_count() as u64)?;
         Ok(t.flatten_all()
             .and_then(|f| f.to_vec1::<f32>())
             .map_err(invalid))
@@ -295,6 +312,7 @@ impl types::HostTensor for PluginState {
 
     fn unary(&mut self, this: Handle, op: UnaryOp) -> Call<Handle> {
         let t = self.tensor(&this)?;
+        self.charge_op("an element-wise operation", t.elem_count() as u64)?;
         self.finish(Self::unary_op(&t, op))
     }
 
@@ -307,12 +325,14 @@ impl types::HostTensor for PluginState {
 
     fn binary_scalar(&mut self, this: Handle, op: BinaryOp, value: f32) -> Call<Handle> {
         let t = self.tensor(&this)?;
+        self.charge_op("an element-wise operation", t.elem_count() as u64)?;
         let s = Tensor::new(value, t.device()).and_then(|s| s.to_dtype(t.dtype()));
         self.finish(s.and_then(|s| Self::binary_op(&t, &s, op)))
     }
 
     fn powf(&mut self, this: Handle, exponent: f32) -> Call<Handle> {
         let t = self.tensor(&this)?;
+        self.charge_op("an element-wise operation", t.elem_count() as u64)?;
         self.finish(t.powf(f64::from(exponent)))
     }
 
@@ -323,6 +343,7 @@ impl types::HostTensor for PluginState {
             ))));
         }
         let t = self.tensor(&this)?;
+        self.charge_op("an element-wise operation", t.elem_count() as u64)?;
         self.finish(t.clamp(low, high))
     }
 
@@ -335,6 +356,7 @@ impl types::HostTensor for PluginState {
 
     fn compare_scalar(&mut self, this: Handle, op: CompareOp, value: f32) -> Call<Handle> {
         let t = self.tensor(&this)?;
+        self.charge_op("an element-wise operation", t.elem_count() as u64)?;
         let s = Tensor::new(value, t.device()).and_then(|s| s.to_dtype(t.dtype()));
         self.finish(s.and_then(|s| Self::compare_op(&t, &s, op)))
     }
@@ -353,6 +375,7 @@ impl types::HostTensor for PluginState {
                 b.dims()
             ))));
         }
+        self.charge_op("an element-wise operation", m.elem_count() as u64)?;
         self.finish(m.ne(0f32).and_then(|c| c.where_cond(&a, &b)))
     }
 
@@ -382,6 +405,12 @@ impl types::HostTensor for PluginState {
                 return Ok(Err(e));
             }
         }
+        // Charged by its multiply-adds before it starts: one large product
+        // costs what it costs, whatever its fuel.
+        let mut product = batch.clone();
+        product.extend([m, k, n]);
+        let work = elements(&product).unwrap_or(u64::MAX);
+        self.charge_op(&format!("a matmul of {ad:?} × {bd:?}"), work)?;
         self.finish(a.contiguous().and_then(|a| {
             let b = b.contiguous()?;
             if ad.len() == 2 && bd.len() == 2 {
@@ -397,6 +426,7 @@ impl types::HostTensor for PluginState {
         if let Err(e) = Self::check_dim(&t, dim0).and(Self::check_dim(&t, dim1)) {
             return Ok(Err(e));
         }
+        self.charge_op("a transpose", t.elem_count() as u64)?;
         self.finish(
             t.transpose(dim0 as usize, dim1 as usize)
                 .and_then(|x| x.contiguous()),
@@ -413,6 +443,7 @@ impl types::HostTensor for PluginState {
                 t.elem_count()
             ))));
         }
+        self.charge_op("a reshape", t.elem_count() as u64)?;
         self.finish(t.reshape(shape))
     }
 
@@ -429,6 +460,7 @@ impl types::HostTensor for PluginState {
                 t.dims()[d]
             ))));
         }
+        self.charge_op("a narrow", u64::from(len))?;
         self.finish(
             t.narrow(d, start as usize, len as usize)
                 .and_then(|x| x.contiguous()),
@@ -452,6 +484,7 @@ impl types::HostTensor for PluginState {
         if let Err(e) = self.check_size(&out) {
             return Ok(Err(e));
         }
+        self.charge_op("an index-select", elements(&out).unwrap_or(u64::MAX))?;
         let n = indices.len();
         self.finish(
             Tensor::from_vec(indices, n, t.device()).and_then(|idx| t.index_select(&idx, d)),
@@ -484,6 +517,7 @@ impl types::HostTensor for PluginState {
             )));
         }
         ds.sort_unstable();
+        self.charge_op("a reduction", t.elem_count() as u64)?;
         let r = (|| -> candle_core::Result<Tensor> {
             let mut x = match op {
                 ReduceOp::Sum => t.sum_keepdim(ds.clone())?,
@@ -512,6 +546,7 @@ impl types::HostTensor for PluginState {
 
     fn sort(&mut self, this: Handle, dim: u32, descending: bool) -> Call<Handle> {
         let t = self.tensor(&this)?;
+        self.charge_op("a sort", sort_work(t.elem_count() as u64))?;
         let d = match Self::check_dim(&t, dim).and_then(|d| Self::check_sortable(&t).map(|_| d)) {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
@@ -524,6 +559,7 @@ impl types::HostTensor for PluginState {
 
     fn argsort(&mut self, this: Handle, dim: u32, descending: bool) -> Call<Handle> {
         let t = self.tensor(&this)?;
+        self.charge_op("a sort", sort_work(t.elem_count() as u64))?;
         let d = match Self::check_dim(&t, dim).and_then(|d| Self::check_sortable(&t).map(|_| d)) {
             Ok(d) => d,
             Err(e) => return Ok(Err(e)),
@@ -536,6 +572,7 @@ impl types::HostTensor for PluginState {
 
     fn top_k(&mut self, this: Handle, k: u32, largest: bool) -> Call<(Vec<f32>, Vec<u32>)> {
         let t = self.tensor(&this)?;
+        self.charge_op("a top-k", sort_work(t.elem_count() as u64))?;
         if k as usize > t.elem_count() {
             return Ok(Err(Error::InvalidArgument(format!(
                 "top-k of {k} from a tensor of {} elements",
@@ -565,6 +602,7 @@ impl types::HostTensor for PluginState {
 
     fn quantile(&mut self, this: Handle, q: f64) -> Call<f32> {
         let t = self.tensor(&this)?;
+        self.charge_op("a quantile", sort_work(t.elem_count() as u64))?;
         if !(0.0..=1.0).contains(&q) {
             return Ok(Err(Error::InvalidArgument(format!(
                 "quantile needs 0 ≤ q ≤ 1, got {q}"

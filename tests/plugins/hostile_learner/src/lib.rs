@@ -1,5 +1,6 @@
 //! A learner that misbehaves on purpose, for pf's sandbox tests. The
-//! parameter `attack` picks what `compress` does; `none` behaves.
+//! parameter `attack` picks what `compress` (or, for `slow_finish`,
+//! `finish`) does; `none` behaves.
 
 use pf_sdk::prelude::*;
 use std::hint::black_box;
@@ -31,7 +32,21 @@ enum Attack {
     /// Behaves, but makes 1,000,000 `host.random-u64` calls first (for
     /// measuring the cost of one host call).
     HostCalls,
+    /// Calls `model.fine-tune` with the most steps allowed, forever: cheap
+    /// in fuel, endless host work.
+    FinetuneFlood,
+    /// Asks for the gradients of every layer over the most batches
+    /// allowed, forever.
+    GradientFlood,
+    /// Multiplies 8192 × 8192 matrices, forever.
+    MatmulFlood,
+    /// Behaves in `compress`, then in `finish` fine-tunes one step at a
+    /// time, forever: each call is cheap, together they never end.
+    SlowFinish,
 }
+
+/// The side of the square matrices `matmul_flood` multiplies.
+const FLOOD_MATRIX: u32 = 8192;
 
 /// The host calls `host_calls` makes.
 const HOST_CALLS: u64 = 1_000_000;
@@ -45,7 +60,33 @@ struct HostileParams {
     attack: Attack,
 }
 
-struct Hostile;
+struct Hostile {
+    attack: Attack,
+}
+
+/// Host work without end: each round is cheap in fuel, the host's share is
+/// not. Ends only when the host refuses a call (the error returns).
+fn flood(attack: Attack, model: &Model) -> Result<()> {
+    let layers: Vec<String> = model.layers().into_iter().map(|l| l.name).collect();
+    loop {
+        match attack {
+            Attack::FinetuneFlood => {
+                black_box(model.fine_tune(100_000)?);
+            }
+            Attack::GradientFlood => {
+                black_box(model.gradients(&layers, 10_000)?);
+            }
+            Attack::MatmulFlood => {
+                let a = Tensor::full(&[FLOOD_MATRIX, FLOOD_MATRIX], 1.0)?;
+                black_box(a.matmul(&a)?);
+            }
+            Attack::SlowFinish => {
+                black_box(model.fine_tune(1)?);
+            }
+            _ => return Ok(()),
+        }
+    }
+}
 
 /// Recursion the optimiser cannot turn into a loop: every frame makes a host
 /// call and does non-commutative work after the recursive call. Nothing
@@ -79,7 +120,10 @@ impl Learner for Hostile {
         model: &Model,
     ) -> Result<(Self, Report)> {
         match params.attack {
-            Attack::None | Attack::HostCalls => {}
+            Attack::None | Attack::HostCalls | Attack::SlowFinish => {}
+            Attack::FinetuneFlood | Attack::GradientFlood | Attack::MatmulFlood => {
+                flood(params.attack, model)?;
+            }
             Attack::InfiniteLoop => {
                 let mut x = 0u64;
                 loop {
@@ -135,7 +179,19 @@ impl Learner for Hostile {
                 .with("host_calls", HOST_CALLS as f64)
                 .with("xor", (acc >> 11) as f64);
         }
-        Ok((Hostile, report))
+        Ok((
+            Hostile {
+                attack: params.attack,
+            },
+            report,
+        ))
+    }
+
+    fn finish(&mut self, model: &Model) -> Result<Report> {
+        if self.attack == Attack::SlowFinish {
+            flood(self.attack, model)?;
+        }
+        Ok(Report::default())
     }
 }
 

@@ -3,9 +3,12 @@
 //! Optimizers take no parameters, so the attack comes from the search space:
 //! when it has a choice dimension named `attack`, its default names what
 //! `suggest` does: `infinite_loop`, `panic`, `out_of_bounds` (floats and ints
-//! above their range), `wrong_type` (a boolean for each float) or `nan` (NaN
-//! for each float). Otherwise it behaves: it suggests every dimension's
-//! default until the budget is used up.
+//! above their range), `wrong_type` (a boolean for each float), `nan` (NaN
+//! for each float), `matmul_flood` (multiplies 8192 × 8192 matrices
+//! forever: cheap in fuel, endless host work) or `tensor_spin` (makes and
+//! drops tiny tensors forever: every call is cheap, together they never
+//! end). Otherwise it behaves: it suggests every dimension's default until
+//! the budget is used up.
 
 use pf_sdk::prelude::*;
 use std::hint::black_box;
@@ -52,6 +55,13 @@ impl Optimizer for HostileSearch {
                 }
             }
             "panic" => panic!("hostile optimizer panicked on purpose"),
+            "matmul_flood" => loop {
+                let a = Tensor::full(&[8192, 8192], 1.0)?;
+                black_box(a.matmul(&a)?);
+            },
+            "tensor_spin" => loop {
+                black_box(Tensor::full(&[64, 64], 1.0)?.sum_all()?);
+            },
             _ => {}
         }
         pf_sdk::count_suggestion(&mut self.suggested, self.budget)?;
