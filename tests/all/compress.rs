@@ -595,6 +595,9 @@ fn hostile_trials_fail_with_their_reason_and_the_study_goes_on() {
             "300",
             "--plugin-memory",
             "64",
+            // Host-work floods end at this deadline.
+            "--trial-timeout",
+            "5",
             "--no-report",
         ]
         .map(String::from),

@@ -17,6 +17,7 @@ mod kernels;
 mod non_uniform_quant;
 mod onnx;
 mod optimizers;
+mod plugin_test;
 mod plugins;
 mod probe;
 mod registry;

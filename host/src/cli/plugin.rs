@@ -202,15 +202,24 @@ struct InspectArgs {
 struct TestArgs {
     /// A .wasm component, or the name of an installed plugin.
     plugin: String,
-    /// Host fine-tuning steps per learner trial.
-    #[arg(long, default_value_t = 20, value_name = "N")]
-    finetune_steps: u64,
-    /// Trials an optimizer is run for.
-    #[arg(long, default_value_t = 24, value_name = "N")]
-    budget: u32,
-    /// Seed of the suite.
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
+    /// Host fine-tuning steps per learner trial [default: drawn from the
+    /// seed, 8 to 40].
+    #[arg(long, value_name = "N")]
+    finetune_steps: Option<u64>,
+    /// Trials an optimizer is run for [default: drawn from the seed, 16 to
+    /// 40].
+    #[arg(long, value_name = "N")]
+    budget: Option<u32>,
+    /// Seed of the suite: the baseline, the plugin's randomness, the random
+    /// points, and (unless given) the steps, the target ratio and the
+    /// budget all follow it [default: a fresh random seed, printed so a
+    /// failure can be reproduced].
+    #[arg(long)]
+    seed: Option<u64>,
+    /// A learner parameter fixed for every trial of the suite, NAME=VALUE
+    /// (repeatable), as `pf compress --set` takes it.
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    set: Vec<String>,
     #[command(flatten)]
     limits: LimitArgs,
     /// Print the result as JSON.
@@ -497,20 +506,43 @@ fn run_test(a: TestArgs) -> Result<()> {
     let rt = a.limits.runtime("plugin test")?;
     let path = resolve::resolve(&a.plugin)?;
     let plugin = rt.load(&path)?;
-    let bar = pf::progress::spinner(&format!("testing {}", plugin.name()), !a.json);
+    // A fresh seed each run, so the suite cannot be recognised; printed
+    // first, so that even a run that never ends can be reproduced.
+    let seed = a.seed.unwrap_or_else(|| u64::from(rand::random::<u32>()));
     let report = match plugin.kind() {
-        PluginKind::Learner => conformance::run_learner_suite(
-            &rt,
-            &plugin,
-            &LearnerSuite {
-                finetune_steps: a.finetune_steps,
-                seed: a.seed,
-                ..LearnerSuite::default()
-            },
-        )?,
-        PluginKind::Optimizer => conformance::run_optimizer_suite(&rt, &plugin, a.budget, a.seed)?,
+        PluginKind::Learner => {
+            let mut suite = LearnerSuite::from_seed(seed);
+            if let Some(steps) = a.finetune_steps {
+                suite.finetune_steps = steps;
+            }
+            suite.set = a.set.clone();
+            eprintln!(
+                "seed {seed} ({} fine-tuning steps, targets at {} of the baseline, {} random points); \
+                 rerun with --seed {seed}",
+                suite.finetune_steps, suite.target_ratio, suite.random_points
+            );
+            let bar = pf::progress::spinner(&format!("testing {}", plugin.name()), !a.json);
+            let report = conformance::run_learner_suite(&rt, &plugin, &suite)?;
+            bar.finish_and_clear();
+            report
+        }
+        PluginKind::Optimizer => {
+            if let Some(s) = a.set.first() {
+                bail!(
+                    "--set {s}: `{}` is an optimizer; --set fixes a learner's parameters",
+                    plugin.name()
+                );
+            }
+            let budget = a
+                .budget
+                .unwrap_or_else(|| conformance::budget_from_seed(seed));
+            eprintln!("seed {seed} (a budget of {budget} trials); rerun with --seed {seed}");
+            let bar = pf::progress::spinner(&format!("testing {}", plugin.name()), !a.json);
+            let report = conformance::run_optimizer_suite(&rt, &plugin, budget, seed)?;
+            bar.finish_and_clear();
+            report
+        }
     };
-    bar.finish_and_clear();
     if a.json {
         print_json(&report)?;
     } else {

@@ -33,19 +33,53 @@ pub struct LearnerSuite {
     pub random_points: usize,
     /// Seed of everything.
     pub seed: u64,
+    /// The ratio of the baseline each declared target is tested at.
+    pub target_ratio: f64,
+    /// Parameters fixed by the user (`NAME=VALUE`, as `pf compress --set`
+    /// takes them): every trial uses them, and random points draw only the
+    /// other dimensions.
+    pub set: Vec<String>,
 }
 
 impl Default for LearnerSuite {
+    /// The fixed settings the repository's own tests run the suite with.
     fn default() -> Self {
         LearnerSuite {
             finetune_steps: 20,
             random_points: 2,
             seed: 7,
+            target_ratio: TARGET_RATIO,
+            set: Vec::new(),
         }
     }
 }
 
-/// The ratio of the baseline each declared target is tested at.
+impl LearnerSuite {
+    /// Settings drawn from `seed`: `pf plugin test` runs the suite with a
+    /// fresh host seed each time, so a plugin cannot recognise the suite by
+    /// its step count, its seed or its targets (and behave only then); the
+    /// seed is printed, so a failure can be reproduced with `--seed`.
+    pub fn from_seed(seed: u64) -> Self {
+        let mut rng = crate::rng::stream(seed, &["conformance", "settings"]);
+        LearnerSuite {
+            finetune_steps: rng.random_range(MIN_STEPS..=MAX_STEPS),
+            random_points: rng.random_range(2..=3),
+            seed,
+            // Whole percents, so the printed ratio is the one tested.
+            target_ratio: f64::from(rng.random_range(25u32..=60)) / 100.0,
+            set: Vec::new(),
+        }
+    }
+}
+
+/// Fewest host fine-tuning steps [`LearnerSuite::from_seed`] draws.
+pub const MIN_STEPS: u64 = 8;
+
+/// Most host fine-tuning steps [`LearnerSuite::from_seed`] draws.
+pub const MAX_STEPS: u64 = 40;
+
+/// The ratio of the baseline each declared target is tested at in the
+/// default suite.
 pub const TARGET_RATIO: f64 = 0.4;
 
 /// The measures a learner parameter may promise, by name.
@@ -228,7 +262,35 @@ pub fn run_learner_suite(
         return Ok(rep);
     }
     let space = space.expect("checked");
-    let defaults = space::defaults(&space);
+    // The user's fixed values shape the space and go into every trial.
+    let (space, fixed) = if suite.set.is_empty() {
+        (space, Vec::new())
+    } else {
+        let settings = space::fixed_settings(&plugin.info.params_schema)
+            .map_err(|e| anyhow::anyhow!("learner `{}`: {e}", plugin.name()))?;
+        space::shape_space(&suite.set, &settings, |given| {
+            let probe = ModelContext::new(
+                base.try_clone()?,
+                data.clone(),
+                FineTune::default(),
+                suite.seed,
+            );
+            rt.learner(plugin, Some(probe), suite.seed)?
+                .search_space(given, None)
+                .map_err(anyhow::Error::from)
+        })?
+    };
+    let with_fixed = |mut point: Vec<Param>| {
+        for p in &fixed {
+            match point.iter_mut().find(|q| q.name == p.name) {
+                Some(slot) => *slot = p.clone(),
+                // A fixed setting, not a dimension: the learner takes it as given.
+                None => point.push(p.clone()),
+            }
+        }
+        point
+    };
+    let defaults = with_fixed(space::defaults(&space));
     let first = learner_trial(rt, plugin, &base, &data, &defaults, None, suite);
     let ok = rep.check(
         "compress, fine-tune and finish with the defaults; the model still evaluates",
@@ -310,7 +372,7 @@ pub fn run_learner_suite(
     for declared in &plugin.info.targets {
         let target = Target {
             measure: crate::plugin::runtime::host_measure(*declared),
-            ratio: TARGET_RATIO,
+            ratio: suite.target_ratio,
         };
         let outcome = (|| {
             let probe = ModelContext::new(
@@ -322,18 +384,18 @@ pub fn run_learner_suite(
             let space = rt
                 .learner(plugin, Some(probe), suite.seed)
                 .map_err(|e| format!("{e:#}"))?
-                .search_space(&[], Some(target))
+                .search_space(&fixed, Some(target))
                 .map_err(|e| e.to_string())?;
             space::validate_space(&space)?;
-            let o = learner_trial(
-                rt,
-                plugin,
-                &base,
-                &data,
-                &space::defaults(&space),
-                Some(target),
-                suite,
-            )?;
+            // What the target decides (a pruner's keep ratio, say) cannot be
+            // fixed under it: only the fixed values the space still has.
+            let mut point = space::defaults(&space);
+            for p in &fixed {
+                if let Some(slot) = point.iter_mut().find(|q| q.name == p.name) {
+                    *slot = p.clone();
+                }
+            }
+            let o = learner_trial(rt, plugin, &base, &data, &point, Some(target), suite)?;
             let ratio = target.ratio_of(&o.footprint, &baseline);
             if target.is_met(&o.footprint, &baseline) {
                 Ok(format!("{target}: measured {ratio:.4}"))
@@ -347,8 +409,13 @@ pub fn run_learner_suite(
         );
     }
     let mut rng = crate::rng::stream(suite.seed, &["conformance", "points"]);
+    let free: Vec<ParamSpec> = space
+        .iter()
+        .filter(|d| !fixed.iter().any(|f| f.name == d.name))
+        .cloned()
+        .collect();
     for i in 0..suite.random_points {
-        let point = random_point(&space, &mut rng);
+        let point = with_fixed(random_point(&free, &mut rng));
         let r = learner_trial(rt, plugin, &base, &data, &point, None, suite);
         rep.check(
             &format!("random point {} works or fails cleanly", i + 1),

@@ -11,10 +11,10 @@ pub mod learner;
 pub mod optimizer;
 
 pub use learner::{
-    digits_baseline, random_point, run_learner_suite, LearnerSuite, Measures, MEASURES,
-    TARGET_RATIO,
+    digits_baseline, random_point, run_learner_suite, LearnerSuite, Measures, MAX_STEPS, MEASURES,
+    MIN_STEPS, TARGET_RATIO,
 };
-pub use optimizer::{run_optimizer_suite, test_objective, test_space};
+pub use optimizer::{budget_from_seed, run_optimizer_suite, test_objective, test_space};
 
 use crate::plugin::{PluginInfo, PluginKind};
 use serde::Serialize;

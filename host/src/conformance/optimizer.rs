@@ -192,6 +192,14 @@ fn optimizer_replay(rt: &Runtime, plugin: &Plugin, seed: u64) -> Result<String, 
     }
 }
 
+/// The trial budget `pf plugin test` runs an optimizer for when
+/// `--budget` is not given: drawn from the host seed (16 to 40), so an
+/// optimizer cannot recognise the suite by its budget.
+pub fn budget_from_seed(seed: u64) -> u32 {
+    use rand::Rng;
+    crate::rng::stream(seed, &["conformance", "budget"]).random_range(16..=40)
+}
+
 /// Runs the optimizer suite.
 pub fn run_optimizer_suite(
     rt: &Runtime,
