@@ -245,6 +245,46 @@ fn the_study_records_budget_failures_and_the_search_goes_on() {
 }
 
 #[test]
+fn a_learner_stalling_in_search_space_fails_before_the_study_starts() {
+    let dir = tempdir();
+    let model = crate::support::digits_model(dir.path(), 0);
+    let hostile = plugin_file("hostile_learner");
+    let study = dir.path().join("study.db");
+    let args: Vec<String> = [
+        "compress",
+        "--plugin",
+        hostile.to_str().unwrap(),
+        "--optimizer",
+        "random",
+        "--model",
+        &model,
+        "--trials",
+        "1",
+        "--set",
+        "attack=slow_search_space",
+        "--trial-timeout",
+        "2",
+        "--study",
+        study.to_str().unwrap(),
+        "--no-report",
+        "--no-cache",
+    ]
+    .map(String::from)
+    .to_vec();
+    let cwd = dir.path().to_path_buf();
+    let began = Instant::now();
+    let out = within_timeout("pf compress", move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run_pf(&cwd, &args)
+    });
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("failed in `search-space`"), "{err}");
+    assert!(err.contains("exceeded its time budget (2 s)"), "{err}");
+    assert!(began.elapsed() < Duration::from_secs(60), "{err}");
+}
+
+#[test]
 fn a_trial_timeout_above_the_policy_cap_is_refused() {
     let dir = tempdir();
     let policy = dir.path().join("policy.toml");

@@ -364,3 +364,53 @@ impl host::Host for PluginState {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wasmtime::ResourceLimiter;
+
+    fn state(memory_bytes: u64) -> PluginState {
+        let limits = Limits {
+            memory_bytes,
+            ..Limits::default()
+        };
+        PluginState::new("test", limits, crate::rng::stream(0, &["t"]))
+    }
+
+    #[test]
+    fn every_memory_and_table_is_paid_from_one_budget() {
+        let mib = 1usize << 20;
+        let mut s = state(8 << 20);
+        // Three memories of 2 MiB each and a table of 64 Ki elements
+        // (512 KiB): 6.5 MiB, within 8.
+        for _ in 0..3 {
+            assert!(s.memory_growing(0, 2 * mib, None).unwrap());
+        }
+        assert!(s.table_growing(0, 64 << 10, None).unwrap());
+        assert_eq!(s.memory_in_use, (6 << 20) + (512 << 10));
+        // A fourth memory of 2 MiB would fit the cap alone, not the sum.
+        let e = s.memory_growing(0, 2 * mib, None).unwrap_err();
+        assert!(
+            e.to_string().contains("all memories and tables together"),
+            "{e}"
+        );
+        assert!(s.memory_limit_hit);
+        // Growth that then fails is taken back.
+        assert!(s.memory_growing(2 * mib, 3 * mib, None).unwrap());
+        s.memory_grow_failed(wasmtime::Error::msg("failed"))
+            .unwrap();
+        assert_eq!(s.memory_in_use, (6 << 20) + (512 << 10));
+        // Growth past a memory's own maximum is refused without a charge.
+        assert!(!s.memory_growing(0, mib, Some(mib / 2)).unwrap());
+        assert_eq!(s.memory_in_use, (6 << 20) + (512 << 10));
+    }
+
+    #[test]
+    fn the_number_of_memories_tables_and_instances_is_capped() {
+        let s = state(8 << 20);
+        assert_eq!(s.memories(), limits::MAX_MEMORIES);
+        assert_eq!(s.tables(), limits::MAX_TABLES);
+        assert_eq!(s.instances(), limits::MAX_CORE_INSTANCES);
+    }
+}

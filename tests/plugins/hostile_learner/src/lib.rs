@@ -1,6 +1,6 @@
 //! A learner that misbehaves on purpose, for pf's sandbox tests. The
 //! parameter `attack` picks what `compress` (or, for `slow_finish`,
-//! `finish`) does; `none` behaves.
+//! `finish`; for `slow_search_space`, `search-space`) does; `none` behaves.
 
 use pf_sdk::prelude::*;
 use std::hint::black_box;
@@ -43,6 +43,9 @@ enum Attack {
     /// Behaves in `compress`, then in `finish` fine-tunes one step at a
     /// time, forever: each call is cheap, together they never end.
     SlowFinish,
+    /// Reads the model's layers forever in `search-space`, when fixed with
+    /// `--set` (before any trial runs).
+    SlowSearchSpace,
 }
 
 /// The side of the square matrices `matmul_flood` multiplies.
@@ -103,6 +106,19 @@ fn recurse(depth: u64) -> u64 {
 impl Learner for Hostile {
     type Params = HostileParams;
 
+    fn search_space(
+        settings: &HostileParams,
+        _: Option<Target>,
+        model: &Model,
+    ) -> Result<Vec<ParamSpec>> {
+        if settings.attack == Attack::SlowSearchSpace {
+            loop {
+                black_box(model.layers());
+            }
+        }
+        HostileParams::search_space()
+    }
+
     fn info() -> Info {
         Info::new(
             "hostile_learner",
@@ -120,7 +136,7 @@ impl Learner for Hostile {
         model: &Model,
     ) -> Result<(Self, Report)> {
         match params.attack {
-            Attack::None | Attack::HostCalls | Attack::SlowFinish => {}
+            Attack::None | Attack::HostCalls | Attack::SlowFinish | Attack::SlowSearchSpace => {}
             Attack::FinetuneFlood | Attack::GradientFlood | Attack::MatmulFlood => {
                 flood(params.attack, model)?;
             }
