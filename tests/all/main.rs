@@ -2,6 +2,7 @@
 //! layout). Tests train tiny models for a capped number of steps; long runs
 //! live in the benchmarks.
 
+mod admission;
 mod channel_pruned;
 mod cli;
 mod compress;

@@ -190,9 +190,10 @@ impl Runtime {
     }
 
     /// Loads a plugin from its bytes. `path` locates its side files (its
-    /// manifest and signatures) and its folder's `plugins.lock`, which the
-    /// admission policy ([`Runtime::gate`]) checks before any of its code is
-    /// compiled or run.
+    /// manifest and signatures), which the admission policy
+    /// ([`Runtime::gate`]) checks before any of its code is compiled or run;
+    /// it is built in only when `path` lies in one of the gate's install
+    /// folders.
     pub fn load_bytes(&self, bytes: &[u8], path: &Path) -> Result<Arc<Plugin>> {
         let inspection = inspect::inspect(bytes)?;
         let admission = self
