@@ -12,6 +12,7 @@ mod dis_chn_pruned;
 mod gradients;
 mod graph;
 mod headline;
+mod hostile;
 mod install;
 mod kernels;
 mod non_uniform_quant;

@@ -2,6 +2,7 @@
 //! parameter `attack` picks what `compress` does; `none` behaves.
 
 use pf_sdk::prelude::*;
+use pf_sdk::FloatRange;
 use std::hint::black_box;
 
 /// What `compress` does.
@@ -31,7 +32,26 @@ enum Attack {
     /// Behaves, but makes 1,000,000 `host.random-u64` calls first (for
     /// measuring the cost of one host call).
     HostCalls,
+    /// Returns an error whose message is 60 MiB of `A`.
+    HugeError,
+    /// Returns an error whose message holds terminal escapes (an OSC 52
+    /// clipboard write, a screen clear, a bell, a forged result line).
+    EscapeError,
+    /// Returns a report whose summary and value name hold terminal escapes.
+    EscapeReport,
+    /// With `--set attack=huge_space`, `search-space` declares 100,000
+    /// dimensions; in `compress`, fails saying so.
+    HugeSpace,
+    /// With `--set attack=escape_space`, `search-space` declares a dimension
+    /// whose name, and a choice whose string, hold terminal escapes; in
+    /// `compress`, fails saying so.
+    EscapeSpace,
 }
+
+/// Terminal escapes a hostile plugin hides in text: an OSC 52 clipboard
+/// write, a bell, a screen clear, a carriage return and a forged line.
+const ESCAPES: &str =
+    "\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\u{1b}[H\rtrial 0 complete: accuracy 1.000";
 
 /// The host calls `host_calls` makes.
 const HOST_CALLS: u64 = 1_000_000;
@@ -46,6 +66,21 @@ struct HostileParams {
 }
 
 struct Hostile;
+
+/// A float dimension in [0, 1] named `name`.
+fn ratio(name: String) -> ParamSpec {
+    ParamSpec {
+        name,
+        kind: ParamKind::Float(FloatRange {
+            low: 0.0,
+            high: 1.0,
+            log: false,
+        }),
+        default: ParamValue::Float(0.5),
+        help: String::new(),
+        context: Vec::new(),
+    }
+}
 
 /// Recursion the optimiser cannot turn into a loop: every frame makes a host
 /// call and does non-commutative work after the recursive call. Nothing
@@ -72,6 +107,29 @@ impl Learner for Hostile {
         .with_targets(&[Measure::Flops, Measure::Params, Measure::Size])
     }
 
+    fn search_space(
+        settings: &HostileParams,
+        _: Option<Target>,
+        _: &Model,
+    ) -> Result<Vec<ParamSpec>> {
+        let mut space = HostileParams::search_space()?;
+        match settings.attack {
+            Attack::HugeSpace => space.extend((0..100_000).map(|i| ratio(format!("d{i}")))),
+            Attack::EscapeSpace => {
+                space.push(ratio(format!("evil{ESCAPES}")));
+                space.push(ParamSpec {
+                    name: "mode".into(),
+                    kind: ParamKind::Choice(vec!["plain".into(), format!("evil{ESCAPES}")]),
+                    default: ParamValue::Choice("plain".into()),
+                    help: String::new(),
+                    context: Vec::new(),
+                });
+            }
+            _ => {}
+        }
+        Ok(space)
+    }
+
     fn compress(
         params: HostileParams,
         _: Option<Target>,
@@ -79,7 +137,7 @@ impl Learner for Hostile {
         model: &Model,
     ) -> Result<(Self, Report)> {
         match params.attack {
-            Attack::None | Attack::HostCalls => {}
+            Attack::None | Attack::HostCalls | Attack::EscapeReport => {}
             Attack::InfiniteLoop => {
                 let mut x = 0u64;
                 loop {
@@ -123,6 +181,24 @@ impl Learner for Hostile {
                     model.set_weight(&layer.name, &nan)?;
                 }
             }
+            Attack::HugeError => {
+                return Err(Error::invalid_argument("A".repeat(60 << 20)));
+            }
+            Attack::EscapeError => {
+                return Err(Error::invalid_argument(format!("evil{ESCAPES}")));
+            }
+            Attack::HugeSpace | Attack::EscapeSpace => {
+                return Err(Error::invalid_argument(format!(
+                    "attack {:?} works in search-space only (--set attack=...)",
+                    params.attack
+                )));
+            }
+        }
+        if params.attack == Attack::EscapeReport {
+            return Ok((
+                Hostile,
+                Report::new(format!("summary{ESCAPES}")).with(&format!("value{ESCAPES}"), 1.0),
+            ));
         }
         let mut report = Report::new(format!("attack {:?} done", params.attack));
         if params.attack == Attack::HostCalls {

@@ -6,19 +6,59 @@
 //! above their range), `wrong_type` (a boolean for each float) or `nan` (NaN
 //! for each float). Otherwise it behaves: it suggests every dimension's
 //! default until the budget is used up.
+//!
+//! Its option `attack` (`--optimizer-set attack=NAME`) picks what `suggest`
+//! does with any space: `huge_error` (an error of 60 MiB), `escape_error`
+//! (an error holding terminal escapes), `escape_names` (a parameter whose
+//! name, and a choice value whose string, hold terminal escapes) or
+//! `many_params` (100,000 parameters).
 
 use pf_sdk::prelude::*;
 use std::hint::black_box;
+
+/// What `suggest` does, whatever the space (the option `attack`).
+#[derive(Serialize, Deserialize, JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[serde(crate = "pf_sdk::serde", rename_all = "snake_case")]
+#[schemars(crate = "pf_sdk::schemars")]
+enum OptionAttack {
+    /// The space's `attack` dimension decides.
+    #[default]
+    None,
+    /// Returns an error whose message is 60 MiB of `A`.
+    HugeError,
+    /// Returns an error whose message holds terminal escapes.
+    EscapeError,
+    /// Suggests a parameter whose name, and a choice value whose string,
+    /// hold terminal escapes.
+    EscapeNames,
+    /// Suggests 100,000 parameters.
+    ManyParams,
+}
+
+/// The options.
+#[derive(Serialize, Deserialize, JsonSchema, Default)]
+#[serde(crate = "pf_sdk::serde", default)]
+#[schemars(crate = "pf_sdk::schemars")]
+struct HostileOptions {
+    /// The misbehaviour `suggest` performs with any space.
+    attack: OptionAttack,
+}
+
+/// Terminal escapes a hostile plugin hides in text: an OSC 52 clipboard
+/// write, a bell, a screen clear, a carriage return and a forged line.
+const ESCAPES: &str =
+    "\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\u{1b}[H\rtrial 0 complete: accuracy 1.000";
 
 struct HostileSearch {
     space: Vec<ParamSpec>,
     attack: String,
     budget: u32,
     suggested: u32,
+    option: OptionAttack,
 }
 
 impl Optimizer for HostileSearch {
-    type Options = ();
+    type Options = HostileOptions;
 
     fn info() -> Info {
         Info::new(
@@ -29,7 +69,7 @@ impl Optimizer for HostileSearch {
         )
     }
 
-    fn create(space: Vec<ParamSpec>, budget: u32, _options: ()) -> Result<Self> {
+    fn create(space: Vec<ParamSpec>, budget: u32, options: HostileOptions) -> Result<Self> {
         let attack = space
             .iter()
             .find(|s| s.name == "attack" && matches!(s.kind, ParamKind::Choice(_)))
@@ -40,6 +80,7 @@ impl Optimizer for HostileSearch {
             attack,
             budget,
             suggested: 0,
+            option: options.attack,
         })
     }
 
@@ -53,6 +94,24 @@ impl Optimizer for HostileSearch {
             }
             "panic" => panic!("hostile optimizer panicked on purpose"),
             _ => {}
+        }
+        match self.option {
+            OptionAttack::None => {}
+            OptionAttack::HugeError => return Err(Error::invalid_argument("A".repeat(60 << 20))),
+            OptionAttack::EscapeError => {
+                return Err(Error::invalid_argument(format!("evil{ESCAPES}")))
+            }
+            OptionAttack::EscapeNames => {
+                return Ok(vec![
+                    Param::new(format!("evil{ESCAPES}"), ParamValue::Float(0.5)),
+                    Param::new("mode", ParamValue::Choice(format!("evil{ESCAPES}"))),
+                ])
+            }
+            OptionAttack::ManyParams => {
+                return Ok((0..100_000)
+                    .map(|i| Param::new(format!("p{i}"), ParamValue::Float(0.5)))
+                    .collect())
+            }
         }
         pf_sdk::count_suggestion(&mut self.suggested, self.budget)?;
         Ok(self
