@@ -6,6 +6,8 @@
 //! name the limit.
 
 use crate::support::{digits_model, plugin_file, stderr, tempdir};
+use pf::plugin::trial::{run_learner, TrialSpec};
+use pf::plugin::{Cause, FineTune, Limits, Param, ParamValue, Runtime, TrialError};
 use pf::search::{SqliteStudy, StudyStore, TrialRecord, TrialStatus};
 use std::path::Path;
 use std::process::Output;
@@ -272,4 +274,60 @@ fn a_space_or_suggestion_over_the_dimension_cap_is_refused_quickly_naming_the_ca
         err.contains("the parameter set has 100000 entries") && err.contains(&cap),
         "{err}"
     );
+}
+
+/// A runtime with a small fuel budget, so that spinning ends quickly.
+fn low_fuel_runtime() -> Runtime {
+    Runtime::new(
+        Limits {
+            fuel_per_call: 50_000_000,
+            ..Limits::default()
+        },
+        None,
+    )
+    .expect("runtime")
+}
+
+#[test]
+fn fuel_spent_while_the_host_copies_into_the_plugin_is_not_reported_as_its_own_loop() {
+    let rt = low_fuel_runtime();
+    let learner = rt.load(&plugin_file("hostile_learner")).unwrap();
+    let (base, data) = pf::conformance::digits_baseline(1, 0).unwrap();
+    let trial = |attack: &str| {
+        let spec = TrialSpec {
+            params: vec![Param {
+                name: "attack".into(),
+                value: ParamValue::Choice(attack.into()),
+            }],
+            finetune_steps: 1,
+            finetune: FineTune::default(),
+            seed: 1,
+            target: None,
+        };
+        match run_learner(&rt, &learner, &base, data.clone(), &spec) {
+            Err(TrialError::Plugin(e)) => e,
+            Err(TrialError::Host(e)) => panic!("{attack}: a host error: {e:#}"),
+            Ok(_) => panic!("{attack}: the attack succeeded"),
+        }
+    };
+    let copy = trial("fuel_in_host_call");
+    assert!(matches!(copy.cause, Cause::OutOfFuelInHostCopy), "{copy}");
+    assert!(copy.to_string().contains("cabi_realloc"), "{copy}");
+    // Its own loop still reads as its own.
+    let own = trial("infinite_loop");
+    assert!(matches!(own.cause, Cause::OutOfFuel), "{own}");
+    assert!(own.to_string().contains("an endless loop"), "{own}");
+
+    let optimizer = rt.load(&plugin_file("hostile_optimizer")).unwrap();
+    let suggest = |options: &[Param]| {
+        let mut inst = rt.optimizer(&optimizer, 0).unwrap();
+        inst.create(&pf::conformance::test_space(), 5, options)
+            .unwrap();
+        inst.suggest().err().expect("the attack fails")
+    };
+    let copy = suggest(&[Param {
+        name: "attack".into(),
+        value: ParamValue::Choice("fuel_in_host_call".into()),
+    }]);
+    assert!(matches!(copy.cause, Cause::OutOfFuelInHostCopy), "{copy}");
 }

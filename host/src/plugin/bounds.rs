@@ -413,6 +413,36 @@ mod tests {
     }
 
     #[test]
+    fn describe_is_refused_for_a_hostile_version_or_schema_and_its_summary_escaped() {
+        let info = |version: &str, schema: String| types::PluginInfo {
+            name: "p".into(),
+            version: version.into(),
+            summary: "sum\u{1b}[2Jmary".into(),
+            params_schema: schema,
+            targets: Vec::new(),
+        };
+        let mut ok = info("1.0.0", "{}".into());
+        check_info(&mut ok).unwrap();
+        assert_eq!(ok.summary, "sum\\u{1b}[2Jmary");
+        let e = check_info(&mut info("1.0.0\u{1b}]52;c;x\u{7}", "{}".into())).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("the plugin's version holds control characters"),
+            "{e}"
+        );
+        let refs: Vec<String> = (0..20_000)
+            .map(|i| format!("\"p{i}\":{{\"$ref\":\"#/$defs/D\"}}"))
+            .collect();
+        let amplifying = format!(
+            "{{\"properties\":{{{}}},\"$defs\":{{\"D\":{{\"enum\":[\"{}\"]}}}}}}",
+            refs.join(","),
+            "v".repeat(4000)
+        );
+        let e = check_info(&mut info("1.0.0", amplifying)).unwrap_err();
+        assert!(e.to_string().contains("expands past"), "{e}");
+    }
+
+    #[test]
     fn escapes_terminal_controls_and_invisible_formatting() {
         let hostile = "ok\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\r\nfake\u{202e}txt\u{9b}";
         let p = printable(hostile, 1000);

@@ -430,6 +430,18 @@ fn inspection_kind(kind: PluginKind) -> &'static str {
     }
 }
 
+/// Whether a trap happened inside the plugin's `cabi_realloc`: the only
+/// plugin code wasmtime runs on the host's behalf, to copy a host call's
+/// result or an export's arguments into the plugin's memory.
+fn in_host_copy(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<wasmtime::WasmBacktrace>()
+        .is_some_and(|bt| {
+            bt.frames()
+                .iter()
+                .any(|f| f.func_name().is_some_and(|n| n.contains("cabi_realloc")))
+        })
+}
+
 /// Why a call trapped.
 fn classify(state: &PluginState, e: &wasmtime::Error) -> Cause {
     if state.memory_limit_hit {
@@ -439,6 +451,7 @@ fn classify(state: &PluginState, e: &wasmtime::Error) -> Cause {
         return Cause::Sandbox(bounds::text(m, bounds::MAX_ERROR_BYTES));
     }
     match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) if in_host_copy(e) => Cause::OutOfFuelInHostCopy,
         Some(wasmtime::Trap::OutOfFuel) => Cause::OutOfFuel,
         Some(wasmtime::Trap::StackOverflow) => Cause::StackOverflow,
         _ if state.panic.is_some() => Cause::Panic(bounds::text(

@@ -46,6 +46,9 @@ enum Attack {
     /// whose name, and a choice whose string, hold terminal escapes; in
     /// `compress`, fails saying so.
     EscapeSpace,
+    /// Runs out of fuel inside `cabi_realloc`, while the host copies a host
+    /// call's result into the plugin's memory.
+    FuelInHostCall,
 }
 
 /// Terminal escapes a hostile plugin hides in text: an OSC 52 clipboard
@@ -66,6 +69,47 @@ struct HostileParams {
 }
 
 struct Hostile;
+
+/// The allocator: the system one, except that once [`BURN`] is set every
+/// allocation spins, so that the fuel runs out inside `cabi_realloc`, which
+/// wasmtime calls on the host's behalf to copy a host call's result into
+/// the plugin's memory (the attack `fuel_in_host_call`).
+struct Burner;
+
+/// Makes every later allocation spin.
+static BURN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+// SAFETY: defers to the system allocator; spinning allocates nothing.
+unsafe impl std::alloc::GlobalAlloc for Burner {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if BURN.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut x = 0u64;
+            loop {
+                x = black_box(x.wrapping_add(1));
+            }
+        }
+        // SAFETY: the caller's layout, passed on.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: allocated above with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Burner = Burner;
+
+/// Spins in the allocator during a host call: sets [`BURN`], then asks the
+/// host for a tensor's shape, whose list the host copies in through
+/// `cabi_realloc`.
+fn burn_fuel_in_host_call() -> Result<()> {
+    let t = Tensor::full(&[4], 0.0)?;
+    BURN.store(true, std::sync::atomic::Ordering::Relaxed);
+    black_box(t.shape());
+    Ok(())
+}
 
 /// A float dimension in [0, 1] named `name`.
 fn ratio(name: String) -> ParamSpec {
@@ -187,6 +231,7 @@ impl Learner for Hostile {
             Attack::EscapeError => {
                 return Err(Error::invalid_argument(format!("evil{ESCAPES}")));
             }
+            Attack::FuelInHostCall => burn_fuel_in_host_call()?,
             Attack::HugeSpace | Attack::EscapeSpace => {
                 return Err(Error::invalid_argument(format!(
                     "attack {:?} works in search-space only (--set attack=...)",

@@ -11,7 +11,9 @@
 //! does with any space: `huge_error` (an error of 60 MiB), `escape_error`
 //! (an error holding terminal escapes), `escape_names` (a parameter whose
 //! name, and a choice value whose string, hold terminal escapes) or
-//! `many_params` (100,000 parameters).
+//! `many_params` (100,000 parameters) or `fuel_in_host_call` (runs out of
+//! fuel inside `cabi_realloc`, called on the host's behalf during a host
+//! call).
 
 use pf_sdk::prelude::*;
 use std::hint::black_box;
@@ -33,6 +35,9 @@ enum OptionAttack {
     EscapeNames,
     /// Suggests 100,000 parameters.
     ManyParams,
+    /// Runs out of fuel inside `cabi_realloc`, while the host copies a host
+    /// call's result into the plugin's memory.
+    FuelInHostCall,
 }
 
 /// The options.
@@ -48,6 +53,47 @@ struct HostileOptions {
 /// write, a bell, a screen clear, a carriage return and a forged line.
 const ESCAPES: &str =
     "\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\u{1b}[H\rtrial 0 complete: accuracy 1.000";
+
+/// The allocator: the system one, except that once [`BURN`] is set every
+/// allocation spins, so that the fuel runs out inside `cabi_realloc`, which
+/// wasmtime calls on the host's behalf to copy a host call's result into
+/// the plugin's memory (the attack `fuel_in_host_call`).
+struct Burner;
+
+/// Makes every later allocation spin.
+static BURN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+// SAFETY: defers to the system allocator; spinning allocates nothing.
+unsafe impl std::alloc::GlobalAlloc for Burner {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if BURN.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut x = 0u64;
+            loop {
+                x = black_box(x.wrapping_add(1));
+            }
+        }
+        // SAFETY: the caller's layout, passed on.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: allocated above with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Burner = Burner;
+
+/// Spins in the allocator during a host call: sets [`BURN`], then asks the
+/// host for a tensor's shape, whose list the host copies in through
+/// `cabi_realloc`.
+fn burn_fuel_in_host_call() -> Result<()> {
+    let t = Tensor::full(&[4], 0.0)?;
+    BURN.store(true, std::sync::atomic::Ordering::Relaxed);
+    black_box(t.shape());
+    Ok(())
+}
 
 struct HostileSearch {
     space: Vec<ParamSpec>,
@@ -106,6 +152,9 @@ impl Optimizer for HostileSearch {
                     Param::new(format!("evil{ESCAPES}"), ParamValue::Float(0.5)),
                     Param::new("mode", ParamValue::Choice(format!("evil{ESCAPES}"))),
                 ])
+            }
+            OptionAttack::FuelInHostCall => {
+                burn_fuel_in_host_call()?;
             }
             OptionAttack::ManyParams => {
                 return Ok((0..100_000)
