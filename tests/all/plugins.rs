@@ -513,8 +513,9 @@ fn plugins_resolve_by_name_through_pf_plugin_path() {
 #[test]
 fn pf_plugin_test_exits_non_zero_when_a_plugin_fails_its_suite() {
     let dir = tempdir();
-    // Random points of the hostile learner's space pick attacks: with seed 1
-    // the second one is a memory bomb, which the suite reports by name.
+    // Random points of the hostile learner's space pick attacks, which the
+    // suite reports by name with the reason (which attack a seed draws
+    // changes as the fixture gains attacks).
     let hostile = plugin_file("hostile_learner");
     let out = run_pf(
         dir.path(),
@@ -534,8 +535,12 @@ fn pf_plugin_test_exits_non_zero_when_a_plugin_fails_its_suite() {
     assert!(!out.status.success());
     let err = stderr(&out);
     assert!(err.contains("fails the learner conformance suite"), "{err}");
-    assert!(err.contains("attack=memory_bomb"), "{err}");
-    assert!(err.contains("it hit the memory limit"), "{err}");
+    assert!(
+        err.lines().any(|l| l.starts_with("random point")
+            && l.contains(": attack=")
+            && l.contains("failed in `compress`: it ")),
+        "{err}"
+    );
     // A plugin that imports WASI does not even load.
     let wasi = plugin_file("wasi_import");
     let out = run_pf(
