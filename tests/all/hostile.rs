@@ -323,7 +323,7 @@ fn fuel_spent_while_the_host_copies_into_the_plugin_is_not_reported_as_its_own_l
         let mut inst = rt.optimizer(&optimizer, 0).unwrap();
         inst.create(&pf::conformance::test_space(), 5, options)
             .unwrap();
-        inst.suggest().err().expect("the attack fails")
+        inst.suggest().expect_err("the attack fails")
     };
     let copy = suggest(&[Param {
         name: "attack".into(),
