@@ -136,7 +136,7 @@ fn a_learner_error_of_60_mib_is_recorded_cut_to_the_limit_and_the_study_stays_sm
         assert!(
             e.contains("62914560 bytes, cut to the 64 KiB limit"),
             "{}",
-            &e[e.len().saturating_sub(200)..]
+            &e[..200]
         );
     }
     let db = std::fs::metadata(dir.path().join("study.db"))
@@ -166,7 +166,7 @@ fn an_optimizer_error_of_60_mib_is_cut_to_the_limit() {
     assert!(
         err.contains("cut to the 64 KiB limit"),
         "{}",
-        &err[err.len().saturating_sub(2000)..]
+        &err[..err.len().min(4000)]
     );
     if dir.path().join("study.db").exists() {
         let db = std::fs::metadata(dir.path().join("study.db"))

@@ -50,6 +50,10 @@ pub const MAX_LOG_LINE_BYTES: usize = 64 << 10;
 /// Most bytes of log text kept per instance (later lines are dropped).
 pub const MAX_LOG_BYTES: usize = 4 << 20;
 
+/// Most characters of plugin text on one line of the terminal (a failed
+/// trial's reason); the study keeps the whole, bounded text.
+pub const MAX_LINE_CHARS: usize = 1000;
+
 /// Most dimensions in a search space, and most parameters in a suggestion
 /// or a parameter set. The host's checks of a space grow with the square of
 /// its size; 1,024 per-layer dimensions cover the deepest models pf runs.
@@ -165,7 +169,8 @@ pub fn printable(text: &str, max: usize) -> String {
 }
 
 /// Free text: escaped ([`printable`]) and, when over `limit` bytes, cut at
-/// a character boundary with a note of the original length.
+/// a character boundary after a leading note of the original length:
+/// `(62914560 bytes, cut to the 64 KiB limit) AAAA…`.
 pub fn text(text: &str, limit: usize) -> String {
     // Escaping grows a character at most tenfold (`\u{10ffff}`): escape no
     // more of the input than can survive the cut.
@@ -182,12 +187,13 @@ pub fn text(text: &str, limit: usize) -> String {
         cut -= 1;
     }
     out.truncate(cut);
-    out.push_str(&format!(
-        "… ({} bytes, cut to the {} limit)",
+    // The note first, so that a line that shows only the start still says
+    // the text was cut, and from how much.
+    format!(
+        "({} bytes, cut to the {} limit) {out}…",
         text.len(),
         bytes(limit)
-    ));
-    out
+    )
 }
 
 /// A short, escaped prefix of `text` for a message.
@@ -456,9 +462,9 @@ mod tests {
         let t = text(&long, MAX_ERROR_BYTES);
         assert!(t.len() < MAX_ERROR_BYTES + 100, "{}", t.len());
         assert!(
-            t.contains("1048576 bytes, cut to the 64 KiB limit"),
+            t.starts_with("(1048576 bytes, cut to the 64 KiB limit) AAA"),
             "{}",
-            &t[t.len() - 60..]
+            &t[..60]
         );
         // Escapes count against the limit too.
         let t = text(&"\u{1b}".repeat(1 << 16), 1000);
