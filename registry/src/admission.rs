@@ -1,17 +1,42 @@
 //! Applying a policy to one component, before any of its code runs.
 //!
-//! [`Gate::admit`] looks at the component's bytes, its side files
-//! (`NAME.manifest.json`, `NAME.sig.json`) and the `plugins.lock` of its
-//! folder, decides, logs the decision to the audit log, and on refusal names
-//! the rule. The rules, in the order they are checked:
+//! [`Gate::admit`] looks at the component's bytes and its side files
+//! (`NAME.manifest.json`, `NAME.sig.json`), decides, logs the decision to
+//! the audit log, and on refusal names the rule.
+//!
+//! ## What makes a plugin built in
+//!
+//! Only pf's own install folders ([`Gate::builtin_dirs`]): the folders the
+//! host locates from its own executable (`PREFIX/share/pf/plugins` beside
+//! `PREFIX/bin/pf`, `target/plugins` beside a cargo build's
+//! `target/PROFILE/pf`), never the folder a plugin comes from, `PF_PLUGIN_PATH`
+//! or the current directory. A component is built in when it lies in such a
+//! folder and that folder's `plugins.lock` pins its name with its digest. A
+//! `plugins.lock` anywhere else is ignored: writing one beside an unsigned
+//! plugin makes it no more trusted than it was.
+//!
+//! The digests are not embedded in the binary because pf builds its plugins
+//! after itself (`scripts/build-plugins.sh` runs `pf plugin build` with the
+//! freshly built pf, and `scripts/install.sh` installs the lock it writes
+//! beside the binary): the binary cannot know them when it is compiled.
+//! Whoever can write pf's install folder can replace pf itself, so the lock
+//! there is as trustworthy as the binary.
+//!
+//! ## The rules, in the order they are checked
+//!
+//! Signatures come before anything else the plugin supplies: the manifest is
+//! parsed only once the signatures over its bytes (and over the component's
+//! digest, computed by pf) verify. A refusal after a failed signature names
+//! the most precise cause it can see (a manifest that does not parse, a
+//! component changed after signing, else the signature).
 //!
 //! | rule | refuses |
 //! |---|---|
-//! | `builtin.digest` | a built-in plugin whose bytes differ from `plugins.lock` |
+//! | `builtin.digest` | a component in pf's install folder whose bytes differ from its `plugins.lock` |
 //! | `manifest.valid` | a manifest or signature file that does not parse |
 //! | `manifest.component` | a component whose digest is not the manifest's |
-//! | `manifest.world` | a manifest whose kind or contract is not the component's |
 //! | `signature.valid` | a signature that does not verify (tampered manifest) |
+//! | `manifest.world` | a manifest whose kind or contract is not the component's |
 //! | `worlds` | a world or contract version the policy does not allow |
 //! | `signatures.allow_unsigned_flag` | `--allow-unsigned` where the policy forbids it |
 //! | `signatures.required` | an unsigned plugin, or one signed only by untrusted keys |
@@ -19,8 +44,19 @@
 //! | `limits.max_trials` | a search budget above the cap |
 //! | `audit_log` | a decision that cannot be written to the policy's audit log |
 //!
-//! An allowed plugin gets the rule `allowed` (or `builtin`), and warnings
-//! for anything a user should know (unsigned, untrusted signer).
+//! ## The rules that admit
+//!
+//! An allowed plugin is logged with the rule that let it in (its reason says
+//! how: the lock and folder, the key and publisher, the flag or policy),
+//! and warnings for anything a user should know (unsigned, untrusted signer):
+//!
+//! | rule | admits |
+//! |---|---|
+//! | `builtin.install_lock` | a component pinned, with its digest, by the `plugins.lock` of pf's install folder it lies in |
+//! | `signatures.trusted` | a plugin signed by a key of a publisher the policy trusts |
+//! | `signatures.untrusted` | a plugin validly signed by keys nobody trusts, where the policy does not require signatures (or `--allow-unsigned` is given) |
+//! | `unsigned.allow_unsigned_flag` | an unsigned plugin, by `--allow-unsigned` where the policy requires signatures but allows the flag |
+//! | `unsigned.policy` | an unsigned plugin, where the policy does not require signatures |
 
 use crate::audit::{self, Entry};
 use crate::keys::{PublicKey, SignatureFile};
@@ -58,8 +94,12 @@ pub struct Grant {
 /// Where a plugin comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Provenance {
-    /// Listed, with this digest, in its folder's `plugins.lock`.
-    Builtin,
+    /// Pinned, with its digest, by the `plugins.lock` of pf's install
+    /// folder it lies in ([`Gate::builtin_dirs`]).
+    Builtin {
+        /// That `plugins.lock`.
+        lock: PathBuf,
+    },
     /// Signed; `trusted` names the policy's publisher if one of the keys is
     /// trusted.
     Signed {
@@ -76,7 +116,7 @@ impl Provenance {
     /// `builtin`, `signed` or `unsigned`.
     pub fn label(&self) -> &'static str {
         match self {
-            Provenance::Builtin => "builtin",
+            Provenance::Builtin { .. } => "builtin",
             Provenance::Signed { .. } => "signed",
             Provenance::Unsigned => "unsigned",
         }
@@ -119,6 +159,12 @@ pub struct Admitted {
     pub digest: Digest,
     /// Things the user should know (printed as warnings).
     pub warnings: Vec<String>,
+    /// The rule that admitted it (see the module documentation), e.g.
+    /// `builtin.install_lock` or `signatures.trusted`.
+    pub rule: &'static str,
+    /// How that rule applied, in words: the lock and folder, the key and
+    /// publisher, the flag or the policy.
+    pub admitted_because: String,
 }
 
 /// Why a plugin was refused.
@@ -148,6 +194,10 @@ pub struct Gate {
     /// them: for remaking the manifest of a fresh build, whose old manifest
     /// no longer matches.
     pub ignore_side_files: bool,
+    /// pf's own install folders, whose `plugins.lock` pins the built-in
+    /// plugins. The host fills them from the location of its executable;
+    /// nothing a plugin supplies may add to them. Empty: nothing is built in.
+    pub builtin_dirs: Vec<PathBuf>,
 }
 
 impl Gate {
@@ -160,6 +210,7 @@ impl Gate {
             command: String::new(),
             allow_unsigned: false,
             ignore_side_files: false,
+            builtin_dirs: Vec::new(),
         }
     }
 
@@ -179,12 +230,11 @@ impl Gate {
         let (decision_label, rule, reason) = match &decision {
             Ok(a) => (
                 "allowed",
-                if a.provenance == Provenance::Builtin {
-                    "builtin"
-                } else {
-                    "allowed"
-                },
-                a.warnings.join("; "),
+                a.rule,
+                std::iter::once(a.admitted_because.clone())
+                    .chain(a.warnings.iter().cloned())
+                    .collect::<Vec<_>>()
+                    .join("; "),
             ),
             Err(r) => ("refused", r.rule, r.reason.clone()),
         };
@@ -257,40 +307,48 @@ impl Gate {
     ) -> Result<Admitted, Refusal> {
         let mut warnings = Vec::new();
         let mut manifest = None;
-        let dir = cand.path.parent().unwrap_or(Path::new("."));
-        let lock = Lock::read_in(dir).map_err(|e| self.refuse("builtin.digest", e))?;
-        let pinned = lock.as_ref().and_then(|l| l.plugins.get(&facts.name));
-        if let Some(pinned) = pinned {
-            if *pinned != digest {
+        if let Some(lock) = self.builtin_lock(cand, &facts.name, &digest)? {
+            facts.provenance = Provenance::Builtin { lock };
+        } else if !self.ignore_side_files {
+            let side = SideFiles::of(cand.path);
+            if side.signatures.is_file() && !side.manifest.is_file() {
                 return Err(self.refuse(
-                    "builtin.digest",
+                    "manifest.valid",
                     format!(
-                        "{} is built-in plugin `{}`, pinned in {} as {pinned}, but the file is {digest}: it was changed or swapped after the build; rebuild the built-in plugins (scripts/build-plugins.sh) or reinstall pf",
+                        "{} has signatures but no manifest {}; signatures cover a manifest, so it cannot be checked",
                         cand.path.display(),
-                        facts.name,
-                        Lock::path_in(dir).display()
+                        side.manifest.display()
                     ),
                 ));
             }
-            facts.provenance = Provenance::Builtin;
-        } else {
-            let side = SideFiles::of(cand.path);
-            if self.ignore_side_files {
-                // Judged as unsigned below.
-            } else if side.manifest.is_file() {
-                let m = self.read_manifest(&side.manifest)?;
+            if side.manifest.is_file() {
+                let manifest_bytes = read_capped(&side.manifest, pf_manifest::MAX_BYTES as u64)
+                    .map_err(|e| {
+                        self.refuse(
+                            "manifest.valid",
+                            format!("{}: {e}", side.manifest.display()),
+                        )
+                    })?;
+                // Signatures first: nothing in the manifest is looked at
+                // before they verify.
+                if side.signatures.is_file() {
+                    facts.provenance = self
+                        .check_signatures(&side.signatures, &manifest_bytes, &digest)
+                        .map_err(|refusal| {
+                            self.explain_bad_signature(
+                                refusal,
+                                cand,
+                                &side,
+                                &manifest_bytes,
+                                &digest,
+                            )
+                        })?;
+                }
+                let m = self.parse_manifest(&side.manifest, &manifest_bytes)?;
                 facts.name = m.name.clone();
                 facts.version = Some(m.version.to_string());
                 if m.component != digest {
-                    return Err(self.refuse(
-                        "manifest.component",
-                        format!(
-                            "the component {} is {digest}, but its manifest {} is for {}: the component was changed after the manifest was made (and signed); get the published component again, or remake the manifest with `pf plugin manifest`",
-                            cand.path.display(),
-                            side.manifest.display(),
-                            m.component
-                        ),
-                    ));
+                    return Err(self.component_changed(cand, &side, &m, &digest));
                 }
                 if m.kind != cand.kind || m.contract.to_string() != cand.contract {
                     return Err(self.refuse(
@@ -304,27 +362,7 @@ impl Gate {
                         ),
                     ));
                 }
-                let manifest_bytes = read_capped(&side.manifest, pf_manifest::MAX_BYTES as u64)
-                    .map_err(|e| {
-                        self.refuse(
-                            "manifest.valid",
-                            format!("{}: {e}", side.manifest.display()),
-                        )
-                    })?;
-                if side.signatures.is_file() {
-                    facts.provenance =
-                        self.check_signatures(&side.signatures, &manifest_bytes, &digest)?;
-                }
                 manifest = Some(m);
-            } else if side.signatures.is_file() {
-                return Err(self.refuse(
-                    "manifest.valid",
-                    format!(
-                        "{} has signatures but no manifest {}; signatures cover a manifest, so it cannot be checked",
-                        cand.path.display(),
-                        side.manifest.display()
-                    ),
-                ));
             }
         }
 
@@ -372,11 +410,27 @@ impl Gate {
                 "--allow-unsigned is forbidden by this policy; sign the plugin and add its publisher's key under [[publishers]]".into(),
             ));
         }
-        match &facts.provenance {
-            Provenance::Builtin => {}
+        let (rule, admitted_because) = match &facts.provenance {
+            Provenance::Builtin { lock } => (
+                "builtin.install_lock",
+                format!(
+                    "built in: its digest is pinned in {}, in pf's own install folder",
+                    lock.display()
+                ),
+            ),
             Provenance::Signed {
-                trusted: Some(_), ..
-            } => {}
+                trusted: Some(publisher),
+                keys,
+            } => (
+                "signatures.trusted",
+                format!(
+                    "signed by trusted publisher {publisher} (keys: {})",
+                    keys.iter()
+                        .map(|(n, k)| format!("{n} {k}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
             Provenance::Signed { trusted: None, .. } => {
                 let who = facts.provenance.signers();
                 if policy.signatures.required && !self.allow_unsigned {
@@ -392,6 +446,17 @@ impl Gate {
                     "`{}` is signed by {who}, which no policy trusts: it runs sandboxed, but nobody vouches for it",
                     facts.name
                 ));
+                (
+                    "signatures.untrusted",
+                    format!(
+                        "signed by {who}, untrusted; {}",
+                        if policy.signatures.required {
+                            "--allow-unsigned lets it in"
+                        } else {
+                            "the policy does not require signatures"
+                        }
+                    ),
+                )
             }
             Provenance::Unsigned => {
                 if policy.signatures.required && !self.allow_unsigned {
@@ -414,8 +479,19 @@ impl Gate {
                     facts.name,
                     cand.path.display()
                 ));
+                if policy.signatures.required {
+                    (
+                        "unsigned.allow_unsigned_flag",
+                        "unsigned, let in by --allow-unsigned, which the policy allows".to_string(),
+                    )
+                } else {
+                    (
+                        "unsigned.policy",
+                        "unsigned, and the policy does not require signatures".to_string(),
+                    )
+                }
             }
-        }
+        };
 
         let caps = &policy.limits;
         let asked = manifest
@@ -467,14 +543,102 @@ impl Gate {
             provenance: facts.provenance.clone(),
             digest,
             warnings,
+            rule,
+            admitted_because,
         })
     }
 
-    fn read_manifest(&self, path: &Path) -> Result<Manifest, Refusal> {
-        let bytes = read_capped(path, pf_manifest::MAX_BYTES as u64)
-            .map_err(|e| self.refuse("manifest.valid", format!("{}: {e}", path.display())))?;
-        Manifest::from_json(&bytes)
+    /// The `plugins.lock` that makes `cand` built in: the lock of the one of
+    /// [`Gate::builtin_dirs`] the component lies in, when it pins the
+    /// component's name. `Ok(None)` for a component outside those folders,
+    /// or one their lock does not pin (a test fixture built beside them).
+    fn builtin_lock(
+        &self,
+        cand: &Candidate<'_>,
+        name: &str,
+        digest: &Digest,
+    ) -> Result<Option<PathBuf>, Refusal> {
+        let Some(dir) = cand
+            .path
+            .parent()
+            .map(|d| {
+                if d.as_os_str().is_empty() {
+                    Path::new(".")
+                } else {
+                    d
+                }
+            })
+            .and_then(|d| d.canonicalize().ok())
+        else {
+            return Ok(None);
+        };
+        let Some(install) = self
+            .builtin_dirs
+            .iter()
+            .find(|b| b.canonicalize().is_ok_and(|b| b == dir))
+        else {
+            return Ok(None);
+        };
+        let lock = Lock::read_in(install).map_err(|e| self.refuse("builtin.digest", e))?;
+        let Some(pinned) = lock.as_ref().and_then(|l| l.plugins.get(name)) else {
+            return Ok(None);
+        };
+        if pinned != digest {
+            return Err(self.refuse(
+                "builtin.digest",
+                format!(
+                    "{} is built-in plugin `{name}`, pinned in {} as {pinned}, but the file is {digest}: it was changed or swapped after the build; rebuild the built-in plugins (scripts/build-plugins.sh) or reinstall pf",
+                    cand.path.display(),
+                    Lock::path_in(install).display()
+                ),
+            ));
+        }
+        Ok(Some(Lock::path_in(install)))
+    }
+
+    fn parse_manifest(&self, path: &Path, bytes: &[u8]) -> Result<Manifest, Refusal> {
+        Manifest::from_json(bytes)
             .map_err(|e| self.refuse("manifest.valid", format!("{}: {e}", path.display())))
+    }
+
+    fn component_changed(
+        &self,
+        cand: &Candidate<'_>,
+        side: &SideFiles,
+        m: &Manifest,
+        digest: &Digest,
+    ) -> Refusal {
+        self.refuse(
+            "manifest.component",
+            format!(
+                "the component {} is {digest}, but its manifest {} is for {}: the component was changed after the manifest was made (and signed); get the published component again, or remake the manifest with `pf plugin manifest`",
+                cand.path.display(),
+                side.manifest.display(),
+                m.component
+            ),
+        )
+    }
+
+    /// A signature that did not verify, refused by the most precise rule:
+    /// a manifest that does not parse, a component changed after signing,
+    /// else the signature itself. The manifest is read here only to word
+    /// the refusal; it is already refused.
+    fn explain_bad_signature(
+        &self,
+        refusal: Refusal,
+        cand: &Candidate<'_>,
+        side: &SideFiles,
+        manifest_bytes: &[u8],
+        digest: &Digest,
+    ) -> Refusal {
+        if refusal.rule != "signature.valid" {
+            return refusal;
+        }
+        match self.parse_manifest(&side.manifest, manifest_bytes) {
+            Err(unparsable) => unparsable,
+            Ok(m) if m.component != *digest => self.component_changed(cand, side, &m, digest),
+            Ok(_) => refusal,
+        }
     }
 
     fn check_signatures(

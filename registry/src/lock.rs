@@ -1,10 +1,13 @@
 //! `plugins.lock`: the digests of the built-in plugins.
 //!
 //! `pf plugin build` writes it beside the components it builds (merging with
-//! what is there), and it installs with pf. A component in that folder whose
-//! name the lock lists is a built-in plugin: it loads without a signature,
-//! but only with exactly the bytes the build produced. A file swapped on disk
-//! is refused.
+//! what is there), and it installs with pf (`scripts/install.sh` copies it to
+//! `PREFIX/share/pf/plugins`). Only the lock of one of pf's own install
+//! folders counts ([`crate::admission::Gate::builtin_dirs`]): a component in
+//! that folder whose name the lock lists is a built-in plugin; it loads
+//! without a signature, but only with exactly the bytes the build produced,
+//! and a file swapped on disk is refused. A lock anywhere else (beside a
+//! third-party plugin, in a `PF_PLUGIN_PATH` folder) is ignored by admission.
 
 use crate::{read_capped, Digest};
 use serde::{Deserialize, Serialize};

@@ -281,6 +281,10 @@ pub(crate) fn check_value(name: &str, kind: &ParamKind, value: &ParamValue) -> R
     };
     if ok {
         Ok(())
+    } else if matches!(value, ParamValue::Float(x) if !x.is_finite()) {
+        Err(Error::invalid_argument(format!(
+            "parameter `{name}` = {value} is not a finite number: it must be {kind}"
+        )))
     } else {
         Err(Error::invalid_argument(format!(
             "parameter `{name}` = {value} is out of range: it must be {kind}"

@@ -2,6 +2,7 @@
 //! layout). Tests train tiny models for a capped number of steps; long runs
 //! live in the benchmarks.
 
+mod admission;
 mod budgets;
 mod channel_pruned;
 mod cli;
@@ -12,6 +13,7 @@ mod dis_chn_pruned;
 mod gradients;
 mod graph;
 mod headline;
+mod hostile;
 mod install;
 mod kernels;
 mod non_uniform_quant;

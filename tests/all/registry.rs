@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 /// `pf` with its own data folder, audit log and no ambient policy.
-fn pf_in(env: &Env) -> Command {
+pub(crate) fn pf_in(env: &Env) -> Command {
     let mut c = pf();
     c.env("XDG_DATA_HOME", env.dir.join("data"))
         .env("XDG_CONFIG_HOME", env.dir.join("config"))
@@ -17,20 +17,20 @@ fn pf_in(env: &Env) -> Command {
     c
 }
 
-struct Env {
-    dir: PathBuf,
+pub(crate) struct Env {
+    pub(crate) dir: PathBuf,
 }
 
 impl Env {
-    fn audit(&self) -> PathBuf {
+    pub(crate) fn audit(&self) -> PathBuf {
         self.dir.join("audit.jsonl")
     }
 
-    fn run(&self, args: &[&str]) -> Output {
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         pf_in(self).args(args).output().expect("pf runs")
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
         assert!(
             o.status.success(),
@@ -43,7 +43,7 @@ impl Env {
 
     /// Runs a command that must be refused by `rule`, and logged as refused
     /// by it in the audit log; returns stderr.
-    fn refused(&self, args: &[&str], rule: &str) -> String {
+    pub(crate) fn refused(&self, args: &[&str], rule: &str) -> String {
         let logged = self.audit_entries().len();
         let o = self.run(args);
         let err = stderr(&o);
@@ -67,7 +67,7 @@ impl Env {
         err
     }
 
-    fn audit_entries(&self) -> Vec<serde_json::Value> {
+    pub(crate) fn audit_entries(&self) -> Vec<serde_json::Value> {
         std::fs::read_to_string(self.audit())
             .unwrap_or_default()
             .lines()
@@ -75,20 +75,20 @@ impl Env {
             .collect()
     }
 
-    fn write(&self, name: &str, text: &str) -> String {
+    pub(crate) fn write(&self, name: &str, text: &str) -> String {
         let p = self.dir.join(name);
         std::fs::write(&p, text).unwrap();
         p.to_string_lossy().into_owned()
     }
 }
 
-fn s(p: &Path) -> &str {
+pub(crate) fn s(p: &Path) -> &str {
     p.to_str().expect("utf-8 path")
 }
 
 /// A copy of a fixture learner in its own folder, as a third party would
 /// ship it.
-fn third_party(env: &Env, folder: &str) -> PathBuf {
+pub(crate) fn third_party(env: &Env, folder: &str) -> PathBuf {
     let dir = env.dir.join(folder);
     std::fs::create_dir_all(&dir).unwrap();
     let p = dir.join("outside_magnitude.wasm");
@@ -114,14 +114,14 @@ fn tamper_component(path: &Path) {
 /// alice (whom the strict policy trusts) and mallory (whom it does not), and
 /// the strict policy: signatures required, `--allow-unsigned` refused, at most
 /// 512 MiB of plugin memory.
-struct Admission {
-    env: Env,
-    strict: String,
+pub(crate) struct Admission {
+    pub(crate) env: Env,
+    pub(crate) strict: String,
     _tmp: tempfile::TempDir,
 }
 
 impl Admission {
-    fn new() -> Admission {
+    pub(crate) fn new() -> Admission {
         let tmp = tempdir();
         let env = Env {
             dir: tmp.path().to_path_buf(),
@@ -145,7 +145,7 @@ impl Admission {
 
     /// A copy of the fixture learner in `folder` with its manifest, signed
     /// with `keys/KEY.key`.
-    fn signed(&self, folder: &str, key: &str) -> PathBuf {
+    pub(crate) fn signed(&self, folder: &str, key: &str) -> PathBuf {
         let p = third_party(&self.env, folder);
         self.env.ok(&["plugin", "manifest", s(&p)]);
         self.sign(&p, key);
@@ -159,7 +159,13 @@ impl Admission {
 
     /// `pf plugin inspect PLUGIN --policy POLICY EXTRA...`, which must be
     /// refused by `rule` and logged as such; returns stderr.
-    fn inspect_refused(&self, plugin: &Path, policy: &str, extra: &[&str], rule: &str) -> String {
+    pub(crate) fn inspect_refused(
+        &self,
+        plugin: &Path,
+        policy: &str,
+        extra: &[&str],
+        rule: &str,
+    ) -> String {
         let mut args = vec!["plugin", "inspect", s(plugin), "--policy", policy];
         args.extend_from_slice(extra);
         self.env.refused(&args, rule)
@@ -179,7 +185,7 @@ fn ask_for_limits(component: &Path, limits: &str) {
 }
 
 /// The audit fields every decision is logged with.
-fn assert_complete_entries(log: &[serde_json::Value]) {
+pub(crate) fn assert_complete_entries(log: &[serde_json::Value]) {
     assert!(!log.is_empty(), "nothing was logged");
     for e in log {
         for field in [
@@ -409,41 +415,6 @@ fn rule_limits_max_trials_refuses_a_longer_search_and_leaves_no_study() {
     assert!(
         !a.env.dir.join("refused.db").exists(),
         "a refused search leaves no study"
-    );
-}
-
-#[test]
-fn rule_builtin_digest_refuses_a_built_in_swapped_on_disk() {
-    let a = Admission::new();
-    let builtins = a.env.dir.join("builtins");
-    std::fs::create_dir_all(&builtins).unwrap();
-    let lock = plugin_file("random").with_file_name("plugins.lock");
-    std::fs::copy(&lock, builtins.join("plugins.lock")).unwrap();
-    std::fs::copy(plugin_file("random"), builtins.join("random.wasm")).unwrap();
-    std::fs::copy(plugin_file("tpe"), builtins.join("tpe.wasm")).unwrap();
-    // As built, it loads without a signature even under the strict policy.
-    let o = a.env.run(&[
-        "plugin",
-        "inspect",
-        s(&builtins.join("tpe.wasm")),
-        "--policy",
-        &a.strict,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
-    assert!(!stderr(&o).contains("warning"), "{}", stderr(&o));
-    let log = a.env.audit_entries();
-    assert_complete_entries(&log);
-    assert!(
-        log.iter().any(|e| e["decision"] == "allowed"
-            && e["provenance"] == "builtin"
-            && e["plugin"] == "tpe"),
-        "{log:#?}"
-    );
-    // Swapped for another built-in's bytes, it is refused.
-    std::fs::copy(plugin_file("tpe"), builtins.join("random.wasm")).unwrap();
-    a.env.refused(
-        &["plugin", "inspect", s(&builtins.join("random.wasm"))],
-        "builtin.digest",
     );
 }
 

@@ -148,16 +148,12 @@ pub fn run(a: DoctorArgs) -> Result<()> {
 
 const PLUGINS_FIX: &str = "build them with scripts/build-plugins.sh (they go to target/plugins), or install pf with scripts/install.sh PREFIX (they go to PREFIX/share/pf/plugins)";
 
-/// The built-in plugins: the first folder of the search path that has a
+/// The built-in plugins: the first of pf's install folders that has a
 /// `plugins.lock`, its lock readable, and every component it pins present
 /// with the pinned digest.
 fn plugins() -> Check {
     let name = "plugins";
-    let store = resolve::data_dir();
-    let dirs: Vec<PathBuf> = resolve::search_path()
-        .into_iter()
-        .filter(|d| Some(d) != store.as_ref())
-        .collect();
+    let dirs: Vec<PathBuf> = resolve::builtin_dirs();
     let Some(dir) = dirs.iter().find(|d| Lock::path_in(d).exists()) else {
         return Check::missing(
             name,

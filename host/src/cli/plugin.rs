@@ -464,8 +464,8 @@ fn run_inspect(a: InspectArgs) -> Result<()> {
             &plugin.admission.provenance,
             plugin.admission.provenance.signer()
         ) {
-            (pf_registry::admission::Provenance::Builtin, _) =>
-                "built in (pinned in plugins.lock)".to_string(),
+            (pf_registry::admission::Provenance::Builtin { lock }, _) =>
+                format!("built in (pinned in {})", lock.display()),
             (_, Some(signer)) => format!("signed by {signer}"),
             _ => "unsigned".to_string(),
         }

@@ -455,9 +455,10 @@ pub fn run_verify(a: VerifyArgs) -> Result<()> {
         .with_context(|| format!("plugin {}", path.display()))?;
     let trusted_any = !gate.policy.publishers.is_empty();
     let verdict = match &admitted.provenance {
-        Provenance::Builtin => {
-            Ok("a built-in plugin, as built (pinned in plugins.lock)".to_string())
-        }
+        Provenance::Builtin { lock } => Ok(format!(
+            "a built-in plugin, as built (pinned in {})",
+            lock.display()
+        )),
         Provenance::Signed {
             trusted: Some(t), ..
         } => Ok(format!("signed by trusted publisher {t}")),
@@ -612,7 +613,7 @@ pub fn run_list(a: ListArgs) -> Result<()> {
         }
     }
     let mut seen = std::collections::BTreeSet::new();
-    for dir in resolve::search_path() {
+    for dir in resolve::builtin_dirs() {
         let lock = match Lock::read_in(&dir) {
             Ok(Some(lock)) => lock,
             Ok(None) => continue,

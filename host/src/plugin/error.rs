@@ -8,6 +8,11 @@ use std::fmt;
 pub enum Cause {
     /// The call used up its fuel (an endless or too long loop).
     OutOfFuel,
+    /// The call's fuel ran out inside the plugin's allocator
+    /// (`cabi_realloc`), which wasmtime calls on the host's behalf to copy a
+    /// host call's result (or the call's arguments) into the plugin's
+    /// memory: not in a loop of the plugin's own code.
+    OutOfFuelInHostCopy,
     /// The plugin tried to grow its memory beyond the limit.
     MemoryLimit,
     /// The plugin's stack overflowed (deep recursion).
@@ -33,6 +38,10 @@ impl fmt::Display for Cause {
             Cause::OutOfFuel => write!(
                 f,
                 "it ran out of its execution budget (fuel); an endless loop, or raise --plugin-fuel"
+            ),
+            Cause::OutOfFuelInHostCopy => write!(
+                f,
+                "its execution budget (fuel) ran out inside its allocator (`cabi_realloc`), which wasmtime runs on pf's behalf to copy a host call's result or the call's arguments into the plugin's memory, not in a loop of its own; its allocator is too slow or it asked the host for too much at once, or raise --plugin-fuel"
             ),
             Cause::MemoryLimit => write!(
                 f,

@@ -12,6 +12,7 @@
 //! - [`tensor`], [`model_api`] and [`state`] are the host side of the WIT
 //!   interfaces a plugin imports; `model_api` also holds a trial's model and
 //!   data ([`ModelContext`], [`TrialData`]).
+//! - [`bounds`] caps and escapes everything a plugin hands the host.
 //! - [`space`] checks parameters against search spaces.
 //! - [`trial`] runs one learner trial: instantiate, compress, fine-tune,
 //!   finish.
@@ -22,6 +23,7 @@
 //! [`crate::registry`].
 
 mod bindings;
+pub mod bounds;
 pub mod budget;
 pub mod error;
 pub mod inspect;

@@ -5,6 +5,7 @@
 use super::bindings::{
     learner::Learner, learner::LearnerPre, optimizer::Optimizer, optimizer::OptimizerPre, types,
 };
+use super::bounds;
 use super::error::{CallError, Cause};
 use super::inspect::{self, Inspection, PluginKind};
 use super::limits::Limits;
@@ -192,9 +193,10 @@ impl Runtime {
     }
 
     /// Loads a plugin from its bytes. `path` locates its side files (its
-    /// manifest and signatures) and its folder's `plugins.lock`, which the
-    /// admission policy ([`Runtime::gate`]) checks before any of its code is
-    /// compiled or run.
+    /// manifest and signatures), which the admission policy
+    /// ([`Runtime::gate`]) checks before any of its code is compiled or run;
+    /// it is built in only when `path` lies in one of the gate's install
+    /// folders.
     pub fn load_bytes(&self, bytes: &[u8], path: &Path) -> Result<Arc<Plugin>> {
         let inspection = inspect::inspect(bytes)?;
         let admission = self
@@ -262,10 +264,17 @@ impl Runtime {
             admission,
             pre,
         };
-        let info = match plugin.kind() {
+        let mut info = match plugin.kind() {
             PluginKind::Learner => self.learner(&plugin, None, 0)?.describe()?,
             PluginKind::Optimizer => self.optimizer(&plugin, 0)?.describe()?,
         };
+        bounds::check_info(&mut info).with_context(|| {
+            format!(
+                "its `describe` is refused ({} `{}`)",
+                inspection_kind(plugin.kind()),
+                bounds::quote(&info.name)
+            )
+        })?;
         if let Some(m) = &plugin.admission.manifest {
             if m.name != info.name || m.version.to_string() != info.version {
                 bail!(
@@ -446,7 +455,7 @@ fn call<T>(
         Ok(Err(e)) => Err(CallError {
             plugin,
             export: export.to_string(),
-            cause: Cause::Returned(e),
+            cause: Cause::Returned(bounds::error(e)),
         }),
         Err(e) => {
             let cause = classify(store.data(), &e);
@@ -461,6 +470,40 @@ fn call<T>(
     }
 }
 
+/// A value the plugin returned from `export` that broke a bound
+/// ([`bounds`]), as the call's error.
+fn bounded(
+    state: &PluginState,
+    export: &str,
+    checked: Result<(), bounds::BoundError>,
+) -> Result<(), CallError> {
+    checked.map_err(|e| CallError {
+        plugin: state.plugin.clone(),
+        export: export.to_string(),
+        cause: Cause::Sandbox(e.to_string()),
+    })
+}
+
+/// "learner" or "optimizer".
+fn inspection_kind(kind: PluginKind) -> &'static str {
+    match kind {
+        PluginKind::Learner => "learner",
+        PluginKind::Optimizer => "optimizer",
+    }
+}
+
+/// Whether a trap happened inside the plugin's `cabi_realloc`: the only
+/// plugin code wasmtime runs on the host's behalf, to copy a host call's
+/// result or an export's arguments into the plugin's memory.
+fn in_host_copy(e: &wasmtime::Error) -> bool {
+    e.downcast_ref::<wasmtime::WasmBacktrace>()
+        .is_some_and(|bt| {
+            bt.frames()
+                .iter()
+                .any(|f| f.func_name().is_some_and(|n| n.contains("cabi_realloc")))
+        })
+}
+
 /// Why a call trapped.
 fn classify(state: &PluginState, e: &wasmtime::Error) -> Cause {
     if let Some(m) = &state.budget_hit {
@@ -470,14 +513,21 @@ fn classify(state: &PluginState, e: &wasmtime::Error) -> Cause {
         return Cause::MemoryLimit;
     }
     if let Some(m) = &state.host_trap {
-        return Cause::Sandbox(m.clone());
+        return Cause::Sandbox(bounds::text(m, bounds::MAX_ERROR_BYTES));
     }
     match e.downcast_ref::<wasmtime::Trap>() {
+        Some(wasmtime::Trap::OutOfFuel) if in_host_copy(e) => Cause::OutOfFuelInHostCopy,
         Some(wasmtime::Trap::OutOfFuel) => Cause::OutOfFuel,
         Some(wasmtime::Trap::StackOverflow) => Cause::StackOverflow,
-        _ if state.panic.is_some() => Cause::Panic(state.panic.clone().unwrap_or_default()),
+        _ if state.panic.is_some() => Cause::Panic(bounds::text(
+            state.panic.as_deref().unwrap_or_default(),
+            bounds::MAX_ERROR_BYTES,
+        )),
         // The outer layers are wasmtime's backtrace; the root says why.
-        _ => Cause::Trap(e.root_cause().to_string()),
+        _ => Cause::Trap(bounds::text(
+            &e.root_cause().to_string(),
+            bounds::MAX_ERROR_BYTES,
+        )),
     }
 }
 
@@ -524,10 +574,16 @@ impl LearnerInstance {
     ) -> Result<Vec<types::ParamSpec>, CallError> {
         let b = &self.bindings;
         let target = target.map(wit_target);
-        call(&mut self.store, &mut self.trapped, "search-space", |s| {
+        let mut space = call(&mut self.store, &mut self.trapped, "search-space", |s| {
             b.pocketflow_plugin_learner_plugin()
                 .call_search_space(s, settings, target)
-        })
+        })?;
+        bounded(
+            self.state(),
+            "search-space",
+            bounds::check_space(&mut space),
+        )?;
+        Ok(space)
     }
 
     /// `compress`, under a target if one is given.
@@ -538,10 +594,12 @@ impl LearnerInstance {
     ) -> Result<CompressReport, CallError> {
         let b = &self.bindings;
         let target = target.map(wit_target);
-        call(&mut self.store, &mut self.trapped, "compress", |s| {
+        let mut report = call(&mut self.store, &mut self.trapped, "compress", |s| {
             b.pocketflow_plugin_learner_plugin()
                 .call_compress(s, params, target)
-        })
+        })?;
+        bounded(self.state(), "compress", bounds::check_report(&mut report))?;
+        Ok(report)
     }
 
     /// `on-train-step`.
@@ -556,9 +614,11 @@ impl LearnerInstance {
     /// `finish`.
     pub fn finish(&mut self) -> Result<CompressReport, CallError> {
         let b = &self.bindings;
-        call(&mut self.store, &mut self.trapped, "finish", |s| {
+        let mut report = call(&mut self.store, &mut self.trapped, "finish", |s| {
             b.pocketflow_plugin_learner_plugin().call_finish(s)
-        })
+        })?;
+        bounded(self.state(), "finish", bounds::check_report(&mut report))?;
+        Ok(report)
     }
 
     /// The host's fine-tuning: `steps` training steps on the model, calling
@@ -705,11 +765,17 @@ impl OptimizerInstance {
     pub fn suggest(&mut self) -> Result<Vec<types::Param>, CallError> {
         let h = self.handle("search.suggest")?;
         let b = &self.bindings;
-        call(&mut self.store, &mut self.trapped, "search.suggest", |s| {
+        let params = call(&mut self.store, &mut self.trapped, "search.suggest", |s| {
             b.pocketflow_plugin_optimizer_plugin()
                 .search()
                 .call_suggest(s, h)
-        })
+        })?;
+        bounded(
+            self.state(),
+            "search.suggest",
+            bounds::check_params(&params),
+        )?;
+        Ok(params)
     }
 
     /// `search.observe`.

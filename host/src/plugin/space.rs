@@ -173,7 +173,17 @@ pub fn parse_assignment(space: &[ParamSpec], text: &str) -> Result<Param, String
             .map_err(|e| e.to_string()),
         ParamKind::Choice(_) => Ok(ParamValue::Choice(raw.to_string())),
     }
-    .map_err(|e| format!("`{text}`: {e}; expected a {}", format_kind(&spec.kind)))?;
+    .map_err(|_| {
+        format!(
+            "`{name}` has the wrong type: expected {}, got the string \"{}\"",
+            match &spec.kind {
+                ParamKind::Float(_) => format!("a number ({})", format_kind(&spec.kind)),
+                ParamKind::Int(_) => format!("an integer ({})", format_kind(&spec.kind)),
+                kind => format_kind(kind),
+            },
+            super::bounds::quote(raw)
+        )
+    })?;
     check_value(spec, &value)?;
     Ok(Param {
         name: name.to_string(),
@@ -280,6 +290,22 @@ mod tests {
         },
         "$defs": {"Design": {"type": "string", "enum": ["random", "sobol"]}}
     }"##;
+
+    #[test]
+    fn a_string_for_a_number_is_the_wrong_type_not_out_of_range() {
+        let space = settings_from_schema(SCHEMA).unwrap();
+        let e = parse_assignment(&space, "gamma=fast").unwrap_err();
+        assert!(
+            e.contains("`gamma` has the wrong type: expected a number (float in")
+                && e.contains("got the string \"fast\""),
+            "{e}"
+        );
+        assert!(!e.contains("out of range"), "{e}");
+        let e = parse_assignment(&space, "gamma=nan").unwrap_err();
+        assert!(e.contains("is not a finite number"), "{e}");
+        let e = parse_assignment(&space, "gamma=\u{1b}[2J").unwrap_err();
+        assert!(e.contains("\\u{1b}[2J") && !e.contains('\u{1b}'), "{e}");
+    }
 
     #[test]
     fn options_parse_against_the_schema() {

@@ -22,30 +22,10 @@ pub struct LogLine {
 /// Where a plugin's log lines go as they arrive.
 pub type LogSink = Box<dyn FnMut(&str, &LogLine) + Send>;
 
-/// Most bytes of log text kept per instance.
-pub const MAX_LOG_BYTES: usize = 4 << 20;
+pub use super::bounds::{printable, MAX_LOG_BYTES};
 
 /// Prefix of the message the SDK's panic hook logs before aborting.
 pub const PANIC_PREFIX: &str = "panic: ";
-
-/// `text` as one line that is safe to print on a terminal: control
-/// characters (escape sequences, carriage returns, line breaks) are shown as
-/// `\u{..}` escapes, and at most `max` characters are kept.
-pub fn printable(text: &str, max: usize) -> String {
-    let mut out = String::new();
-    for (i, c) in text.chars().enumerate() {
-        if i == max {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_unicode());
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
 
 impl LogLine {
     /// Whether the line is worth showing a user: info and above.
@@ -326,21 +306,18 @@ impl wasmtime::ResourceLimiter for PluginState {
 
 impl host::Host for PluginState {
     fn log(&mut self, level: host::Level, message: String) -> wasmtime::Result<()> {
-        let mut message = message;
-        if message.len() > 64 * 1024 {
-            let mut cut = 64 * 1024;
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            message.truncate(cut);
-            message.push_str(" …");
-        }
+        // Bounded and escaped before it is kept, printed or recorded.
+        let message = super::bounds::text(&message, super::bounds::MAX_LOG_LINE_BYTES);
         self.push_log(level, message);
         Ok(())
     }
 
     fn progress(&mut self, done: u64, total: u64, message: String) -> wasmtime::Result<()> {
-        self.progress = Some((done, total, message));
+        self.progress = Some((
+            done,
+            total,
+            super::bounds::text(&message, super::bounds::MAX_SUMMARY_BYTES),
+        ));
         Ok(())
     }
 

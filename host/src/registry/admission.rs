@@ -3,7 +3,9 @@
 //! `/etc/pf/policy.toml`; none: unsigned plugins load with a warning), its
 //! audit log, and the command doing the loading (for the log). The rules
 //! themselves are `pf_registry::admission`; the sandbox runtime applies the
-//! gate at every load ([`crate::plugin::Runtime::gate`]).
+//! gate at every load ([`crate::plugin::Runtime::gate`]). Built-in plugins
+//! are those pinned by the lock of pf's own install folders
+//! ([`super::resolve::builtin_dirs`]), never by a lock beside a plugin.
 
 use anyhow::{Context, Result};
 use pf_registry::admission::Gate;
@@ -35,5 +37,6 @@ pub fn gate(policy_file: Option<&Path>, allow_unsigned: bool, command: &str) -> 
         command: command.to_string(),
         allow_unsigned,
         ignore_side_files: false,
+        builtin_dirs: super::resolve::builtin_dirs(),
     })
 }

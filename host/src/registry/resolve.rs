@@ -21,12 +21,29 @@ use anyhow::{bail, Result};
 use pf_registry::index::{parse_spec, Store};
 use std::path::{Path, PathBuf};
 
-/// Folders searched for plugins by name, in order.
+/// Folders searched for plugins by name, in order: `PF_PLUGIN_PATH`, then
+/// [`builtin_dirs`], then [`data_dir`].
 pub fn search_path() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(p) = std::env::var_os("PF_PLUGIN_PATH") {
         dirs.extend(std::env::split_paths(&p).filter(|d| !d.as_os_str().is_empty()));
     }
+    dirs.extend(builtin_dirs());
+    if let Some(d) = data_dir() {
+        dirs.push(d);
+    }
+    dirs
+}
+
+/// pf's own install folders, located from the running executable and from
+/// nothing else (never a plugin's folder, `PF_PLUGIN_PATH` or the current
+/// directory): `plugins/` beside the executable's folder (`target/plugins`
+/// for a cargo build's `target/PROFILE/pf`), `share/pf/plugins` beside it
+/// (`PREFIX/share/pf/plugins` for `PREFIX/bin/pf`), and `plugins/` in the
+/// executable's own folder. Their `plugins.lock` pins the built-in plugins
+/// ([`pf_registry::admission::Gate::builtin_dirs`]).
+pub fn builtin_dirs() -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
     if let Some(exe_dir) = std::env::current_exe()
         .ok()
         .and_then(|e| e.parent().map(Path::to_path_buf))
@@ -36,9 +53,6 @@ pub fn search_path() -> Vec<PathBuf> {
             dirs.push(up.join("share").join("pf").join("plugins"));
         }
         dirs.push(exe_dir.join("plugins"));
-    }
-    if let Some(d) = data_dir() {
-        dirs.push(d);
     }
     dirs
 }

@@ -136,14 +136,29 @@ pub fn split(suggested: &[Param]) -> Result<HostValues, String> {
                     ratio: *x,
                 })
             }
-            (FINETUNE_LR | FINETUNE_STEPS, _) => {
+            (FINETUNE_LR | FLOPS_RATIO, v) if !matches!(v, ParamValue::Float(_)) => {
+                return Err(wrong_type(&p.name, "a number (a float)", v))
+            }
+            (FINETUNE_STEPS, v) if !matches!(v, ParamValue::Int(_)) => {
+                return Err(wrong_type(&p.name, "an integer", v))
+            }
+            (FINETUNE_LR, v) => {
                 return Err(format!(
-                    "the suggestion's `{}` is not a valid value",
-                    p.name
+                    "the suggestion's `{FINETUNE_LR}` = {} is out of range: it must be a positive, finite number",
+                    crate::plugin::space::format_value(v)
                 ))
             }
-            (FLOPS_RATIO, _) => {
-                return Err(format!("the suggestion has no `{FLOPS_RATIO}` in (0, 1]"))
+            (FINETUNE_STEPS, v) => {
+                return Err(format!(
+                    "the suggestion's `{FINETUNE_STEPS}` = {} is out of range: it must be at least 1",
+                    crate::plugin::space::format_value(v)
+                ))
+            }
+            (FLOPS_RATIO, v) => {
+                return Err(format!(
+                    "the suggestion's `{FLOPS_RATIO}` = {} is out of range: it must be in (0, 1]",
+                    crate::plugin::space::format_value(v)
+                ))
             }
             _ => out.learner.push(p.clone()),
         }
@@ -151,9 +166,48 @@ pub fn split(suggested: &[Param]) -> Result<HostValues, String> {
     Ok(out)
 }
 
+/// A value of the wrong type for a host dimension, named as such (not as
+/// out of range), with its type and an escaped, bounded quote of it.
+fn wrong_type(name: &str, expected: &str, v: &ParamValue) -> String {
+    let (kind, shown) = match v {
+        ParamValue::Float(x) => ("float", x.to_string()),
+        ParamValue::Int(i) => ("integer", i.to_string()),
+        ParamValue::Boolean(b) => ("boolean", b.to_string()),
+        ParamValue::Choice(s) => ("string", format!("\"{}\"", crate::plugin::bounds::quote(s))),
+    };
+    format!(
+        "the suggestion's `{name}` has the wrong type: expected {expected}, got the {kind} {shown}"
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_string_for_a_host_float_is_the_wrong_type_not_out_of_range() {
+        let e = split(&[Param {
+            name: FLOPS_RATIO.into(),
+            value: ParamValue::Choice("abc".into()),
+        }])
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("wrong type: expected a number (a float), got the string \"abc\""),
+            "{e}"
+        );
+        assert!(!e.contains("(0, 1]"), "{e}");
+        let e = split(&[Param {
+            name: FLOPS_RATIO.into(),
+            value: ParamValue::Float(2.0),
+        }])
+        .err()
+        .unwrap();
+        assert!(
+            e.contains("= 2 is out of range: it must be in (0, 1]"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn host_values_leave_the_learner_its_own() {

@@ -668,7 +668,12 @@ fn announce(
 fn first_failures(trials: &[TrialRecord]) -> Vec<String> {
     trials
         .iter()
-        .filter_map(|t| t.error.as_ref().map(|e| format!("trial {}: {e}", t.number)))
+        .filter_map(|t| {
+            t.error.as_ref().map(|e| {
+                let e = crate::plugin::bounds::printable(e, crate::plugin::bounds::MAX_LINE_CHARS);
+                format!("trial {}: {e}", t.number)
+            })
+        })
         .take(3)
         .collect()
 }

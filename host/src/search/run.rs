@@ -673,10 +673,14 @@ pub fn trial_line(t: &TrialRecord) -> String {
                 .map_or(String::new(), |ms| format!("  latency {ms:.3} ms")),
             t.timings.total
         ),
+        // One line per trial: the study keeps the whole (bounded) reason.
         TrialStatus::Failed => format!(
             "trial {:>3}  failed: {}",
             t.number,
-            t.error.as_deref().unwrap_or("unknown")
+            crate::plugin::bounds::printable(
+                t.error.as_deref().unwrap_or("unknown"),
+                crate::plugin::bounds::MAX_LINE_CHARS
+            )
         ),
     }
 }

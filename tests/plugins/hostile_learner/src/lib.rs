@@ -3,6 +3,7 @@
 //! `finish`; for `slow_search_space`, `search-space`) does; `none` behaves.
 
 use pf_sdk::prelude::*;
+use pf_sdk::FloatRange;
 use std::hint::black_box;
 
 /// What `compress` does.
@@ -46,10 +47,32 @@ enum Attack {
     /// Reads the model's layers forever in `search-space`, when fixed with
     /// `--set` (before any trial runs).
     SlowSearchSpace,
+    /// Returns an error whose message is 60 MiB of `A`.
+    HugeError,
+    /// Returns an error whose message holds terminal escapes (an OSC 52
+    /// clipboard write, a screen clear, a bell, a forged result line).
+    EscapeError,
+    /// Returns a report whose summary and value name hold terminal escapes.
+    EscapeReport,
+    /// With `--set attack=huge_space`, `search-space` declares 100,000
+    /// dimensions; in `compress`, fails saying so.
+    HugeSpace,
+    /// With `--set attack=escape_space`, `search-space` declares a dimension
+    /// whose name, and a choice whose string, hold terminal escapes; in
+    /// `compress`, fails saying so.
+    EscapeSpace,
+    /// Runs out of fuel inside `cabi_realloc`, while the host copies a host
+    /// call's result into the plugin's memory.
+    FuelInHostCall,
 }
 
 /// The side of the square matrices `matmul_flood` multiplies.
 const FLOOD_MATRIX: u32 = 8192;
+
+/// Terminal escapes a hostile plugin hides in text: an OSC 52 clipboard
+/// write, a bell, a screen clear, a carriage return and a forged line.
+const ESCAPES: &str =
+    "\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\u{1b}[H\rtrial 0 complete: accuracy 1.000";
 
 /// The host calls `host_calls` makes.
 const HOST_CALLS: u64 = 1_000_000;
@@ -91,6 +114,62 @@ fn flood(attack: Attack, model: &Model) -> Result<()> {
     }
 }
 
+/// The allocator: the system one, except that once [`BURN`] is set every
+/// allocation spins, so that the fuel runs out inside `cabi_realloc`, which
+/// wasmtime calls on the host's behalf to copy a host call's result into
+/// the plugin's memory (the attack `fuel_in_host_call`).
+struct Burner;
+
+/// Makes every later allocation spin.
+static BURN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+// SAFETY: defers to the system allocator; spinning allocates nothing.
+unsafe impl std::alloc::GlobalAlloc for Burner {
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if BURN.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut x = 0u64;
+            loop {
+                x = black_box(x.wrapping_add(1));
+            }
+        }
+        // SAFETY: the caller's layout, passed on.
+        unsafe { std::alloc::System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: std::alloc::Layout) {
+        // SAFETY: allocated above with this layout.
+        unsafe { std::alloc::System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Burner = Burner;
+
+/// Spins in the allocator during a host call: sets [`BURN`], then asks the
+/// host for a tensor's shape, whose list the host copies in through
+/// `cabi_realloc`.
+fn burn_fuel_in_host_call() -> Result<()> {
+    let t = Tensor::full(&[4], 0.0)?;
+    BURN.store(true, std::sync::atomic::Ordering::Relaxed);
+    black_box(t.shape());
+    Ok(())
+}
+
+/// A float dimension in [0, 1] named `name`.
+fn ratio(name: String) -> ParamSpec {
+    ParamSpec {
+        name,
+        kind: ParamKind::Float(FloatRange {
+            low: 0.0,
+            high: 1.0,
+            log: false,
+        }),
+        default: ParamValue::Float(0.5),
+        help: String::new(),
+        context: Vec::new(),
+    }
+}
+
 /// Recursion the optimiser cannot turn into a loop: every frame makes a host
 /// call and does non-commutative work after the recursive call. Nothing
 /// lives in linear memory (no address is taken), so it is the engine's own
@@ -106,19 +185,6 @@ fn recurse(depth: u64) -> u64 {
 impl Learner for Hostile {
     type Params = HostileParams;
 
-    fn search_space(
-        settings: &HostileParams,
-        _: Option<Target>,
-        model: &Model,
-    ) -> Result<Vec<ParamSpec>> {
-        if settings.attack == Attack::SlowSearchSpace {
-            loop {
-                black_box(model.layers());
-            }
-        }
-        HostileParams::search_space()
-    }
-
     fn info() -> Info {
         Info::new(
             "hostile_learner",
@@ -129,6 +195,34 @@ impl Learner for Hostile {
         .with_targets(&[Measure::Flops, Measure::Params, Measure::Size])
     }
 
+    fn search_space(
+        settings: &HostileParams,
+        _: Option<Target>,
+        model: &Model,
+    ) -> Result<Vec<ParamSpec>> {
+        if settings.attack == Attack::SlowSearchSpace {
+            loop {
+                black_box(model.layers());
+            }
+        }
+        let mut space = HostileParams::search_space()?;
+        match settings.attack {
+            Attack::HugeSpace => space.extend((0..100_000).map(|i| ratio(format!("d{i}")))),
+            Attack::EscapeSpace => {
+                space.push(ratio(format!("evil{ESCAPES}")));
+                space.push(ParamSpec {
+                    name: "mode".into(),
+                    kind: ParamKind::Choice(vec!["plain".into(), format!("evil{ESCAPES}")]),
+                    default: ParamValue::Choice("plain".into()),
+                    help: String::new(),
+                    context: Vec::new(),
+                });
+            }
+            _ => {}
+        }
+        Ok(space)
+    }
+
     fn compress(
         params: HostileParams,
         _: Option<Target>,
@@ -136,7 +230,11 @@ impl Learner for Hostile {
         model: &Model,
     ) -> Result<(Self, Report)> {
         match params.attack {
-            Attack::None | Attack::HostCalls | Attack::SlowFinish | Attack::SlowSearchSpace => {}
+            Attack::None
+            | Attack::HostCalls
+            | Attack::SlowFinish
+            | Attack::SlowSearchSpace
+            | Attack::EscapeReport => {}
             Attack::FinetuneFlood | Attack::GradientFlood | Attack::MatmulFlood => {
                 flood(params.attack, model)?;
             }
@@ -183,6 +281,27 @@ impl Learner for Hostile {
                     model.set_weight(&layer.name, &nan)?;
                 }
             }
+            Attack::HugeError => {
+                return Err(Error::invalid_argument("A".repeat(60 << 20)));
+            }
+            Attack::EscapeError => {
+                return Err(Error::invalid_argument(format!("evil{ESCAPES}")));
+            }
+            Attack::FuelInHostCall => burn_fuel_in_host_call()?,
+            Attack::HugeSpace | Attack::EscapeSpace => {
+                return Err(Error::invalid_argument(format!(
+                    "attack {:?} works in search-space only (--set attack=...)",
+                    params.attack
+                )));
+            }
+        }
+        if params.attack == Attack::EscapeReport {
+            return Ok((
+                Hostile {
+                    attack: params.attack,
+                },
+                Report::new(format!("summary{ESCAPES}")).with(&format!("value{ESCAPES}"), 1.0),
+            ));
         }
         let mut report = Report::new(format!("attack {:?} done", params.attack));
         if params.attack == Attack::HostCalls {
