@@ -8,6 +8,8 @@ mod compress;
 mod contract;
 mod data;
 mod dis_chn_pruned;
+mod faults;
+mod fuzz_corpus;
 mod gradients;
 mod graph;
 mod headline;

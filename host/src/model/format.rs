@@ -595,7 +595,14 @@ pub fn save(model: &Model, path: &Path) -> Result<()> {
 pub fn load(path: &Path, device: &Device) -> Result<Model> {
     let source = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read model file {source}"))?;
-    let (mut tensors, packed, header) = deserialize(&bytes, device, &source)?;
+    from_bytes(&bytes, device, &source)
+}
+
+/// Reads a model from the bytes of a pf model file, with errors that name
+/// `source` and what is wrong.
+pub fn from_bytes(bytes: &[u8], device: &Device, source: &str) -> Result<Model> {
+    let source = source.to_string();
+    let (mut tensors, packed, header) = deserialize(bytes, device, &source)?;
     let header: Header = serde_json::from_value(header)
         .with_context(|| format!("{source}: pf's metadata lacks format, version or graph"))?;
     if header.format != FORMAT_NAME {
