@@ -24,6 +24,7 @@ mod registry;
 mod support;
 mod surgery;
 mod tflite;
+mod tflite_fuzz;
 mod tflite_int8;
 mod training;
 mod zoo;
