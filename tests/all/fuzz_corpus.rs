@@ -12,8 +12,11 @@ mod entries;
 
 use std::path::{Path, PathBuf};
 
+/// A fuzz target's entry point.
+type Entry = fn(&[u8]);
+
 /// Each fuzz target and its entry point.
-const TARGETS: [(&str, fn(&[u8])); 6] = [
+const TARGETS: [(&str, Entry); 6] = [
     ("idx", entries::idx),
     ("cifar", entries::cifar),
     ("image", entries::image),

@@ -34,7 +34,7 @@ impl Draw {
     }
     /// True one time in `n`.
     fn one_in(&mut self, n: u64) -> bool {
-        self.next().is_multiple_of(n)
+        self.next() % n == 0
     }
 }
 
