@@ -300,7 +300,7 @@ fn a_second_compress_on_a_running_study_is_refused_and_the_first_is_unharmed() {
 #[test]
 fn ctrl_c_records_the_running_trial_as_interrupted_and_prints_the_resume_command() {
     let dir = tempdir();
-    let total = 6;
+    let total = 4;
     let args = search_args(dir.path(), total, 150);
     let mut child = compress(dir.path(), &args)
         .stdout(Stdio::null())
