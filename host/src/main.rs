@@ -5,6 +5,7 @@ mod cli;
 fn main() {
     keep_freed_memory();
     quiet_broken_pipe();
+    report_file_size_limits();
     let code = match cli::run() {
         Ok(()) => 0,
         Err(e) => {
@@ -38,5 +39,18 @@ fn quiet_broken_pipe() {
     // before any other thread exists.
     unsafe {
         libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
+/// Under a file-size limit (`ulimit -f`), a write past it raises SIGXFSZ,
+/// whose default action kills the process without a word. Ignored, the
+/// write fails with EFBIG instead, and pf says which file it could not
+/// write and what to do (a study keeps every committed trial).
+fn report_file_size_limits() {
+    #[cfg(unix)]
+    // SAFETY: setting a signal's disposition to "ignore" at start-up, before
+    // any other thread exists.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
     }
 }

@@ -193,6 +193,9 @@ pub fn run(a: CompressArgs) -> Result<()> {
     let job = a.job();
     let outputs = job.check()?;
     let runtime = a.limits.runtime("compress")?;
+    // Ctrl-C records the running trials as interrupted and prints this.
+    let resume = pf::search::interrupt::resume_command(std::env::args());
+    pf::search::interrupt::watch_study(&job.study, resume)?;
     let finished = job::run(&job, runtime, outputs)?;
     if a.json {
         return print_json(&finished.to_json());

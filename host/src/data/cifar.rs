@@ -9,11 +9,15 @@ pub const RECORD: usize = 1 + 3 * 32 * 32;
 
 /// Parses one binary batch file.
 pub fn parse(path: &Path) -> Result<Dataset> {
-    let bytes = read_file(path)?;
+    parse_bytes(&read_file(path)?, &path.display().to_string())
+}
+
+/// Parses the bytes of one binary batch, with errors that name `source` and
+/// what is wrong.
+pub fn parse_bytes(bytes: &[u8], source: &str) -> Result<Dataset> {
     if bytes.is_empty() || bytes.len() % RECORD != 0 {
         bail!(
-            "{} is {} bytes, not a whole number of {RECORD}-byte CIFAR-10 records; the file is truncated or not a CIFAR-10 binary batch",
-            path.display(),
+            "{source} is {} bytes, not a whole number of {RECORD}-byte CIFAR-10 records; the file is truncated or not a CIFAR-10 binary batch",
             bytes.len()
         );
     }
@@ -23,11 +27,10 @@ pub fn parse(path: &Path) -> Result<Dataset> {
     for (i, rec) in bytes.chunks_exact(RECORD).enumerate() {
         if rec[0] >= 10 {
             bail!(
-                "{}: record {i} has label {}, but CIFAR-10 labels are 0–9 (10 classes). The \
+                "{source}: record {i} has label {}, but CIFAR-10 labels are 0–9 (10 classes). The \
                  file is corrupt or not a CIFAR-10 binary batch (CIFAR-100's files are another \
                  format): fetch cifar-10-binary.tar.gz again, or give a data set with other \
                  classes as an image folder (folder:DIR, one subfolder of images per class).",
-                path.display(),
                 rec[0]
             );
         }

@@ -64,25 +64,9 @@ fn read_tree(
             if !EXTENSIONS.contains(&ext.as_str()) {
                 continue;
             }
-            let img = image::open(&path)
-                .with_context(|| {
-                    format!(
-                        "{} is not a readable image (corrupt or truncated?)",
-                        path.display()
-                    )
-                })?
-                .to_rgb8();
-            let img = image::imageops::resize(
-                &img,
-                size as u32,
-                size as u32,
-                image::imageops::FilterType::Triangle,
-            );
-            // Interleaved RGB to channels-first.
-            let raw = img.as_raw();
-            for c in 0..3 {
-                pixels.extend(raw.iter().skip(c).step_by(3));
-            }
+            let bytes =
+                std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+            pixels.extend(decode_image(&bytes, &path.display().to_string(), size)?);
             labels.push(label as u32);
         }
     }
@@ -102,6 +86,45 @@ fn read_tree(
         },
         classes,
     ))
+}
+
+/// The largest image pf decodes, in pixels per side.
+pub const MAX_IMAGE_SIDE: u32 = 16_384;
+
+/// The most memory one image may take while it is decoded.
+pub const MAX_IMAGE_DECODE_BYTES: u64 = 512 << 20;
+
+/// Decodes one PNG or JPEG image and resizes it to `size`×`size` RGB,
+/// channels first (3·size² bytes). Errors name `source` and what is wrong; a
+/// header that declares an image too large to decode is refused before its
+/// pixels are allocated.
+pub fn decode_image(bytes: &[u8], source: &str, size: usize) -> Result<Vec<u8>> {
+    if size == 0 || size > MAX_IMAGE_SIDE as usize {
+        bail!("image size {size} is out of range: give 1 to {MAX_IMAGE_SIDE} pixels");
+    }
+    let unreadable = || format!("{source} is not a readable image (corrupt or truncated?)");
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(bytes))
+        .with_guessed_format()
+        .with_context(unreadable)?;
+    let mut limits = image::Limits::default();
+    limits.max_image_width = Some(MAX_IMAGE_SIDE);
+    limits.max_image_height = Some(MAX_IMAGE_SIDE);
+    limits.max_alloc = Some(MAX_IMAGE_DECODE_BYTES);
+    reader.limits(limits);
+    let img = reader.decode().with_context(unreadable)?.to_rgb8();
+    let img = image::imageops::resize(
+        &img,
+        size as u32,
+        size as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    // Interleaved RGB to channels-first.
+    let raw = img.as_raw();
+    let mut out = Vec::with_capacity(raw.len());
+    for c in 0..3 {
+        out.extend(raw.iter().skip(c).step_by(3));
+    }
+    Ok(out)
 }
 
 pub(super) fn load(dir: &Path, opts: &LoadOptions) -> Result<(Dataset, Dataset, Dataset)> {

@@ -24,28 +24,40 @@ pub(super) fn find(dir: &Path, name: &str) -> Option<PathBuf> {
     .find(|p| p.is_file())
 }
 
-fn read_maybe_gz(path: &Path) -> Result<Vec<u8>> {
-    let raw = read_file(path)?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .with_context(|| {
-                format!(
-                    "{} is not a valid gzip file (truncated or corrupt)",
-                    path.display()
-                )
-            })?;
-        Ok(out)
-    } else {
-        Ok(raw)
+/// The most bytes a gzip-compressed IDX file may expand to: far above any
+/// MNIST-style set (MNIST's training images are 47 MB), far below what would
+/// exhaust memory, so a gzip bomb is refused instead of filling the machine.
+pub const MAX_GUNZIPPED_BYTES: u64 = 4 << 30;
+
+/// The bytes of an IDX file, gunzipped when they are gzip.
+fn maybe_gunzip<'a>(raw: &'a [u8], source: &str) -> Result<std::borrow::Cow<'a, [u8]>> {
+    if !raw.starts_with(&[0x1f, 0x8b]) {
+        return Ok(std::borrow::Cow::Borrowed(raw));
     }
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(raw)
+        .take(MAX_GUNZIPPED_BYTES + 1)
+        .read_to_end(&mut out)
+        .with_context(|| format!("{source} is not a valid gzip file (truncated or corrupt)"))?;
+    if out.len() as u64 > MAX_GUNZIPPED_BYTES {
+        bail!(
+            "{source} expands to more than {} GiB when gunzipped; it is not an MNIST-style IDX              file (or a gzip bomb)",
+            MAX_GUNZIPPED_BYTES >> 30
+        );
+    }
+    Ok(std::borrow::Cow::Owned(out))
 }
 
-/// Parses an IDX file of unsigned bytes, returning its dimensions and data.
-pub fn parse(path: &Path, expected_rank: usize) -> Result<(Vec<usize>, Vec<u8>)> {
-    let bytes = read_maybe_gz(path)?;
-    let p = path.display();
+/// Parses the bytes of an IDX file of unsigned bytes (raw or gzip), with
+/// errors that name `source` and what is wrong; returns its dimensions and
+/// data.
+pub fn parse_bytes(
+    raw: &[u8],
+    source: &str,
+    expected_rank: usize,
+) -> Result<(Vec<usize>, Vec<u8>)> {
+    let bytes = maybe_gunzip(raw, source)?;
+    let p = source;
     if bytes.len() < 4 {
         bail!("{p} is too short to be an IDX file ({} bytes)", bytes.len());
     }
@@ -77,7 +89,15 @@ pub fn parse(path: &Path, expected_rank: usize) -> Result<(Vec<usize>, Vec<u8>)>
             u32::from_be_bytes(bytes[4 + 4 * i..8 + 4 * i].try_into().expect("4 bytes")) as usize
         })
         .collect();
-    let want = header + dims.iter().product::<usize>();
+    // The header's sizes are checked against the file before anything is
+    // allocated; a product past `usize` is a damaged header.
+    let want = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .and_then(|n| n.checked_add(header));
+    let Some(want) = want else {
+        bail!("{p} has header dimensions {dims:?}, whose product overflows; the file is corrupt");
+    };
     if bytes.len() != want {
         bail!(
             "{p} is {} bytes but its header {dims:?} needs {want}; the file is {}",
@@ -94,14 +114,38 @@ pub fn parse(path: &Path, expected_rank: usize) -> Result<(Vec<usize>, Vec<u8>)>
 
 /// Reads an images file and a labels file into one data set.
 pub fn load_pair(images: &Path, labels: &Path) -> Result<Dataset> {
-    let (dims, pixels) = parse(images, 3)?;
-    let (ldims, labels_raw) = parse(labels, 1)?;
+    pair_from_bytes(
+        &read_file(images)?,
+        &images.display().to_string(),
+        &read_file(labels)?,
+        &labels.display().to_string(),
+    )
+}
+
+/// Builds one data set from the bytes of an images IDX file and a labels IDX
+/// file (each raw or gzip), with errors that name `images_source` or
+/// `labels_source` and what is wrong.
+pub fn pair_from_bytes(
+    images: &[u8],
+    images_source: &str,
+    labels: &[u8],
+    labels_source: &str,
+) -> Result<Dataset> {
+    let (dims, pixels) = parse_bytes(images, images_source, 3)?;
+    let (ldims, labels_raw) = parse_bytes(labels, labels_source, 1)?;
+    if dims[1] == 0 || dims[2] == 0 {
+        bail!(
+            "{images_source} holds {}×{} images; an image needs at least one pixel, so the file \
+             is corrupt",
+            dims[1],
+            dims[2]
+        );
+    }
     if dims[0] != ldims[0] {
         bail!(
-            "{} has {} images but {} has {} labels; they do not belong together",
-            images.display(),
+            "{images_source} has {} images but {labels_source} has {} labels; they do not \
+             belong together",
             dims[0],
-            labels.display(),
             ldims[0]
         );
     }
@@ -116,7 +160,7 @@ pub fn load_pair(images: &Path, labels: &Path) -> Result<Dataset> {
         classes: CLASSES,
     };
     data.check_labels(
-        &labels.display().to_string(),
+        labels_source,
         "MNIST labels",
         "The file is corrupt or not an MNIST / Fashion-MNIST label file: fetch it again \
          (scripts/fetch-mnist.sh puts MNIST in data/mnist), or give a data set with other \

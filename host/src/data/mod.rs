@@ -10,6 +10,15 @@ mod idx;
 
 pub use batch::{Augment, Batch, Batcher, Normalization};
 
+/// The readers of each data set file format, from bytes: what `load` runs on
+/// every file, exposed so that the fuzzers (tests/fuzz) and their corpus
+/// replay drive exactly the code users run.
+pub mod parse {
+    pub use super::cifar::parse_bytes as cifar_batch;
+    pub use super::folder::decode_image as folder_image;
+    pub use super::idx::pair_from_bytes as idx_pair;
+}
+
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use std::path::{Path, PathBuf};

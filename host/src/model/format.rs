@@ -401,6 +401,17 @@ fn weight_shape<'g>(
     Ok((layer, shape))
 }
 
+/// The number of entries of a weight of `shape`, or an error when the graph
+/// claims more than can exist.
+fn entries(shape: &[usize], name: &str, source: &str) -> Result<usize> {
+    shape
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .with_context(|| {
+            format!("{source}: `{name}` belongs to a weight of shape {shape:?}, whose size overflows; the file is corrupt")
+        })
+}
+
 /// Unpacks a bitmap of `n` bits, checking its length and that the bits past
 /// the end are clear.
 fn bitmap(bytes: &[u8], n: usize, name: &str, what: &str, source: &str) -> Result<Vec<bool>> {
@@ -453,12 +464,15 @@ fn unpack_weights(
         else {
             bail!("{source}: `{name}` is packed but layer `{layer_name}` has no codebook");
         };
-        let n: usize = shape.iter().product();
+        let n = entries(&shape, name, source)?;
         let bits = Quantizer::Codebook {
             centroids: centroids.clone(),
         }
         .bits();
-        let want = (n * bits as usize).div_ceil(8);
+        let want = n
+            .checked_mul(bits as usize)
+            .with_context(|| format!("{source}: `{name}` has too many codes; the file is corrupt"))?
+            .div_ceil(8);
         if bytes.len() != want {
             bail!(
                 "{source}: `{name}` holds {} bytes, not the {want} that {n} codes of {bits} \
@@ -486,7 +500,7 @@ fn unpack_weights(
         };
         let bytes = packed.remove(name).expect("listed");
         let (_, shape) = weight_shape(graph, layer_name, name, source)?;
-        let n: usize = shape.iter().product();
+        let n = entries(&shape, name, source)?;
         let nonzero = bitmap(&bytes, n, name, "non-zero flags", source)?;
         let values_name = format!("{layer_name}{VALUES_SUFFIX}");
         let raw = packed.remove(&values_name).with_context(|| {
@@ -551,7 +565,7 @@ fn unpack_weights(
         };
         let bytes = packed.remove(name).expect("listed");
         let (_, shape) = weight_shape(graph, layer_name, name, source)?;
-        let n: usize = shape.iter().product();
+        let n = entries(&shape, name, source)?;
         let keep = if from_weight {
             if !bytes.is_empty() {
                 bail!(
@@ -595,7 +609,14 @@ pub fn save(model: &Model, path: &Path) -> Result<()> {
 pub fn load(path: &Path, device: &Device) -> Result<Model> {
     let source = path.display().to_string();
     let bytes = std::fs::read(path).with_context(|| format!("cannot read model file {source}"))?;
-    let (mut tensors, packed, header) = deserialize(&bytes, device, &source)?;
+    from_bytes(&bytes, device, &source)
+}
+
+/// Reads a model from the bytes of a pf model file, with errors that name
+/// `source` and what is wrong.
+pub fn from_bytes(bytes: &[u8], device: &Device, source: &str) -> Result<Model> {
+    let source = source.to_string();
+    let (mut tensors, packed, header) = deserialize(bytes, device, &source)?;
     let header: Header = serde_json::from_value(header)
         .with_context(|| format!("{source}: pf's metadata lacks format, version or graph"))?;
     if header.format != FORMAT_NAME {
@@ -627,6 +648,11 @@ pub fn load(path: &Path, device: &Device) -> Result<Model> {
     }
     let graph: Graph = serde_json::from_value(header.graph)
         .with_context(|| format!("{source}: the graph JSON is malformed"))?;
+    // Before any shape is read from it: a layer's shapes are only
+    // meaningful (and computable) once the graph is known to be valid.
+    graph
+        .validate()
+        .with_context(|| format!("{source}: the model graph is invalid"))?;
     unpack_weights(&graph, &mut tensors, packed, device, &source)?;
     Model::from_tensors(graph, tensors, device, &source)
 }

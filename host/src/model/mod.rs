@@ -9,7 +9,7 @@ mod probe;
 mod surgery;
 
 pub use footprint::{zero_count, Footprint, Measure, Target};
-pub use format::{load, save, to_bytes, FORMAT_NAME, FORMAT_VERSION};
+pub use format::{from_bytes, load, save, to_bytes, FORMAT_NAME, FORMAT_VERSION};
 pub(crate) use format::{
     tensors_from_bytes as format_tensors_from_bytes, tensors_to_bytes as format_tensors_to_bytes,
 };

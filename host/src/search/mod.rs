@@ -1,6 +1,7 @@
 //! The automated search: a study of trials, each suggested by an optimizer plugin, compressed by a learner plugin and evaluated by the host.
 pub mod baseline;
 pub mod host_space;
+pub mod interrupt;
 pub mod job;
 pub mod latency;
 mod learner_space;

@@ -539,6 +539,7 @@ fn search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result<SearchO
         let mut finished: Vec<TrialRecord> = Vec::new();
         std::thread::scope(|scope| -> Result<()> {
             for (slot, s) in to_run.iter().enumerate() {
+                super::interrupt::trial_started(s.number);
                 let tx = tx.clone();
                 let pool = &pools[slot];
                 let s: &Suggestion = s;
@@ -566,6 +567,7 @@ fn search(setup: &SearchSetup<'_>, store: &mut dyn StudyStore) -> Result<SearchO
             drop(tx);
             for (record, model) in rx {
                 store.record(&record)?;
+                super::interrupt::trial_recorded(record.number);
                 bar.inc(1);
                 if show {
                     crate::progress::line(&trial_line(&record));

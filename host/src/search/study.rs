@@ -5,6 +5,18 @@
 //!
 //! The search loop only sees [`StudyStore`], so another backend (a server
 //! shared by machines running trials) can slot in later.
+//!
+//! One process writes a study at a time: opening it to write takes an
+//! exclusive advisory lock (`flock`) on the file, held until the study is
+//! dropped, so a second `pf compress` on the same study is refused at once
+//! with a clear message instead of interleaving its trials. Readers (`pf
+//! report`) take no such lock. Opening to write also proves that the study
+//! can be written (a read-only folder is reported before any work is
+//! done), and every failed write (a full disk, a file-size limit, a folder
+//! made read-only mid-study) is reported with the file, the cause and what
+//! to do; trials committed before it are kept. Trials that were running
+//! when pf was interrupted (Ctrl-C) are listed in the `interruptions` table
+//! ([`record_interruption`]); they are run again on `--resume`.
 
 use super::record::{FinalRecord, ParamRecord, StudyMeta, Timings, TrialRecord, TrialStatus};
 use crate::model::Footprint;
@@ -59,12 +71,78 @@ CREATE TABLE trials (
 
 /// A study in a SQLite file.
 pub struct SqliteStudy {
+    /// Declared before `writer_lock`, so that it is closed first: closing
+    /// any descriptor of the file drops the process's POSIX locks on it,
+    /// which SQLite relies on.
     conn: Connection,
     meta: StudyMeta,
     path: PathBuf,
     /// Whether the trials table has the `latency_ms` column (a study from
     /// before latency targets, opened read-only, does not).
     latency_column: bool,
+    /// The open file holding the exclusive `flock` of the one process
+    /// writing this study (none when opened read-only).
+    _writer_lock: Option<std::fs::File>,
+}
+
+/// Takes the exclusive advisory lock that marks the one process writing the
+/// study at `path`, or explains that another holds it.
+fn lock_for_writing(path: &Path) -> Result<std::fs::File> {
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open study {}", path.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::io::AsRawFd;
+        // SAFETY: flock on a descriptor this function owns; no memory is
+        // shared with the call.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::WouldBlock {
+                bail!(
+                    "study {} is in use: another `pf compress` is writing it right now. Wait for \
+                     it to finish (or stop it), then continue with --resume; or give this run \
+                     another --study",
+                    path.display()
+                );
+            }
+            return Err(err)
+                .with_context(|| format!("cannot lock study {} for writing", path.display()));
+        }
+    }
+    Ok(file)
+}
+
+/// Turns a failed write to the study at `path` (while `doing` something)
+/// into an error that names the file, the likely cause and what to do.
+fn write_error(path: &Path, doing: &str, err: rusqlite::Error) -> anyhow::Error {
+    use rusqlite::ErrorCode;
+    let folder = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.display().to_string(),
+        _ => ".".to_string(),
+    };
+    let cause = match err.sqlite_error_code() {
+        Some(ErrorCode::DiskFull) => "the disk is full: free some space".to_string(),
+        Some(ErrorCode::SystemIoFailure) => "the disk could not take the write (it may be full, \
+             the file may be over a size limit such as `ulimit -f`, or the storage is failing): \
+             free some space or move the study to healthy storage"
+            .to_string(),
+        Some(ErrorCode::ReadOnly | ErrorCode::CannotOpen | ErrorCode::PermissionDenied) => {
+            format!(
+                "the study or its folder {folder} is read-only (SQLite writes a journal file \
+                 beside the study): make both writable, or copy the study to a writable folder"
+            )
+        }
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => {
+            "another process holds the study's lock: wait for it to finish".to_string()
+        }
+        _ => "check the file and its folder".to_string(),
+    };
+    anyhow::Error::new(err).context(format!(
+        "cannot write study {} while {doing}: {cause}. Every trial committed before this is \
+         kept; once fixed, continue the study with --resume",
+        path.display()
+    ))
 }
 
 fn sql_u64(x: u64) -> i64 {
@@ -93,7 +171,14 @@ impl SqliteStudy {
             .prefix(".pf-study-")
             .suffix(".tmp")
             .tempfile_in(dir)
-            .with_context(|| format!("cannot write in {}", dir.display()))?;
+            .with_context(|| {
+                format!(
+                    "cannot create study {}: its folder {} cannot be written (read-only, or the \
+                     disk is full); make it writable or give another --study",
+                    path.display(),
+                    dir.display()
+                )
+            })?;
         {
             let conn = Connection::open(tmp.path())?;
             conn.execute_batch(SCHEMA)?;
@@ -128,6 +213,11 @@ impl SqliteStudy {
         if !path.is_file() {
             bail!("study {} does not exist", path.display());
         }
+        let read_only = flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY);
+        let writer_lock = match read_only {
+            true => None,
+            false => Some(lock_for_writing(path)?),
+        };
         let conn = Connection::open_with_flags(path, flags)
             .with_context(|| format!("opening study {}", path.display()))?;
         let not_a_study = || {
@@ -157,15 +247,21 @@ impl SqliteStudy {
         let has_latency = conn
             .prepare("SELECT latency_ms FROM trials LIMIT 0")
             .is_ok();
-        if !has_latency && !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY) {
+        if !read_only {
+            // A write that changes nothing, so that a study pf cannot
+            // write is reported now, not after the baseline and a trial.
+            probe_write(&conn).map_err(|e| write_error(path, "opening it", e))?;
+        }
+        if !has_latency && !read_only {
             conn.execute_batch("ALTER TABLE trials ADD COLUMN latency_ms REAL")
-                .with_context(|| format!("updating study {}", path.display()))?;
+                .map_err(|e| write_error(path, "updating it", e))?;
         }
         Ok(SqliteStudy {
             conn,
             meta,
             path: path.to_path_buf(),
-            latency_column: has_latency || !flags.contains(OpenFlags::SQLITE_OPEN_READ_ONLY),
+            latency_column: has_latency || !read_only,
+            _writer_lock: writer_lock,
         })
     }
 
@@ -186,6 +282,81 @@ impl SqliteStudy {
             optimizer_sha256: r.get(15)?,
             latency_ms: r.get(16)?,
         })
+    }
+}
+
+/// Rewrites the study's format row unchanged in a transaction of its own:
+/// SQLite creates its journal beside the study and writes the page back.
+fn probe_write(conn: &Connection) -> rusqlite::Result<()> {
+    let result = conn.execute_batch(
+        "BEGIN IMMEDIATE; UPDATE meta SET value = value WHERE key = 'format'; COMMIT;",
+    );
+    if result.is_err() && !conn.is_autocommit() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
+/// Records in the study at `path` that the trials `numbers` were running
+/// when pf was interrupted (Ctrl-C), in its `interruptions` table (made on
+/// first use; the trials table is left as it is, so the interrupted trials
+/// are simply run again on `--resume`). A trial committed meanwhile is not
+/// recorded. Returns the trials recorded as interrupted and how many
+/// finished trials the study holds. Opens a connection of its own, so that
+/// it can run while the search's connection is in use.
+pub fn record_interruption(path: &Path, numbers: &[u32]) -> Result<(Vec<u32>, usize)> {
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_WRITE)
+        .with_context(|| format!("opening study {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    let at = pf_registry::audit::now_rfc3339();
+    let write = || -> rusqlite::Result<(Vec<u32>, usize)> {
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        conn.execute_batch(INTERRUPTIONS)?;
+        let mut recorded = Vec::new();
+        for &n in numbers {
+            let added = conn.execute(
+                "INSERT INTO interruptions (number, at) SELECT ?1, ?2 \
+                 WHERE NOT EXISTS (SELECT 1 FROM trials WHERE number = ?1)",
+                params![n, at],
+            )?;
+            if added > 0 {
+                recorded.push(n);
+            }
+        }
+        let finished: i64 = conn.query_row("SELECT count(*) FROM trials", [], |r| r.get(0))?;
+        conn.execute_batch("COMMIT")?;
+        Ok((recorded, finished as usize))
+    };
+    write().map_err(|e| {
+        let _ = conn.execute_batch("ROLLBACK");
+        write_error(path, "recording the interrupted trials", e)
+    })
+}
+
+/// The table of trials that were running when pf was interrupted.
+const INTERRUPTIONS: &str = "CREATE TABLE IF NOT EXISTS interruptions (
+    number INTEGER NOT NULL,
+    at     TEXT NOT NULL
+);";
+
+impl SqliteStudy {
+    /// The trials that were running when pf was interrupted (Ctrl-C), by
+    /// number, each with the time (RFC 3339), oldest first. A trial run
+    /// again after `--resume` stays listed.
+    pub fn interruptions(&self) -> Result<Vec<(u32, String)>> {
+        let exists: bool = self.conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'interruptions'",
+            [],
+            |r| r.get::<_, i64>(0).map(|n| n > 0),
+        )?;
+        if !exists {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare("SELECT number, at FROM interruptions ORDER BY rowid")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 }
 
@@ -278,7 +449,12 @@ impl StudyStore for SqliteStudy {
 
     fn record(&mut self, t: &TrialRecord) -> Result<()> {
         let f = t.footprint.as_ref();
-        let tx = self.conn.transaction()?;
+        let doing = format!("recording trial {}", t.number);
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| write_error(&path, &doing, e))?;
         tx.execute(
             "INSERT INTO trials (number, status, params, seed, accuracy, loss, macs, \
              params_total, nonzero_params, bytes, target_ratio, reward, error, timings, \
@@ -304,29 +480,34 @@ impl StudyStore for SqliteStudy {
                 finite(t.latency_ms),
             ],
         )
-        .with_context(|| format!("recording trial {} in {}", t.number, self.path.display()))?;
-        tx.commit()?;
+        .map_err(|e| write_error(&path, &doing, e))?;
+        tx.commit().map_err(|e| write_error(&path, &doing, e))?;
         Ok(())
     }
 
     fn update_meta(&mut self, meta: &StudyMeta) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "UPDATE meta SET value = ?1 WHERE key = 'study'",
-            [serde_json::to_string(meta)?],
-        )?;
-        tx.commit()?;
+        let json = serde_json::to_string(meta)?;
+        let write = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute("UPDATE meta SET value = ?1 WHERE key = 'study'", [json])?;
+            tx.commit()
+        };
+        write(&mut self.conn).map_err(|e| write_error(&self.path, "updating its settings", e))?;
         self.meta = meta.clone();
         Ok(())
     }
 
     fn set_final(&mut self, result: &FinalRecord) -> Result<()> {
-        let tx = self.conn.transaction()?;
-        tx.execute(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES ('final', ?1)",
-            [serde_json::to_string(result)?],
-        )?;
-        tx.commit()?;
+        let json = serde_json::to_string(result)?;
+        let write = |conn: &mut Connection| -> rusqlite::Result<()> {
+            let tx = conn.transaction()?;
+            tx.execute(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('final', ?1)",
+                [json],
+            )?;
+            tx.commit()
+        };
+        write(&mut self.conn).map_err(|e| write_error(&self.path, "storing its result", e))?;
         Ok(())
     }
 
