@@ -3,6 +3,7 @@
 //! live in the benchmarks.
 
 mod channel_pruned;
+mod chaos;
 mod cli;
 mod compress;
 mod contract;
