@@ -25,8 +25,8 @@
 #                       docs/benchmarks.md)
 #   --off MODE,...      switch chaos modes off (trap, loop, memory, host_work,
 #                       nan, huge_string, slow)
-#   --trial-timeout V   passed to `pf compress --trial-timeout` (default 30,
-#                       only where pf has the flag)
+#   --trial-timeout V   passed as given to `pf compress --trial-timeout`
+#                       (default 10, only where pf has the flag)
 #   --probe             probe every mode alone even when the run passes
 #   --no-build          use the pf and plugins already built
 set -euo pipefail
@@ -37,7 +37,7 @@ profile=debug
 seed=1
 stall=180
 off=""
-trial_timeout=30
+trial_timeout=10
 max_reason=16384
 out=target/soak
 build=1
@@ -134,7 +134,7 @@ def compress(folder, n, settings, stall_s):
 
     threading.Thread(target=read, daemon=True).start()
     seen = dict(done=0, rss_first=None, rss_last=None, peak=0, longest=0,
-                control_lines=0, stalled_at=None, rc=None, seconds=0.0)
+                control_lines=0, stalled_at=None, rc=None, seconds=0.0, tail=[])
     first_at = min(10, n)
     last_line = time.monotonic()
     with open(f"{folder}/pf.stderr.log", "wb") as log:
@@ -156,6 +156,7 @@ def compress(folder, n, settings, stall_s):
                 # The log keeps a bounded, escaped copy of each line.
                 shown = text[:2000].encode("unicode_escape").decode("ascii")
                 log.write((shown + ("" if len(text) <= 2000 else " [cut]") + "\n").encode())
+                seen["tail"] = (seen["tail"] + [shown[:300]])[-4:]
                 # One trial at a time, so trial k's line comes k-th: a line a
                 # plugin forged (its error may hold a newline) comes out of turn.
                 finished = TRIAL_LINE.match(text)
@@ -198,6 +199,11 @@ def study_figures(folder):
                 break
         else:
             kinds["other"] = kinds.get("other", 0) + 1
+    phases = {}
+    for reason in reasons:
+        call = re.search(r"failed in `([a-z-]+)`", reason)
+        key = call.group(1) if call else "other"
+        phases[key] = phases.get(key, 0) + 1
     slowest = max((json.loads(r[4]).get("total", 0.0) for r in rows), default=0.0)
     baseline = json.loads(meta["study"])["baseline"]["accuracy"] if "study" in meta else None
     final = json.loads(meta["final"]) if "final" in meta else None
@@ -209,7 +215,7 @@ def study_figures(folder):
         unexplained=sum(1 for r in reasons if not r.strip()),
         longest_reason=max((len(r.encode()) for r in reasons), default=0),
         control_reasons=sum(1 for r in reasons if CONTROL.search(r)),
-        kinds=kinds, slowest=slowest, baseline=baseline, best=best,
+        kinds=kinds, phases=phases, slowest=slowest, baseline=baseline, best=best,
         db_bytes=os.path.getsize(path))
 
 
@@ -246,12 +252,17 @@ if study:
     print(f"  study                {study['rows']} trials, {study['failed']} failed, "
           f"{study['db_bytes'] / 1048576:.1f} MiB on disk")
     print(f"  failure reasons      {json.dumps(study['kinds'], sort_keys=True)}")
+    print(f"  failed in            {json.dumps(study['phases'], sort_keys=True)}")
     print(f"  longest reason       {study['longest_reason']} bytes")
     print(f"  slowest trial        {study['slowest']:.1f} s")
     best = study["best"]
     if best:
         print(f"  best trial           {best[0]}: {best[1]}, accuracy {best[2]}, "
               f"baseline {study['baseline']:.4f}")
+if run["rc"] != 0:
+    print("  pf's last lines (escaped):")
+    for line in run["tail"]:
+        print(f"    {line}")
 print("checks:")
 if run["stalled_at"] is not None:
     check(False, f"no trial finished for {stall:.0f} s: trial {run['stalled_at']} stalled the run")

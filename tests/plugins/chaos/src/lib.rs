@@ -367,3 +367,84 @@ impl Learner for Chaos {
 }
 
 pf_sdk::export_learner!(Chaos);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The settings with only `modes` switched on, at this failure rate.
+    fn only(modes: &[Mode], failure_rate: f64) -> ChaosParams {
+        let on = |m: Mode| modes.contains(&m);
+        ChaosParams {
+            failure_rate,
+            trap: on(Mode::Trap),
+            r#loop: on(Mode::Loop),
+            memory: on(Mode::Memory),
+            host_work: on(Mode::HostWork),
+            nan: on(Mode::Nan),
+            huge_string: on(Mode::HugeString),
+            slow: on(Mode::Slow),
+            ..ChaosParams::default()
+        }
+    }
+
+    #[test]
+    fn draws_follow_the_failure_rate_and_the_modes_switched_on() {
+        pf_sdk::testing::seed(7);
+        let mut rng = HostRng::new();
+        // Rate 0: every trial behaves.
+        let calm = only(&Mode::ALL, 0.0);
+        assert!((0..200).all(|_| draw_plan(&calm, &mut rng).mode.is_none()));
+        // Rate 1 with two modes: only those two, both drawn.
+        let two = only(&[Mode::Trap, Mode::Nan], 1.0);
+        let drawn: Vec<Mode> = (0..200)
+            .map(|_| draw_plan(&two, &mut rng).mode.unwrap())
+            .collect();
+        assert!(drawn.iter().all(|m| [Mode::Trap, Mode::Nan].contains(m)));
+        assert!(drawn.contains(&Mode::Trap) && drawn.contains(&Mode::Nan));
+        // The defaults: about 70 % fail, every mode and phase comes up.
+        let chaos = ChaosParams::default();
+        let plans: Vec<Plan> = (0..2000).map(|_| draw_plan(&chaos, &mut rng)).collect();
+        let failing = plans.iter().filter(|p| p.mode.is_some()).count();
+        assert!((1250..1550).contains(&failing), "{failing} of 2000 fail");
+        for mode in Mode::ALL {
+            assert!(plans.iter().any(|p| p.mode == Some(mode)), "{mode:?}");
+        }
+        for phase in [Phase::Compress, Phase::TrainStep, Phase::Finish] {
+            assert!(plans.iter().any(|p| p.phase == phase), "{phase:?}");
+        }
+        // A fixed phase is kept.
+        let late = ChaosParams {
+            phase: Phase::Finish,
+            ..ChaosParams::default()
+        };
+        assert!((0..50).all(|_| draw_plan(&late, &mut rng).phase == Phase::Finish));
+    }
+
+    #[test]
+    fn a_failure_rate_with_every_mode_off_is_refused_by_name() {
+        let e = only(&[], 0.5).check().unwrap_err();
+        assert_eq!(e.kind(), "invalid-argument");
+        assert!(
+            e.message()
+                .contains("failure_rate is 0.5 but every mode is off")
+                && e.message().contains("host_work"),
+            "{}",
+            e.message()
+        );
+        assert!(only(&[], 0.0).check().is_ok());
+        assert!(only(&[Mode::Slow], 1.0).check().is_ok());
+    }
+
+    #[test]
+    fn the_huge_error_has_its_size_and_opens_with_terminal_escapes() {
+        let e = huge_error(2, Phase::Finish);
+        assert_eq!(e.message().len(), 2 << 20);
+        let head = &e.message()[..120];
+        assert!(
+            head.contains("\u{1b}[2J") && head.contains("\u{1b}]52;c;"),
+            "{head:?}"
+        );
+        assert!(head.contains("\r\ntrial 1 complete"), "{head:?}");
+    }
+}
