@@ -1,17 +1,18 @@
 //! The chaos learner (`tests/plugins/chaos`) in a short `pf compress`: trials
-//! that trap, spin out their fuel or write NaN weights fail with their own
-//! reason in the study, and the study still completes with a real best
-//! trial. The long run with every mode is `scripts/soak.sh`.
+//! that trap, spin out their fuel or write NaN weights, in `compress`, in the
+//! fine-tuning hook or in `finish`, fail with their own reason in the study,
+//! and the study still completes with a real best trial. The long run with
+//! every mode is `scripts/soak.sh`.
 
 use crate::support::{digits_model, path_str, plugin_file, run_pf, stderr, tempdir};
 use pf::search::{SqliteStudy, StudyStore, TrialStatus};
 
-/// The reasons the host gives for the three failure modes run here, each a
-/// part of the message a user sees.
+/// What the reason of each failure mode run here says (the panic's own
+/// message; the host's words for fuel and non-finite weights).
 const REASONS: [(&str, &str); 3] = [
-    ("trap", "it panicked: chaos plugin trapped on purpose"),
-    ("loop", "ran out of its execution budget (fuel)"),
-    ("nan", "contains NaN or infinite values"),
+    ("trap", "chaos plugin trapped on purpose"),
+    ("loop", "fuel"),
+    ("nan", "NaN"),
 ];
 
 #[test]
@@ -65,6 +66,7 @@ fn chaos_trials_fail_with_their_reasons_and_the_best_trial_is_a_real_one() {
     let records = study.trials().unwrap();
     assert_eq!(records.len(), trials, "{err}");
     let mut seen = std::collections::BTreeSet::new();
+    let mut calls = std::collections::BTreeSet::new();
     for t in records.iter().filter(|t| t.status == TrialStatus::Failed) {
         let reason = t.error.as_deref().unwrap_or("");
         let (mode, _) = REASONS
@@ -72,6 +74,13 @@ fn chaos_trials_fail_with_their_reasons_and_the_best_trial_is_a_real_one() {
             .find(|(_, r)| reason.contains(r))
             .unwrap_or_else(|| panic!("trial {} failed for no known reason: {reason:?}", t.number));
         seen.insert(*mode);
+        // The reason names the call that failed: misbehaving late (in the
+        // fine-tuning hook or in `finish`) fails the trial as well.
+        let call = ["compress", "on-train-step", "finish"]
+            .into_iter()
+            .find(|c| reason.contains(&format!("failed in `{c}`")))
+            .unwrap_or_else(|| panic!("trial {} names no call: {reason:?}", t.number));
+        calls.insert(call);
         // The reason is printed with the trial, too.
         assert!(
             err.contains(&format!("trial {:>3}  failed", t.number)),
@@ -83,6 +92,7 @@ fn chaos_trials_fail_with_their_reasons_and_the_best_trial_is_a_real_one() {
         REASONS.len(),
         "seed 3 draws every mode: {seen:?}"
     );
+    assert_eq!(calls.len(), 3, "seed 3 fails in every call: {calls:?}");
 
     // The best trial is one that behaved: complete, with the accuracy of a
     // lightly pruned digits network.
