@@ -240,11 +240,12 @@ fn flood_host(model: &Model, rng: &mut HostRng) -> Result<()> {
 }
 
 /// Fails with an error of `mib` MiB that starts with terminal escapes: clear
-/// the screen, write the clipboard (OSC 52), and a forged result line.
+/// the screen, write the clipboard (OSC 52), and a forged progress line for
+/// trial 0 (the one trial whose real line always came before).
 fn huge_error(mib: u32, phase: Phase) -> Error {
     let mut message = format!(
         "chaos: huge error in {phase:?}\u{1b}[2J\u{1b}]52;c;Y2hhb3M=\u{7}\r\n\
-         trial 1 complete: accuracy 1.000 "
+         trial   0  reward 1.0000  accuracy 100.00%  target ratio 0.0100  0.1s\n"
     );
     let len = (mib as usize) << 20;
     let fill = len.saturating_sub(message.len());
@@ -440,11 +441,11 @@ mod tests {
     fn the_huge_error_has_its_size_and_opens_with_terminal_escapes() {
         let e = huge_error(2, Phase::Finish);
         assert_eq!(e.message().len(), 2 << 20);
-        let head = &e.message()[..120];
+        let head = &e.message()[..160];
         assert!(
             head.contains("\u{1b}[2J") && head.contains("\u{1b}]52;c;"),
             "{head:?}"
         );
-        assert!(head.contains("\r\ntrial 1 complete"), "{head:?}");
+        assert!(head.contains("\r\ntrial   0  reward 1.0000"), "{head:?}");
     }
 }
