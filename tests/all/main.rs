@@ -5,6 +5,7 @@
 mod admission;
 mod budgets;
 mod channel_pruned;
+mod chaos;
 mod cli;
 mod compress;
 mod contract;
