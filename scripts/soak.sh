@@ -38,7 +38,9 @@ seed=1
 stall=180
 off=""
 trial_timeout=10
-max_reason=16384
+# pf's bound on a plugin's error (plugin::bounds::MAX_ERROR_BYTES, 64 KiB)
+# plus the note of the original length that the cut puts first.
+max_reason=65792
 out=target/soak
 build=1
 probe=auto
