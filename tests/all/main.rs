@@ -24,6 +24,7 @@ mod onnx;
 mod optimizers;
 mod plugin_test;
 mod plugins;
+mod postgres;
 mod probe;
 mod registry;
 mod support;

@@ -15,6 +15,7 @@ mod plugin_new;
 mod plugin_registry;
 mod prune;
 mod report;
+mod study;
 mod train;
 
 use anyhow::Result;
@@ -59,6 +60,9 @@ enum Command {
     Compress(compress::CompressArgs),
     /// Render a study as an HTML report (or SVG plots).
     Report(report::ReportArgs),
+    /// Work on whole studies: copy one between SQLite files and PostgreSQL
+    /// databases.
+    Study(study::StudyArgs),
     /// Train a model (by default the small CNN on the embedded 8×8 digits).
     Train(train::TrainArgs),
     /// Evaluate a saved model on a data split.
@@ -99,6 +103,7 @@ pub fn run() -> Result<()> {
     match command {
         Command::Compress(a) => compress::run(a),
         Command::Report(a) => report::run(a),
+        Command::Study(a) => study::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Export(a) => export::run(a),

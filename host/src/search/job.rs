@@ -205,6 +205,16 @@ impl CompressJob {
     /// or written, and returns the outputs.
     pub fn check(&self) -> Result<Outputs> {
         let study = &self.study;
+        if let super::StudyLocation::Postgres(pg) =
+            super::StudyLocation::parse(&study.to_string_lossy())?
+        {
+            bail!(
+                "--study {}: pf compress runs its search into a SQLite file; run it into one \
+                 (--study runs/a.db) and copy the study into PostgreSQL with `pf study copy \
+                 runs/a.db URL`",
+                pg.display()
+            );
+        }
         if self.resume {
             if !study.is_file() {
                 bail!(
@@ -711,7 +721,7 @@ fn export_deployment(
 }
 
 /// Writes the study's report, unless it has none.
-fn write_report(out: &Outputs, study: &SqliteStudy) -> Result<()> {
+fn write_report(out: &Outputs, study: &dyn StudyStore) -> Result<()> {
     let Some(report) = &out.report else {
         return Ok(());
     };

@@ -16,4 +16,4 @@ pub mod target;
 pub use record::*;
 pub use reward::Reward;
 pub use run::{best_of, run_search, trial_seed, SearchOutcome, SearchSetup};
-pub use study::{SqliteStudy, StudyStore};
+pub use study::{PgStudy, SqliteStudy, StudyLocation, StudyStore};

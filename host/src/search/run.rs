@@ -162,6 +162,7 @@ impl SearchSetup<'_> {
         error: String,
         timings: Timings,
     ) -> TrialRecord {
+        let (host, pid) = super::record::this_worker();
         TrialRecord {
             number,
             status: TrialStatus::Failed,
@@ -177,6 +178,8 @@ impl SearchSetup<'_> {
             timings,
             learner_sha256: self.learner.sha256.clone(),
             optimizer_sha256: self.optimizer.sha256.clone(),
+            worker_host: Some(host),
+            worker_pid: Some(pid),
         }
     }
 
