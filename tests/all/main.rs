@@ -27,6 +27,7 @@ mod plugins;
 mod postgres;
 mod probe;
 mod registry;
+mod shared_study;
 mod support;
 mod surgery;
 mod tflite;

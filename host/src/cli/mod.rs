@@ -17,6 +17,7 @@ mod prune;
 mod report;
 mod study;
 mod train;
+mod worker;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -63,6 +64,9 @@ enum Command {
     /// Work on whole studies: copy one between SQLite files and PostgreSQL
     /// databases.
     Study(study::StudyArgs),
+    /// Run trials of a study shared in PostgreSQL, beside any number of
+    /// other workers on any machines (see docs/distributed.md).
+    Worker(worker::WorkerCliArgs),
     /// Train a model (by default the small CNN on the embedded 8×8 digits).
     Train(train::TrainArgs),
     /// Evaluate a saved model on a data split.
@@ -104,6 +108,7 @@ pub fn run() -> Result<()> {
         Command::Compress(a) => compress::run(a),
         Command::Report(a) => report::run(a),
         Command::Study(a) => study::run(a),
+        Command::Worker(a) => worker::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Export(a) => export::run(a),

@@ -34,21 +34,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
 }
 
 /// The report's default name: beside a SQLite study, or after a
-/// PostgreSQL study's name (characters other than letters, digits, `.`,
-/// `-` and `_` become `_`) in the current folder.
+/// PostgreSQL study's name in the current folder.
 fn default_output(at: &StudyLocation) -> PathBuf {
-    match at {
-        StudyLocation::Sqlite(p) => p.with_extension("html"),
-        StudyLocation::Postgres(pg) => {
-            let name: String = pg
-                .study()
-                .chars()
-                .map(|c| match c {
-                    'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
-                    _ => '_',
-                })
-                .collect();
-            PathBuf::from(format!("{name}.html"))
-        }
-    }
+    at.output_base().with_extension("html")
 }

@@ -15,9 +15,11 @@
 
 mod pgpass;
 mod postgres;
+mod shared;
 mod sqlite;
 
 pub use postgres::{PgLocation, PgStudy};
+pub use shared::{require_parts, Claim, Heartbeat, Past, Progress, RunningTrial, SharedParts};
 pub use sqlite::{record_interruption, SqliteStudy};
 
 use super::record::{FinalRecord, StudyMeta, TrialRecord};
@@ -69,6 +71,27 @@ impl StudyLocation {
         match PgLocation::parse(arg)? {
             Some(pg) => Ok(StudyLocation::Postgres(pg)),
             None => Ok(StudyLocation::Sqlite(PathBuf::from(arg))),
+        }
+    }
+
+    /// What a study's outputs are named after by default: the SQLite file
+    /// itself, or a PostgreSQL study's name in the current folder (its
+    /// characters other than letters, digits, `-` and `_` made `_`), with
+    /// an extension to be replaced.
+    pub fn output_base(&self) -> PathBuf {
+        match self {
+            StudyLocation::Sqlite(p) => p.clone(),
+            StudyLocation::Postgres(pg) => {
+                let name: String = pg
+                    .study()
+                    .chars()
+                    .map(|c| match c {
+                        'a'..='z' | 'A'..='Z' | '0'..='9' | '-' | '_' => c,
+                        _ => '_',
+                    })
+                    .collect();
+                PathBuf::from(format!("{name}.db"))
+            }
         }
     }
 

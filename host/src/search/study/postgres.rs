@@ -71,6 +71,18 @@ pub const MIGRATIONS: &[&str] = &[
         worker_pid       INTEGER,
         PRIMARY KEY (study, number)
     );",
+    // 2: shared studies: what workers rebuild the search from (the job,
+    // the baseline's bytes and digest), and trials that are running (with
+    // their heartbeat) or were lost with their worker.
+    "ALTER TABLE studies ADD COLUMN job JSONB;
+    ALTER TABLE studies ADD COLUMN model BYTEA;
+    ALTER TABLE studies ADD COLUMN model_sha256 TEXT;
+    ALTER TABLE trials DROP CONSTRAINT trials_status_check;
+    ALTER TABLE trials ADD CONSTRAINT trials_status_check
+        CHECK (status IN ('complete', 'failed', 'running'));
+    ALTER TABLE trials ADD COLUMN lost BOOLEAN NOT NULL DEFAULT false;
+    ALTER TABLE trials ADD COLUMN started TIMESTAMPTZ;
+    ALTER TABLE trials ADD COLUMN heartbeat TIMESTAMPTZ;",
 ];
 
 /// A study in a PostgreSQL database, as a `--study` URL names it.
@@ -360,7 +372,7 @@ fn io_error(e: &postgres::Error) -> Option<&std::io::Error> {
 }
 
 /// A failed statement on a study, with the URL and what pf was doing.
-fn db_error(shown: &str, doing: &str, e: postgres::Error) -> anyhow::Error {
+pub(super) fn db_error(shown: &str, doing: &str, e: postgres::Error) -> anyhow::Error {
     let cause = match e.as_db_error() {
         Some(d) => d.message().to_string(),
         None if e.is_closed() => "the connection to the database was lost".to_string(),
@@ -373,7 +385,7 @@ fn db_error(shown: &str, doing: &str, e: postgres::Error) -> anyhow::Error {
 
 /// Applies the migrations this database lacks, in one transaction under the
 /// migration lock; returns the version it is at.
-fn migrate(client: &mut Client, shown: &str) -> Result<usize> {
+pub(super) fn migrate(client: &mut Client, shown: &str) -> Result<usize> {
     let fail = |e| db_error(shown, "creating or updating pf's tables", e);
     let mut tx = client.transaction().map_err(fail)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -445,16 +457,16 @@ fn check_schema(client: &mut Client, at: &PgLocation) -> Result<()> {
 pub struct PgStudy {
     /// The connection (statements need it mutably; the store is used from
     /// one thread).
-    client: RefCell<Client>,
+    pub(super) client: RefCell<Client>,
     /// The study's row in `studies`.
-    id: i64,
+    pub(super) id: i64,
     meta: StudyMeta,
     /// The URL without its password.
-    shown: String,
+    pub(super) shown: String,
 }
 
 /// The columns of a trial, in the order [`read_trial`] reads them.
-const TRIAL_COLUMNS: &str = "number, status, params::text, seed, accuracy, loss, macs, \
+pub(super) const TRIAL_COLUMNS: &str = "number, status, params::text, seed, accuracy, loss, macs, \
      params_total, nonzero_params, bytes, target_ratio, latency_ms, reward, error, \
      timings::text, learner_sha256, optimizer_sha256, worker_host, worker_pid";
 
@@ -505,6 +517,18 @@ impl PgStudy {
         trials: &[TrialRecord],
         last: Option<&FinalRecord>,
     ) -> Result<PgStudy> {
+        Self::create_with(at, meta, trials, last, None)
+    }
+
+    /// [`PgStudy::create_filled`], storing also what workers rebuild the
+    /// search from (`shared`), in the same transaction.
+    pub(super) fn create_with(
+        at: &PgLocation,
+        meta: &StudyMeta,
+        trials: &[TrialRecord],
+        last: Option<&FinalRecord>,
+        shared: Option<&super::shared::SharedParts>,
+    ) -> Result<PgStudy> {
         let mut client = at.connect()?;
         migrate(&mut client, &at.shown)?;
         let fail = |e| db_error(&at.shown, "creating it", e);
@@ -527,6 +551,14 @@ impl PgStudy {
             );
         };
         let id: i64 = row.get(0);
+        if let Some(shared) = shared {
+            tx.execute(
+                "UPDATE studies SET job = ($2::text)::jsonb, model = $3, model_sha256 = $4 \
+                 WHERE id = $1",
+                &[&id, &shared.job, &shared.model, &shared.model_sha256],
+            )
+            .map_err(fail)?;
+        }
         for t in trials {
             insert_trial(&mut tx, id, t)
                 .map_err(|e| db_error(&at.shown, &format!("copying trial {}", t.number), e))?;
@@ -574,7 +606,7 @@ fn no_such_study(client: &mut Client, at: &PgLocation) -> anyhow::Error {
 }
 
 /// Inserts one trial row of study `id`.
-fn insert_trial(
+pub(super) fn insert_trial(
     client: &mut impl GenericClient,
     id: i64,
     t: &TrialRecord,
@@ -615,7 +647,7 @@ fn insert_trial(
 }
 
 /// A trial from a row of [`TRIAL_COLUMNS`].
-fn read_trial(r: &postgres::Row) -> Result<TrialRecord> {
+pub(super) fn read_trial(r: &postgres::Row) -> Result<TrialRecord> {
     let number = r.get::<_, i32>(0) as u32;
     let status = match r.get::<_, &str>(1) {
         "complete" => TrialStatus::Complete,
@@ -667,7 +699,10 @@ impl StudyStore for PgStudy {
             .client
             .borrow_mut()
             .query(
-                &format!("SELECT {TRIAL_COLUMNS} FROM trials WHERE study = $1 ORDER BY number"),
+                &format!(
+                    "SELECT {TRIAL_COLUMNS} FROM trials WHERE study = $1 AND status <> 'running' \
+                     ORDER BY number"
+                ),
                 &[&self.id],
             )
             .map_err(self.fail("reading its trials"))?;
