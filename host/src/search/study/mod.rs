@@ -13,6 +13,7 @@
 //! [`open_write`] and [`create`] open either store, and [`copy`] moves a
 //! whole study from one to the other (`pf study copy`).
 
+mod location;
 mod pgpass;
 mod postgres;
 mod shared;
