@@ -100,8 +100,11 @@ fn trials_run(o: &Output) -> Vec<u32> {
         .collect()
 }
 
-/// Every row of the study's trials: number, status, lost, worker pid, error.
-fn rows(db: &PgDatabase) -> Vec<(i32, String, bool, Option<i32>, Option<String>)> {
+/// A row of the study's trials: number, status, lost, worker pid, error.
+type Row = (i32, String, bool, Option<i32>, Option<String>);
+
+/// Every row of the study's trials.
+fn rows(db: &PgDatabase) -> Vec<Row> {
     db.client()
         .query(
             "SELECT number, status, lost, worker_pid, error FROM trials ORDER BY number",

@@ -81,7 +81,7 @@ pub fn run(a: WorkerCliArgs) -> Result<()> {
     limits.plugin_tensors = u32::try_from(tensors).unwrap_or(u32::MAX);
     let runtime = limits.runtime("worker")?;
     let args = WorkerArgs {
-        study,
+        study: *study,
         options: WorkerOptions {
             heartbeat_seconds: a.heartbeat,
             max_trials: a.max_trials,

@@ -236,7 +236,7 @@ impl Joined {
             jobs: a.jobs,
             threads_per_trial: a.threads_per_trial,
             baseline_epochs: 0,
-            study: StudyLocation::Postgres(a.study.clone()),
+            study: StudyLocation::Postgres(Box::new(a.study.clone())),
             resume: true,
             seed: j.seed,
             export: None,

@@ -57,7 +57,7 @@ pub enum StudyLocation {
     /// A SQLite file.
     Sqlite(PathBuf),
     /// A named study in a PostgreSQL database.
-    Postgres(PgLocation),
+    Postgres(Box<PgLocation>),
 }
 
 impl StudyLocation {
@@ -70,7 +70,7 @@ impl StudyLocation {
             bail!("--study is empty: give a file name (runs/a.db) or a postgres:// URL");
         }
         match PgLocation::parse(arg)? {
-            Some(pg) => Ok(StudyLocation::Postgres(pg)),
+            Some(pg) => Ok(StudyLocation::Postgres(Box::new(pg))),
             None => Ok(StudyLocation::Sqlite(PathBuf::from(arg))),
         }
     }

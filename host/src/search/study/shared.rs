@@ -34,7 +34,7 @@ pub struct SharedParts {
 #[derive(Debug, Clone)]
 pub enum Past {
     /// Finished (complete or failed), and counted.
-    Finished(TrialRecord),
+    Finished(Box<TrialRecord>),
     /// Running on a live worker: suggested, not yet observed.
     Running(u32),
     /// Its worker was lost: failed, and not counted.
@@ -182,7 +182,7 @@ impl PgStudy {
             past.push(match (r.get::<_, &str>(1), r.get::<_, bool>(19)) {
                 ("running", _) => Past::Running(number),
                 (_, true) => Past::Lost(number),
-                _ => Past::Finished(read_trial(r)?),
+                _ => Past::Finished(Box::new(read_trial(r)?)),
             });
         }
         let number = past.last().map_or(0, |p| p.number() + 1);
