@@ -7,7 +7,9 @@
 #     thread each against 1 worker × 2 threads (and 1 worker running 2
 #     trials at once × 1 thread), in one run, the same study settings.
 # Usage: scripts/bench-distributed.sh [TRIALS [FINETUNE_STEPS [STORE_TRIALS]]]
-# Debug build (dependencies at opt-level 3, as the tests build them).
+# TRIALS=0 measures the store alone. The server fsyncs its commits, as
+# SQLite does (PF_POSTGRES_DURABLE=1). Debug build (dependencies at
+# opt-level 3, as the tests build them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 trials="${1:-12}"
@@ -18,7 +20,7 @@ pf="$PWD/target/debug/pf"
 work="$(mktemp -d)"
 pgdir="$(mktemp -d)"
 trap 'bash scripts/postgres.sh stop "$pgdir" || true; rm -rf "$work"' EXIT
-base="$(bash scripts/postgres.sh start "$pgdir")"
+base="$(PF_POSTGRES_DURABLE=1 bash scripts/postgres.sh start "$pgdir")"
 db="$base/postgres"
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -33,6 +35,7 @@ echo "== 1. store calls per trial (ms), $store_trials trivial trials each"
 cargo bench -p pf --bench study_store --profile dev --quiet -- \
   "$work/template.db" "$db" "$store_trials"
 
+[ "$trials" -gt 0 ] || exit 0
 echo "== 2. wall time of a $trials-trial study ($steps fine-tuning steps per trial)"
 seconds() { # CMD...: runs it, prints its wall seconds
   local t0 t1

@@ -80,10 +80,13 @@ start)
   fi
   as_owner "$bin/initdb" -D "$dir/data" -U postgres --auth=trust -E UTF8 --no-sync \
     >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
-  # Throwaway data: no fsync; enough connections for parallel tests, each
-  # running several pf processes.
+  # Throwaway data: no fsync (unless PF_POSTGRES_DURABLE=1, for
+  # measurements); enough connections for parallel tests, each running
+  # several pf processes.
+  durability="-c fsync=off -c synchronous_commit=off"
+  [ "${PF_POSTGRES_DURABLE:-0}" = 1 ] && durability=""
   as_owner "$bin/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-    -o "-c listen_addresses='' -k $dir -c fsync=off -c synchronous_commit=off -c max_connections=300" \
+    -o "-c listen_addresses='' -k $dir $durability -c max_connections=300" \
     start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
   # The base URL: the socket folder, percent-encoded, as the host.
   printf 'postgresql://postgres@%s\n' "${dir//\//%2F}"
