@@ -205,24 +205,23 @@ impl CompressJob {
     /// Checks every setting and output before anything is loaded, trained
     /// or written, and returns the outputs.
     pub fn check(&self) -> Result<Outputs> {
-        match &self.study {
-            StudyLocation::Sqlite(study) => self.check_study_file(study)?,
-            StudyLocation::Postgres(pg) => {
-                if self.finish && self.resume {
-                    bail!("--finish works on the study as it is: drop --resume");
-                }
-                if self.worker.heartbeat_seconds.is_nan() || self.worker.heartbeat_seconds < 0.1 {
-                    bail!("--heartbeat must be at least 0.1 seconds");
-                }
-                let _ = pg;
-            }
-        }
         if !matches!(self.study, StudyLocation::Postgres(_))
             && (self.finish || self.worker.max_trials.is_some())
         {
             bail!(
                 "--finish and --max-trials work on a shared study: give --study a postgres:// URL"
             );
+        }
+        match &self.study {
+            StudyLocation::Sqlite(study) => self.check_study_file(study)?,
+            StudyLocation::Postgres(_) => {
+                if self.finish && self.resume {
+                    bail!("--finish works on the study as it is: drop --resume");
+                }
+                if self.worker.heartbeat_seconds.is_nan() || self.worker.heartbeat_seconds < 0.1 {
+                    bail!("--heartbeat must be at least 0.1 seconds");
+                }
+            }
         }
         let out = self.outputs();
         match out.export.extension().and_then(|e| e.to_str()) {
