@@ -2,7 +2,8 @@
 # Runs every pf test, after the formatting and lint checks (cargo fmt, cargo
 # clippy with warnings as errors). This is the README's test command and what
 # CI runs. Needs only a Rust toolchain (cargo); everything else is built or
-# installed here, the wasm32 toolchain for the plugins included.
+# installed here, the wasm32 toolchain for the plugins and PostgreSQL for the
+# study tests included.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if ! command -v cargo >/dev/null; then
@@ -59,8 +60,15 @@ if ! target/litert-venv/bin/python -c "import ai_edge_litert, onnx, onnxruntime"
   target/litert-venv/bin/pip install -q ai-edge-litert==2.3.0 tflite==2.18.0 \
     onnx==1.23.2 onnxruntime==1.32.0
 fi
+# The PostgreSQL study tests run against a real server: a throwaway cluster
+# in a temp folder, on a Unix socket there only, stopped and removed on exit
+# (also when a test fails). scripts/postgres.sh installs Debian's postgresql
+# when initdb and pg_ctl are missing.
 log="$(mktemp)"
-trap 'rm -f "$log"' EXIT
+pgdir="$(mktemp -d)"
+trap 'bash scripts/postgres.sh stop "$pgdir" || true; rm -f "$log"' EXIT
+PF_TEST_POSTGRES="$(bash scripts/postgres.sh start "$pgdir")"
+export PF_TEST_POSTGRES
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 # The plugins' own unit tests (pure Rust logic such as weight_sparse's budget
 # allocation), built natively into a target dir of their own.

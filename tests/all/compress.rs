@@ -74,13 +74,15 @@ fn trials_of(dir: &Path) -> Vec<TrialRecord> {
         .expect("trials read")
 }
 
-/// The trial table without timings (which differ from run to run).
+/// The trial table without timings and workers (which differ from run to
+/// run).
 fn table(trials: &[TrialRecord]) -> Vec<TrialRecord> {
     trials
         .iter()
         .cloned()
         .map(|mut t| {
             t.timings = Default::default();
+            (t.worker_host, t.worker_pid) = (None, None);
             t
         })
         .collect()

@@ -87,3 +87,78 @@ pub fn passes_learner_suite(
     assert!(report.passed(), "{name}: {}", report.failures());
     (plugin, report)
 }
+
+/// A database of its own on the test PostgreSQL server, so that tests run
+/// in parallel without seeing each other's studies; dropped with it.
+pub struct PgDatabase {
+    /// The server's base URL (`PF_TEST_POSTGRES`).
+    base: String,
+    /// The database's name.
+    pub name: String,
+}
+
+impl PgDatabase {
+    /// The URL of study `study` in this database.
+    pub fn url(&self, study: &str) -> String {
+        format!("{}/{}?study={study}", self.base, self.name)
+    }
+
+    /// A client connected to this database.
+    pub fn client(&self) -> postgres::Client {
+        postgres::Client::connect(&format!("{}/{}", self.base, self.name), postgres::NoTls)
+            .expect("test database reachable")
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        if let Ok(mut c) = postgres::Client::connect(&pg_admin_url(&self.base), postgres::NoTls) {
+            let _ = c.batch_execute(&format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ));
+        }
+    }
+}
+
+/// The base URL of the test PostgreSQL server: `PF_TEST_POSTGRES`, which
+/// scripts/test.sh sets. Without it the test fails and says how to start a
+/// server; it is never skipped.
+pub fn pg_base_url() -> String {
+    match std::env::var("PF_TEST_POSTGRES") {
+        Ok(url) if !url.trim().is_empty() => url.trim().trim_end_matches('/').to_string(),
+        _ => panic!(
+            "PF_TEST_POSTGRES is not set: the PostgreSQL study tests need a real server. Run \
+             them through scripts/test.sh (which starts and stops one), or start one yourself:\n  \
+             export PF_TEST_POSTGRES=\"$(bash scripts/postgres.sh start /tmp/pf-pg)\"\n  \
+             cargo test -p pf --test all -- postgres\n  \
+             bash scripts/postgres.sh stop /tmp/pf-pg"
+        ),
+    }
+}
+
+/// The URL of the server's `postgres` database, for creating and dropping
+/// test databases.
+fn pg_admin_url(base: &str) -> String {
+    format!("{base}/postgres")
+}
+
+/// Creates a database with a name no other test uses.
+pub fn pg_database() -> PgDatabase {
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let base = pg_base_url();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!(
+        "pf_test_{}_{}_{nanos}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut admin = postgres::Client::connect(&pg_admin_url(&base), postgres::NoTls)
+        .unwrap_or_else(|e| panic!("cannot reach the test server PF_TEST_POSTGRES={base}: {e}"));
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .expect("test database created");
+    PgDatabase { base, name }
+}

@@ -9,10 +9,12 @@ use super::common::{print_json, si, DataArgs, DeviceArgs, ModelArgs};
 use super::plugin::LimitArgs;
 use anyhow::Result;
 use clap::Args;
-use pf::search::job::{self, CompressJob, Finished};
+use pf::search::job::{self, CompressJob, Finished, SharedEnd};
 use pf::search::retrain::Retraining;
 use pf::search::target::TargetArg;
+use pf::search::worker::WorkerOptions;
 use pf::search::Reward;
+use pf::search::StudyLocation;
 use std::path::PathBuf;
 
 /// Arguments of `pf compress`.
@@ -107,13 +109,34 @@ pub struct CompressArgs {
     /// it is.
     #[arg(long, default_value_t = 30, value_name = "N")]
     baseline_epochs: u64,
-    /// The study database (SQLite). The model and report are written beside
-    /// it by default (runs/a.db: runs/a.tflite, runs/a.pf, runs/a.html).
-    #[arg(long, default_value = "pf-out/study.db", value_name = "FILE")]
-    study: PathBuf,
+    /// The study: a SQLite file, or a study shared by many machines in
+    /// PostgreSQL, postgres://USER@HOST/DB?study=NAME (password from the
+    /// URL, PGPASSWORD or ~/.pgpass). The model and report are written
+    /// beside a SQLite study by default (runs/a.db: runs/a.tflite,
+    /// runs/a.pf, runs/a.html); for a PostgreSQL study they are named after
+    /// it in the current folder. A PostgreSQL study is created (or, if it
+    /// exists, checked as --resume does) and this process works on it as a
+    /// `pf worker` does, beside any others; once every trial is finished it
+    /// re-trains and exports the best (see docs/distributed.md).
+    #[arg(long, default_value = "pf-out/study.db", value_name = "FILE|URL")]
+    study: String,
     /// Continue the study instead of starting one.
     #[arg(long)]
     resume: bool,
+    /// A PostgreSQL study: seconds between heartbeats of each running
+    /// trial; a new study fails a trial as "worker lost" after 6 times this
+    /// without one.
+    #[arg(long, default_value_t = pf::search::worker::DEFAULT_HEARTBEAT_SECONDS, value_name = "SECS")]
+    heartbeat: f64,
+    /// A PostgreSQL study: run at most N trials here, then stop (0 creates
+    /// the study for workers and runs none); the study is finished later
+    /// with --finish.
+    #[arg(long, value_name = "N")]
+    max_trials: Option<u32>,
+    /// A PostgreSQL study whose trials are all finished (by workers): only
+    /// re-train, export and report its best trial, from any machine.
+    #[arg(long)]
+    finish: bool,
     /// Seed of the study: baseline, optimizer, every trial.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -150,8 +173,8 @@ pub struct CompressArgs {
 
 impl CompressArgs {
     /// The study these flags ask for.
-    fn job(&self) -> CompressJob {
-        CompressJob {
+    fn job(&self) -> Result<CompressJob> {
+        Ok(CompressJob {
             model: self.model.source(),
             data: self.data.spec(),
             device: self.device.device,
@@ -174,8 +197,13 @@ impl CompressArgs {
             jobs: self.jobs,
             threads_per_trial: self.threads_per_trial,
             baseline_epochs: self.baseline_epochs,
-            study: self.study.clone(),
+            study: StudyLocation::parse(&self.study)?,
             resume: self.resume,
+            worker: WorkerOptions {
+                heartbeat_seconds: self.heartbeat,
+                max_trials: self.max_trials,
+            },
+            finish: self.finish,
             seed: self.seed,
             export: self.export.clone(),
             export_int8: self.export_int8,
@@ -184,24 +212,45 @@ impl CompressArgs {
             no_report: self.no_report,
             limits: self.limits.values(),
             progress: !self.json,
-        }
+        })
     }
 }
 
 /// Runs `pf compress`.
 pub fn run(a: CompressArgs) -> Result<()> {
-    let job = a.job();
+    let job = a.job()?;
     let outputs = job.check()?;
     let runtime = a.limits.runtime("compress")?;
-    // Ctrl-C records the running trials as interrupted and prints this.
-    let resume = pf::search::interrupt::resume_command(std::env::args());
-    pf::search::interrupt::watch_study(&job.study, resume)?;
-    let finished = job::run(&job, runtime, outputs)?;
-    if a.json {
-        return print_json(&finished.to_json());
+    // Ctrl-C records the running trials of a SQLite study as interrupted
+    // and prints this; a shared study's running trials are failed as lost
+    // by the other workers once their heartbeat stops.
+    if let StudyLocation::Sqlite(path) = &job.study {
+        let resume = pf::search::interrupt::resume_command(std::env::args());
+        pf::search::interrupt::watch_study(path, resume)?;
     }
-    summarize(&finished);
-    Ok(())
+    match job::run(&job, runtime, outputs)? {
+        SharedEnd::Finished(finished) if a.json => print_json(&finished.to_json()),
+        SharedEnd::Finished(finished) => {
+            summarize(&finished);
+            Ok(())
+        }
+        SharedEnd::Stopped(worked) if a.json => print_json(&serde_json::json!({
+            "study": job.study.display(),
+            "ran": worked.ran,
+            "complete_or_failed": worked.progress.counted,
+            "running": worked.progress.running,
+            "lost": worked.progress.lost,
+            "trials": worked.budget,
+        })),
+        SharedEnd::Stopped(worked) => {
+            println!("{}", pf::search::worker::summary(&worked));
+            println!(
+                "the study goes on with `pf worker --study URL`; once its trials are finished, \
+                 `pf compress --finish --study URL` re-trains and exports the best"
+            );
+            Ok(())
+        }
+    }
 }
 
 /// Prints a finished study: the trials, the baseline against the result,
@@ -288,7 +337,7 @@ fn summarize(f: &Finished) {
     if out.model != out.export {
         println!("        {}", out.model.display());
     }
-    println!("study   {}", study.display());
+    println!("study   {study}");
     if let Some(report) = &out.report {
         println!("report  {}", report.display());
     }

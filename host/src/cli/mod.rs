@@ -15,7 +15,9 @@ mod plugin_new;
 mod plugin_registry;
 mod prune;
 mod report;
+mod study;
 mod train;
+mod worker;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -59,6 +61,12 @@ enum Command {
     Compress(compress::CompressArgs),
     /// Render a study as an HTML report (or SVG plots).
     Report(report::ReportArgs),
+    /// Work on whole studies: copy one between SQLite files and PostgreSQL
+    /// databases.
+    Study(study::StudyArgs),
+    /// Run trials of a study shared in PostgreSQL, beside any number of
+    /// other workers on any machines (see docs/distributed.md).
+    Worker(worker::WorkerCliArgs),
     /// Train a model (by default the small CNN on the embedded 8×8 digits).
     Train(train::TrainArgs),
     /// Evaluate a saved model on a data split.
@@ -99,6 +107,8 @@ pub fn run() -> Result<()> {
     match command {
         Command::Compress(a) => compress::run(a),
         Command::Report(a) => report::run(a),
+        Command::Study(a) => study::run(a),
+        Command::Worker(a) => worker::run(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Export(a) => export::run(a),

@@ -4,26 +4,22 @@
 //! outputs (model, deployment file, report). The command line only turns
 //! its flags into a [`CompressJob`] and prints the [`Finished`] result.
 
-use super::host_space::{self, FinetuneSearch};
-use super::latency::{LatencyConstraint, LatencyMeter, LiteRtMeter};
-use super::retrain::{self, Retraining};
-use super::target::{self, TargetArg, Targets};
+use super::finish::finish_study;
+use super::host_space::FinetuneSearch;
+use super::prepare::{prepare, threads_per_trial, Plugins, Prepared};
+use super::retrain::Retraining;
+use super::target::TargetArg;
+pub use super::worker::SharedEnd;
 use super::{
-    best_of, learner_space, resume, run_search, BaselineRecord, FinalRecord, Reward, SearchSetup,
-    SqliteStudy, StudyMeta, StudyStore, TrialRecord,
+    resume, run_search, BaselineRecord, FinalRecord, Reward, SqliteStudy, StudyLocation, StudyMeta,
+    StudyStore, TrialRecord,
 };
-use crate::data::{Normalization, Splits};
-use crate::deploy;
 use crate::device::DeviceSpec;
-use crate::model::Model;
-use crate::plugin::Param;
-use crate::plugin::Plugin;
-use crate::plugin::{space, FineTune, PluginKind, Runtime, TrialData};
-use crate::registry::resolve;
+use crate::plugin::Runtime;
+use crate::plugin::{space, Param};
 use crate::source::{DataSpec, ModelSource};
 use anyhow::{bail, Context, Result};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::PathBuf;
 use std::time::Instant;
 
 /// Trials of a new study when none are asked for.
@@ -82,10 +78,15 @@ pub struct CompressJob {
     pub threads_per_trial: Option<usize>,
     /// Epochs of training a zoo baseline (cached).
     pub baseline_epochs: u64,
-    /// The study database.
-    pub study: PathBuf,
+    /// The study: a SQLite file, or a shared study in PostgreSQL.
+    pub study: StudyLocation,
     /// Continue the study instead of starting one.
     pub resume: bool,
+    /// How this process works on a shared study (PostgreSQL only).
+    pub worker: super::worker::WorkerOptions,
+    /// Only re-train, export and report the best trial of a shared study
+    /// whose trials are all finished (`--finish`).
+    pub finish: bool,
     /// The study's seed.
     pub seed: u64,
     /// The deployment file (default: the study's name with `.tflite`).
@@ -119,8 +120,8 @@ pub struct Outputs {
 
 /// What a finished study holds.
 pub struct Finished {
-    /// The study database.
-    pub study: PathBuf,
+    /// The study (a path, or a URL without its password).
+    pub study: String,
     /// Where its outputs are.
     pub outputs: Outputs,
     /// Its settings.
@@ -184,7 +185,7 @@ impl CompressJob {
         let export = self
             .export
             .clone()
-            .unwrap_or_else(|| self.study.with_extension("tflite"));
+            .unwrap_or_else(|| self.study.output_base().with_extension("tflite"));
         let model = match export.extension().and_then(|e| e.to_str()) {
             Some("tflite") | Some("onnx") => export.with_extension("pf"),
             _ => export.clone(),
@@ -192,7 +193,7 @@ impl CompressJob {
         let report = (!self.no_report).then(|| {
             self.report
                 .clone()
-                .unwrap_or_else(|| self.study.with_extension("html"))
+                .unwrap_or_else(|| self.study.output_base().with_extension("html"))
         });
         Outputs {
             export,
@@ -204,23 +205,23 @@ impl CompressJob {
     /// Checks every setting and output before anything is loaded, trained
     /// or written, and returns the outputs.
     pub fn check(&self) -> Result<Outputs> {
-        let study = &self.study;
-        if self.resume {
-            if !study.is_file() {
-                bail!(
-                    "--resume: study {} does not exist; start it without --resume",
-                    study.display()
-                );
+        if !matches!(self.study, StudyLocation::Postgres(_))
+            && (self.finish || self.worker.max_trials.is_some())
+        {
+            bail!(
+                "--finish and --max-trials work on a shared study: give --study a postgres:// URL"
+            );
+        }
+        match &self.study {
+            StudyLocation::Sqlite(study) => self.check_study_file(study)?,
+            StudyLocation::Postgres(_) => {
+                if self.finish && self.resume {
+                    bail!("--finish works on the study as it is: drop --resume");
+                }
+                if self.worker.heartbeat_seconds.is_nan() || self.worker.heartbeat_seconds < 0.1 {
+                    bail!("--heartbeat must be at least 0.1 seconds");
+                }
             }
-        } else {
-            if study.exists() {
-                bail!(
-                    "study {} already exists: pass --resume to continue it, or choose another --study",
-                    study.display()
-                );
-            }
-            crate::io::check_writable(study)
-                .with_context(|| format!("--study {}", study.display()))?;
         }
         let out = self.outputs();
         match out.export.extension().and_then(|e| e.to_str()) {
@@ -246,7 +247,7 @@ impl CompressJob {
         ];
         for (flag, path) in files {
             let Some(path) = path else { continue };
-            if path == study {
+            if matches!(&self.study, StudyLocation::Sqlite(p) if p == path) {
                 bail!(
                     "{flag} {} is the study itself: give the output another name",
                     path.display()
@@ -264,6 +265,29 @@ impl CompressJob {
         }
         self.check_numbers()?;
         Ok(out)
+    }
+
+    /// Checks a SQLite study: it exists to resume, else it does not and its
+    /// folder is writable.
+    fn check_study_file(&self, study: &std::path::Path) -> Result<()> {
+        if self.resume {
+            if !study.is_file() {
+                bail!(
+                    "--resume: study {} does not exist; start it without --resume",
+                    study.display()
+                );
+            }
+        } else {
+            if study.exists() {
+                bail!(
+                    "study {} already exists: pass --resume to continue it, or choose another --study",
+                    study.display()
+                );
+            }
+            crate::io::check_writable(study)
+                .with_context(|| format!("--study {}", study.display()))?;
+        }
+        Ok(())
     }
 
     /// Refuses counts and rates that cannot work.
@@ -293,7 +317,7 @@ impl CompressJob {
 
     /// The study's settings, with the baseline, the data's digest and the
     /// fixed parameters, which only loading the data and the model decides.
-    fn meta(
+    pub(super) fn meta(
         &self,
         plugins: &Plugins,
         baseline: BaselineRecord,
@@ -333,137 +357,55 @@ impl CompressJob {
     }
 }
 
-/// The plugins of a study and what they decide: the optimizer's options,
-/// the targets and the reward.
-struct Plugins {
-    learner: Arc<Plugin>,
-    optimizer: Arc<Plugin>,
-    optimizer_options: Vec<Param>,
-    targets: Targets,
-    reward: Reward,
-}
-
-impl Plugins {
-    /// Loads both plugins (through admission) and resolves the targets and
-    /// the reward.
-    fn load(job: &CompressJob, rt: &Runtime) -> Result<Plugins> {
-        let learner = resolve::load(rt, &job.learner, PluginKind::Learner, "--plugin")?;
-        let optimizer = resolve::load(rt, &job.optimizer, PluginKind::Optimizer, "--optimizer")?;
-        let optimizer_options =
-            space::parse_options(&optimizer.info.params_schema, &job.optimizer_set).map_err(
-                |e| anyhow::anyhow!("--optimizer-set: optimizer `{}`: {e}", optimizer.name()),
-            )?;
-        let targets = target::resolve(&job.targets, &learner)?;
-        let reward = match job.reward {
-            Some(r) if !targets.for_learner && r != Reward::Accuracy => bail!(
-                "--reward {r}: a run without a target (a control) is rewarded for accuracy alone; drop --reward or give a --target"
-            ),
-            r => r.unwrap_or(Reward::Accuracy),
-        };
-        Ok(Plugins {
-            learner,
-            optimizer,
-            optimizer_options,
-            targets,
-            reward,
-        })
-    }
-}
-
-fn now_unix() -> u64 {
+pub(super) fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
 /// Runs the study `job` describes with the plugin runtime `rt`, writing the
-/// `outputs` that [`CompressJob::check`] returned.
-pub fn run(job: &CompressJob, mut rt: Runtime, out: Outputs) -> Result<Finished> {
+/// `outputs` that [`CompressJob::check`] returned. A study in PostgreSQL is
+/// run as a shared one ([`super::worker::compress_shared`]).
+pub fn run(job: &CompressJob, rt: Runtime, out: Outputs) -> Result<SharedEnd> {
+    match &job.study {
+        StudyLocation::Sqlite(p) => {
+            run_sqlite(job, rt, out, p).map(|f| SharedEnd::Finished(Box::new(f)))
+        }
+        StudyLocation::Postgres(pg) => super::worker::compress_shared(job, rt, out, pg),
+    }
+}
+
+/// Runs a study kept in the SQLite file `path`.
+fn run_sqlite(
+    job: &CompressJob,
+    mut rt: Runtime,
+    out: Outputs,
+    path: &std::path::Path,
+) -> Result<Finished> {
     let start = Instant::now();
     // The policy caps the search budget at every load; a resumed study's
     // own budget is checked again once it is known.
     rt.search_budget = Some(job.trials.unwrap_or(DEFAULT_TRIALS));
     let plugins = Plugins::load(job, &rt)?;
-    let (learner, targets) = (&plugins.learner, &plugins.targets);
     // A resumed study is checked against everything the job decides before
     // any data is loaded or any baseline trained.
     let resumed = if job.resume {
-        let s = SqliteStudy::open(&job.study)?;
+        let s = SqliteStudy::open(path)?;
         let old = s.meta();
         let mut wanted = job.meta(&plugins, old.baseline.clone(), old.data_sha256.clone(), &[]);
         wanted.fixed = old.fixed.clone();
-        resume::check(old, &wanted, &job.study)?;
+        resume::check(old, &wanted, &path.display().to_string())?;
         Some(s)
     } else {
         None
     };
-    let splits = job.data.load()?;
-    let device = job.device.open()?;
-    let base = super::baseline::cached(
-        &job.model,
-        &splits,
-        job.baseline_epochs,
-        job.seed,
-        &device,
-        !job.progress,
-    )?;
-    let norm = Normalization::of(&splits.train);
-    let data = Arc::new(TrialData {
-        train: splits.train.clone(),
-        val: splits.val.clone(),
-        norm: norm.clone(),
-    });
-    let baseline_footprint = base.footprint()?;
-    let base_val = crate::train::evaluate(&base, &splits.val, &norm, 256, false)?;
-    let learner_target = targets.for_learner.then_some(targets.footprint);
-    let (mut searched, fixed) = learner_space::searched(
-        &rt,
-        learner,
-        &base,
-        &data,
-        &job.set,
-        job.seed,
-        learner_target,
-    )?;
-    let meta = job.meta(
-        &plugins,
-        BaselineRecord {
-            model: job.model.name.clone(),
-            weights_sha256: base.weights_sha256()?,
-            accuracy: base_val.accuracy,
-            loss: base_val.loss,
-            footprint: baseline_footprint,
-        },
-        splits.sha256(),
-        &fixed,
-    );
-    let host_dims = host_space::dimensions(
-        meta.finetune_search,
-        meta.lr,
-        meta.finetune_steps,
-        targets.flops_dimension,
-    );
-    host_space::check_names(learner.name(), &searched, &host_dims)?;
-    let learner_dims = searched.len();
-    searched.extend(host_dims);
-    if searched.is_empty() && resumed.is_none() && meta.trials > 1 {
-        bail!(
-            "nothing to search: learner `{}` has no dimension left to vary{}, and --lr and --finetune-steps fix the host's; every trial would differ only by its seed. Give --trials 1 for a single run, drop --lr or --finetune-steps to search them, or set fewer parameters with --set",
-            learner.name(),
-            if fixed.is_empty() {
-                String::new()
-            } else {
-                format!(" (fixed: {})", space::format_params(&fixed))
-            }
-        );
-    }
-    let latency = latency_constraint(job, targets, &base)?;
+    let prepared = prepare(job, &rt, &plugins, resumed.is_some())?;
     let mut study = match resumed {
         Some(mut s) => {
-            let mut wanted = meta.clone();
+            let mut wanted = prepared.meta.clone();
             wanted.trials = s.meta().trials;
             wanted.created = s.meta().created;
-            resume::check(s.meta(), &wanted, &job.study)?;
+            resume::check(s.meta(), &wanted, &path.display().to_string())?;
             if let Some(n) = job.trials.filter(|&n| n > s.meta().trials) {
                 // Extending the study: the optimizer sees the larger budget.
                 wanted.trials = n;
@@ -471,168 +413,55 @@ pub fn run(job: &CompressJob, mut rt: Runtime, out: Outputs) -> Result<Finished>
             }
             s
         }
-        None => SqliteStudy::create(&job.study, &meta)?,
+        None => SqliteStudy::create(path, &prepared.meta)?,
     };
     let meta = study.meta().clone();
     rt.gate
         .check_trials(meta.trials)
         .map_err(anyhow::Error::from)?;
-    let cores = std::env::var("RAYON_NUM_THREADS")
-        .ok()
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    let threads_per_trial = job
-        .threads_per_trial
-        .unwrap_or((cores / job.jobs as usize).max(1));
+    let threads_per_trial = threads_per_trial(job.threads_per_trial, job.jobs);
     if job.progress {
-        let dims = (searched.len(), learner_dims);
-        announce(
-            job,
-            &plugins,
-            &meta,
-            &latency,
-            threads_per_trial,
-            dims,
-            &fixed,
-        );
+        announce(job, &plugins, &meta, &prepared, threads_per_trial);
     }
-    let baseline_latency_ms = latency.as_ref().map(|(_, ms)| *ms);
-    let setup = SearchSetup {
-        runtime: &rt,
-        learner: learner.clone(),
-        optimizer: plugins.optimizer.clone(),
-        optimizer_options: plugins.optimizer_options.clone(),
-        baseline: &base,
-        baseline_footprint,
-        data: data.clone(),
-        space: searched,
-        fixed,
-        target: meta.target,
-        learner_target: !meta.no_target,
-        latency: latency.map(|(l, _)| l),
-        reward: meta.reward,
-        seed: job.seed,
-        trials: meta.trials,
-        jobs: job.jobs,
-        threads_per_trial,
-        finetune_steps: meta.finetune_steps,
-        bn_images: job.bn_images,
-        finetune: FineTune {
-            batch_size: job.batch_size,
-            lr: meta.lr,
-            momentum: 0.9,
-            weight_decay: 5e-4,
-            progress: job.progress,
-        },
-        progress: job.progress,
-        optimizer_announced: Default::default(),
-    };
+    let setup = prepared.setup(job, &rt, &plugins, &meta, threads_per_trial);
     let search_start = Instant::now();
     let outcome = run_search(&setup, &mut study)?;
     let search_seconds = search_start.elapsed().as_secs_f64();
-    let Some(best) = best_of(&outcome.trials).cloned() else {
-        write_report(&out, &study)?;
-        bail!(
-            "no trial met the target {} ({} trials); the study is kept in {}. First failures:\n  {}\nloosen the target, fine-tune longer, or run more trials with --resume --trials N",
-            match targets.latency {
-                Some(l) if targets.flops_dimension => l.to_string(),
-                Some(l) => format!("{} and {l}", meta.target),
-                None => meta.target.to_string(),
-            },
-            outcome.trials.len(),
-            job.study.display(),
-            first_failures(&outcome.trials).join("\n  ")
-        );
-    };
-    let mut model = match outcome.best_model {
-        Some((n, m)) if n == best.number => m,
-        _ => {
-            if job.progress {
-                eprintln!(
-                    "rebuilding trial {} from its parameters and seed (its model was not kept)",
-                    best.number
-                );
-            }
-            setup.rerun(&best)?
-        }
-    };
-    let result = retrain::finish(
+    let (best, result) = finish_study(
+        job,
+        &plugins,
+        &prepared,
         &setup,
-        &splits,
-        &norm,
-        &best,
-        &mut model,
-        job.retraining,
-        &out.export,
+        &mut study,
+        &outcome.trials,
+        outcome.best_model,
+        &out,
     )?;
-    crate::model::save(&model, &out.model)
-        .with_context(|| format!("saving {}", out.model.display()))?;
-    if out.model != out.export {
-        export_deployment(job, &out.export, &model, &splits, &norm).with_context(|| {
-            format!(
-                "exporting the compressed model to {} (it is saved as {})",
-                out.export.display(),
-                out.model.display()
-            )
-        })?;
-    }
-    study.set_final(&result)?;
-    write_report(&out, &study)?;
     Ok(Finished {
-        study: job.study.clone(),
+        study: job.study.display(),
         outputs: out,
         meta,
         trials: outcome.trials,
         best,
         result,
         ran: outcome.ran,
-        baseline_latency_ms,
+        baseline_latency_ms: prepared.latency.as_ref().map(|(_, ms)| *ms),
         search_seconds,
         total_seconds: start.elapsed().as_secs_f64(),
     })
 }
 
-/// The latency bound and the meter that checks it, with the baseline's own
-/// latency, when a latency target is given.
-fn latency_constraint(
-    job: &CompressJob,
-    targets: &Targets,
-    base: &Model,
-) -> Result<Option<(LatencyConstraint, f64)>> {
-    let Some(bound) = targets.latency else {
-        return Ok(None);
-    };
-    let python = crate::export::tflite::litert::python(job.python.as_deref());
-    let meter = LiteRtMeter::new(python, bound.threads, 50, 5)?;
-    let base_ms = meter.median_ms(base).context("timing the baseline")?;
-    if job.progress {
-        eprintln!(
-            "latency: baseline {base_ms:.3} ms, bound {} ms ({})",
-            bound.ms,
-            meter.describe()
-        );
-    }
-    Ok(Some((
-        LatencyConstraint {
-            target: bound,
-            meter: Arc::new(meter),
-            flops_dimension: targets.flops_dimension,
-        },
-        base_ms,
-    )))
-}
-
 /// The line that opens a search: who searches what under which target.
-fn announce(
+pub(super) fn announce(
     job: &CompressJob,
     plugins: &Plugins,
     meta: &StudyMeta,
-    latency: &Option<(LatencyConstraint, f64)>,
+    prepared: &Prepared,
     threads_per_trial: usize,
-    (dimensions, learner_dims): (usize, usize),
-    fixed: &[Param],
 ) {
     let targets = &plugins.targets;
+    let (latency, fixed) = (&prepared.latency, &prepared.fixed);
+    let (dimensions, learner_dims) = (prepared.searched.len(), prepared.learner_dims);
     eprintln!(
         "search: {} × {} on {} ({} trials, {} at once × {} threads), target {}{}, reward {}; {} dimensions searched ({} of the learner's, {} of the host's){}",
         plugins.learner.name(),
@@ -662,59 +491,4 @@ fn announce(
             format!(", fixed {}", space::format_params(fixed))
         }
     );
-}
-
-/// The first three failed trials, `trial N: why`.
-fn first_failures(trials: &[TrialRecord]) -> Vec<String> {
-    trials
-        .iter()
-        .filter_map(|t| {
-            t.error.as_ref().map(|e| {
-                let e = crate::plugin::bounds::printable(e, crate::plugin::bounds::MAX_LINE_CHARS);
-                format!("trial {}: {e}", t.number)
-            })
-        })
-        .take(3)
-        .collect()
-}
-
-/// Writes the deployment file (`.tflite` or `.onnx`, by its extension):
-/// float32, or int8 calibrated on 512 training images, through the same
-/// path as `pf export`.
-fn export_deployment(
-    job: &CompressJob,
-    path: &Path,
-    model: &Model,
-    splits: &Splits,
-    norm: &Normalization,
-) -> Result<()> {
-    let calibration = match job.export_int8 {
-        true => Some(deploy::calibration(
-            &splits.train,
-            norm,
-            512,
-            job.seed,
-            model.device(),
-        )?),
-        false => None,
-    };
-    let format = deploy::Format::of_path(path).context("a .tflite or .onnx export")?;
-    let opts = deploy::Options {
-        format,
-        calibration: calibration.as_deref(),
-        int8_io: false,
-        reduce_range: false,
-        sparse: false,
-    };
-    deploy::write(model, path, &opts)?;
-    Ok(())
-}
-
-/// Writes the study's report, unless it has none.
-fn write_report(out: &Outputs, study: &SqliteStudy) -> Result<()> {
-    let Some(report) = &out.report else {
-        return Ok(());
-    };
-    crate::search::report::write_file(study.meta(), &study.trials()?, report)
-        .with_context(|| format!("writing report {}", report.display()))
 }

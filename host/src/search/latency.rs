@@ -85,6 +85,7 @@ impl FromStr for LatencyTarget {
 }
 
 /// A latency bound with the meter that checks it, as a search uses it.
+#[derive(Clone)]
 pub struct LatencyConstraint {
     /// The bound.
     pub target: LatencyTarget,

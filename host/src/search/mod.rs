@@ -1,10 +1,12 @@
 //! The automated search: a study of trials, each suggested by an optimizer plugin, compressed by a learner plugin and evaluated by the host.
 pub mod baseline;
+mod finish;
 pub mod host_space;
 pub mod interrupt;
 pub mod job;
 pub mod latency;
 mod learner_space;
+mod prepare;
 mod record;
 pub mod report;
 pub mod resume;
@@ -13,7 +15,8 @@ mod reward;
 pub mod run;
 pub mod study;
 pub mod target;
+pub mod worker;
 pub use record::*;
 pub use reward::Reward;
 pub use run::{best_of, run_search, trial_seed, SearchOutcome, SearchSetup};
-pub use study::{SqliteStudy, StudyStore};
+pub use study::{PgStudy, SqliteStudy, StudyLocation, StudyStore};

@@ -125,6 +125,40 @@ pub struct TrialRecord {
     pub learner_sha256: String,
     /// SHA-256 of the optimizer component that suggested it.
     pub optimizer_sha256: String,
+    /// The host name of the machine that ran it (none in studies written
+    /// before pf recorded it).
+    #[serde(default)]
+    pub worker_host: Option<String>,
+    /// The process id of the `pf` that ran it (none in older studies).
+    #[serde(default)]
+    pub worker_pid: Option<u32>,
+}
+
+/// The most characters of a host name a study keeps.
+pub const MAX_HOST_CHARS: usize = 255;
+
+/// This machine's host name, printable and bounded (`unknown` when the
+/// system gives none), and this process's id: the worker a trial run here
+/// is recorded with.
+pub fn this_worker() -> (String, u32) {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into a buffer
+    // this function owns.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    let name = match rc {
+        0 => {
+            let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+            String::from_utf8_lossy(&buf[..end]).into_owned()
+        }
+        _ => String::new(),
+    };
+    let name = crate::plugin::bounds::printable(name.trim(), MAX_HOST_CHARS);
+    let name = if name.is_empty() {
+        "unknown".to_string()
+    } else {
+        name
+    };
+    (name, std::process::id())
 }
 
 /// The uncompressed model a study compresses.

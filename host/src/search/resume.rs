@@ -3,7 +3,6 @@
 
 use super::StudyMeta;
 use anyhow::{bail, Result};
-use std::path::Path;
 
 /// The first 12 characters of a hash (all of a short or damaged one).
 fn short(s: &str) -> &str {
@@ -11,7 +10,7 @@ fn short(s: &str) -> &str {
 }
 
 /// Checks that a resumed study is the one these arguments describe.
-pub fn check(old: &StudyMeta, new: &StudyMeta, path: &Path) -> Result<()> {
+pub fn check(old: &StudyMeta, new: &StudyMeta, study: &str) -> Result<()> {
     let mut diffs = Vec::new();
     let mut cmp = |what: &str, a: String, b: String| {
         if a != b {
@@ -114,7 +113,7 @@ pub fn check(old: &StudyMeta, new: &StudyMeta, path: &Path) -> Result<()> {
     if !diffs.is_empty() {
         bail!(
             "study {} belongs to a different search, so it cannot be resumed with these arguments:\n  {}\nrun with the study's arguments, or start a new study with another --study",
-            path.display(),
+            study,
             diffs.join("\n  ")
         );
     }

@@ -127,7 +127,7 @@ pub fn from_record(p: &ParamRecord) -> Param {
 }
 
 /// The optimizer's outcome for a finished trial.
-fn outcome_of(t: &TrialRecord) -> Outcome {
+pub(super) fn outcome_of(t: &TrialRecord) -> Outcome {
     match (t.status, t.reward) {
         (TrialStatus::Complete, Some(r)) => Outcome::Reward(r),
         _ => Outcome::Failed(t.error.clone().unwrap_or_else(|| "failed".into())),
@@ -148,20 +148,21 @@ struct TrialSettings {
 
 /// What the optimizer suggested for a trial: its parameters, or why it
 /// could not.
-struct Suggestion {
-    number: u32,
-    params: Result<Vec<Param>, String>,
-    seconds: f64,
+pub(super) struct Suggestion {
+    pub(super) number: u32,
+    pub(super) params: Result<Vec<Param>, String>,
+    pub(super) seconds: f64,
 }
 
 impl SearchSetup<'_> {
-    fn failed(
+    pub(super) fn failed(
         &self,
         number: u32,
         params: &[Param],
         error: String,
         timings: Timings,
     ) -> TrialRecord {
+        let (host, pid) = super::record::this_worker();
         TrialRecord {
             number,
             status: TrialStatus::Failed,
@@ -177,12 +178,14 @@ impl SearchSetup<'_> {
             timings,
             learner_sha256: self.learner.sha256.clone(),
             optimizer_sha256: self.optimizer.sha256.clone(),
+            worker_host: Some(host),
+            worker_pid: Some(pid),
         }
     }
 
     /// The learner's full parameter list: the user's fixed values, then the
     /// optimizer's.
-    fn learner_params(&self, suggested: &[Param]) -> Vec<Param> {
+    pub(super) fn learner_params(&self, suggested: &[Param]) -> Vec<Param> {
         self.fixed.iter().chain(suggested).cloned().collect()
     }
 
@@ -387,7 +390,7 @@ impl SearchSetup<'_> {
         Ok(model)
     }
 
-    fn start_optimizer(&self) -> Result<OptimizerInstance> {
+    pub(super) fn start_optimizer(&self) -> Result<OptimizerInstance> {
         let seed = crate::rng::stream(self.seed, &["optimizer"]).next_u64();
         let mut opt = self.runtime.optimizer(&self.optimizer, seed)?;
         opt.create(&self.space, self.trials.max(1), &self.optimizer_options)
@@ -411,7 +414,7 @@ impl SearchSetup<'_> {
         Ok(opt)
     }
 
-    fn suggest(&self, opt: &mut OptimizerInstance, number: u32) -> Suggestion {
+    pub(super) fn suggest(&self, opt: &mut OptimizerInstance, number: u32) -> Suggestion {
         let t = Instant::now();
         let params = opt.suggest().map_err(|e| e.to_string()).and_then(|p| {
             space::check_params(&self.space, &p)
@@ -432,7 +435,7 @@ impl SearchSetup<'_> {
 /// would otherwise still cut its work for every core and its tasks would
 /// queue behind each other's. Only the search sets it, before it starts trial
 /// threads and after they are joined.
-fn with_kernel_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
+pub(super) fn with_kernel_threads<T>(n: usize, f: impl FnOnce() -> T) -> T {
     let before = std::env::var_os("RAYON_NUM_THREADS");
     std::env::set_var("RAYON_NUM_THREADS", n.max(1).to_string());
     let out = f();

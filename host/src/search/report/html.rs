@@ -84,6 +84,22 @@ fn params_text(params: &[crate::search::ParamRecord]) -> String {
         .join(", ")
 }
 
+/// The worker that ran a trial, `host:pid` (empty in studies written
+/// before pf recorded it); the host name is bounded again here, as the
+/// study may come from anywhere.
+fn worker_text(t: &TrialRecord) -> String {
+    let host = t
+        .worker_host
+        .as_deref()
+        .map(|h| crate::plugin::bounds::printable(h, crate::search::MAX_HOST_CHARS));
+    match (host, t.worker_pid) {
+        (Some(h), Some(p)) => format!("{h}:{p}"),
+        (Some(h), None) => h,
+        (None, Some(p)) => format!("pid {p}"),
+        (None, None) => String::new(),
+    }
+}
+
 const STYLE: &str = r#"
 body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 2em auto; max-width: 1200px; padding: 0 1em; color: #222; }
 h1 { font-size: 1.5em; margin-bottom: 0.3em; }
@@ -264,7 +280,7 @@ pub(super) fn page(
          trial. Click a column to sort.</p>\n<table id=\"pf-trials\">\n<thead><tr>\
          <th>#</th><th>status</th><th>reward</th><th>accuracy</th><th>target ratio</th>\
          <th>MACs</th><th>non-zero params</th><th>bytes</th><th>seconds</th>\
-         <th>params</th><th>error</th></tr></thead>\n<tbody>\n",
+         <th>params</th><th>worker</th><th>error</th></tr></thead>\n<tbody>\n",
     );
     for t in sorted {
         let mut class = vec![t.status.name()];
@@ -278,7 +294,7 @@ pub(super) fn page(
         let count = |n: Option<u64>| num_cell(n.map(grouped), n.map(|n| n as f64));
         let _ = writeln!(
             h,
-            "<tr class=\"{}\">{}<td>{}</td>{}{}{}{}{}{}{}<td class=\"p\">{}</td><td class=\"e\">{}</td></tr>",
+            "<tr class=\"{}\">{}<td>{}</td>{}{}{}{}{}{}{}<td class=\"p\">{}</td><td class=\"w\">{}</td><td class=\"e\">{}</td></tr>",
             class.join(" "),
             num_cell(Some(t.number.to_string()), Some(f64::from(t.number))),
             t.status.name(),
@@ -290,6 +306,7 @@ pub(super) fn page(
             count(fp.map(|f| f.bytes)),
             num_cell(Some(float(t.timings.total, 1)), Some(t.timings.total)),
             escape(&params_text(&t.params)),
+            escape(&worker_text(t)),
             escape(t.error.as_deref().unwrap_or("")),
         );
     }

@@ -181,6 +181,8 @@ fn trial(number: u32, nonzero: Option<u64>, accuracy: Option<f64>) -> TrialRecor
         },
         learner_sha256: "22".repeat(32),
         optimizer_sha256: "33".repeat(32),
+        worker_host: Some("node-<1>".into()),
+        worker_pid: Some(4242),
     }
 }
 

@@ -1,10 +1,7 @@
-//! Study storage. A study is a SQLite database (one file, the embedded
-//! default): its settings, one row per finished trial, each committed in
-//! its own transaction, and the final result. A `kill -9` loses at most the
-//! trials that were running, never a finished one.
-//!
-//! The search loop only sees [`StudyStore`], so another backend (a server
-//! shared by machines running trials) can slot in later.
+//! The embedded study store: one SQLite file holding the study's settings,
+//! one row per finished trial, each committed in its own transaction, and
+//! the final result. A `kill -9` loses at most the trials that were
+//! running, never a finished one.
 //!
 //! One process writes a study at a time: opening it to write takes an
 //! exclusive advisory lock (`flock`) on the file, held until the study is
@@ -17,31 +14,19 @@
 //! to do; trials committed before it are kept. Trials that were running
 //! when pf was interrupted (Ctrl-C) are listed in the `interruptions` table
 //! ([`record_interruption`]); they are run again on `--resume`.
+//!
+//! Columns added after the first release (`latency_ms`, `worker_host`,
+//! `worker_pid`) are added to an older study when it is opened to write;
+//! opened read-only, an older study reads them as empty.
 
-use super::record::{FinalRecord, ParamRecord, StudyMeta, Timings, TrialRecord, TrialStatus};
+use super::{StudyStore, STUDY_FORMAT};
 use crate::model::Footprint;
+use crate::search::record::{
+    FinalRecord, ParamRecord, StudyMeta, Timings, TrialRecord, TrialStatus,
+};
 use anyhow::{bail, Context, Result};
 use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use std::path::{Path, PathBuf};
-
-/// Version of the study schema this build writes and reads.
-pub const STUDY_FORMAT: u32 = 1;
-
-/// Where a search keeps its study.
-pub trait StudyStore {
-    /// The study's settings.
-    fn meta(&self) -> &StudyMeta;
-    /// Every finished trial, by number.
-    fn trials(&self) -> Result<Vec<TrialRecord>>;
-    /// Adds a finished trial, durably, in one transaction.
-    fn record(&mut self, trial: &TrialRecord) -> Result<()>;
-    /// Replaces the settings (when a resumed study is extended).
-    fn update_meta(&mut self, meta: &StudyMeta) -> Result<()>;
-    /// Stores the final result (replacing an earlier one).
-    fn set_final(&mut self, result: &FinalRecord) -> Result<()>;
-    /// The final result, once there is one.
-    fn final_result(&self) -> Result<Option<FinalRecord>>;
-}
 
 const SCHEMA: &str = "
 CREATE TABLE meta (
@@ -65,9 +50,28 @@ CREATE TABLE trials (
     error            TEXT,
     timings          TEXT NOT NULL,
     learner_sha256   TEXT NOT NULL,
-    optimizer_sha256 TEXT NOT NULL
+    optimizer_sha256 TEXT NOT NULL,
+    worker_host      TEXT,
+    worker_pid       INTEGER
 );
 ";
+
+/// Columns that studies written by an older pf may lack, each with the SQL
+/// that adds it (run when such a study is opened to write).
+const LATER_COLUMNS: [(&str, &str); 3] = [
+    (
+        "latency_ms",
+        "ALTER TABLE trials ADD COLUMN latency_ms REAL",
+    ),
+    (
+        "worker_host",
+        "ALTER TABLE trials ADD COLUMN worker_host TEXT",
+    ),
+    (
+        "worker_pid",
+        "ALTER TABLE trials ADD COLUMN worker_pid INTEGER",
+    ),
+];
 
 /// A study in a SQLite file.
 pub struct SqliteStudy {
@@ -77,9 +81,9 @@ pub struct SqliteStudy {
     conn: Connection,
     meta: StudyMeta,
     path: PathBuf,
-    /// Whether the trials table has the `latency_ms` column (a study from
-    /// before latency targets, opened read-only, does not).
-    latency_column: bool,
+    /// Which of [`LATER_COLUMNS`] the trials table has (a study from an
+    /// older pf, opened read-only, may lack some).
+    later_columns: [bool; LATER_COLUMNS.len()],
     /// The open file holding the exclusive `flock` of the one process
     /// writing this study (none when opened read-only).
     _writer_lock: Option<std::fs::File>,
@@ -155,6 +159,18 @@ impl SqliteStudy {
     /// complete or not at all: it is built under a temporary name and moved
     /// into place without replacing anything.
     pub fn create(path: &Path, meta: &StudyMeta) -> Result<SqliteStudy> {
+        Self::create_filled(path, meta, &[], None)
+    }
+
+    /// Creates a new study at `path` (which must not exist) holding
+    /// `trials` and the final result `last`, all or nothing: how `pf study
+    /// copy` writes a SQLite study.
+    pub fn create_filled(
+        path: &Path,
+        meta: &StudyMeta,
+        trials: &[TrialRecord],
+        last: Option<&FinalRecord>,
+    ) -> Result<SqliteStudy> {
         if path.exists() {
             bail!(
                 "study {} already exists: pass --resume to continue it, or choose another --study",
@@ -180,12 +196,23 @@ impl SqliteStudy {
                 )
             })?;
         {
-            let conn = Connection::open(tmp.path())?;
-            conn.execute_batch(SCHEMA)?;
-            conn.execute(
+            let mut conn = Connection::open(tmp.path())?;
+            let tx = conn.transaction()?;
+            tx.execute_batch(SCHEMA)?;
+            tx.execute(
                 "INSERT INTO meta (key, value) VALUES ('format', ?1), ('study', ?2)",
                 params![STUDY_FORMAT.to_string(), serde_json::to_string(meta)?],
             )?;
+            for t in trials {
+                insert_trial(&tx, t)?;
+            }
+            if let Some(last) = last {
+                tx.execute(
+                    "INSERT INTO meta (key, value) VALUES ('final', ?1)",
+                    [serde_json::to_string(last)?],
+                )?;
+            }
+            tx.commit()?;
         }
         // Readable like any file the user writes (temporary files are 0600).
         #[cfg(unix)]
@@ -242,25 +269,29 @@ impl SqliteStudy {
         }
         let meta: StudyMeta = serde_json::from_str(&get("study")?.with_context(not_a_study)?)
             .with_context(not_a_study)?;
-        // Studies written before latency targets lack the column: add it
-        // (an empty column changes nothing), or, read-only, read NULLs.
-        let has_latency = conn
-            .prepare("SELECT latency_ms FROM trials LIMIT 0")
-            .is_ok();
         if !read_only {
             // A write that changes nothing, so that a study pf cannot
             // write is reported now, not after the baseline and a trial.
             probe_write(&conn).map_err(|e| write_error(path, "opening it", e))?;
         }
-        if !has_latency && !read_only {
-            conn.execute_batch("ALTER TABLE trials ADD COLUMN latency_ms REAL")
-                .map_err(|e| write_error(path, "updating it", e))?;
+        // Studies written by an older pf lack later columns: add them (an
+        // empty column changes nothing), or, read-only, read NULLs.
+        let mut later_columns = [false; LATER_COLUMNS.len()];
+        for (has, (name, add)) in later_columns.iter_mut().zip(LATER_COLUMNS) {
+            *has = conn
+                .prepare(&format!("SELECT {name} FROM trials LIMIT 0"))
+                .is_ok();
+            if !*has && !read_only {
+                conn.execute_batch(add)
+                    .map_err(|e| write_error(path, "updating it", e))?;
+                *has = true;
+            }
         }
         Ok(SqliteStudy {
             conn,
             meta,
             path: path.to_path_buf(),
-            latency_column: has_latency || !read_only,
+            later_columns,
             _writer_lock: writer_lock,
         })
     }
@@ -281,6 +312,8 @@ impl SqliteStudy {
             learner_sha256: r.get(14)?,
             optimizer_sha256: r.get(15)?,
             latency_ms: r.get(16)?,
+            worker_host: r.get(17)?,
+            worker_pid: r.get(18)?,
         })
     }
 }
@@ -376,6 +409,8 @@ struct RawTrial {
     learner_sha256: String,
     optimizer_sha256: String,
     latency_ms: Option<f64>,
+    worker_host: Option<String>,
+    worker_pid: Option<i64>,
 }
 
 impl RawTrial {
@@ -414,6 +449,8 @@ impl RawTrial {
             timings,
             learner_sha256: self.learner_sha256,
             optimizer_sha256: self.optimizer_sha256,
+            worker_host: self.worker_host,
+            worker_pid: self.worker_pid.and_then(|p| u32::try_from(p).ok()),
         })
     }
 }
@@ -423,21 +460,62 @@ fn finite(x: Option<f64>) -> Option<f64> {
     x.filter(|v| v.is_finite())
 }
 
+/// Inserts one trial row.
+fn insert_trial(conn: &Connection, t: &TrialRecord) -> rusqlite::Result<usize> {
+    let f = t.footprint.as_ref();
+    let json = |v: serde_json::Result<String>| {
+        v.map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+    };
+    conn.execute(
+        "INSERT INTO trials (number, status, params, seed, accuracy, loss, macs, \
+         params_total, nonzero_params, bytes, target_ratio, reward, error, timings, \
+         learner_sha256, optimizer_sha256, latency_ms, worker_host, worker_pid) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, \
+         ?18, ?19)",
+        params![
+            t.number,
+            t.status.name(),
+            json(serde_json::to_string(&t.params))?,
+            sql_u64(t.seed),
+            finite(t.accuracy),
+            finite(t.loss),
+            f.map(|f| sql_u64(f.macs)),
+            f.map(|f| sql_u64(f.params)),
+            f.map(|f| sql_u64(f.nonzero_params)),
+            f.map(|f| sql_u64(f.bytes)),
+            finite(t.target_ratio),
+            finite(t.reward),
+            t.error,
+            json(serde_json::to_string(&t.timings))?,
+            t.learner_sha256,
+            t.optimizer_sha256,
+            finite(t.latency_ms),
+            t.worker_host,
+            t.worker_pid,
+        ],
+    )
+}
+
 impl StudyStore for SqliteStudy {
     fn meta(&self) -> &StudyMeta {
         &self.meta
     }
 
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
     fn trials(&self) -> Result<Vec<TrialRecord>> {
+        let later: Vec<&str> = LATER_COLUMNS
+            .iter()
+            .zip(self.later_columns)
+            .map(|((name, _), has)| if has { *name } else { "NULL" })
+            .collect();
         let mut stmt = self.conn.prepare(&format!(
             "SELECT number, status, params, seed, accuracy, loss, macs, params_total, \
                  nonzero_params, bytes, target_ratio, reward, error, timings, learner_sha256, \
                  optimizer_sha256, {} FROM trials ORDER BY number",
-            if self.latency_column {
-                "latency_ms"
-            } else {
-                "NULL"
-            }
+            later.join(", ")
         ))?;
         let rows = stmt.query_map([], Self::row)?;
         let mut out = Vec::new();
@@ -448,39 +526,13 @@ impl StudyStore for SqliteStudy {
     }
 
     fn record(&mut self, t: &TrialRecord) -> Result<()> {
-        let f = t.footprint.as_ref();
         let doing = format!("recording trial {}", t.number);
         let path = self.path.clone();
         let tx = self
             .conn
             .transaction()
             .map_err(|e| write_error(&path, &doing, e))?;
-        tx.execute(
-            "INSERT INTO trials (number, status, params, seed, accuracy, loss, macs, \
-             params_total, nonzero_params, bytes, target_ratio, reward, error, timings, \
-             learner_sha256, optimizer_sha256, latency_ms) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            params![
-                t.number,
-                t.status.name(),
-                serde_json::to_string(&t.params)?,
-                sql_u64(t.seed),
-                finite(t.accuracy),
-                finite(t.loss),
-                f.map(|f| sql_u64(f.macs)),
-                f.map(|f| sql_u64(f.params)),
-                f.map(|f| sql_u64(f.nonzero_params)),
-                f.map(|f| sql_u64(f.bytes)),
-                finite(t.target_ratio),
-                finite(t.reward),
-                t.error,
-                serde_json::to_string(&t.timings)?,
-                t.learner_sha256,
-                t.optimizer_sha256,
-                finite(t.latency_ms),
-            ],
-        )
-        .map_err(|e| write_error(&path, &doing, e))?;
+        insert_trial(&tx, t).map_err(|e| write_error(&path, &doing, e))?;
         tx.commit().map_err(|e| write_error(&path, &doing, e))?;
         Ok(())
     }
