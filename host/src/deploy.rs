@@ -133,7 +133,7 @@ pub fn write(model: &Model, path: &Path, opts: &Options<'_>) -> Result<Written> 
             } else {
                 (graph, 0)
             };
-            let bytes = tflite::write::serialize(&graph, &model.graph.name);
+            let bytes = tflite::write::serialize(&graph, &model.graph);
             tflite::write_file(&bytes, path)?;
             Ok(Written {
                 bytes: bytes.len(),

@@ -82,7 +82,10 @@ pub fn load_model_file(
     input_shape: Option<InputSpec>,
 ) -> Result<Model> {
     if crate::onnx::is_onnx_path(path) {
-        let opts = crate::onnx::ImportOptions { input_shape };
+        let opts = crate::onnx::ImportOptions {
+            input_shape,
+            ..Default::default()
+        };
         return Ok(crate::onnx::import_file(path, &opts, device)?.model);
     }
     if input_shape.is_some() {

@@ -74,6 +74,7 @@ impl Builder {
     fn new(name: &str, input: InputSpec) -> Self {
         Builder {
             graph: Graph {
+                preprocessing: None,
                 name: name.into(),
                 input,
                 layers: vec![],

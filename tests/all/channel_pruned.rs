@@ -166,6 +166,7 @@ fn bad_ratios_and_models_with_nothing_to_prune_are_clear_errors() {
     }
     // A linear classifier has no channels between layers to prune.
     let graph = Graph {
+        preprocessing: None,
         name: "linear".into(),
         input: InputSpec {
             channels: 1,

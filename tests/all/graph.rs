@@ -20,6 +20,7 @@ fn conv(i: usize, o: usize) -> Op {
 
 fn tiny() -> Graph {
     Graph {
+        preprocessing: None,
         name: "tiny".into(),
         input: InputSpec {
             channels: 1,
@@ -730,10 +731,10 @@ fn damaged_sparse_sections_are_clear_errors() {
     assert!(e.contains("version 2") && e.contains("corrupt"), "{e}");
 
     let e = load_err("newer.pf", &|r| {
-        let pf = r.1["pf"].replace(r#""version":"3""#, r#""version":"4""#);
+        let pf = r.1["pf"].replace(r#""version":"3""#, r#""version":"5""#);
         r.1.insert("pf".into(), pf);
     });
-    assert!(e.contains("version 4") && e.contains("newer pf"), "{e}");
+    assert!(e.contains("version 5") && e.contains("newer pf"), "{e}");
 
     // Cut anywhere, the file is an error, never a panic.
     let bytes = std::fs::read(&good).unwrap();

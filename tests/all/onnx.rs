@@ -255,6 +255,213 @@ fn import_errors_name_the_problem() {
     );
 }
 
+/// How many of an ONNX file's tensors (initializers and node attributes)
+/// keep their data in external files, and how many it has.
+fn external_tensors(path: &Path) -> (usize, usize) {
+    use pf::onnx::proto::{tensor_proto::DataLocation, ModelProto};
+    use prost::Message;
+    let m = ModelProto::decode(std::fs::read(path).unwrap().as_slice()).unwrap();
+    let g = m.graph.unwrap();
+    let attrs = g.node.iter().flat_map(|n| &n.attribute).flat_map(|a| &a.t);
+    let all: Vec<_> = g.initializer.iter().chain(attrs).collect();
+    let external = all
+        .iter()
+        .filter(|t| t.data_location() == DataLocation::External)
+        .count();
+    (external, all.len())
+}
+
+#[test]
+fn weights_in_external_data_files_import_as_if_they_were_inside() {
+    let models = helper_models();
+    let inside = import(&models.join("resnet_block.onnx"));
+    // One data file with offsets (PyTorch's default exporter), and one
+    // file per tensor in a folder of its own.
+    for file in ["resnet_block_ext.onnx", "per_tensor/resnet_block.onnx"] {
+        let path = models.join(file);
+        // Every weight is outside, the Constant node's included.
+        let (external, all) = external_tensors(&path);
+        assert!(external == all && all > 20, "{file}: {external} of {all}");
+        let m = import(&path);
+        assert_eq!(m.graph, inside.graph, "{file}");
+        let (ours, theirs) = (inside.named_tensors(), m.named_tensors());
+        assert_eq!(ours.len(), theirs.len(), "{file}");
+        for (k, t) in &ours {
+            let a = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let b = theirs[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            assert!(a == b, "{file}: tensor {k} differs from the one inside");
+        }
+        let x = samples(&m, 3, 11);
+        assert_close(file, &pf_outputs(&m, &x), &run_onnxruntime(&path, &x));
+    }
+}
+
+#[test]
+fn external_data_outside_the_models_folder_missing_or_short_is_refused() {
+    use pf::onnx::proto::ModelProto;
+    use prost::Message;
+    let dir = tempdir();
+    let models = helper_models();
+    let folder = dir.path().join("model");
+    std::fs::create_dir(&folder).unwrap();
+    let data = std::fs::read(models.join("resnet_block_ext.onnx.data")).unwrap();
+    std::fs::write(folder.join("resnet_block_ext.onnx.data"), &data).unwrap();
+    std::fs::write(dir.path().join("outside.data"), &data).unwrap();
+    std::fs::write(folder.join("short.data"), &data[..data.len() / 2]).unwrap();
+    std::os::unix::fs::symlink(dir.path().join("outside.data"), folder.join("link.data")).unwrap();
+    let original = std::fs::read(models.join("resnet_block_ext.onnx")).unwrap();
+    // The model with every tensor's `key` set to `value`.
+    let variant = |name: &str, key: &str, value: &str| -> String {
+        let mut m = ModelProto::decode(original.as_slice()).unwrap();
+        let g = m.graph.as_mut().unwrap();
+        for t in &mut g.initializer {
+            for kv in &mut t.external_data {
+                if kv.key() == key {
+                    kv.value = Some(value.to_string());
+                }
+            }
+        }
+        let path = folder.join(name);
+        std::fs::write(&path, m.encode_to_vec()).unwrap();
+        path.to_str().unwrap().to_string()
+    };
+    let out = path_str(dir.path(), "out.pf");
+    let import = |file: &str| pf().args(["import", file, "-o", &out]).output().unwrap();
+    // The untouched copy imports: the refusals below are the locations'.
+    let ok = pf()
+        .args([
+            "import",
+            &variant("same.onnx", "location", "resnet_block_ext.onnx.data"),
+        ])
+        .args(["-o", &path_str(dir.path(), "same.pf")])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let outside = dir.path().join("outside.data");
+    for (location, says) in [
+        ("../outside.data", "is not a path inside the model's folder"),
+        (
+            outside.to_str().unwrap(),
+            "is not a path inside the model's folder",
+        ),
+        ("link.data", "leads outside the model's folder"),
+        ("missing.data", "does not exist"),
+        ("short.data", "the data file is truncated"),
+    ] {
+        let o = import(&variant("bad.onnx", "location", location));
+        assert_refused(&o, says);
+        assert_refused(&o, "initializer `");
+    }
+    // A length the tensor's shape does not need.
+    let o = import(&variant("bad.onnx", "length", "4"));
+    assert_refused(&o, "bytes long, but its shape");
+    let o = import(&variant("bad.onnx", "offset", "-1"));
+    assert_refused(&o, "not a whole number of bytes");
+    assert!(!Path::new(&out).exists(), "nothing is written on an error");
+}
+
+/// Accuracy of ONNX Runtime on the digits test split, each pixel scaled
+/// to [0, 1] and normalised with `mean` and `std` here, outside pf.
+fn onnxruntime_digits_accuracy(file: &Path, mean: f32, std: f32) -> f64 {
+    let splits = pf::data::load(
+        &pf::data::DataSource::Digits,
+        &pf::data::LoadOptions::default(),
+    )
+    .unwrap();
+    let test = &splits.test;
+    let x: Vec<f32> = (0..test.len())
+        .flat_map(|i| test.sample(i).iter())
+        .map(|&p| (p as f32 / test.max_value - mean) / std)
+        .collect();
+    let [c, h, w] = test.shape;
+    let x = Tensor::from_vec(x, (test.len(), c, h, w), &candle_core::Device::Cpu).unwrap();
+    let logits = run_onnxruntime(file, &x);
+    let correct = logits
+        .iter()
+        .zip(&test.labels)
+        .filter(|(l, &label)| {
+            let best = (0..l.len()).max_by(|&a, &b| l[a].total_cmp(&l[b])).unwrap();
+            best as u32 == label
+        })
+        .count();
+    correct as f64 / test.len() as f64
+}
+
+#[test]
+fn a_model_imported_with_its_own_mean_and_std_evaluates_in_pf_as_outside() {
+    // A model trained elsewhere: its file does not say how its inputs were
+    // normalised; its trainer says mean 0.5 and std 0.25 (not the digits'
+    // own statistics, which pf would compute).
+    let dir = tempdir();
+    let base = digits_model(dir.path(), 150);
+    let onnx = path_str(dir.path(), "elsewhere.onnx");
+    let o = pf().args(["export", &base, "-o", &onnx]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let reference = onnxruntime_digits_accuracy(Path::new(&onnx), 0.5, 0.25);
+    let eval = |model: &str| {
+        let r = json(&pf().args(["eval", model, "--json"]).output().unwrap());
+        r["metrics"]["accuracy"].as_f64().unwrap()
+    };
+    let own = path_str(dir.path(), "own.pf");
+    let r = json(
+        &pf()
+            .args([
+                "import", &onnx, "-o", &own, "--mean", "0.5", "--std", "0.25", "--json",
+            ])
+            .output()
+            .unwrap(),
+    );
+    assert_eq!(r["preprocessing"]["mean"], serde_json::json!([0.5]), "{r}");
+    // pf evaluates it as ONNX Runtime does with those statistics (to one
+    // image of the 360: two runtimes' rounding may split a near tie).
+    let same = |a: f64| (a - reference).abs() < 0.003;
+    let ours = eval(&own);
+    assert!(same(ours), "pf {ours} vs ONNX Runtime {reference}");
+    // Without them pf would use the digits' own statistics and score
+    // differently: the statistics are really applied.
+    let plain = path_str(dir.path(), "plain.pf");
+    let o = pf().args(["import", &onnx, "-o", &plain]).output().unwrap();
+    assert!(o.status.success());
+    let plain = eval(&plain);
+    assert!((plain - reference).abs() > 0.01, "{plain} vs {reference}");
+    // The statistics travel: the same in a raw-pixel convention, and
+    // through pf's ONNX export (its metadata) back into pf.
+    let scaled = path_str(dir.path(), "scaled.pf");
+    let o = pf()
+        .args(["import", &onnx, "-o", &scaled])
+        .args(["--mean", "127.5", "--std", "63.75", "--pixel-scale", "255"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(same(eval(&scaled)));
+    let again = path_str(dir.path(), "again.onnx");
+    let o = pf().args(["export", &own, "-o", &again]).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let back = path_str(dir.path(), "back.pf");
+    let o = pf().args(["import", &again, "-o", &back]).output().unwrap();
+    assert!(o.status.success());
+    assert!(same(eval(&back)));
+    // Statistics that do not fit the input are refused, and nothing written.
+    let bad = path_str(dir.path(), "bad.pf");
+    let o = pf()
+        .args([
+            "import", &onnx, "-o", &bad, "--mean", "0.5,0.5", "--std", "0.25",
+        ])
+        .output()
+        .unwrap();
+    assert_refused(&o, "1 channel");
+    let o = pf()
+        .args(["import", &onnx, "-o", &bad, "--mean", "0.5", "--std", "0"])
+        .output()
+        .unwrap();
+    assert_refused(&o, "must be above 0");
+    assert!(!Path::new(&bad).exists());
+}
+
 /// `pf compress` on an ONNX file, then both deployment formats, each
 /// checked against pf by its own runtime.
 fn compress_onnx(learner: &str, target: &str, measure: &str) {

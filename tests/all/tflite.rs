@@ -256,6 +256,7 @@ fn unexportable_models_and_damaged_files_get_clear_errors() {
     use pf::graph::{Graph, InputSpec, Layer, Op};
     // A batch norm straight after the input has no convolution to fold into.
     let graph = Graph {
+        preprocessing: None,
         name: "odd".into(),
         input: InputSpec {
             channels: 2,
@@ -382,7 +383,7 @@ fn a_sparse_model_exports_in_tflite_sparse_encoding_smaller_and_litert_agrees() 
         let dense = pf::export::tflite::to_bytes(&m).unwrap();
         let (g, stored) = sparse::sparsify(&lower::lower(&m).unwrap());
         assert!(stored > 0, "{name}: no weight was stored sparse");
-        let bytes = write::serialize(&g, name);
+        let bytes = write::serialize(&g, &m.graph);
         // 80 % zeros: a fifth of the values, plus one index byte or two each.
         assert!(
             bytes.len() * 5 < dense.len() * 2,

@@ -219,6 +219,7 @@ fn graph(seed: u64) -> Graph {
     }
     b.head(&mut d);
     Graph {
+        preprocessing: None,
         name: format!("random_{seed}"),
         input,
         layers: b.layers,

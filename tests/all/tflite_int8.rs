@@ -51,7 +51,7 @@ fn every_zoo_model_exports_at_int8_and_litert_computes_what_pf_simulates() {
         }
         let dir = tempdir();
         let path = dir.path().join("int8.tflite");
-        let bytes = write::serialize(&g, name);
+        let bytes = write::serialize(&g, &m.graph);
         std::fs::write(&path, &bytes).unwrap();
         let float_bytes = pf::export::tflite::to_bytes(&m).unwrap().len();
         assert!(

@@ -223,6 +223,33 @@ def unsupported(out):
     save(graph, 13, out / "unsupported.onnx")
 
 
+def external_data(out):
+    """resnet_block with its weights in data files beside it: every tensor
+    (the stem's Constant node included) in one file at its own offset, as
+    PyTorch's default exporter writes `model.onnx.data`; and, in the folder
+    `per_tensor`, one file per tensor without offsets."""
+    model = onnx.load(str(out / "resnet_block.onnx"))
+    onnx.save_model(
+        model,
+        str(out / "resnet_block_ext.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=True,
+        location="resnet_block_ext.onnx.data",
+        size_threshold=0,
+        convert_attribute=True,
+    )
+    (out / "per_tensor").mkdir(exist_ok=True)
+    model = onnx.load(str(out / "resnet_block.onnx"))
+    onnx.save_model(
+        model,
+        str(out / "per_tensor" / "resnet_block.onnx"),
+        save_as_external_data=True,
+        all_tensors_to_one_file=False,
+        size_threshold=0,
+        convert_attribute=True,
+    )
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     out.mkdir(parents=True, exist_ok=True)
@@ -232,6 +259,7 @@ def main() -> None:
     gemm_net(out, name="dynamic", dims=("batch", 1, "height", "width"))
     mean_pool(out)
     unsupported(out)
+    external_data(out)
 
 
 if __name__ == "__main__":

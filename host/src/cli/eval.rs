@@ -73,7 +73,7 @@ pub fn run(a: EvalArgs) -> Result<()> {
         );
     }
     let data = splits.get(&a.split)?;
-    let norm = Normalization::of(&splits.train);
+    let norm = Normalization::for_model(&model.graph, &splits.train);
     let reestimated = match a.bn_images {
         Some(n) => {
             pf::train::batchnorm::reestimate(&mut model, &splits.train, &norm, n, 64, a.seed)?

@@ -207,7 +207,7 @@ fn load_data(a: &ExportArgs, model: &pf::model::Model) -> Result<(Splits, Normal
             a.data
         );
     }
-    let norm = Normalization::of(&splits.train);
+    let norm = Normalization::for_model(&model.graph, &splits.train);
     Ok((splits, norm))
 }
 

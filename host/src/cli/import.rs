@@ -1,9 +1,9 @@
 //! `pf import`.
 
 use super::common::{parse_input_shape, print_json, si};
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Args;
-use pf::graph::InputSpec;
+use pf::graph::{InputSpec, Preprocessing};
 use std::path::PathBuf;
 
 /// Arguments of `pf import`.
@@ -20,6 +20,23 @@ pub struct ImportArgs {
     /// may always be dynamic.
     #[arg(long, value_name = "CxHxW", value_parser = parse_input_shape)]
     input_shape: Option<InputSpec>,
+    /// The mean of each input channel the model was trained with, in
+    /// torchvision's convention (pixels scaled to [0, 1], then
+    /// `(x - mean) / std`), e.g. 0.485,0.456,0.406 for ImageNet models; one
+    /// value serves every channel. Stored in the model, and used instead of
+    /// the data set's own statistics wherever pf feeds it images (eval,
+    /// train, compress, export --verify). Needs --std.
+    #[arg(long, value_name = "M[,M,M]", value_delimiter = ',', requires = "std")]
+    mean: Vec<f32>,
+    /// The standard deviation of each input channel, with --mean (e.g.
+    /// 0.229,0.224,0.225).
+    #[arg(long, value_name = "S[,S,S]", value_delimiter = ',', requires = "mean")]
+    std: Vec<f32>,
+    /// The largest pixel value the model saw in training, before --mean and
+    /// --std: 1 (torchvision's ToTensor, the default) or, for a model fed
+    /// raw 0-255 values, 255.
+    #[arg(long, value_name = "MAX", default_value_t = 1.0, requires = "mean")]
+    pixel_scale: f32,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -33,9 +50,11 @@ pub fn run(a: ImportArgs) -> Result<()> {
             a.output.display()
         );
     }
+    let preprocessing = preprocessing(&a)?;
     pf::io::check_writable(&a.output)?;
     let opts = pf::onnx::ImportOptions {
         input_shape: a.input_shape,
+        preprocessing,
     };
     let imported = pf::onnx::import_file(&a.model, &opts, &candle_core::Device::Cpu)?;
     let model = &imported.model;
@@ -51,6 +70,7 @@ pub fn run(a: ImportArgs) -> Result<()> {
             "producer": imported.producer,
             "opset": imported.opset,
             "input": input,
+            "preprocessing": model.graph.preprocessing,
             "layers": model.graph.layers.len(),
             "folded_nodes": imported.folded,
             "macs": cost.macs,
@@ -75,6 +95,38 @@ pub fn run(a: ImportArgs) -> Result<()> {
         si(cost.macs),
         si(cost.params)
     );
+    if let Some(p) = &model.graph.preprocessing {
+        println!(
+            "inputs are normalised with the model's own mean {:?} and std {:?} (pixels scaled to [0, 1])",
+            p.mean, p.std
+        );
+    }
     println!("wrote {}", a.output.display());
     Ok(())
+}
+
+/// The preprocessing `--mean`, `--std` and `--pixel-scale` give, in pf's
+/// convention (pixels scaled to [0, 1]).
+fn preprocessing(a: &ImportArgs) -> Result<Option<Preprocessing>> {
+    if a.mean.is_empty() {
+        return Ok(None);
+    }
+    if !(a.pixel_scale.is_finite() && a.pixel_scale > 0.0) {
+        bail!(
+            "--pixel-scale {}: give the largest pixel value the model was trained on, such as 1 or 255",
+            a.pixel_scale
+        );
+    }
+    if a.mean.len() != a.std.len() && a.mean.len() != 1 && a.std.len() != 1 {
+        bail!(
+            "--mean has {} values and --std {}; give one per input channel (or one for all)",
+            a.mean.len(),
+            a.std.len()
+        );
+    }
+    let scale = a.pixel_scale;
+    Ok(Some(Preprocessing {
+        mean: a.mean.iter().map(|m| m / scale).collect(),
+        std: a.std.iter().map(|s| s / scale).collect(),
+    }))
 }

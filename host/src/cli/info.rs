@@ -27,6 +27,8 @@ pub struct InfoArgs {
 struct Info {
     name: String,
     input: InputSpec,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    preprocessing: Option<pf::graph::Preprocessing>,
     cost: pf::graph::GraphCost,
     #[serde(skip_serializing_if = "Option::is_none")]
     coupling: Option<Vec<pf::graph::CouplingGroup>>,
@@ -54,6 +56,7 @@ pub fn run(a: InfoArgs) -> Result<()> {
         return print_json(&Info {
             name: graph.name.clone(),
             input: graph.input,
+            preprocessing: graph.preprocessing.clone(),
             cost,
             coupling,
         });
@@ -63,6 +66,12 @@ pub fn run(a: InfoArgs) -> Result<()> {
         "{}  input {}×{}×{}",
         graph.name, i.channels, i.height, i.width
     );
+    if let Some(p) = &graph.preprocessing {
+        println!(
+            "inputs normalised with the model's own mean {:?} and std {:?} (pixels scaled to [0, 1])",
+            p.mean, p.std
+        );
+    }
     let width = cost
         .layers
         .iter()

@@ -592,7 +592,7 @@ fn run_apply(a: ApplyArgs) -> Result<()> {
         &device,
         a.json,
     )?;
-    let norm = pf::data::Normalization::of(&splits.train);
+    let norm = pf::data::Normalization::for_model(&base.graph, &splits.train);
     let data = Arc::new(TrialData {
         train: splits.train.clone(),
         val: splits.val.clone(),

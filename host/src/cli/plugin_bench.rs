@@ -69,7 +69,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             let data = Arc::new(TrialData {
                 train: splits.train.clone(),
                 val: splits.val.clone(),
-                norm: pf::data::Normalization::of(&splits.train),
+                norm: pf::data::Normalization::for_model(&base.graph, &splits.train),
             });
             Ok((base, data))
         },

@@ -225,7 +225,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
             resume: a.resume,
         }),
     };
-    let norm = Normalization::of(&splits.train);
+    let norm = Normalization::for_model(&model.graph, &splits.train);
     if !a.json {
         eprintln!(
             "training {} ({} MACs, {} params) on {} ({} train / {} val / {} test), {} steps",

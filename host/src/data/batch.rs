@@ -17,6 +17,19 @@ pub struct Normalization {
 }
 
 impl Normalization {
+    /// The normalisation a model's inputs need: the model's own (an
+    /// imported model's mean and std), else the statistics of `train`, the
+    /// training split of the data it runs on.
+    pub fn for_model(graph: &crate::graph::Graph, train: &Dataset) -> Normalization {
+        match &graph.preprocessing {
+            Some(p) => Normalization {
+                mean: p.mean.clone(),
+                std: p.std.clone(),
+            },
+            None => Normalization::of(train),
+        }
+    }
+
     /// Statistics of a data set (normally its training split).
     pub fn of(data: &Dataset) -> Normalization {
         let [c, h, w] = data.shape;

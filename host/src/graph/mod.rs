@@ -7,11 +7,13 @@
 
 mod cost;
 mod coupling;
+mod preprocessing;
 mod quant;
 mod shape;
 
 pub use cost::{GraphCost, LayerCost};
 pub use coupling::{CouplingGroup, CouplingMap};
+pub use preprocessing::Preprocessing;
 pub use quant::{LayerQuant, Quantizer};
 pub use shape::Shape;
 
@@ -30,6 +32,11 @@ pub struct Graph {
     pub input: InputSpec,
     /// Layers in topological order; the last one is the output.
     pub layers: Vec<Layer>,
+    /// The normalisation the model's inputs need, when it is the model's
+    /// own (an imported model's); `None` for a model that is normalised
+    /// with its data set's statistics, as every zoo model is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preprocessing: Option<Preprocessing>,
 }
 
 /// Shape of one input sample.
@@ -288,6 +295,9 @@ pub enum GraphError {
     /// The graph has no layers.
     #[error("the graph has no layers")]
     Empty,
+    /// The input preprocessing does not fit the input.
+    #[error("{0}")]
+    Preprocessing(String),
 }
 
 impl Graph {
@@ -342,6 +352,10 @@ impl Graph {
     pub fn validate(&self) -> Result<Vec<Shape>, GraphError> {
         if self.layers.is_empty() {
             return Err(GraphError::Empty);
+        }
+        if let Some(p) = &self.preprocessing {
+            p.validate(self.input.channels)
+                .map_err(GraphError::Preprocessing)?;
         }
         let mut seen: HashSet<&str> = HashSet::new();
         seen.insert(INPUT);

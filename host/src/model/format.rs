@@ -24,6 +24,11 @@
 //! made of zeros and ones is stored at one bit per entry
 //! (`<layer>.mask.bits`), or, when it is exactly "the weight is not zero",
 //! as the empty `<layer>.mask.from_weight`.
+//!
+//! A graph with its own input preprocessing (an imported model's mean and
+//! std) is written as version 4, so that a pf too old to apply it refuses
+//! the file rather than evaluate the model on wrongly normalised inputs.
+//! Every other file keeps the lowest version that can hold it.
 
 use super::Model;
 use crate::graph::{Graph, Quantizer};
@@ -37,10 +42,14 @@ use std::path::Path;
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "pf-model";
 /// The newest version of the format, which this pf writes for a model with
-/// sparse weights or bit masks. A model whose only packed tensors are
-/// codebook codes (and their masks) is written as version 2, one with
-/// nothing packed as version 1, and this pf reads all three.
-pub const FORMAT_VERSION: &str = "3";
+/// its own input preprocessing. A model with sparse weights or bit masks is
+/// written as version 3, one whose only packed tensors are codebook codes
+/// (and their masks) as version 2, one with nothing packed as version 1,
+/// and this pf reads all four.
+pub const FORMAT_VERSION: &str = "4";
+
+/// The version of files with sparse weights or bit masks.
+const SPARSE_VERSION: &str = "3";
 
 /// The version of files without packed weights, which every pf reads.
 const PLAIN_VERSION: &str = "1";
@@ -144,7 +153,7 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
                 } else {
                     packed.insert(format!("{}{MASK_BITS_SUFFIX}", layer.name), bits);
                 }
-                version = FORMAT_VERSION;
+                version = SPARSE_VERSION;
             }
         }
         if let Some(sparse) = Sparse::of(&w) {
@@ -158,8 +167,11 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
             if let Some(neg) = sparse.negzero {
                 packed.insert(format!("{}{NEGZERO_SUFFIX}", layer.name), neg);
             }
-            version = FORMAT_VERSION;
+            version = SPARSE_VERSION;
         }
+    }
+    if model.graph.preprocessing.is_some() {
+        version = FORMAT_VERSION;
     }
     let header = Header {
         format: FORMAT_NAME.into(),
@@ -622,7 +634,14 @@ pub fn from_bytes(bytes: &[u8], device: &Device, source: &str) -> Result<Model> 
     if header.format != FORMAT_NAME {
         bail!("{source} is a `{}` file, not a pf model", header.format);
     }
-    if ![PLAIN_VERSION, CODEBOOK_VERSION, FORMAT_VERSION].contains(&header.version.as_str()) {
+    if ![
+        PLAIN_VERSION,
+        CODEBOOK_VERSION,
+        SPARSE_VERSION,
+        FORMAT_VERSION,
+    ]
+    .contains(&header.version.as_str())
+    {
         bail!(
             "{source} is pf model format version {}, this pf reads versions {PLAIN_VERSION} to \
              {FORMAT_VERSION}; a newer pf wrote it",
@@ -648,6 +667,13 @@ pub fn from_bytes(bytes: &[u8], device: &Device, source: &str) -> Result<Model> 
     }
     let graph: Graph = serde_json::from_value(header.graph)
         .with_context(|| format!("{source}: the graph JSON is malformed"))?;
+    if graph.preprocessing.is_some() && header.version != FORMAT_VERSION {
+        bail!(
+            "{source} says it is format version {}, which has no input preprocessing, but its \
+             graph holds some; the file is corrupt",
+            header.version
+        );
+    }
     // Before any shape is read from it: a layer's shapes are only
     // meaningful (and computable) once the graph is known to be valid.
     graph

@@ -24,12 +24,12 @@
 
 use super::proto::{
     attribute_proto::AttributeType, tensor_proto::DataType, tensor_shape_proto, type_proto,
-    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, TensorProto,
-    TensorShapeProto, TypeProto, ValueInfoProto,
+    AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
+    TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
 use super::{IR_VERSION, OPSET};
 use crate::export::tflite::lower::{Lowered, Quant};
-use crate::graph::{Layer, Op, Shape, INPUT};
+use crate::graph::{Graph, Layer, Op, Shape, INPUT};
 use crate::model::Model;
 use anyhow::{bail, Context, Result};
 use candle_core::Tensor;
@@ -596,6 +596,30 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<ModelProto> {
             output: vec![value_info(&out, &batch_dims(output_shape))],
             ..Default::default()
         }),
+        metadata_props: preprocessing_metadata(graph),
         ..Default::default()
     })
+}
+
+/// A model's own input normalisation, as metadata that says how to feed it
+/// (and that `pf import` reads back).
+fn preprocessing_metadata(graph: &Graph) -> Vec<StringStringEntryProto> {
+    let Some(p) = &graph.preprocessing else {
+        return Vec::new();
+    };
+    let list = |v: &[f32]| v.iter().map(f32::to_string).collect::<Vec<_>>().join(",");
+    [
+        (super::import::MEAN_KEY, list(&p.mean)),
+        (super::import::STD_KEY, list(&p.std)),
+        (
+            "pf.input.normalization",
+            "per channel (x - mean) / std of pixels scaled to [0, 1], NCHW".to_string(),
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| StringStringEntryProto {
+        key: Some(k.to_string()),
+        value: Some(v),
+    })
+    .collect()
 }

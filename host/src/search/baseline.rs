@@ -90,7 +90,7 @@ pub fn cached(
     Trainer {
         config,
         data: &splits.train,
-        norm: Normalization::of(&splits.train),
+        norm: Normalization::for_model(&model.graph, &splits.train),
         teacher: None,
         checkpoint: None,
         progress: !quiet,

@@ -101,7 +101,7 @@ pub fn prepare(
         &device,
         !job.progress,
     )?;
-    let norm = Normalization::of(&splits.train);
+    let norm = Normalization::for_model(&base.graph, &splits.train);
     let data = Arc::new(TrialData {
         train: splits.train.clone(),
         val: splits.val.clone(),

@@ -33,7 +33,7 @@ use std::path::Path;
 /// Converts a model to the bytes of a float32 `.tflite` file.
 pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
     let lowered = lower::lower(model)?;
-    Ok(write::serialize(&lowered, &model.graph.name))
+    Ok(write::serialize(&lowered, &model.graph))
 }
 
 /// Writes a model as a float32 `.tflite` file, atomically.

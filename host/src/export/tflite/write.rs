@@ -209,8 +209,11 @@ fn tensor_type(d: DType) -> fb::TensorType {
     }
 }
 
-/// Serialises a lowered graph; `name` becomes the subgraph's name.
-pub fn serialize(g: &Lowered, name: &str) -> Vec<u8> {
+/// Serialises a lowered graph. The model's name becomes the subgraph's
+/// name; the description says which pf wrote the file and, for a model
+/// with its own input preprocessing, how to normalise its inputs.
+pub fn serialize(g: &Lowered, model: &crate::graph::Graph) -> Vec<u8> {
+    let name = model.name.as_str();
     // Equal constants (the zero biases of fresh or folded layers, repeated
     // paddings and axes) are one tensor with one buffer, as TensorFlow's
     // converter writes them: `file_index[i]` is tensor i's index in the file.
@@ -316,7 +319,7 @@ pub fn serialize(g: &Lowered, name: &str) -> Vec<u8> {
             operators: Some(operators),
             name: Some(name.to_string()),
         }]),
-        description: Some(format!("pf {}", env!("CARGO_PKG_VERSION"))),
+        description: Some(description(model)),
         buffers: Some(buffers),
     };
     let mut builder = planus::Builder::new();
@@ -336,4 +339,17 @@ fn with_identifier_after_root(bytes: &[u8]) -> Vec<u8> {
         out[4..8].copy_from_slice(b"TFL3");
     }
     out
+}
+
+/// The file's description: pf's version, and the input normalisation of a
+/// model that has its own.
+fn description(model: &crate::graph::Graph) -> String {
+    let pf = format!("pf {}", env!("CARGO_PKG_VERSION"));
+    match &model.preprocessing {
+        Some(p) => format!(
+            "{pf}; input: per channel (x - mean) / std of pixels scaled to [0, 1], mean {:?}, std {:?}",
+            p.mean, p.std
+        ),
+        None => pf,
+    }
 }

@@ -43,7 +43,7 @@ impl Constant {
 /// Reads a `TensorProto` into a constant.
 pub(super) fn constant(t: &TensorProto) -> Result<Constant> {
     if t.data_location() == proto::tensor_proto::DataLocation::External {
-        bail!("its data is stored in an external file, which pf does not read; save the model with its weights inside (onnx.save(model, path, save_as_external_data=False))");
+        bail!("its data is stored in an external file, which pf reads only when it imports the model from its file (the data file beside it)");
     }
     let dims = t
         .dims

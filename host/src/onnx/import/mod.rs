@@ -23,7 +23,7 @@
 use super::proto::{
     self, tensor_proto::DataType, tensor_shape_proto, type_proto, ModelProto, NodeProto,
 };
-use crate::graph::{Graph, InputSpec, Layer, Op, Shape, INPUT};
+use crate::graph::{Graph, InputSpec, Layer, Op, Preprocessing, Shape, INPUT};
 use crate::model::Model;
 use anyhow::{anyhow, bail, Context, Result};
 use candle_core::{Device, Tensor};
@@ -32,6 +32,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
 mod constant;
+mod external;
 mod ops;
 
 use constant::{constant, Constant};
@@ -49,6 +50,11 @@ pub struct ImportOptions {
     /// (dynamic) channels, height or width. A model with a fixed shape must
     /// agree with it.
     pub input_shape: Option<InputSpec>,
+    /// The model's own input normalisation (`pf import --mean --std`),
+    /// stored in its graph. One value serves every channel. Without it, a
+    /// file that pf exported with a preprocessing gets it back from its
+    /// metadata.
+    pub preprocessing: Option<Preprocessing>,
 }
 
 /// An imported model and what the file said about itself.
@@ -72,11 +78,16 @@ pub fn import_file(path: &Path, opts: &ImportOptions, device: &Device) -> Result
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "model".into());
-    import_bytes(&bytes, &path.display().to_string(), &stem, opts, device)
+    let source = path.display().to_string();
+    let mut model = decode(&bytes, &source)?;
+    external::resolve(&mut model, path)?;
+    import_model(&model, &source, &stem, opts, device)
 }
 
 /// Imports an ONNX model from its bytes. `source` names them in errors;
-/// `fallback_name` names the model when the graph has no name.
+/// `fallback_name` names the model when the graph has no name. Weights in
+/// external data files are read only by [`import_file`], which knows the
+/// model's folder.
 pub fn import_bytes(
     bytes: &[u8],
     source: &str,
@@ -84,9 +95,22 @@ pub fn import_bytes(
     opts: &ImportOptions,
     device: &Device,
 ) -> Result<Imported> {
-    let model = ModelProto::decode(bytes).map_err(|e| {
+    import_model(&decode(bytes, source)?, source, fallback_name, opts, device)
+}
+
+fn decode(bytes: &[u8], source: &str) -> Result<ModelProto> {
+    ModelProto::decode(bytes).map_err(|e| {
         anyhow!("{source} is not a valid ONNX file: the protobuf does not decode ({e}); the file is damaged or is not ONNX")
-    })?;
+    })
+}
+
+fn import_model(
+    model: &ModelProto,
+    source: &str,
+    fallback_name: &str,
+    opts: &ImportOptions,
+    device: &Device,
+) -> Result<Imported> {
     let graph = model.graph.as_ref().ok_or_else(|| {
         anyhow!("{source} is not a valid ONNX file: it holds no graph; the file is damaged or is not ONNX")
     })?;
@@ -156,7 +180,9 @@ pub fn import_bytes(
     };
     im.keep_ancestors_of(&out);
     let folded = graph.node.len().saturating_sub(im.layers.len());
+    let preprocessing = preprocessing(model, opts, im.input.channels, source)?;
     let graph = Graph {
+        preprocessing,
         name: im.name.clone(),
         input: im.input,
         layers: im.layers,
@@ -227,6 +253,62 @@ struct Importer<'a> {
 }
 
 /// A node, for messages: "node `conv1` (Conv, opset 13)".
+/// The model's preprocessing: the one given (one value broadcast to every
+/// channel), else the one pf's ONNX export recorded in the metadata.
+fn preprocessing(
+    model: &ModelProto,
+    opts: &ImportOptions,
+    channels: usize,
+    source: &str,
+) -> Result<Option<Preprocessing>> {
+    let p = match &opts.preprocessing {
+        Some(p) => {
+            let widen = |v: &Vec<f32>| match v.as_slice() {
+                [one] => vec![*one; channels],
+                _ => v.clone(),
+            };
+            let p = Preprocessing {
+                mean: widen(&p.mean),
+                std: widen(&p.std),
+            };
+            p.validate(channels)
+                .map_err(|e| anyhow!("--mean/--std: {e}; give one value per channel of {source}'s input, or one for all"))?;
+            return Ok(Some(p));
+        }
+        None => {
+            let meta = |key: &str| {
+                model
+                    .metadata_props
+                    .iter()
+                    .find(|kv| kv.key() == key)
+                    .map(|kv| kv.value())
+            };
+            let (Some(mean), Some(std)) = (meta(MEAN_KEY), meta(STD_KEY)) else {
+                return Ok(None);
+            };
+            let list = |key: &str, v: &str| -> Result<Vec<f32>> {
+                v.split(',')
+                    .map(|x| x.trim().parse::<f32>())
+                    .collect::<Result<_, _>>()
+                    .map_err(|_| anyhow!("{source}: its metadata `{key}` is not a list of numbers"))
+            };
+            Preprocessing {
+                mean: list(MEAN_KEY, mean)?,
+                std: list(STD_KEY, std)?,
+            }
+        }
+    };
+    p.validate(channels)
+        .map_err(|e| anyhow!("{source}: its metadata `{MEAN_KEY}`/`{STD_KEY}`: {e}"))?;
+    Ok(Some(p))
+}
+
+/// The metadata keys under which pf's ONNX export records a model's own
+/// input normalisation.
+pub const MEAN_KEY: &str = "pf.input.mean";
+/// See [`MEAN_KEY`].
+pub const STD_KEY: &str = "pf.input.std";
+
 fn describe(node: &NodeProto, opset: i64) -> String {
     let name = match node.name() {
         "" => format!("with output `{}`", node.output.first().map_or("", |s| s)),
