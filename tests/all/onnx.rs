@@ -291,8 +291,16 @@ fn weights_in_external_data_files_import_as_if_they_were_inside() {
             let b = theirs[k].flatten_all().unwrap().to_vec1::<f32>().unwrap();
             assert!(a == b, "{file}: tensor {k} differs from the one inside");
         }
+        // ONNX Runtime's shape inference cannot read the external integer
+        // constants of the shape arithmetic (exporters keep such small
+        // tensors inside), so it runs the file with everything inside.
         let x = samples(&m, 3, 11);
-        assert_close(file, &pf_outputs(&m, &x), &run_onnxruntime(&path, &x));
+        let inside_file = models.join("resnet_block.onnx");
+        assert_close(
+            file,
+            &pf_outputs(&m, &x),
+            &run_onnxruntime(&inside_file, &x),
+        );
     }
 }
 
