@@ -294,3 +294,23 @@ fn average_pooling_excludes_padding() {
         assert!((v - 1.0).abs() < 1e-12, "padding counted: {v}");
     }
 }
+
+#[test]
+fn sigmoid_hard_sigmoid_and_hard_swish() {
+    // Inputs over [-5, 5]: both sides of hard-swish's and hard-sigmoid's
+    // kinks at ±3, and sigmoid's tails.
+    let x = (random(&[2, 3, 4, 4], 91) * 5.0).unwrap();
+    check(&[x.clone()], |t| project(&nn::sigmoid(&t[0])?, 92));
+    check(&[x.clone()], |t| {
+        project(&nn::hard_sigmoid(&t[0], 1.0 / 6.0, 0.5)?, 93)
+    });
+    check(&[x], |t| project(&nn::hard_swish(&t[0])?, 94));
+}
+
+#[test]
+fn a_channel_gate_broadcast_over_a_map() {
+    // Squeeze-and-excitation's product: a C×1×1 gate times a C×H×W map.
+    let gate = random(&[2, 3, 1, 1], 95);
+    let map = random(&[2, 3, 4, 5], 96);
+    check(&[gate, map], |t| project(&t[0].broadcast_mul(&t[1])?, 97));
+}

@@ -157,6 +157,18 @@ fn models_built_with_the_onnx_helper_import_and_match_onnx_runtime() {
             "mean_pool",
             &["conv2d", "global_avg_pool", "flatten", "linear"][..],
         ),
+        // MobileNetV3's and EfficientNet's blocks: HardSwish, squeeze and
+        // excitation with HardSigmoid and Sigmoid gates, SiLU.
+        (
+            "mobile_block",
+            &[
+                "hard_swish",
+                "hard_sigmoid",
+                "sigmoid",
+                "mul",
+                "global_avg_pool",
+            ][..],
+        ),
     ] {
         let path = dir.join(format!("{file}.onnx"));
         let m = import(&path);
@@ -473,8 +485,19 @@ fn a_model_imported_with_its_own_mean_and_std_evaluates_in_pf_as_outside() {
 /// `pf compress` on an ONNX file, then both deployment formats, each
 /// checked against pf by its own runtime.
 fn compress_onnx(learner: &str, target: &str, measure: &str) {
+    compress_onnx_model("resnet_block.onnx", learner, target, measure);
+}
+
+/// [`compress_onnx`] on one of the helper models; returns the folder of
+/// the outputs (`out.pf`, `out.onnx`, `out.tflite`).
+fn compress_onnx_model(
+    file: &str,
+    learner: &str,
+    target: &str,
+    measure: &str,
+) -> tempfile::TempDir {
     let dir = tempdir();
-    let source = path_str(helper_models(), "resnet_block.onnx");
+    let source = path_str(helper_models(), file);
     let o = pf()
         .current_dir(dir.path())
         .args(["compress", "--model", &source])
@@ -524,6 +547,36 @@ fn compress_onnx(learner: &str, target: &str, measure: &str) {
             );
         }
     }
+    dir
+}
+
+#[test]
+fn mobile_blocks_prune_through_their_gates_and_export_to_onnx_and_tflite() {
+    // channel_pruned at 60 % of the MACs: the squeeze-and-excitation gates
+    // multiply the maps they gate, so their channels are pruned together,
+    // and both runtimes still compute what pf does (checked inside).
+    let dir = compress_onnx_model("mobile_block.onnx", "channel_pruned", "flops=0.6", "macs");
+    let out = path_str(dir.path(), "out.pf");
+    let m = pf::model::load(Path::new(&out), &candle_core::Device::Cpu).unwrap();
+    // The stem conv and the first gate's up-projection produce one group
+    // of channels, which stays prunable.
+    let coupling = m.graph.coupling().unwrap();
+    let stem = coupling.group_of("s").expect("the stem conv has a group");
+    assert!(
+        stem.producers.contains(&"se1_up".to_string()) && stem.prunable,
+        "{stem:?}"
+    );
+    // pf's int8 export does not quantize these layers yet, and says so.
+    let o = pf()
+        .args(["export", &out, "--int8", "-o"])
+        .arg(dir.path().join("int8.tflite"))
+        .output()
+        .unwrap();
+    assert_refused(
+        &o,
+        "does not quantize sigmoid, hard-sigmoid, hard-swish or multiply",
+    );
+    assert!(!dir.path().join("int8.tflite").exists());
 }
 
 #[test]

@@ -115,13 +115,51 @@ impl Builder {
         self.activation(d);
     }
 
-    /// An activation, maybe (fused into the layer before it).
+    /// An activation, maybe (ReLU and ReLU6 fused into the layer before
+    /// it; sigmoid and hard-swish operators of their own).
     fn activation(&mut self, d: &mut Draw) {
         let last = self.last.clone();
-        match d.int(0, 2) {
+        match d.int(0, 4) {
             0 => self.push(Op::Relu, &[&last], self.shape),
             1 => self.push(Op::Relu6, &[&last], self.shape),
+            2 => self.push(Op::Sigmoid, &[&last], self.shape),
+            3 => self.push(Op::HardSwish, &[&last], self.shape),
             _ => {}
+        }
+    }
+
+    /// A squeeze-and-excitation gate: global pooling, a 1×1 convolution, a
+    /// sigmoid or hard-sigmoid, multiplied into the map channel by channel.
+    fn gate(&mut self, d: &mut Draw) {
+        let [c, h, w] = self.shape;
+        let from = self.last.clone();
+        self.push(Op::GlobalAvgPool, &[&from], [c, 1, 1]);
+        let op = Op::Conv2d {
+            in_channels: c,
+            out_channels: c,
+            kernel: [1, 1],
+            stride: [1, 1],
+            padding: [0, 0],
+            groups: 1,
+            bias: true,
+        };
+        let pooled = self.last.clone();
+        self.push(op, &[&pooled], [c, 1, 1]);
+        let squeezed = self.last.clone();
+        let gate = match d.one_in(2) {
+            true => Op::Sigmoid,
+            false => Op::HardSigmoid {
+                alpha: 1.0 / 6.0,
+                beta: 0.5,
+            },
+        };
+        self.push(gate, &[&squeezed], [c, 1, 1]);
+        let g = self.last.clone();
+        // Either order: the gate first (as EfficientNet's exporter writes
+        // it) or the map first.
+        match d.one_in(2) {
+            true => self.push(Op::Mul, &[&g, &from], [c, h, w]),
+            false => self.push(Op::Mul, &[&from, &g], [c, h, w]),
         }
     }
 
@@ -210,10 +248,11 @@ fn graph(seed: u64) -> Graph {
         shape: [input.channels, input.height, input.width],
     };
     for _ in 0..d.int(1, 4) {
-        match d.int(0, 4) {
+        match d.int(0, 5) {
             0 | 1 => b.conv(&mut d),
             2 => b.residual(&mut d),
             3 => b.pool(&mut d),
+            4 => b.gate(&mut d),
             _ => b.pad_channels(&mut d),
         }
     }

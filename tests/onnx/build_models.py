@@ -206,6 +206,59 @@ def mean_pool(out):
     save(graph, 13, out / "mean_pool.onnx")
 
 
+def mobile_block(out):
+    """The blocks of MobileNetV3 and EfficientNet, as PyTorch's exporter
+    writes them: a stem conv + BN + HardSwish; a squeeze-and-excitation
+    block with a HardSigmoid gate (alpha 1/6, beta 1/2, as
+    torch.nn.Hardsigmoid); a conv with SiLU (Sigmoid then Mul); a second
+    squeeze-and-excitation block with a Sigmoid gate (EfficientNet's); a
+    strided conv + BN + HardSwish; global pooling and a Gemm. Opset 14
+    (HardSwish)."""
+    bias = lambda name, n: numpy_helper.from_array(RNG.uniform(-0.1, 0.1, n).astype(np.float32), name)
+    init = [weight("stem_w", 8, 1, 3, 3)] + bn_params("bn0", 8)
+    init += [weight("se1_down_w", 4, 8, 1, 1), bias("se1_down_b", 4)]
+    init += [weight("se1_up_w", 8, 4, 1, 1), bias("se1_up_b", 8)]
+    init += [weight("mid_w", 8, 8, 3, 3), bias("mid_b", 8)]
+    init += [weight("se2_down_w", 2, 8, 1, 1), bias("se2_down_b", 2)]
+    init += [weight("se2_up_w", 8, 2, 1, 1), bias("se2_up_b", 8)]
+    init += [weight("last_w", 16, 8, 3, 3)] + bn_params("bn1", 16)
+    init += [weight("fc_w", 10, 16), bias("fc_b", 10)]
+    nodes = [
+        helper.make_node("Conv", ["x", "stem_w"], ["s"], pads=[1, 1, 1, 1]),
+        bn("bn0", "s", "s_bn"),
+        helper.make_node("HardSwish", ["s_bn"], ["s_act"]),
+        helper.make_node("GlobalAveragePool", ["s_act"], ["se1_pool"]),
+        helper.make_node("Conv", ["se1_pool", "se1_down_w", "se1_down_b"], ["se1_down"]),
+        helper.make_node("Relu", ["se1_down"], ["se1_relu"]),
+        helper.make_node("Conv", ["se1_relu", "se1_up_w", "se1_up_b"], ["se1_up"]),
+        helper.make_node("HardSigmoid", ["se1_up"], ["se1_gate"], alpha=1.0 / 6.0, beta=0.5),
+        helper.make_node("Mul", ["s_act", "se1_gate"], ["se1"]),
+        helper.make_node("Conv", ["se1", "mid_w", "mid_b"], ["mid"], pads=[1, 1, 1, 1]),
+        helper.make_node("Sigmoid", ["mid"], ["mid_sig"]),
+        helper.make_node("Mul", ["mid", "mid_sig"], ["mid_silu"]),
+        helper.make_node("GlobalAveragePool", ["mid_silu"], ["se2_pool"]),
+        helper.make_node("Conv", ["se2_pool", "se2_down_w", "se2_down_b"], ["se2_down"]),
+        helper.make_node("Relu", ["se2_down"], ["se2_relu"]),
+        helper.make_node("Conv", ["se2_relu", "se2_up_w", "se2_up_b"], ["se2_up"]),
+        helper.make_node("Sigmoid", ["se2_up"], ["se2_gate"]),
+        helper.make_node("Mul", ["se2_gate", "mid_silu"], ["se2"]),
+        helper.make_node("Conv", ["se2", "last_w"], ["l"], pads=[1, 1, 1, 1], strides=[2, 2]),
+        bn("bn1", "l", "l_bn"),
+        helper.make_node("HardSwish", ["l_bn"], ["l_act"]),
+        helper.make_node("GlobalAveragePool", ["l_act"], ["pool"]),
+        helper.make_node("Flatten", ["pool"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "mobile_block",
+        [image_input("x")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        init,
+    )
+    save(graph, 14, out / "mobile_block.onnx")
+
+
 def unsupported(out):
     """A LeakyRelu, which pf does not import."""
     init = [weight("w", 4, 1, 3, 3)]
@@ -258,6 +311,7 @@ def main() -> None:
     gemm_net(out)
     gemm_net(out, name="dynamic", dims=("batch", 1, "height", "width"))
     mean_pool(out)
+    mobile_block(out)
     unsupported(out)
     external_data(out)
 

@@ -251,7 +251,7 @@ fn print(
             out["sparse_weights"] = written.sparse_weights.into();
         } else {
             out["nodes"] = written.operators.into();
-            out["opset"] = pf::onnx::OPSET.into();
+            out["opset"] = pf::onnx::opset_for(&model.graph).into();
         }
         return print_json(&out);
     }
@@ -277,7 +277,7 @@ fn print(
             "wrote {} ({} bytes, {precision} ONNX opset {}, {} nodes)",
             a.output.display(),
             written.bytes,
-            pf::onnx::OPSET,
+            pf::onnx::opset_for(&model.graph),
             written.operators
         );
     }

@@ -125,7 +125,9 @@ impl Graph {
                     roles.push((src, FOLLOWER, name));
                     src
                 }
-                Op::Add => {
+                // A product couples its inputs' channels as a sum does
+                // (a squeeze-and-excitation gate follows its map's channels).
+                Op::Add | Op::Mul => {
                     for other in &layer.inputs[1..] {
                         uf.union(src, node_of[other.as_str()]);
                     }
@@ -142,6 +144,9 @@ impl Graph {
                 }
                 Op::Relu
                 | Op::Relu6
+                | Op::Sigmoid
+                | Op::HardSigmoid { .. }
+                | Op::HardSwish
                 | Op::MaxPool { .. }
                 | Op::AvgPool { .. }
                 | Op::GlobalAvgPool

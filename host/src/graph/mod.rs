@@ -111,8 +111,25 @@ pub enum Op {
     Relu,
     /// `min(max(x, 0), 6)`.
     Relu6,
+    /// The logistic function `1 / (1 + e^−x)`.
+    Sigmoid,
+    /// `max(0, min(1, alpha·x + beta))` (PyTorch's `Hardsigmoid` has alpha
+    /// 1/6 and beta 1/2).
+    HardSigmoid {
+        /// Slope.
+        alpha: f32,
+        /// Offset.
+        beta: f32,
+    },
+    /// `x · min(max(x + 3, 0), 6) / 6` (MobileNetV3's activation).
+    HardSwish,
     /// Element-wise sum of two or more inputs of the same shape (residual add).
     Add,
+    /// Element-wise product of two inputs: of the same shape, or a `C×1×1`
+    /// map and a `C×H×W` one, the first broadcast over the second's
+    /// positions (squeeze-and-excitation's channel gate). SiLU is
+    /// `Mul(x, Sigmoid(x))`.
+    Mul,
     /// Max pooling; padded positions never win.
     MaxPool {
         /// Window (rows, columns).
@@ -175,7 +192,11 @@ impl Op {
             Op::BatchNorm { .. } => "batch_norm",
             Op::Relu => "relu",
             Op::Relu6 => "relu6",
+            Op::Sigmoid => "sigmoid",
+            Op::HardSigmoid { .. } => "hard_sigmoid",
+            Op::HardSwish => "hard_swish",
             Op::Add => "add",
+            Op::Mul => "mul",
             Op::MaxPool { .. } => "max_pool",
             Op::AvgPool { .. } => "avg_pool",
             Op::GlobalAvgPool => "global_avg_pool",
@@ -369,6 +390,7 @@ impl Graph {
         for layer in &self.layers {
             let (ok, expected) = match layer.op {
                 Op::Add => (layer.inputs.len() >= 2, "2 or more"),
+                Op::Mul => (layer.inputs.len() == 2, "2"),
                 _ => (layer.inputs.len() == 1, "1"),
             };
             if !ok {

@@ -130,7 +130,25 @@ impl Layer {
                 }
                 x
             }
-            Op::Relu | Op::Relu6 | Op::Softmax => x,
+            Op::Relu
+            | Op::Relu6
+            | Op::Sigmoid
+            | Op::HardSigmoid { .. }
+            | Op::HardSwish
+            | Op::Softmax => x,
+            Op::Mul => {
+                let y = ins[1];
+                match (x, y) {
+                    _ if x == y => x,
+                    (Shape::Map { c, h: 1, w: 1 }, Shape::Map { c: c2, .. }) if c == c2 => y,
+                    (Shape::Map { c: c2, .. }, Shape::Map { c, h: 1, w: 1 }) if c == c2 => x,
+                    _ => {
+                        return Err(err(format!(
+                            "multiplies inputs of shapes {x} and {y}; pf multiplies equal shapes, or a C×1×1 map by a C×H×W one"
+                        )))
+                    }
+                }
+            }
             Op::Add => {
                 if let Some(other) = ins.iter().find(|s| **s != x) {
                     return Err(err(format!(

@@ -189,6 +189,10 @@ impl Model {
                 }
                 Op::Relu => nn::relu(x)?,
                 Op::Relu6 => nn::relu6(x)?,
+                Op::Sigmoid => nn::sigmoid(x)?,
+                Op::HardSigmoid { alpha, beta } => nn::hard_sigmoid(x, *alpha, *beta)?,
+                Op::HardSwish => nn::hard_swish(x)?,
+                Op::Mul => x.broadcast_mul(&values[layer.inputs[1].as_str()])?,
                 Op::Add => {
                     let mut acc = x.clone();
                     for other in &layer.inputs[1..] {

@@ -91,6 +91,22 @@ pub fn relu6(x: &Tensor) -> Result<Tensor> {
     x.clamp(0f32, 6f32)
 }
 
+/// The logistic function, as `(tanh(x / 2) + 1) / 2`: no overflow for
+/// large |x|, in the value or its gradient.
+pub fn sigmoid(x: &Tensor) -> Result<Tensor> {
+    ((x * 0.5)?.tanh()? + 1.0)? * 0.5
+}
+
+/// `max(0, min(1, alpha·x + beta))`.
+pub fn hard_sigmoid(x: &Tensor, alpha: f32, beta: f32) -> Result<Tensor> {
+    x.affine(alpha as f64, beta as f64)?.clamp(0f32, 1f32)
+}
+
+/// `x · relu6(x + 3) / 6`.
+pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
+    x.mul(&(relu6(&(x + 3.0)?)? / 6.0)?)
+}
+
 /// Numerically stable log-softmax over the last dimension.
 pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
     let d = x.rank() - 1;

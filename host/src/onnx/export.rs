@@ -27,7 +27,7 @@ use super::proto::{
     AttributeProto, GraphProto, ModelProto, NodeProto, OperatorSetIdProto, StringStringEntryProto,
     TensorProto, TensorShapeProto, TypeProto, ValueInfoProto,
 };
-use super::{IR_VERSION, OPSET};
+use super::IR_VERSION;
 use crate::export::tflite::lower::{Lowered, Quant};
 use crate::graph::{Graph, Layer, Op, Shape, INPUT};
 use crate::model::Model;
@@ -488,6 +488,13 @@ impl Writer<'_> {
                 }
                 ("Clip", vec![])
             }
+            Op::Sigmoid => ("Sigmoid", vec![]),
+            Op::HardSigmoid { alpha, beta } => (
+                "HardSigmoid",
+                vec![float("alpha", *alpha), float("beta", *beta)],
+            ),
+            Op::HardSwish => ("HardSwish", vec![]),
+            Op::Mul => ("Mul", vec![]),
             Op::Add if inputs.len() == 2 => ("Add", vec![]),
             Op::Add => ("Sum", vec![]),
             Op::MaxPool {
@@ -583,7 +590,7 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<ModelProto> {
         ir_version: Some(IR_VERSION),
         opset_import: vec![OperatorSetIdProto {
             domain: Some(String::new()),
-            version: Some(OPSET),
+            version: Some(super::opset_for(graph)),
         }],
         producer_name: Some("pf".into()),
         producer_version: Some(env!("CARGO_PKG_VERSION").into()),

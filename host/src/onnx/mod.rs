@@ -34,8 +34,24 @@ pub use import::{import_bytes, import_file, ImportOptions, Imported};
 /// later, read it).
 pub const OPSET: i64 = 13;
 
-/// The IR version pf writes (the one that goes with opset 13).
+/// The IR version pf writes (the one that goes with opset 13; opset 14
+/// files are version 7 too, which every reader of opset 14 accepts).
 pub const IR_VERSION: i64 = 7;
+
+/// The operator set a graph is written in: [`OPSET`], or 14 when it has a
+/// hard-swish (ONNX's `HardSwish` is an opset 14 operator), so that files
+/// of every other graph stay what they were.
+pub fn opset_for(graph: &crate::graph::Graph) -> i64 {
+    if graph
+        .layers
+        .iter()
+        .any(|l| l.op == crate::graph::Op::HardSwish)
+    {
+        14
+    } else {
+        OPSET
+    }
+}
 
 /// Whether `path` names an ONNX file (by its extension).
 pub fn is_onnx_path(path: &std::path::Path) -> bool {

@@ -90,12 +90,15 @@ pub fn op_name(code: fb::BuiltinOperator) -> &'static str {
         B::DepthwiseConv2d => "DEPTHWISE_CONV_2D",
         B::Dequantize => "DEQUANTIZE",
         B::FullyConnected => "FULLY_CONNECTED",
+        B::Logistic => "LOGISTIC",
         B::MaxPool2d => "MAX_POOL_2D",
+        B::Mul => "MUL",
         B::Reshape => "RESHAPE",
         B::Softmax => "SOFTMAX",
         B::Pad => "PAD",
         B::Mean => "MEAN",
         B::Quantize => "QUANTIZE",
+        B::HardSwish => "HARD_SWISH",
         B::Densify => "DENSIFY",
     }
 }

@@ -13,6 +13,10 @@
 //! | flatten | `RESHAPE`; the next linear layer's columns are permuted from C·H·W to H·W·C order |
 //! | linear (+ ReLU) | `FULLY_CONNECTED` |
 //! | softmax | `SOFTMAX` |
+//! | sigmoid | `LOGISTIC` |
+//! | hard-swish | `HARD_SWISH` |
+//! | hard-sigmoid `clamp(αx + β, 0, 1)` | `MUL` by 6α, `ADD` of 6β with ReLU6 fused, `MUL` by 1/6 |
+//! | multiply (SiLU's, squeeze-and-excitation's) | `MUL`, the `C×1×1` gate broadcast |
 //!
 //! Weights are the ones pf computes with: masked, and fake-quantized where a
 //! weight quantizer is attached. Physically pruned layers are simply smaller.
@@ -171,6 +175,15 @@ pub enum OpKind {
     },
     /// `SOFTMAX`, β = 1.
     Softmax,
+    /// `MUL`, broadcasting a `[1, 1, 1, C]` (or `[1]`) operand.
+    Mul {
+        /// Fused activation.
+        act: Activation,
+    },
+    /// `LOGISTIC` (sigmoid).
+    Logistic,
+    /// `HARD_SWISH`.
+    HardSwish,
     /// `QUANTIZE`: float to int8, with the output tensor's parameters.
     Quantize,
     /// `DEQUANTIZE`: int8 to float.
@@ -685,7 +698,79 @@ impl<'a> Lowering<'a> {
                 self.emit_simple(layer, OpKind::Softmax, vec![], None)?;
                 Ok(vec![layer.name.clone()])
             }
+            Op::Sigmoid => {
+                self.emit_simple(layer, OpKind::Logistic, vec![], None)?;
+                Ok(vec![layer.name.clone()])
+            }
+            Op::HardSwish => {
+                self.emit_simple(layer, OpKind::HardSwish, vec![], None)?;
+                Ok(vec![layer.name.clone()])
+            }
+            Op::HardSigmoid { alpha, beta } => self.lower_hard_sigmoid(layer, *alpha, *beta),
+            Op::Mul => {
+                let a = self.input_value(layer, 0)?.tensor;
+                let b = self.input_value(layer, 1)?.tensor;
+                let shape = self.shape_of(&layer.name);
+                let y = self.activation_tensor(&layer.name, shape);
+                self.op(OpKind::Mul { act: Activation::None }, vec![a, b], vec![y], &layer.name);
+                self.values.insert(layer.name.clone(), Value { tensor: y, shape, flattened_from: None });
+                Ok(vec![layer.name.clone()])
+            }
         }
+    }
+
+    /// `clamp(αx + β, 0, 1)` as `relu6(6α·x + 6β) / 6`: TFLite has no
+    /// hard-sigmoid operator, and these three run in every interpreter.
+    fn lower_hard_sigmoid(&mut self, layer: &Layer, alpha: f32, beta: f32) -> Result<Vec<String>> {
+        let x = self.input_value(layer, 0)?.tensor;
+        let shape = self.shape_of(&layer.name);
+        let scalar = |l: &mut Self, what: &str, v: f32| {
+            l.tensor(
+                format!("{}/{what}", layer.name),
+                vec![1],
+                DType::F32,
+                Some(v.to_le_bytes().to_vec()),
+            )
+        };
+        let six_alpha = scalar(self, "scale", 6.0 * alpha);
+        let six_beta = scalar(self, "offset", 6.0 * beta);
+        let sixth = scalar(self, "sixth", 1.0 / 6.0);
+        let scaled = self.activation_tensor(&format!("{}/scaled", layer.name), shape);
+        self.op(
+            OpKind::Mul {
+                act: Activation::None,
+            },
+            vec![x, six_alpha],
+            vec![scaled],
+            &layer.name,
+        );
+        let clamped = self.activation_tensor(&format!("{}/clamped", layer.name), shape);
+        self.op(
+            OpKind::Add {
+                act: Activation::Relu6,
+            },
+            vec![scaled, six_beta],
+            vec![clamped],
+            &layer.name,
+        );
+        let y = self.activation_tensor(&layer.name, shape);
+        self.op(
+            OpKind::Mul {
+                act: Activation::None,
+            },
+            vec![clamped, sixth],
+            vec![y],
+            &layer.name,
+        );
+        self.values.insert(
+            layer.name.clone(),
+            Value {
+                tensor: y,
+                shape,
+                flattened_from: None,
+            },
+        );
+        Ok(vec![layer.name.clone()])
     }
 }
 

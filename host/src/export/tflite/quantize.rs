@@ -190,6 +190,10 @@ pub fn quantize(g: &Lowered, ranges: &Ranges, opts: &Int8Options) -> Result<Lowe
                     .with_context(|| format!("quantizing layer `{}`", op.layer))?;
             }
             OpKind::Add { .. } | OpKind::Mean { .. } => {}
+            OpKind::Mul { .. } | OpKind::Logistic | OpKind::HardSwish => bail!(
+                "layer `{}`: pf's int8 export does not quantize sigmoid, hard-sigmoid, hard-swish or multiply layers yet; export this model as float32 (without --int8)",
+                op.layer
+            ),
             OpKind::Quantize | OpKind::Dequantize => {
                 bail!("the graph is already quantized")
             }

@@ -200,7 +200,10 @@ pub fn evaluate(g: &Lowered, images: &Tensor, keep_all: bool) -> Result<Evaluati
                 let y = nn::linear(&value(0)?, &value(1)?, Some(&value(2)?))?;
                 activate(y, *act)?
             }
-            OpKind::Add { act } => activate((value(0)? + value(1)?)?, *act)?,
+            OpKind::Add { act } => activate(value(0)?.broadcast_add(&value(1)?)?, *act)?,
+            OpKind::Mul { act } => activate(value(0)?.broadcast_mul(&value(1)?)?, *act)?,
+            OpKind::Logistic => nn::sigmoid(&value(0)?)?,
+            OpKind::HardSwish => nn::hard_swish(&value(0)?)?,
             OpKind::MaxPool {
                 padding,
                 kernel,

@@ -78,6 +78,14 @@ fn code_and_options(kind: &OpKind) -> (fb::BuiltinOperator, Option<fb::BuiltinOp
                 fused_activation_function: act(*a),
             }))),
         ),
+        OpKind::Mul { act: a } => (
+            B::Mul,
+            Some(O::MulOptions(Box::new(fb::MulOptions {
+                fused_activation_function: act(*a),
+            }))),
+        ),
+        OpKind::Logistic => (B::Logistic, None),
+        OpKind::HardSwish => (B::HardSwish, None),
         OpKind::MaxPool {
             padding,
             kernel,
@@ -146,6 +154,9 @@ fn version(kind: &OpKind, int8: bool) -> i32 {
         | OpKind::Dequantize => 2,
         OpKind::Pad => 3,
         OpKind::Reshape { .. } | OpKind::Densify => 1,
+        // pf writes these in float graphs only (the int8 lowering refuses
+        // them).
+        OpKind::Mul { .. } | OpKind::Logistic | OpKind::HardSwish => 1,
         // Float input; version 2 is the one with int8 output.
         OpKind::Quantize => 2,
     }

@@ -5,7 +5,8 @@
 //! semantics:
 //!
 //! - `Conv` (groups included), `BatchNormalization`, `Relu`, `Clip` (as
-//!   ReLU6 or ReLU), `Add` and `Sum`, `MaxPool`, `AveragePool`,
+//!   ReLU6 or ReLU), `Sigmoid`, `HardSigmoid`, `HardSwish`, `Add` and
+//!   `Sum`, `Mul` of two computed tensors, `MaxPool`, `AveragePool`,
 //!   `GlobalAveragePool`, `Pad` of channels only (zero channels),
 //!   `Flatten`, `Reshape` and `Squeeze` that flatten a map before a
 //!   classifier, `Gemm` (either layout of B), `MatMul` (with a following
@@ -38,7 +39,8 @@ mod ops;
 use constant::{constant, Constant};
 
 /// The ONNX operators the importer maps, for messages.
-pub const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, Clip (0..6 or 0..∞), Add, Sum, \
+pub const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, Clip (0..6 or 0..∞), Sigmoid, \
+HardSigmoid, HardSwish, Add, Sum, Mul (of two computed tensors), \
 MaxPool, AveragePool, GlobalAveragePool, ReduceMean (spatial), Pad (channels only), Flatten, Reshape/Squeeze (to \
 N×features), Gemm, MatMul, Softmax, Identity, Dropout, Constant, and Shape, Gather, Unsqueeze, \
 Concat, Cast on shapes (for Reshape targets)";

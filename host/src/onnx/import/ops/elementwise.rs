@@ -1,5 +1,6 @@
-//! Element-wise operators: `Clip` (ReLU6) and `Add`/`Sum` (residual
-//! joins, or a bias folded into the layer before).
+//! Element-wise operators: `Clip` (ReLU6), `Add`/`Sum` (residual joins, or
+//! a bias folded into the layer before) and `Mul` (SiLU's `x · σ(x)`,
+//! squeeze-and-excitation's channel gate).
 
 use super::attr_float;
 use crate::graph::Op;
@@ -65,6 +66,25 @@ impl Importer<'_> {
             _ => Err(self.unsupported_value(
                 node,
                 "pf imports an Add of two or more computed tensors (a residual sum), or of one computed tensor and a constant that is the bias of the Conv, Gemm or MatMul before it",
+            )),
+        }
+    }
+
+    /// `Mul` of two computed tensors: equal shapes, or a `C×1×1` gate and
+    /// a `C×H×W` map (the shapes are checked when the graph is).
+    pub(super) fn mul(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &[])?;
+        let values: Vec<Value> = (0..node.input.len())
+            .map(|i| self.value(node, i).cloned())
+            .collect::<Result<_>>()?;
+        match values.as_slice() {
+            [Value::Layer(a), Value::Layer(b)] => {
+                let (a, b) = (a.clone(), b.clone());
+                self.push(node, Op::Mul, vec![a, b]).map(drop)
+            }
+            _ => Err(self.unsupported_value(
+                node,
+                "pf imports a Mul of two computed tensors (SiLU's x·sigmoid(x), a squeeze-and-excitation gate), not of a constant",
             )),
         }
     }

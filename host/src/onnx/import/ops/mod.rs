@@ -44,6 +44,26 @@ impl Importer<'_> {
                 self.push(node, Op::Relu, vec![x]).map(drop)
             }
             "Clip" => self.clip(node),
+            "Sigmoid" => {
+                self.check_attributes(node, &[])?;
+                let x = self.layer_input(node, 0)?;
+                self.push(node, Op::Sigmoid, vec![x]).map(drop)
+            }
+            "HardSigmoid" => {
+                self.check_attributes(node, &["alpha", "beta"])?;
+                let x = self.layer_input(node, 0)?;
+                let op = Op::HardSigmoid {
+                    alpha: attr_float(node, "alpha", 0.2),
+                    beta: attr_float(node, "beta", 0.5),
+                };
+                self.push(node, op, vec![x]).map(drop)
+            }
+            "HardSwish" => {
+                self.check_attributes(node, &[])?;
+                let x = self.layer_input(node, 0)?;
+                self.push(node, Op::HardSwish, vec![x]).map(drop)
+            }
+            "Mul" => self.mul(node),
             "Add" | "Sum" => self.add(node),
             "MaxPool" | "AveragePool" => self.pool(node),
             "GlobalAveragePool" => {
