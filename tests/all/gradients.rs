@@ -300,8 +300,10 @@ fn sigmoid_hard_sigmoid_and_hard_swish() {
     // Inputs over [-5, 5]: both sides of hard-swish's and hard-sigmoid's
     // kinks at ±3, and sigmoid's tails.
     let x = (random(&[2, 3, 4, 4], 91) * 5.0).unwrap();
-    check(&[x.clone()], |t| project(&nn::sigmoid(&t[0])?, 92));
-    check(&[x.clone()], |t| {
+    check(std::slice::from_ref(&x), |t| {
+        project(&nn::sigmoid(&t[0])?, 92)
+    });
+    check(std::slice::from_ref(&x), |t| {
         project(&nn::hard_sigmoid(&t[0], 1.0 / 6.0, 0.5)?, 93)
     });
     check(&[x], |t| project(&nn::hard_swish(&t[0])?, 94));
