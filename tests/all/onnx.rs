@@ -47,7 +47,7 @@ fn samples(m: &Model, n: usize, seed: u64) -> Tensor {
     random(&[n, i.channels, i.height, i.width], seed)
 }
 
-fn import(path: &Path) -> Model {
+pub(crate) fn import(path: &Path) -> Model {
     pf::onnx::import_file(
         path,
         &pf::onnx::ImportOptions::default(),
@@ -58,7 +58,7 @@ fn import(path: &Path) -> Model {
 }
 
 /// The models of tests/onnx/build_models.py, built once.
-fn helper_models() -> &'static Path {
+pub(crate) fn helper_models() -> &'static Path {
     static DIR: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     let (_, dir) = DIR.get_or_init(|| {
         let tmp = tempdir();
@@ -568,17 +568,24 @@ fn mobile_blocks_compress_with_their_gates_coupled_and_export_to_onnx_and_tflite
         stem.producers.contains(&"se1_up".to_string()) && stem.prunable,
         "{stem:?}"
     );
-    // pf's int8 export does not quantize these layers yet, and says so.
+    // At int8 too: LiteRT's integer kernels agree with pf's simulation.
     let o = pf()
-        .args(["export", &out, "--int8", "-o"])
+        .args(["export", &out, "--int8", "--verify", "--json", "-o"])
         .arg(dir.path().join("int8.tflite"))
         .output()
         .unwrap();
-    assert_refused(
-        &o,
-        "does not quantize sigmoid, hard-sigmoid, hard-swish or multiply",
-    );
-    assert!(!dir.path().join("int8.tflite").exists());
+    let r = json(&o);
+    let agreement = r["verification"]["agreement"].as_f64().unwrap();
+    assert!(agreement >= 0.95, "{r}");
+    // And as int8 QDQ ONNX, which ONNX Runtime runs.
+    let o = pf()
+        .args(["export", &out, "--int8", "--verify", "--json", "-o"])
+        .arg(dir.path().join("int8.onnx"))
+        .output()
+        .unwrap();
+    let r = json(&o);
+    let agreement = r["verification"]["agreement"].as_f64().unwrap();
+    assert!(agreement >= 0.95, "{r}");
 }
 
 #[test]

@@ -100,6 +100,52 @@ fn every_zoo_model_exports_at_int8_and_litert_computes_what_pf_simulates() {
 }
 
 #[test]
+fn sigmoid_hard_swish_and_gates_export_at_int8_and_litert_computes_what_pf_simulates() {
+    // MobileNetV3's and EfficientNet's blocks (tests/onnx/build_models.py):
+    // LOGISTIC, HARD_SWISH, MUL with a broadcast gate, and a hard-sigmoid
+    // as MUL/ADD/MUL with int8 constants.
+    let m = crate::onnx::import(&crate::onnx::helper_models().join("mobile_block.onnx"));
+    let calibration: Vec<_> = (0..2).map(|i| random(&[8, 1, 8, 8], 310 + i)).collect();
+    let g = quantize::lower_int8(&m, &calibration, &Int8Options::default()).unwrap();
+    for op in &g.ops[1..g.ops.len() - 1] {
+        for &t in op.inputs.iter().chain(&op.outputs) {
+            let t = &g.tensors[t];
+            assert!(t.dtype != DType::F32, "`{}` is float", t.name);
+        }
+    }
+    let dir = tempdir();
+    let path = dir.path().join("int8.tflite");
+    let bytes = write::serialize(&g, &m.graph);
+    std::fs::write(&path, &bytes).unwrap();
+    let ops = pf::export::tflite::check::read(&bytes).unwrap().ops;
+    for op in ["LOGISTIC", "HARD_SWISH", "MUL"] {
+        assert!(ops.iter().any(|o| o == op), "no {op} in {ops:?}");
+    }
+    let x = random(&[16, 1, 8, 8], 78);
+    let sim = simulate::evaluate(&g, &x, false)
+        .unwrap()
+        .output
+        .to_vec2::<f32>()
+        .unwrap();
+    let lite = run_litert(&path, &x, false);
+    let out = &g.tensors[g.ops.last().unwrap().inputs[0]];
+    let step = out.quant.as_ref().unwrap().scale[0];
+    let (mut off, mut total) = (0usize, 0usize);
+    for (a, b) in sim.iter().zip(&lite.outputs) {
+        for (x, y) in a.iter().zip(b) {
+            let steps = ((x - y).abs() / step).round() as usize;
+            assert!(steps <= 4, "pf {x} vs LiteRT {y} ({steps} steps of {step})");
+            off += usize::from(steps > 0);
+            total += 1;
+        }
+    }
+    assert!(
+        off * 2 <= total,
+        "{off} of {total} outputs differ from pf's simulation"
+    );
+}
+
+#[test]
 fn a_trained_cnn_at_int8_keeps_its_accuracy_and_litert_agrees_with_pf() {
     let dir = tempdir();
     let model = dir.path().join("digits.pf");

@@ -9,8 +9,10 @@
 //!   an activation quantizer, otherwise from calibration: the float graph
 //!   run on a sample of training images, keeping each tensor's min and max;
 //! - operators that only move values (pools, `PAD`, `RESHAPE`) keep their
-//!   input's parameters, as the integer kernels require, and `SOFTMAX`
-//!   writes scale 1/256 with zero point −128;
+//!   input's parameters, as the integer kernels require, and `SOFTMAX` and
+//!   `LOGISTIC` write scale 1/256 with zero point −128;
+//! - constant operands of `ADD` and `MUL` (a hard-sigmoid's scale and
+//!   offset) are int8, symmetric, one scale per tensor;
 //! - the file's input and output are int8, or float wrapped in `QUANTIZE`
 //!   and `DEQUANTIZE`.
 
@@ -118,6 +120,28 @@ fn quantize_weights(
     Ok(())
 }
 
+/// Quantizes the float constant operands of an element-wise operator
+/// symmetrically, one scale per tensor.
+fn quantize_constant_operands(g: &mut Lowered, op: &OpDef) -> Result<()> {
+    for &i in &op.inputs {
+        let t = &mut g.tensors[i];
+        if t.data.is_none() || t.dtype != DType::F32 {
+            continue;
+        }
+        let v = floats(t)?;
+        let amax = v.iter().fold(0f32, |m, x| m.max(x.abs()));
+        let scale = if amax > 0.0 { amax / 127.0 } else { 1.0 };
+        t.data = Some(
+            v.iter()
+                .map(|x| (x / scale).round().clamp(-127.0, 127.0) as i8 as u8)
+                .collect(),
+        );
+        t.dtype = DType::I8;
+        t.quant = Some(Quant::per_tensor(scale, 0));
+    }
+    Ok(())
+}
+
 /// Quantizes the weights and bias of a convolution or fully connected
 /// operator whose input has scale `s_in`.
 fn quantize_layer(g: &mut Lowered, op: &OpDef, s_in: f32) -> Result<()> {
@@ -189,11 +213,12 @@ pub fn quantize(g: &Lowered, ranges: &Ranges, opts: &Int8Options) -> Result<Lowe
                 quantize_layer(&mut q, op, s_in)
                     .with_context(|| format!("quantizing layer `{}`", op.layer))?;
             }
-            OpKind::Add { .. } | OpKind::Mean { .. } => {}
-            OpKind::Mul { .. } | OpKind::Logistic | OpKind::HardSwish => bail!(
-                "layer `{}`: pf's int8 export does not quantize sigmoid, hard-sigmoid, hard-swish or multiply layers yet; export this model as float32 (without --int8)",
-                op.layer
-            ),
+            // TFLite's int8 LOGISTIC writes [0, 1) on a fixed grid.
+            OpKind::Logistic => q.tensors[y].quant = Some(Quant::per_tensor(1.0 / 256.0, -128)),
+            OpKind::Mean { .. } | OpKind::HardSwish => {}
+            // A constant operand (a hard-sigmoid's scale and offset) is
+            // int8 too, as the integer kernels need.
+            OpKind::Add { .. } | OpKind::Mul { .. } => quantize_constant_operands(&mut q, op)?,
             OpKind::Quantize | OpKind::Dequantize => {
                 bail!("the graph is already quantized")
             }

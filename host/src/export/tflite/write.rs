@@ -147,6 +147,8 @@ fn version(kind: &OpKind, int8: bool) -> i32 {
         OpKind::Conv2d { .. } | OpKind::DepthwiseConv2d { .. } => 3,
         OpKind::FullyConnected { .. } => 4,
         OpKind::Add { .. }
+        | OpKind::Mul { .. }
+        | OpKind::Logistic
         | OpKind::MaxPool { .. }
         | OpKind::AvgPool { .. }
         | OpKind::Mean { .. }
@@ -154,9 +156,7 @@ fn version(kind: &OpKind, int8: bool) -> i32 {
         | OpKind::Dequantize => 2,
         OpKind::Pad => 3,
         OpKind::Reshape { .. } | OpKind::Densify => 1,
-        // pf writes these in float graphs only (the int8 lowering refuses
-        // them).
-        OpKind::Mul { .. } | OpKind::Logistic | OpKind::HardSwish => 1,
+        OpKind::HardSwish => 1,
         // Float input; version 2 is the one with int8 output.
         OpKind::Quantize => 2,
     }
