@@ -169,6 +169,8 @@ fn models_built_with_the_onnx_helper_import_and_match_onnx_runtime() {
                 "global_avg_pool",
             ][..],
         ),
+        // Inception's branches and a DenseNet step, joined by Concat.
+        ("concat_block", &["concat", "max_pool", "conv2d"][..]),
     ] {
         let path = dir.join(format!("{file}.onnx"));
         let m = import(&path);
@@ -596,6 +598,53 @@ fn an_imported_model_compresses_with_weight_sparse_and_exports_to_onnx_and_tflit
 #[test]
 fn an_imported_model_compresses_with_channel_pruned_and_exports_to_onnx_and_tflite() {
     compress_onnx("channel_pruned", "flops=0.6", "macs");
+}
+
+#[test]
+fn concatenated_branches_export_to_tflite_and_onnx_float_and_int8() {
+    let dir = tempdir();
+    let model = path_str(dir.path(), "concat.pf");
+    let source = path_str(helper_models(), "concat_block.onnx");
+    let o = pf()
+        .args(["import", &source, "-o", &model])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::support::stderr(&o));
+    // Each export checked by its runtime against pf on the digits test set.
+    for (out, int8) in [
+        ("f.tflite", false),
+        ("q.tflite", true),
+        ("f.onnx", false),
+        ("q.onnx", true),
+    ] {
+        let o = pf()
+            .args(["export", &model, "--verify", "--json", "-o"])
+            .arg(dir.path().join(out))
+            .args(if int8 { &["--int8"][..] } else { &[][..] })
+            .output()
+            .unwrap();
+        let r = json(&o);
+        let v = &r["verification"];
+        let bar = if int8 { 0.95 } else { 1.0 };
+        assert!(v["agreement"].as_f64().unwrap() >= bar, "{out}: {r}");
+    }
+    // Channels that a concatenation joins are not pruned (yet), and the
+    // coupling says why.
+    let o = pf()
+        .args(["info", &model, "--coupling", "--json"])
+        .output()
+        .unwrap();
+    let r = json(&o);
+    let reasons: Vec<String> = r["coupling"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|g| g["reason"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        reasons.iter().any(|r| r.contains("concatenated by")),
+        "{reasons:?}"
+    );
 }
 
 #[test]

@@ -128,6 +128,34 @@ impl Builder {
         }
     }
 
+    /// Two branches from the last layer, joined along the channels: a 1×1
+    /// convolution, and a 3×3 one or the map itself (DenseNet's join).
+    fn branches(&mut self, d: &mut Draw) {
+        let [c, h, w] = self.shape;
+        let from = self.last.clone();
+        let conv = |out: usize, k: usize| Op::Conv2d {
+            in_channels: c,
+            out_channels: out,
+            kernel: [k, k],
+            stride: [1, 1],
+            padding: [k / 2, k / 2],
+            groups: 1,
+            bias: true,
+        };
+        let a = d.int(1, 4);
+        self.push(conv(a, 1), &[&from], [a, h, w]);
+        self.activation(d);
+        let first = self.last.clone();
+        let (second, b) = if d.one_in(2) {
+            (from.clone(), c)
+        } else {
+            let b = d.int(1, 4);
+            self.push(conv(b, 3), &[&from], [b, h, w]);
+            (self.last.clone(), b)
+        };
+        self.push(Op::Concat, &[&first, &second], [a + b, h, w]);
+    }
+
     /// A squeeze-and-excitation gate: global pooling, a 1×1 convolution, a
     /// sigmoid or hard-sigmoid, multiplied into the map channel by channel.
     fn gate(&mut self, d: &mut Draw) {
@@ -248,11 +276,12 @@ fn graph(seed: u64) -> Graph {
         shape: [input.channels, input.height, input.width],
     };
     for _ in 0..d.int(1, 4) {
-        match d.int(0, 5) {
+        match d.int(0, 6) {
             0 | 1 => b.conv(&mut d),
             2 => b.residual(&mut d),
             3 => b.pool(&mut d),
             4 => b.gate(&mut d),
+            5 => b.branches(&mut d),
             _ => b.pad_channels(&mut d),
         }
     }

@@ -259,6 +259,47 @@ def mobile_block(out):
     save(graph, 14, out / "mobile_block.onnx")
 
 
+def concat_block(out):
+    """An Inception block and a DenseNet step, as exporters write them: a
+    stem conv + ReLU; three branches (a 1×1 conv, a 3×3 conv, a 3×3 max
+    pool then a 1×1 conv), each with ReLU, joined by Concat on axis 1; a
+    1×1 conv whose output is joined to its own input (DenseNet); global
+    pooling and a Gemm. Opset 13."""
+    bias = lambda name, n: numpy_helper.from_array(RNG.uniform(-0.1, 0.1, n).astype(np.float32), name)
+    init = [weight("stem_w", 6, 1, 3, 3), bias("stem_b", 6)]
+    init += [weight("a_w", 4, 6, 1, 1), bias("a_b", 4)]
+    init += [weight("b_w", 5, 6, 3, 3), bias("b_b", 5)]
+    init += [weight("c_w", 3, 6, 1, 1), bias("c_b", 3)]
+    init += [weight("grow_w", 4, 12, 1, 1), bias("grow_b", 4)]
+    init += [weight("fc_w", 10, 16), bias("fc_b", 10)]
+    nodes = [
+        helper.make_node("Conv", ["x", "stem_w", "stem_b"], ["s"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["s"], ["s_relu"]),
+        helper.make_node("Conv", ["s_relu", "a_w", "a_b"], ["a"]),
+        helper.make_node("Relu", ["a"], ["a_relu"]),
+        helper.make_node("Conv", ["s_relu", "b_w", "b_b"], ["b"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["b"], ["b_relu"]),
+        helper.make_node("MaxPool", ["s_relu"], ["c_pool"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node("Conv", ["c_pool", "c_w", "c_b"], ["c"]),
+        helper.make_node("Relu", ["c"], ["c_relu"]),
+        helper.make_node("Concat", ["a_relu", "b_relu", "c_relu"], ["inception"], axis=1),
+        helper.make_node("Conv", ["inception", "grow_w", "grow_b"], ["grow"]),
+        helper.make_node("Relu", ["grow"], ["grow_relu"]),
+        helper.make_node("Concat", ["inception", "grow_relu"], ["dense"], axis=1),
+        helper.make_node("GlobalAveragePool", ["dense"], ["pool"]),
+        helper.make_node("Flatten", ["pool"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "concat_block",
+        [image_input("x")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        init,
+    )
+    save(graph, 13, out / "concat_block.onnx")
+
+
 def unsupported(out):
     """A LeakyRelu, which pf does not import."""
     init = [weight("w", 4, 1, 3, 3)]
@@ -312,6 +353,7 @@ def main() -> None:
     gemm_net(out, name="dynamic", dims=("batch", 1, "height", "width"))
     mean_pool(out)
     mobile_block(out)
+    concat_block(out)
     unsupported(out)
     external_data(out)
 

@@ -133,6 +133,23 @@ impl Graph {
                     }
                     src
                 }
+                // The joined channels come from several layers: a consumer's
+                // input channel k belongs to one of them, by position. pf
+                // does not prune through that yet, so the inputs and the
+                // result are blocked.
+                Op::Concat => {
+                    for input in &layer.inputs {
+                        blocked.push((
+                            node_of[input.as_str()],
+                            format!(
+                                "concatenated by `{name}`, which pf does not prune through yet"
+                            ),
+                        ));
+                    }
+                    let n = uf.add();
+                    blocked.push((n, format!("joined from several layers by `{name}`")));
+                    n
+                }
                 Op::PadChannels { .. } => {
                     blocked.push((
                         src,

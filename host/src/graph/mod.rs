@@ -130,6 +130,9 @@ pub enum Op {
     /// positions (squeeze-and-excitation's channel gate). SiLU is
     /// `Mul(x, Sigmoid(x))`.
     Mul,
+    /// Feature maps of the same height and width joined along the channels,
+    /// in input order (Inception's branches, DenseNet's growing blocks).
+    Concat,
     /// Max pooling; padded positions never win.
     MaxPool {
         /// Window (rows, columns).
@@ -197,6 +200,7 @@ impl Op {
             Op::HardSwish => "hard_swish",
             Op::Add => "add",
             Op::Mul => "mul",
+            Op::Concat => "concat",
             Op::MaxPool { .. } => "max_pool",
             Op::AvgPool { .. } => "avg_pool",
             Op::GlobalAvgPool => "global_avg_pool",
@@ -389,7 +393,7 @@ impl Graph {
         earlier.insert(INPUT);
         for layer in &self.layers {
             let (ok, expected) = match layer.op {
-                Op::Add => (layer.inputs.len() >= 2, "2 or more"),
+                Op::Add | Op::Concat => (layer.inputs.len() >= 2, "2 or more"),
                 Op::Mul => (layer.inputs.len() == 2, "2"),
                 _ => (layer.inputs.len() == 1, "1"),
             };

@@ -136,6 +136,20 @@ impl Layer {
             | Op::HardSigmoid { .. }
             | Op::HardSwish
             | Op::Softmax => x,
+            Op::Concat => {
+                let (mut c, h, w) = map("concatenation")?;
+                for other in &ins[1..] {
+                    match *other {
+                        Shape::Map { c: c2, h: h2, w: w2 } if (h2, w2) == (h, w) => c += c2,
+                        _ => {
+                            return Err(err(format!(
+                                "concatenates a {x} map with {other}; pf joins maps of the same height and width along the channels"
+                            )))
+                        }
+                    }
+                }
+                Shape::Map { c, h, w }
+            }
             Op::Mul => {
                 let y = ins[1];
                 match (x, y) {

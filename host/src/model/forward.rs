@@ -193,6 +193,11 @@ impl Model {
                 Op::HardSigmoid { alpha, beta } => nn::hard_sigmoid(x, *alpha, *beta)?,
                 Op::HardSwish => nn::hard_swish(x)?,
                 Op::Mul => x.broadcast_mul(&values[layer.inputs[1].as_str()])?,
+                Op::Concat => {
+                    let parts: Vec<&Tensor> =
+                        layer.inputs.iter().map(|i| &values[i.as_str()]).collect();
+                    Tensor::cat(&parts, 1)?
+                }
                 Op::Add => {
                     let mut acc = x.clone();
                     for other in &layer.inputs[1..] {

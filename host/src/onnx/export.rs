@@ -495,6 +495,7 @@ impl Writer<'_> {
             ),
             Op::HardSwish => ("HardSwish", vec![]),
             Op::Mul => ("Mul", vec![]),
+            Op::Concat => ("Concat", vec![int("axis", 1)]),
             Op::Add if inputs.len() == 2 => ("Add", vec![]),
             Op::Add => ("Sum", vec![]),
             Op::MaxPool {

@@ -86,6 +86,7 @@ pub fn op_name(code: fb::BuiltinOperator) -> &'static str {
     match code {
         B::Add => "ADD",
         B::AveragePool2d => "AVERAGE_POOL_2D",
+        B::Concatenation => "CONCATENATION",
         B::Conv2d => "CONV_2D",
         B::DepthwiseConv2d => "DEPTHWISE_CONV_2D",
         B::Dequantize => "DEQUANTIZE",

@@ -17,6 +17,7 @@
 //! | hard-swish | `HARD_SWISH` |
 //! | hard-sigmoid `clamp(αx + β, 0, 1)` | `MUL` by 6α, `ADD` of 6β with ReLU6 fused, `MUL` by 1/6 |
 //! | multiply (SiLU's, squeeze-and-excitation's) | `MUL`, the `C×1×1` gate broadcast |
+//! | concatenation of maps | `CONCATENATION` on the channel axis |
 //!
 //! Weights are the ones pf computes with: masked, and fake-quantized where a
 //! weight quantizer is attached. Physically pruned layers are simply smaller.
@@ -184,6 +185,8 @@ pub enum OpKind {
     Logistic,
     /// `HARD_SWISH`.
     HardSwish,
+    /// `CONCATENATION` along the channels (NHWC axis 3).
+    Concatenation,
     /// `QUANTIZE`: float to int8, with the output tensor's parameters.
     Quantize,
     /// `DEQUANTIZE`: int8 to float.
@@ -707,6 +710,16 @@ impl<'a> Lowering<'a> {
                 Ok(vec![layer.name.clone()])
             }
             Op::HardSigmoid { alpha, beta } => self.lower_hard_sigmoid(layer, *alpha, *beta),
+            Op::Concat => {
+                let inputs = (0..layer.inputs.len())
+                    .map(|i| Ok(self.input_value(layer, i)?.tensor))
+                    .collect::<Result<Vec<_>>>()?;
+                let shape = self.shape_of(&layer.name);
+                let y = self.activation_tensor(&layer.name, shape);
+                self.op(OpKind::Concatenation, inputs, vec![y], &layer.name);
+                self.values.insert(layer.name.clone(), Value { tensor: y, shape, flattened_from: None });
+                Ok(vec![layer.name.clone()])
+            }
             Op::Mul => {
                 let a = self.input_value(layer, 0)?.tensor;
                 let b = self.input_value(layer, 1)?.tensor;

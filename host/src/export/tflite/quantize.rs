@@ -120,6 +120,52 @@ fn quantize_weights(
     Ok(())
 }
 
+/// Gives every tensor a concatenation joins, and its result, one scale and
+/// zero point covering all their ranges, as TFLite's int8 `CONCATENATION`
+/// requires (it copies bytes). Tensors linked through several
+/// concatenations (DenseNet's growing blocks) share one.
+fn share_concatenation_quant(q: &mut Lowered, ranges: &Ranges) {
+    let mut root: Vec<usize> = (0..q.tensors.len()).collect();
+    fn find(root: &mut [usize], mut x: usize) -> usize {
+        while root[x] != x {
+            root[x] = root[root[x]];
+            x = root[x];
+        }
+        x
+    }
+    let mut joined = false;
+    for op in q.ops.iter().filter(|op| op.kind == OpKind::Concatenation) {
+        for &t in op.inputs.iter().chain(&op.outputs) {
+            let (a, b) = (find(&mut root, t), find(&mut root, op.outputs[0]));
+            root[a] = b;
+            joined = true;
+        }
+    }
+    if !joined {
+        return;
+    }
+    let mut span: std::collections::HashMap<usize, (f32, f32)> = std::collections::HashMap::new();
+    let linked: Vec<usize> = q
+        .ops
+        .iter()
+        .filter(|op| op.kind == OpKind::Concatenation)
+        .flat_map(|op| op.inputs.iter().chain(&op.outputs).copied())
+        .collect();
+    for &t in &linked {
+        if let Some((lo, hi)) = ranges.get(t).copied().flatten() {
+            let r = find(&mut root, t);
+            let e = span.entry(r).or_insert((lo, hi));
+            *e = (e.0.min(lo), e.1.max(hi));
+        }
+    }
+    for &t in &linked {
+        let r = find(&mut root, t);
+        if let Some(&(lo, hi)) = span.get(&r) {
+            q.tensors[t].quant = Some(activation_quant(lo, hi));
+        }
+    }
+}
+
 /// Quantizes the float constant operands of an element-wise operator
 /// symmetrically, one scale per tensor.
 fn quantize_constant_operands(g: &mut Lowered, op: &OpDef) -> Result<()> {
@@ -195,6 +241,7 @@ pub fn quantize(g: &Lowered, ranges: &Ranges, opts: &Int8Options) -> Result<Lowe
         t.dtype = DType::I8;
         t.quant = Some(activation_quant(lo, hi));
     }
+    share_concatenation_quant(&mut q, ranges);
     let ops = q.ops.clone();
     for op in &ops {
         let (x, y) = (op.inputs[0], op.outputs[0]);
@@ -216,6 +263,19 @@ pub fn quantize(g: &Lowered, ranges: &Ranges, opts: &Int8Options) -> Result<Lowe
             // TFLite's int8 LOGISTIC writes [0, 1) on a fixed grid.
             OpKind::Logistic => q.tensors[y].quant = Some(Quant::per_tensor(1.0 / 256.0, -128)),
             OpKind::Mean { .. } | OpKind::HardSwish => {}
+            OpKind::Concatenation => {
+                if let Some(&t) = op
+                    .inputs
+                    .iter()
+                    .find(|&&t| q.tensors[t].quant != q.tensors[y].quant)
+                {
+                    bail!(
+                        "layer `{}`: TFLite's int8 concatenation needs its inputs on the output's scale, and `{}` (the output of a pooling or reshape) keeps its own; export this model as float32",
+                        op.layer,
+                        q.tensors[t].name
+                    );
+                }
+            }
             // A constant operand (a hard-sigmoid's scale and offset) is
             // int8 too, as the integer kernels need.
             OpKind::Add { .. } | OpKind::Mul { .. } => quantize_constant_operands(&mut q, op)?,

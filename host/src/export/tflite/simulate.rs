@@ -203,6 +203,12 @@ pub fn evaluate(g: &Lowered, images: &Tensor, keep_all: bool) -> Result<Evaluati
             OpKind::Add { act } => activate(value(0)?.broadcast_add(&value(1)?)?, *act)?,
             OpKind::Mul { act } => activate(value(0)?.broadcast_mul(&value(1)?)?, *act)?,
             OpKind::Logistic => nn::sigmoid(&value(0)?)?,
+            OpKind::Concatenation => {
+                let parts = (0..op.inputs.len())
+                    .map(value)
+                    .collect::<Result<Vec<_>>>()?;
+                Tensor::cat(&parts, 1)?
+            }
             OpKind::HardSwish => nn::hard_swish(&value(0)?)?,
             OpKind::MaxPool {
                 padding,

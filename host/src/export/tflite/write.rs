@@ -85,6 +85,15 @@ fn code_and_options(kind: &OpKind) -> (fb::BuiltinOperator, Option<fb::BuiltinOp
             }))),
         ),
         OpKind::Logistic => (B::Logistic, None),
+        OpKind::Concatenation => (
+            B::Concatenation,
+            Some(O::ConcatenationOptions(Box::new(
+                fb::ConcatenationOptions {
+                    axis: 3,
+                    fused_activation_function: fb::ActivationFunctionType::None,
+                },
+            ))),
+        ),
         OpKind::HardSwish => (B::HardSwish, None),
         OpKind::MaxPool {
             padding,
@@ -149,6 +158,7 @@ fn version(kind: &OpKind, int8: bool) -> i32 {
         OpKind::Add { .. }
         | OpKind::Mul { .. }
         | OpKind::Logistic
+        | OpKind::Concatenation
         | OpKind::MaxPool { .. }
         | OpKind::AvgPool { .. }
         | OpKind::Mean { .. }

@@ -6,7 +6,8 @@
 //!
 //! - `Conv` (groups included), `BatchNormalization`, `Relu`, `Clip` (as
 //!   ReLU6 or ReLU), `Sigmoid`, `HardSigmoid`, `HardSwish`, `Add` and
-//!   `Sum`, `Mul` of two computed tensors, `MaxPool`, `AveragePool`,
+//!   `Sum`, `Mul` of two computed tensors, `Concat` of feature maps along
+//!   the channels, `MaxPool`, `AveragePool`,
 //!   `GlobalAveragePool`, `Pad` of channels only (zero channels),
 //!   `Flatten`, `Reshape` and `Squeeze` that flatten a map before a
 //!   classifier, `Gemm` (either layout of B), `MatMul` (with a following
@@ -40,7 +41,7 @@ use constant::{constant, Constant};
 
 /// The ONNX operators the importer maps, for messages.
 pub const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, Clip (0..6 or 0..∞), Sigmoid, \
-HardSigmoid, HardSwish, Add, Sum, Mul (of two computed tensors), \
+HardSigmoid, HardSwish, Add, Sum, Mul (of two computed tensors), Concat (of feature maps along channels), \
 MaxPool, AveragePool, GlobalAveragePool, ReduceMean (spatial), Pad (channels only), Flatten, Reshape/Squeeze (to \
 N×features), Gemm, MatMul, Softmax, Identity, Dropout, Constant, and Shape, Gather, Unsqueeze, \
 Concat, Cast on shapes (for Reshape targets)";

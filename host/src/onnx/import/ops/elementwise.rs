@@ -89,6 +89,30 @@ impl Importer<'_> {
         }
     }
 
+    /// Whether a `Concat` joins computed tensors (feature maps), rather
+    /// than shapes.
+    pub(super) fn joins_maps(&self, node: &NodeProto) -> bool {
+        node.input
+            .iter()
+            .any(|i| matches!(self.values.get(i), Some(Value::Layer(_))))
+    }
+
+    /// `Concat` of feature maps along the channels (axis 1).
+    pub(super) fn concat(&mut self, node: &NodeProto) -> Result<()> {
+        self.check_attributes(node, &["axis"])?;
+        let axis = super::attr_int(node, "axis", 1);
+        if axis != 1 && axis != -3 {
+            return Err(self.unsupported_value(
+                node,
+                format!("it joins along axis {axis}; pf concatenates NCHW feature maps along the channels (axis 1)"),
+            ));
+        }
+        let inputs = (0..node.input.len())
+            .map(|i| self.layer_input(node, i))
+            .collect::<Result<Vec<_>>>()?;
+        self.push(node, Op::Concat, inputs).map(drop)
+    }
+
     /// `Add(layer, constant)` where the constant is the bias of a linear or
     /// convolution layer without one, read by this node alone.
     pub(super) fn fold_bias(&mut self, node: &NodeProto, layer: &str, c: &Constant) -> Result<()> {

@@ -86,6 +86,7 @@ impl Importer<'_> {
                 self.push(node, Op::Flatten, vec![x]).map(drop)
             }
             "Reshape" => self.reshape(node),
+            "Concat" if self.joins_maps(node) => self.concat(node),
             "Shape" | "Gather" | "Unsqueeze" | "Concat" | "Cast" => self.shape_arithmetic(node),
             "Squeeze" => self.squeeze(node),
             "Gemm" => self.gemm(node),
