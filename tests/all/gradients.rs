@@ -316,3 +316,11 @@ fn a_channel_gate_broadcast_over_a_map() {
     let map = random(&[2, 3, 4, 5], 96);
     check(&[gate, map], |t| project(&t[0].broadcast_mul(&t[1])?, 97));
 }
+
+#[test]
+fn maps_joined_along_the_channels() {
+    // Inception's and DenseNet's concatenation.
+    let a = random(&[2, 3, 4, 4], 98);
+    let b = random(&[2, 2, 4, 4], 99);
+    check(&[a, b], |t| project(&Tensor::cat(&[&t[0], &t[1]], 1)?, 100));
+}
