@@ -60,43 +60,54 @@ fn every_zoo_model_exports_at_int8_and_litert_computes_what_pf_simulates() {
             bytes.len()
         );
 
-        let x = random(&[6, channels, size, size], 77);
-        let sim = simulate::evaluate(&g, &x, false)
-            .unwrap()
-            .output
-            .to_vec2::<f32>()
-            .unwrap();
-        let lite = run_litert(&path, &x, false);
         // (XNNPACK takes the operators over, so read them from the file.)
         let ops = pf::export::tflite::check::read(&bytes).unwrap().ops;
         assert_eq!(ops.first().map(String::as_str), Some("QUANTIZE"));
         assert_eq!(ops.last().map(String::as_str), Some("DEQUANTIZE"));
-        assert!(!lite.outputs.is_empty());
-        // On the output grid, LiteRT and pf may differ where a value sits on
-        // a rounding boundary, which moves it by a step, and such steps can
-        // add up over layers (random weights make many boundaries).
-        let out = &g.tensors[g.ops.last().unwrap().inputs[0]];
-        let step = out.quant.as_ref().unwrap().scale[0];
-        let (mut off, mut total) = (0usize, 0usize);
-        for (a, b) in sim.iter().zip(&lite.outputs) {
-            for (x, y) in a.iter().zip(b) {
-                let steps = ((x - y).abs() / step).round() as usize;
-                assert!(
-                    steps <= 4,
-                    "{name}: pf {x} vs LiteRT {y} ({steps} steps of {step})"
-                );
-                off += usize::from(steps > 0);
-                total += 1;
-            }
-        }
-        // One-step differences come from rounding (XNNPACK requantizes in
-        // float, pf rounds in float); a wrong scale or zero point would
-        // move most outputs by many steps.
-        assert!(
-            off * 2 <= total,
-            "{name}: {off} of {total} outputs differ from pf's simulation"
-        );
+        let x = random(&[6, channels, size, size], 77);
+        assert_litert_near_simulation(name, &g, &path, &x);
     }
+}
+
+/// Runs the int8 file at `path` (written from `g`) in LiteRT on `x`, and
+/// checks it against pf's simulation of `g`. On the output grid the two
+/// may differ where a value sits on a rounding boundary, which moves it by
+/// a step, and such steps can add up over layers (random weights make many
+/// boundaries); a wrong scale or zero point would move most outputs by
+/// many steps.
+fn assert_litert_near_simulation(
+    what: &str,
+    g: &lower::Lowered,
+    path: &std::path::Path,
+    x: &candle_core::Tensor,
+) {
+    let sim = simulate::evaluate(g, x, false)
+        .unwrap()
+        .output
+        .to_vec2::<f32>()
+        .unwrap();
+    let lite = run_litert(path, x, false);
+    assert!(!lite.outputs.is_empty());
+    let out = &g.tensors[g.ops.last().unwrap().inputs[0]];
+    let step = out.quant.as_ref().unwrap().scale[0];
+    let (mut off, mut total) = (0usize, 0usize);
+    for (a, b) in sim.iter().zip(&lite.outputs) {
+        for (x, y) in a.iter().zip(b) {
+            let steps = ((x - y).abs() / step).round() as usize;
+            assert!(
+                steps <= 4,
+                "{what}: pf {x} vs LiteRT {y} ({steps} steps of {step})"
+            );
+            off += usize::from(steps > 0);
+            total += 1;
+        }
+    }
+    // One-step differences come from rounding (XNNPACK requantizes in
+    // float, pf rounds in float).
+    assert!(
+        off * 2 <= total,
+        "{what}: {off} of {total} outputs differ from pf's simulation"
+    );
 }
 
 #[test]
@@ -122,27 +133,7 @@ fn sigmoid_hard_swish_and_gates_export_at_int8_and_litert_computes_what_pf_simul
         assert!(ops.iter().any(|o| o == op), "no {op} in {ops:?}");
     }
     let x = random(&[16, 1, 8, 8], 78);
-    let sim = simulate::evaluate(&g, &x, false)
-        .unwrap()
-        .output
-        .to_vec2::<f32>()
-        .unwrap();
-    let lite = run_litert(&path, &x, false);
-    let out = &g.tensors[g.ops.last().unwrap().inputs[0]];
-    let step = out.quant.as_ref().unwrap().scale[0];
-    let (mut off, mut total) = (0usize, 0usize);
-    for (a, b) in sim.iter().zip(&lite.outputs) {
-        for (x, y) in a.iter().zip(b) {
-            let steps = ((x - y).abs() / step).round() as usize;
-            assert!(steps <= 4, "pf {x} vs LiteRT {y} ({steps} steps of {step})");
-            off += usize::from(steps > 0);
-            total += 1;
-        }
-    }
-    assert!(
-        off * 2 <= total,
-        "{off} of {total} outputs differ from pf's simulation"
-    );
+    assert_litert_near_simulation("mobile_block", &g, &path, &x);
 }
 
 #[test]
