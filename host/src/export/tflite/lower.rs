@@ -701,35 +701,38 @@ impl<'a> Lowering<'a> {
                 self.emit_simple(layer, OpKind::Softmax, vec![], None)?;
                 Ok(vec![layer.name.clone()])
             }
-            Op::Sigmoid => {
-                self.emit_simple(layer, OpKind::Logistic, vec![], None)?;
-                Ok(vec![layer.name.clone()])
-            }
-            Op::HardSwish => {
-                self.emit_simple(layer, OpKind::HardSwish, vec![], None)?;
+            Op::Sigmoid | Op::HardSwish => {
+                let kind = match layer.op {
+                    Op::Sigmoid => OpKind::Logistic,
+                    _ => OpKind::HardSwish,
+                };
+                self.emit_simple(layer, kind, vec![], None)?;
                 Ok(vec![layer.name.clone()])
             }
             Op::HardSigmoid { alpha, beta } => self.lower_hard_sigmoid(layer, *alpha, *beta),
-            Op::Concat => {
-                let inputs = (0..layer.inputs.len())
-                    .map(|i| Ok(self.input_value(layer, i)?.tensor))
-                    .collect::<Result<Vec<_>>>()?;
-                let shape = self.shape_of(&layer.name);
-                let y = self.activation_tensor(&layer.name, shape);
-                self.op(OpKind::Concatenation, inputs, vec![y], &layer.name);
-                self.values.insert(layer.name.clone(), Value { tensor: y, shape, flattened_from: None });
-                Ok(vec![layer.name.clone()])
-            }
-            Op::Mul => {
-                let a = self.input_value(layer, 0)?.tensor;
-                let b = self.input_value(layer, 1)?.tensor;
-                let shape = self.shape_of(&layer.name);
-                let y = self.activation_tensor(&layer.name, shape);
-                self.op(OpKind::Mul { act: Activation::None }, vec![a, b], vec![y], &layer.name);
-                self.values.insert(layer.name.clone(), Value { tensor: y, shape, flattened_from: None });
-                Ok(vec![layer.name.clone()])
-            }
+            Op::Concat => self.emit_joining(layer, OpKind::Concatenation),
+            Op::Mul => self.emit_joining(layer, OpKind::Mul { act: Activation::None }),
         }
+    }
+
+    /// One operator over all of `layer`'s inputs (a product, a
+    /// concatenation), writing the layer's output.
+    fn emit_joining(&mut self, layer: &Layer, kind: OpKind) -> Result<Vec<String>> {
+        let inputs = (0..layer.inputs.len())
+            .map(|i| Ok(self.input_value(layer, i)?.tensor))
+            .collect::<Result<Vec<_>>>()?;
+        let shape = self.shape_of(&layer.name);
+        let y = self.activation_tensor(&layer.name, shape);
+        self.op(kind, inputs, vec![y], &layer.name);
+        self.values.insert(
+            layer.name.clone(),
+            Value {
+                tensor: y,
+                shape,
+                flattened_from: None,
+            },
+        );
+        Ok(vec![layer.name.clone()])
     }
 
     /// `clamp(αx + β, 0, 1)` as `relu6(6α·x + 6β) / 6`: TFLite has no

@@ -125,6 +125,16 @@ fn quantize_weights(
 /// requires (it copies bytes). Tensors linked through several
 /// concatenations (DenseNet's growing blocks) share one.
 fn share_concatenation_quant(q: &mut Lowered, ranges: &Ranges) {
+    let joins: Vec<&OpDef> = q
+        .ops
+        .iter()
+        .filter(|op| op.kind == OpKind::Concatenation)
+        .collect();
+    if joins.is_empty() {
+        return;
+    }
+    // Union-find over tensors: each concatenation links its inputs to its
+    // output.
     let mut root: Vec<usize> = (0..q.tensors.len()).collect();
     fn find(root: &mut [usize], mut x: usize) -> usize {
         while root[x] != x {
@@ -133,34 +143,25 @@ fn share_concatenation_quant(q: &mut Lowered, ranges: &Ranges) {
         }
         x
     }
-    let mut joined = false;
-    for op in q.ops.iter().filter(|op| op.kind == OpKind::Concatenation) {
-        for &t in op.inputs.iter().chain(&op.outputs) {
-            let (a, b) = (find(&mut root, t), find(&mut root, op.outputs[0]));
-            root[a] = b;
-            joined = true;
-        }
-    }
-    if !joined {
-        return;
-    }
-    let mut span: std::collections::HashMap<usize, (f32, f32)> = std::collections::HashMap::new();
-    let linked: Vec<usize> = q
-        .ops
+    let linked: Vec<usize> = joins
         .iter()
-        .filter(|op| op.kind == OpKind::Concatenation)
         .flat_map(|op| op.inputs.iter().chain(&op.outputs).copied())
         .collect();
+    for op in &joins {
+        for &t in &op.inputs {
+            let (a, b) = (find(&mut root, t), find(&mut root, op.outputs[0]));
+            root[a] = b;
+        }
+    }
+    let mut span: std::collections::HashMap<usize, (f32, f32)> = std::collections::HashMap::new();
     for &t in &linked {
         if let Some((lo, hi)) = ranges.get(t).copied().flatten() {
-            let r = find(&mut root, t);
-            let e = span.entry(r).or_insert((lo, hi));
+            let e = span.entry(find(&mut root, t)).or_insert((lo, hi));
             *e = (e.0.min(lo), e.1.max(hi));
         }
     }
-    for &t in &linked {
-        let r = find(&mut root, t);
-        if let Some(&(lo, hi)) = span.get(&r) {
+    for t in linked {
+        if let Some(&(lo, hi)) = span.get(&find(&mut root, t)) {
             q.tensors[t].quant = Some(activation_quant(lo, hi));
         }
     }
