@@ -433,6 +433,36 @@ mod tests {
         assert_eq!(m.id(), "l1_filter@0.2.1");
     }
 
+    /// Numbers in a parameter schema read back exactly. The fuzzer found a
+    /// manifest whose schema held a long decimal near 1e80: serde_json's
+    /// default (fast, not correctly rounded) float parser read it one unit
+    /// in the last place off, so writing the manifest and reading it back
+    /// gave another number. Correctly rounded parsing (`float_roundtrip`)
+    /// agrees with Rust's own `str::parse` on every input below.
+    #[test]
+    fn schema_numbers_survive_a_round_trip_bit_for_bit() {
+        let mut m = sample();
+        m.params_schema = serde_json::json!({
+            "type": "object",
+            "properties": {"ratio": {"type": "number", "maximum": 1.033030303333333303333e80}},
+        });
+        assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
+        let mut digits = String::from("1.");
+        for i in 0..40 {
+            digits.push(char::from(b'0' + (i * 7 % 10) as u8));
+            for exponent in ["e+80", "e-300", "e+3", ""] {
+                let text = format!("{digits}{exponent}");
+                let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+                let exact: f64 = text.parse().unwrap();
+                assert_eq!(
+                    parsed.as_f64().unwrap().to_bits(),
+                    exact.to_bits(),
+                    "{text}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn refuses_unknown_fields_bad_names_and_newer_formats() {
         let mut v: serde_json::Value = serde_json::from_slice(&sample().to_json()).unwrap();
