@@ -444,7 +444,7 @@ mod tests {
         let mut m = sample();
         m.params_schema = serde_json::json!({
             "type": "object",
-            "properties": {"ratio": {"type": "number", "maximum": 1.033030303333333303333e80}},
+            "properties": {"ratio": {"type": "number", "maximum": 1.033_030_303_333_333_3e80}},
         });
         assert_eq!(Manifest::from_json(&m.to_json()).unwrap(), m);
         let mut digits = String::from("1.");
