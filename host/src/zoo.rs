@@ -179,6 +179,7 @@ fn digits_cnn(cfg: &ZooConfig) -> Graph {
             kernel: [2, 2],
             stride: [2, 2],
             padding: [0, 0],
+            ceil_mode: false,
         },
     );
     b.conv_bn("block3", w(64), 3, 1, 1, Some(Op::Relu));
@@ -203,6 +204,7 @@ fn lenet(cfg: &ZooConfig) -> Graph {
         kernel: [2, 2],
         stride: [2, 2],
         padding: [0, 0],
+        ceil_mode: false,
     };
     b.then("conv1", conv(in_channels, 20));
     b.then("relu1", Op::Relu);
@@ -257,6 +259,7 @@ fn cifar_resnet(cfg: &ZooConfig, n: usize) -> Graph {
                         kernel: [1, 1],
                         stride: [stride, stride],
                         padding: [0, 0],
+                        ceil_mode: false,
                     },
                     &[&input],
                 );

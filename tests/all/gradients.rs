@@ -267,29 +267,43 @@ fn pooling_with_overlap_padding_and_odd_sizes() {
         .unwrap();
     check(std::slice::from_ref(&x), |t| {
         project(
-            &nn::pool::pool2d(&t[0], Pool::Max, [3, 3], [2, 2], [1, 1])?,
+            &nn::pool::pool2d(&t[0], Pool::Max, [3, 3], [2, 2], [1; 4])?,
             2,
         )
     });
     check(std::slice::from_ref(&x), |t| {
         project(
-            &nn::pool::pool2d(&t[0], Pool::Avg, [3, 3], [2, 2], [1, 1])?,
+            &nn::pool::pool2d(&t[0], Pool::Avg, [3, 3], [2, 2], [1; 4])?,
             3,
         )
     });
     check(std::slice::from_ref(&x), |t| {
         project(
-            &nn::pool::pool2d(&t[0], Pool::Max, [1, 1], [2, 2], [0, 0])?,
+            &nn::pool::pool2d(&t[0], Pool::Max, [1, 1], [2, 2], [0; 4])?,
             4,
         )
     });
+    // ceil_mode: the last column of windows overhangs the right edge.
+    let pads = pf::graph::pool_padding([7, 6], [3, 3], [2, 2], [1, 1], true).unwrap();
+    assert_eq!(pads, [1, 1, 1, 2]);
+    for (kind, seed) in [(Pool::Max, 6), (Pool::Avg, 7)] {
+        check(std::slice::from_ref(&x), |t| {
+            project(&nn::pool::pool2d(&t[0], kind, [3, 3], [2, 2], pads)?, seed)
+        });
+    }
     check(&[x], |t| project(&nn::pool::global_avg_pool(&t[0])?, 5));
 }
 
 #[test]
 fn average_pooling_excludes_padding() {
     let x = Tensor::ones((1, 1, 3, 3), DType::F64, &Device::Cpu).unwrap();
-    let y = nn::pool::pool2d(&x, Pool::Avg, [3, 3], [1, 1], [1, 1]).unwrap();
+    let y = nn::pool::pool2d(&x, Pool::Avg, [3, 3], [1, 1], [1; 4]).unwrap();
+    for v in y.flatten_all().unwrap().to_vec1::<f64>().unwrap() {
+        assert!((v - 1.0).abs() < 1e-12, "padding counted: {v}");
+    }
+    // Nor is a ceil_mode overhang.
+    let y = nn::pool::pool2d(&x, Pool::Avg, [2, 2], [2, 2], [0, 1, 0, 1]).unwrap();
+    assert_eq!(y.dims(), [1, 1, 2, 2]);
     for v in y.flatten_all().unwrap().to_vec1::<f64>().unwrap() {
         assert!((v - 1.0).abs() < 1e-12, "padding counted: {v}");
     }

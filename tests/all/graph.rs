@@ -731,10 +731,10 @@ fn damaged_sparse_sections_are_clear_errors() {
     assert!(e.contains("version 2") && e.contains("corrupt"), "{e}");
 
     let e = load_err("newer.pf", &|r| {
-        let pf = r.1["pf"].replace(r#""version":"3""#, r#""version":"5""#);
+        let pf = r.1["pf"].replace(r#""version":"3""#, r#""version":"6""#);
         r.1.insert("pf".into(), pf);
     });
-    assert!(e.contains("version 5") && e.contains("newer pf"), "{e}");
+    assert!(e.contains("version 6") && e.contains("newer pf"), "{e}");
 
     // Cut anywhere, the file is an error, never a panic.
     let bytes = std::fs::read(&good).unwrap();
@@ -746,4 +746,64 @@ fn damaged_sparse_sections_are_clear_errors() {
             .expect("a cut file fails");
         assert!(format!("{e:#}").contains("cut.pf"), "{e:#}");
     }
+}
+
+/// A pool that rounds its size up (GoogLeNet's `ceil_mode`) gives the
+/// size PyTorch gives, is saved as format version 5 and reads back the
+/// same; a file that claims an older version with the flag is corrupt.
+#[test]
+fn ceil_mode_pooling_rounds_up_and_is_saved_as_format_version_5() {
+    let pool = Op::MaxPool {
+        kernel: [3, 3],
+        stride: [2, 2],
+        padding: [1, 1],
+        ceil_mode: true,
+    };
+    let g = Graph {
+        name: "ceil".into(),
+        input: InputSpec {
+            channels: 1,
+            height: 8,
+            width: 8,
+        },
+        layers: vec![
+            Layer::new("conv", conv(1, 4), &[INPUT]),
+            Layer::new("pool", pool, &["conv"]),
+            Layer::new("flat", Op::Flatten, &["pool"]),
+        ],
+        preprocessing: None,
+    };
+    // PyTorch: ceil((8 + 2 − 3) / 2) + 1 = 5 (4 rounding down).
+    assert_eq!(g.shapes().unwrap()[1].to_string(), "4×5×5");
+    let m = Model::init(g, 3, &Device::Cpu).unwrap();
+    let x = Tensor::randn(0f32, 1.0, (2, 1, 8, 8), &Device::Cpu).unwrap();
+    let y = m.forward_inference(&x).unwrap();
+    assert_eq!(y.dims(), [2, 100]);
+    let dir = tempdir();
+    let path = dir.path().join("ceil.pf");
+    model::save(&m, &path).unwrap();
+    let mut raw = read_raw(&path);
+    assert!(raw.1["pf"].contains(r#""version":"5""#), "{}", raw.1["pf"]);
+    let back = model::load(&path, &Device::Cpu).unwrap();
+    assert_eq!(back.graph, m.graph);
+    let again = back.forward_inference(&x).unwrap();
+    assert_eq!(
+        (again - &y)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap(),
+        0.0
+    );
+    let pf = raw.1["pf"].replace(r#""version":"5""#, r#""version":"4""#);
+    raw.1.insert("pf".into(), pf);
+    write_raw(&path, &raw);
+    let e = format!("{:#}", model::load(&path, &Device::Cpu).err().unwrap());
+    assert!(
+        e.contains("version 4") && e.contains("ceil_mode") && e.contains("corrupt"),
+        "{e}"
+    );
 }

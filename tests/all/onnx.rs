@@ -171,6 +171,8 @@ fn models_built_with_the_onnx_helper_import_and_match_onnx_runtime() {
         ),
         // Inception's branches and a DenseNet step, joined by Concat.
         ("concat_block", &["concat", "max_pool", "conv2d"][..]),
+        // GoogLeNet's and SqueezeNet's pools: ceil_mode 1.
+        ("ceil_pool_block", &["max_pool", "avg_pool"][..]),
     ] {
         let path = dir.join(format!("{file}.onnx"));
         let m = import(&path);
@@ -594,17 +596,17 @@ fn an_imported_model_compresses_with_channel_pruned_and_exports_to_onnx_and_tfli
     compress_onnx("channel_pruned", "flops=0.6", "macs");
 }
 
-#[test]
-fn concatenated_branches_export_to_tflite_and_onnx_float_and_int8() {
-    let dir = tempdir();
-    let model = path_str(dir.path(), "concat.pf");
-    let source = path_str(helper_models(), "concat_block.onnx");
+/// Imports `file` of the helper models into `dir` and exports it as
+/// TFLite and ONNX, float and int8, each checked by its runtime against pf
+/// on the digits test set; returns the pf model's path.
+fn import_and_export_all_four(dir: &Path, file: &str) -> String {
+    let model = path_str(dir, &format!("{file}.pf"));
+    let source = path_str(helper_models(), &format!("{file}.onnx"));
     let o = pf()
         .args(["import", &source, "-o", &model])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", crate::support::stderr(&o));
-    // Each export checked by its runtime against pf on the digits test set.
     for (out, int8) in [
         ("f.tflite", false),
         ("q.tflite", true),
@@ -613,15 +615,30 @@ fn concatenated_branches_export_to_tflite_and_onnx_float_and_int8() {
     ] {
         let o = pf()
             .args(["export", &model, "--verify", "--json", "-o"])
-            .arg(dir.path().join(out))
+            .arg(dir.join(format!("{file}.{out}")))
             .args(if int8 { &["--int8"][..] } else { &[][..] })
             .output()
             .unwrap();
         let r = json(&o);
         let v = &r["verification"];
         let bar = if int8 { 0.95 } else { 1.0 };
-        assert!(v["agreement"].as_f64().unwrap() >= bar, "{out}: {r}");
+        assert!(v["agreement"].as_f64().unwrap() >= bar, "{file} {out}: {r}");
     }
+    model
+}
+
+/// Pools with ceil_mode: the max pool whose overhang SAME cannot express
+/// is padded with the lowest value (`PADV2`), float and int8.
+#[test]
+fn ceil_mode_pools_export_to_tflite_and_onnx_float_and_int8() {
+    let dir = tempdir();
+    import_and_export_all_four(dir.path(), "ceil_pool_block");
+}
+
+#[test]
+fn concatenated_branches_export_to_tflite_and_onnx_float_and_int8() {
+    let dir = tempdir();
+    let model = import_and_export_all_four(dir.path(), "concat_block");
     // Channels that a concatenation joins are not pruned (yet), and the
     // coupling says why.
     let o = pf()

@@ -4,7 +4,7 @@
 //! residual adds, zero-channel padding, flatten or global pooling before
 //! the classifier, softmax), drawn from a seed, within what the exporter
 //! documents it lowers (batch norm and activations right after the
-//! convolution or add they fold into, max pooling unpadded). Each must
+//! convolution or add they fold into). Each must
 //! load in LiteRT's reference kernels and give pf's logits; the exporter
 //! may refuse one only with an error. A failure prints its seed and graph; more cases:
 //! `PF_TFLITE_FUZZ_CASES=500`, another series: `PF_TFLITE_FUZZ_SEED=N`.
@@ -12,7 +12,7 @@
 use crate::support::tempdir;
 use crate::tflite::{random, run_litert};
 use candle_core::{DType, Device};
-use pf::graph::{Graph, InputSpec, Layer, Op};
+use pf::graph::{pool_padding, Graph, InputSpec, Layer, Op};
 use pf::model::Model;
 
 /// A small xorshift generator: the cases follow from the seed alone.
@@ -200,26 +200,32 @@ impl Builder {
         }
         let stride = [d.int(1, 2), d.int(1, 2)];
         let max = d.one_in(2);
-        // TFLite pads max pooling only as SAME does; pf refuses the rest.
-        let padding = match max {
-            true => [0, 0],
-            false => [d.int(0, kernel[0] / 2), d.int(0, kernel[1] / 2)],
-        };
-        let out = |n: usize, i: usize| (n + 2 * padding[i] - kernel[i]) / stride[i] + 1;
+        let padding = [d.int(0, kernel[0] / 2), d.int(0, kernel[1] / 2)];
+        // Max pools may round their size up (`PADV2` pads them where SAME
+        // does not match); an average pool padded otherwise than SAME is
+        // refused, with its reason.
+        let ceil_mode = max && d.one_in(2);
+        let [t, b, l, r] = pool_padding([h, w], kernel, stride, padding, ceil_mode).unwrap();
+        let out = [
+            (h + t + b - kernel[0]) / stride[0] + 1,
+            (w + l + r - kernel[1]) / stride[1] + 1,
+        ];
         let op = match max {
             true => Op::MaxPool {
                 kernel,
                 stride,
                 padding,
+                ceil_mode,
             },
             false => Op::AvgPool {
                 kernel,
                 stride,
                 padding,
+                ceil_mode,
             },
         };
         let last = self.last.clone();
-        self.push(op, &[&last], [c, out(h, 0), out(w, 1)]);
+        self.push(op, &[&last], [c, out[0], out[1]]);
     }
 
     /// Zero channels before and after.

@@ -300,6 +300,40 @@ def concat_block(out):
     save(graph, 13, out / "concat_block.onnx")
 
 
+def ceil_pool_block(out):
+    """Pools that round their output size up (`ceil_mode=1`, GoogLeNet's
+    and SqueezeNet's): a 3×3 stride-2 max pool padded by 1 on the stem's
+    8×8 map (5×5, its last windows overhang: no SAME padding matches), a
+    2×2 one on the 5×5 result (3×3), a 2×2 average pool without padding
+    counted (2×2), no ReLU in between, so the padding's value matters.
+    Then Flatten and Gemm. Opset 13."""
+    bias = lambda name, n: numpy_helper.from_array(RNG.uniform(-0.1, 0.1, n).astype(np.float32), name)
+    init = [weight("stem_w", 6, 1, 3, 3), bias("stem_b", 6)]
+    init += [weight("mix_w", 8, 6, 1, 1), bias("mix_b", 8)]
+    init += [weight("fc_w", 10, 32), bias("fc_b", 10)]
+    nodes = [
+        helper.make_node("Conv", ["x", "stem_w", "stem_b"], ["s"], pads=[1, 1, 1, 1]),
+        helper.make_node(
+            "MaxPool", ["s"], ["p1"], kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1], ceil_mode=1
+        ),
+        helper.make_node("Conv", ["p1", "mix_w", "mix_b"], ["m"]),
+        helper.make_node("MaxPool", ["m"], ["p2"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1),
+        helper.make_node(
+            "AveragePool", ["p2"], ["p3"], kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1, count_include_pad=0
+        ),
+        helper.make_node("Flatten", ["p3"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "ceil_pool_block",
+        [image_input("x")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        init,
+    )
+    save(graph, 13, out / "ceil_pool_block.onnx")
+
+
 def unsupported(out):
     """A LeakyRelu, which pf does not import."""
     init = [weight("w", 4, 1, 3, 3)]
@@ -354,6 +388,7 @@ def main() -> None:
     mean_pool(out)
     mobile_block(out)
     concat_block(out)
+    ceil_pool_block(out)
     unsupported(out)
     external_data(out)
 

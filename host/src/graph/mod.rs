@@ -15,10 +15,14 @@ pub use cost::{GraphCost, LayerCost};
 pub use coupling::{CouplingGroup, CouplingMap};
 pub use preprocessing::Preprocessing;
 pub use quant::{LayerQuant, Quantizer};
-pub use shape::Shape;
+pub use shape::{pool_padding, Shape};
 
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
 
 /// Name of the graph's single input, usable in a layer's `inputs`.
 pub const INPUT: &str = "input";
@@ -141,6 +145,12 @@ pub enum Op {
         stride: [usize; 2],
         /// Padding on each side (rows, columns).
         padding: [usize; 2],
+        /// Round the output size up, as PyTorch's and ONNX's `ceil_mode`:
+        /// a last window that starts inside the input (or its leading
+        /// padding) but runs past its end is kept, and what it overhangs
+        /// counts as padding (see [`pool_padding`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        ceil_mode: bool,
     },
     /// Average pooling; padded positions are not counted in the average.
     AvgPool {
@@ -150,6 +160,12 @@ pub enum Op {
         stride: [usize; 2],
         /// Padding on each side (rows, columns).
         padding: [usize; 2],
+        /// Round the output size up, as PyTorch's and ONNX's `ceil_mode`:
+        /// a last window that starts inside the input (or its leading
+        /// padding) but runs past its end is kept, and what it overhangs
+        /// counts as padding (see [`pool_padding`]).
+        #[serde(default, skip_serializing_if = "is_false")]
+        ceil_mode: bool,
     },
     /// Mean over the spatial dimensions, giving `C×1×1`.
     GlobalAvgPool,

@@ -70,6 +70,51 @@ fn window_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Opti
     Some((size + 2 * padding - kernel) / stride + 1)
 }
 
+/// Output size of a pooling window along one axis with the size rounded
+/// up (`ceil_mode`), and how far its last window runs past the input's
+/// trailing padding; `None` when the window does not fit.
+///
+/// The rule is PyTorch's and ONNX Runtime's: round `(size + 2·padding −
+/// kernel) / stride` up, then drop the last window if it would start past
+/// the input and its leading padding (it would see padding only).
+fn ceil_window_out(
+    size: usize,
+    kernel: usize,
+    stride: usize,
+    padding: usize,
+) -> Option<(usize, usize)> {
+    window_out(size, kernel, stride, padding)?;
+    let span = size + 2 * padding - kernel;
+    let mut out = span.div_ceil(stride) + 1;
+    if (out - 1) * stride >= size + padding {
+        out -= 1;
+    }
+    let overhang = ((out - 1) * stride + kernel).saturating_sub(size + 2 * padding);
+    Some((out, overhang))
+}
+
+/// The padding a pooling layer applies to a `h×w` input, as `[top, bottom,
+/// left, right]`: its symmetric `padding`, plus, with `ceil_mode`, the
+/// overhang of the last row and column of windows at the bottom and right.
+/// `None` when the window does not fit the input.
+pub fn pool_padding(
+    [h, w]: [usize; 2],
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    padding: [usize; 2],
+    ceil_mode: bool,
+) -> Option<[usize; 4]> {
+    let extra = |size: usize, axis: usize| {
+        if ceil_mode {
+            ceil_window_out(size, kernel[axis], stride[axis], padding[axis]).map(|(_, o)| o)
+        } else {
+            window_out(size, kernel[axis], stride[axis], padding[axis]).map(|_| 0)
+        }
+    };
+    let (eh, ew) = (extra(h, 0)?, extra(w, 1)?);
+    Some([padding[0], padding[0] + eh, padding[1], padding[1] + ew])
+}
+
 impl Layer {
     /// The shape this layer outputs for inputs of shapes `ins` (one per
     /// entry of `inputs`, at least one), or why they do not fit.
@@ -175,11 +220,13 @@ impl Layer {
                 kernel,
                 stride,
                 padding,
+                ceil_mode,
             }
             | Op::AvgPool {
                 kernel,
                 stride,
                 padding,
+                ceil_mode,
             } => {
                 let (c, h, w) = map("pooling")?;
                 if padding[0] * 2 > kernel[0] || padding[1] * 2 > kernel[1] {
@@ -187,12 +234,15 @@ impl Layer {
                         "padding {padding:?} is more than half the window {kernel:?}"
                     )));
                 }
-                match (
-                    window_out(h, kernel[0], stride[0], padding[0]),
-                    window_out(w, kernel[1], stride[1], padding[1]),
-                ) {
-                    (Some(h), Some(w)) => Shape::Map { c, h, w },
-                    _ => {
+                match pool_padding([h, w], *kernel, *stride, *padding, *ceil_mode) {
+                    // Every window starts on a stride step of the padded
+                    // input and ends inside it.
+                    Some([t, b, l, r]) => Shape::Map {
+                        c,
+                        h: (h + t + b - kernel[0]) / stride[0] + 1,
+                        w: (w + l + r - kernel[1]) / stride[1] + 1,
+                    },
+                    None => {
                         return Err(err(format!(
                             "window {kernel:?} does not fit a {h}×{w} input"
                         )))
@@ -269,5 +319,39 @@ impl Graph {
                 w: self.input.width,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sizes PyTorch's `MaxPool2d(..., ceil_mode=True)` gives.
+    #[test]
+    fn ceil_mode_rounds_up_but_never_starts_a_window_in_the_padding() {
+        // (size, kernel, stride, padding) → (output, overhang)
+        let cases = [
+            ((112, 3, 2, 0), (56, 1)), // GoogLeNet's first pool at 224×224
+            ((55, 3, 2, 0), (27, 0)),  // odd sizes that tile exactly
+            ((5, 2, 2, 0), (3, 1)),
+            ((4, 2, 3, 1), (2, 0)), // rounding up would start in the padding
+            ((3, 3, 1, 0), (1, 0)),
+        ];
+        for ((size, k, s, p), want) in cases {
+            assert_eq!(
+                ceil_window_out(size, k, s, p),
+                Some(want),
+                "{size} {k} {s} {p}"
+            );
+        }
+        assert_eq!(ceil_window_out(2, 3, 1, 0), None);
+        assert_eq!(
+            pool_padding([5, 4], [2, 2], [2, 2], [0, 0], true),
+            Some([0, 1, 0, 0])
+        );
+        assert_eq!(
+            pool_padding([5, 4], [2, 2], [2, 2], [0, 0], false),
+            Some([0; 4])
+        );
     }
 }

@@ -28,10 +28,13 @@
 //! A graph with its own input preprocessing (an imported model's mean and
 //! std) is written as version 4, so that a pf too old to apply it refuses
 //! the file rather than evaluate the model on wrongly normalised inputs.
-//! Every other file keeps the lowest version that can hold it.
+//! A graph with a pooling layer that rounds its output size up
+//! (`ceil_mode`) is version 5, for the same reason: an older pf would
+//! read it without the flag and compute smaller feature maps. Every other
+//! file keeps the lowest version that can hold it.
 
 use super::Model;
-use crate::graph::{Graph, Quantizer};
+use crate::graph::{Graph, Op, Quantizer};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Device, Tensor};
 use safetensors::tensor::{Dtype, TensorView};
@@ -42,11 +45,16 @@ use std::path::Path;
 /// Value of the `format` metadata key.
 pub const FORMAT_NAME: &str = "pf-model";
 /// The newest version of the format, which this pf writes for a model with
-/// its own input preprocessing. A model with sparse weights or bit masks is
-/// written as version 3, one whose only packed tensors are codebook codes
-/// (and their masks) as version 2, one with nothing packed as version 1,
-/// and this pf reads all four.
-pub const FORMAT_VERSION: &str = "4";
+/// pooling that rounds its output size up (`ceil_mode`). A model with its
+/// own input preprocessing is written as version 4, one with sparse
+/// weights or bit masks as version 3, one whose only packed tensors are
+/// codebook codes (and their masks) as version 2, one with nothing packed
+/// as version 1, and this pf reads all five. Each file takes the lowest
+/// version that has everything it holds.
+pub const FORMAT_VERSION: &str = "5";
+
+/// The version of files with a model's own input preprocessing.
+const PREPROCESSING_VERSION: &str = "4";
 
 /// The version of files with sparse weights or bit masks.
 const SPARSE_VERSION: &str = "3";
@@ -92,6 +100,23 @@ struct Header {
     format: String,
     version: String,
     graph: serde_json::Value,
+}
+
+/// Whether a pooling layer of `graph` rounds its output size up: an older
+/// pf would read the file without the flag and compute other shapes.
+fn uses_ceil_mode(graph: &Graph) -> bool {
+    graph.layers.iter().any(|l| {
+        matches!(
+            l.op,
+            Op::MaxPool {
+                ceil_mode: true,
+                ..
+            } | Op::AvgPool {
+                ceil_mode: true,
+                ..
+            }
+        )
+    })
 }
 
 /// Serialises a model to the bytes of a pf model file.
@@ -171,6 +196,9 @@ pub fn to_bytes(model: &Model) -> Result<Vec<u8>> {
         }
     }
     if model.graph.preprocessing.is_some() {
+        version = PREPROCESSING_VERSION;
+    }
+    if uses_ceil_mode(&model.graph) {
         version = FORMAT_VERSION;
     }
     let header = Header {
@@ -638,6 +666,7 @@ pub fn from_bytes(bytes: &[u8], device: &Device, source: &str) -> Result<Model> 
         PLAIN_VERSION,
         CODEBOOK_VERSION,
         SPARSE_VERSION,
+        PREPROCESSING_VERSION,
         FORMAT_VERSION,
     ]
     .contains(&header.version.as_str())
@@ -667,9 +696,17 @@ pub fn from_bytes(bytes: &[u8], device: &Device, source: &str) -> Result<Model> 
     }
     let graph: Graph = serde_json::from_value(header.graph)
         .with_context(|| format!("{source}: the graph JSON is malformed"))?;
-    if graph.preprocessing.is_some() && header.version != FORMAT_VERSION {
+    // The versions are "1" to "5", checked above, so they order as text.
+    if graph.preprocessing.is_some() && header.version.as_str() < PREPROCESSING_VERSION {
         bail!(
             "{source} says it is format version {}, which has no input preprocessing, but its \
+             graph holds some; the file is corrupt",
+            header.version
+        );
+    }
+    if uses_ceil_mode(&graph) && header.version.as_str() < FORMAT_VERSION {
+        bail!(
+            "{source} says it is format version {}, which has no pooling with ceil_mode, but its \
              graph holds some; the file is corrupt",
             header.version
         );

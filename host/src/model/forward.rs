@@ -4,7 +4,7 @@
 //! quantization of weights and activations.
 
 use super::Model;
-use crate::graph::{Op, Quantizer, INPUT};
+use crate::graph::{pool_padding, Op, Quantizer, INPUT};
 use crate::nn::{self, batchnorm::BatchNormParams, pool::Pool};
 use anyhow::{bail, Context, Result};
 use candle_core::{DType, Tensor};
@@ -209,12 +209,27 @@ impl Model {
                     kernel,
                     stride,
                     padding,
-                } => nn::pool::pool2d(x, Pool::Max, *kernel, *stride, *padding)?,
-                Op::AvgPool {
+                    ceil_mode,
+                }
+                | Op::AvgPool {
                     kernel,
                     stride,
                     padding,
-                } => nn::pool::pool2d(x, Pool::Avg, *kernel, *stride, *padding)?,
+                    ceil_mode,
+                } => {
+                    let kind = match layer.op {
+                        Op::MaxPool { .. } => Pool::Max,
+                        _ => Pool::Avg,
+                    };
+                    let (_, _, h, w) = x.dims4()?;
+                    let pads = pool_padding([h, w], *kernel, *stride, *padding, *ceil_mode)
+                        .with_context(|| {
+                            format!(
+                                "layer `{name}`: the pooling window does not fit a {h}×{w} input"
+                            )
+                        })?;
+                    nn::pool::pool2d(x, kind, *kernel, *stride, pads)?
+                }
                 Op::GlobalAvgPool => nn::pool::global_avg_pool(x)?,
                 Op::PadChannels { before, after } => x.pad_with_zeros(1, *before, *after)?,
                 Op::Flatten => x.flatten_from(1)?,

@@ -12,23 +12,28 @@ pub enum Pool {
     Avg,
 }
 
-fn out_size(size: usize, k: usize, s: usize, p: usize) -> usize {
-    (size + 2 * p - k) / s + 1
-}
-
-/// Pools an NCHW tensor.
+/// Pools an NCHW tensor padded by `pads` = `[top, bottom, left, right]`
+/// (unequal sides are how `ceil_mode`'s overhang and TFLite's SAME padding
+/// come out); every window starts on a stride step of the padded input and
+/// ends inside it.
 pub fn pool2d(
     x: &Tensor,
     kind: Pool,
     kernel: [usize; 2],
     stride: [usize; 2],
-    padding: [usize; 2],
+    pads: [usize; 4],
 ) -> Result<Tensor> {
     let (_, _, h, w) = x.dims4()?;
-    let oh = out_size(h, kernel[0], stride[0], padding[0]);
-    let ow = out_size(w, kernel[1], stride[1], padding[1]);
+    let (ph, pw) = (h + pads[0] + pads[1], w + pads[2] + pads[3]);
+    if ph < kernel[0] || pw < kernel[1] || stride.contains(&0) {
+        candle_core::bail!(
+            "a {kernel:?} pooling window with stride {stride:?} does not fit a {h}×{w} input padded by {pads:?}"
+        );
+    }
+    let oh = (ph - kernel[0]) / stride[0] + 1;
+    let ow = (pw - kernel[1]) / stride[1] + 1;
     // Fast path: non-overlapping windows that tile the input exactly.
-    if kernel == stride && padding == [0, 0] && h % kernel[0] == 0 && w % kernel[1] == 0 {
+    if kernel == stride && pads == [0; 4] && h % kernel[0] == 0 && w % kernel[1] == 0 {
         let k = (kernel[0], kernel[1]);
         return match kind {
             Pool::Max => x.max_pool2d_with_stride(k, k),
@@ -41,7 +46,7 @@ pub fn pool2d(
         Pool::Max => f32::MIN as f64,
         Pool::Avg => 0.0,
     };
-    let xp = pad_const(x, padding, fill)?;
+    let xp = pad_constant(x, pads, fill)?;
     let dev = x.device();
     let idx = |start: usize, n: usize, s: usize| -> Result<Tensor> {
         let v: Vec<u32> = (0..n).map(|i| (start + i * s) as u32).collect();
@@ -62,7 +67,7 @@ pub fn pool2d(
         Pool::Max => stacked.max(D::Minus1),
         Pool::Avg => {
             let sum = stacked.sum(D::Minus1)?;
-            let count = valid_counts(h, w, kernel, stride, padding, oh, ow)?
+            let count = valid_counts([h, w], kernel, stride, [pads[0], pads[2]], [oh, ow])?
                 .to_dtype(x.dtype())?
                 .to_device(dev)?;
             sum.broadcast_div(&count)
@@ -70,33 +75,44 @@ pub fn pool2d(
     }
 }
 
-fn pad_const(x: &Tensor, padding: [usize; 2], fill: f64) -> Result<Tensor> {
-    if padding == [0, 0] {
+/// `x` (NCHW) with `pads` = `[top, bottom, left, right]` rows and columns
+/// of `fill` around each map.
+pub fn pad_constant(x: &Tensor, pads: [usize; 4], fill: f64) -> Result<Tensor> {
+    if pads == [0; 4] {
         return Ok(x.clone());
     }
     let (n, c, h, w) = x.dims4()?;
-    let (ph, pw) = (padding[0], padding[1]);
-    let mut x = x.clone();
-    if ph > 0 {
-        let band = Tensor::full(fill, (n, c, ph, w), x.device())?.to_dtype(x.dtype())?;
-        x = Tensor::cat(&[&band, &x, &band], 2)?;
+    let band = |rows: usize, cols: usize| {
+        Tensor::full(fill, (n, c, rows, cols), x.device())?.to_dtype(x.dtype())
+    };
+    let mut parts = Vec::with_capacity(3);
+    if pads[0] > 0 {
+        parts.push(band(pads[0], w)?);
     }
-    if pw > 0 {
-        let band = Tensor::full(fill, (n, c, h + 2 * ph, pw), x.device())?.to_dtype(x.dtype())?;
-        x = Tensor::cat(&[&band, &x, &band], 3)?;
+    parts.push(x.clone());
+    if pads[1] > 0 {
+        parts.push(band(pads[1], w)?);
     }
-    Ok(x)
+    let x = Tensor::cat(&parts, 2)?;
+    let rows = h + pads[0] + pads[1];
+    let mut parts = Vec::with_capacity(3);
+    if pads[2] > 0 {
+        parts.push(band(rows, pads[2])?);
+    }
+    parts.push(x);
+    if pads[3] > 0 {
+        parts.push(band(rows, pads[3])?);
+    }
+    Tensor::cat(&parts, 3)
 }
 
 /// Number of real (unpadded) input positions under each output window.
 fn valid_counts(
-    h: usize,
-    w: usize,
+    [h, w]: [usize; 2],
     k: [usize; 2],
     s: [usize; 2],
-    p: [usize; 2],
-    oh: usize,
-    ow: usize,
+    [top, left]: [usize; 2],
+    [oh, ow]: [usize; 2],
 ) -> Result<Tensor> {
     let span = |o: usize, size: usize, k: usize, s: usize, p: usize| {
         let start = (o * s) as isize - p as isize;
@@ -106,7 +122,7 @@ fn valid_counts(
     let mut v = Vec::with_capacity(oh * ow);
     for i in 0..oh {
         for j in 0..ow {
-            v.push(span(i, h, k[0], s[0], p[0]) * span(j, w, k[1], s[1], p[1]));
+            v.push(span(i, h, k[0], s[0], top) * span(j, w, k[1], s[1], left));
         }
     }
     Tensor::from_vec(v, (1, 1, oh, ow), &candle_core::Device::Cpu)?.to_dtype(DType::F32)

@@ -502,25 +502,33 @@ impl Writer<'_> {
                 kernel,
                 stride,
                 padding,
+                ceil_mode,
             } => {
-                let attrs = vec![
+                let mut attrs = vec![
                     ints("kernel_shape", kernel),
                     ints("pads", &pads(padding)),
                     ints("strides", stride),
                 ];
+                if *ceil_mode {
+                    attrs.push(int("ceil_mode", 1));
+                }
                 ("MaxPool", attrs)
             }
             Op::AvgPool {
                 kernel,
                 stride,
                 padding,
+                ceil_mode,
             } => {
-                let attrs = vec![
+                let mut attrs = vec![
                     ints("kernel_shape", kernel),
                     ints("pads", &pads(padding)),
                     ints("strides", stride),
                     int("count_include_pad", 0),
                 ];
+                if *ceil_mode {
+                    attrs.push(int("ceil_mode", 1));
+                }
                 ("AveragePool", attrs)
             }
             Op::GlobalAvgPool => ("GlobalAveragePool", vec![]),

@@ -97,6 +97,7 @@ pub fn op_name(code: fb::BuiltinOperator) -> &'static str {
         B::Reshape => "RESHAPE",
         B::Softmax => "SOFTMAX",
         B::Pad => "PAD",
+        B::Padv2 => "PADV2",
         B::Mean => "MEAN",
         B::Quantize => "QUANTIZE",
         B::HardSwish => "HARD_SWISH",

@@ -22,7 +22,7 @@
 //! Weights are the ones pf computes with: masked, and fake-quantized where a
 //! weight quantizer is attached. Physically pruned layers are simply smaller.
 
-use crate::graph::{Graph, Layer, Op, Shape, INPUT};
+use crate::graph::{pool_padding, Graph, Layer, Op, Shape, INPUT};
 use crate::model::Model;
 use anyhow::{bail, Context, Result};
 use std::collections::HashMap;
@@ -169,6 +169,9 @@ pub enum OpKind {
     },
     /// `PAD` with the paddings in its second input.
     Pad,
+    /// `PADV2`: `PAD` with the value in its third input (a max pool's
+    /// padding that can never win).
+    PadV2,
     /// `RESHAPE` to the shape in its second input.
     Reshape {
         /// The new shape.
@@ -237,6 +240,32 @@ struct Lowering<'a> {
     shapes: Vec<Shape>,
     out: Lowered,
     values: HashMap<String, Value>,
+}
+
+/// What pads a layer's input where TFLite's SAME padding does not match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PadFill {
+    /// Zeros (`PAD`): a convolution's padding.
+    Zeros,
+    /// The lowest value (`PADV2`): a max pool's, which never wins.
+    Lowest,
+    /// Nothing can: an average pool leaves padding out of its count.
+    Refuse,
+}
+
+impl PadFill {
+    fn what(self) -> &'static str {
+        match self {
+            PadFill::Zeros => "convolution",
+            PadFill::Lowest => "max pool",
+            PadFill::Refuse => "average pool",
+        }
+    }
+}
+
+/// `[top, bottom, left, right]` of a padding equal on both sides.
+fn symmetric(padding: [usize; 2]) -> [usize; 4] {
+    [padding[0], padding[0], padding[1], padding[1]]
 }
 
 pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
@@ -358,50 +387,66 @@ impl<'a> Lowering<'a> {
         })
     }
 
-    /// Pads `x` explicitly (a `PAD` op) when SAME cannot express `padding`;
-    /// returns the tensor to read and the padding mode to use.
+    /// Pads `x` explicitly when neither VALID nor SAME is `pads` (`[top,
+    /// bottom, left, right]`), with `fill`'s operator; returns the tensor to
+    /// read and the padding mode to use.
     fn spatial_padding(
         &mut self,
         layer: &Layer,
         x: Value,
         kernel: [usize; 2],
         stride: [usize; 2],
-        padding: [usize; 2],
-        what: &str,
+        pads: [usize; 4],
+        fill: PadFill,
     ) -> Result<(usize, Padding)> {
+        let what = fill.what();
         let Shape::Map { c, h, w } = x.shape else {
             bail!("layer `{}`: a {what} needs a feature map", layer.name);
         };
-        let wanted = [padding[0], padding[0], padding[1], padding[1]];
-        if wanted == [0; 4] {
+        if pads == [0; 4] {
             return Ok((x.tensor, Padding::Valid));
         }
-        if same_padding([h, w], kernel, stride) == wanted {
+        if same_padding([h, w], kernel, stride) == pads {
             return Ok((x.tensor, Padding::Same));
         }
-        if what != "convolution" {
-            bail!(
-                "layer `{}`: a {what} padded by {:?} differs from TFLite's SAME padding for this input, and padding it with zeros would change the result",
-                layer.name,
-                padding
-            );
-        }
-        let paddings = [0, 0, wanted[0], wanted[1], wanted[2], wanted[3], 0, 0].map(|p| p as i32);
-        let pads = self.tensor(
+        let paddings = [0, 0, pads[0], pads[1], pads[2], pads[3], 0, 0].map(|p| p as i32);
+        let paddings = self.tensor(
             format!("{}/paddings", layer.name),
             vec![4, 2],
             DType::I32,
             Some(i32_bytes(&paddings)),
         );
-        let padded = self.activation_tensor(
-            &format!("{}/padded", layer.name),
-            Shape::Map {
-                c,
-                h: h + 2 * padding[0],
-                w: w + 2 * padding[1],
-            },
-        );
-        self.op(OpKind::Pad, vec![x.tensor, pads], vec![padded], &layer.name);
+        let padded = Shape::Map {
+            c,
+            h: h + pads[0] + pads[1],
+            w: w + pads[2] + pads[3],
+        };
+        let padded = self.activation_tensor(&format!("{}/padded", layer.name), padded);
+        match fill {
+            PadFill::Zeros => {
+                self.op(OpKind::Pad, vec![x.tensor, paddings], vec![padded], &layer.name);
+            }
+            // The lowest float never wins a maximum; in an int8 file the
+            // value becomes the lowest integer (quantize.rs).
+            PadFill::Lowest => {
+                let value = self.tensor(
+                    format!("{}/padding_value", layer.name),
+                    vec![1],
+                    DType::F32,
+                    Some(f32_bytes(&[f32::MIN])),
+                );
+                self.op(
+                    OpKind::PadV2,
+                    vec![x.tensor, paddings, value],
+                    vec![padded],
+                    &layer.name,
+                );
+            }
+            PadFill::Refuse => bail!(
+                "layer `{}`: a {what} padded by {pads:?} (top, bottom, left, right) differs from TFLite's SAME padding for this input, and explicit padding would be counted in the average",
+                layer.name
+            ),
+        }
         Ok((padded, Padding::Valid))
     }
 
@@ -460,7 +505,7 @@ impl<'a> Lowering<'a> {
         };
         let (last, act) = self.fuse_activation(last, &mut consumed);
         let (input, pad_mode) =
-            self.spatial_padding(layer, x, kernel, stride, padding, "convolution")?;
+            self.spatial_padding(layer, x, kernel, stride, symmetric(padding), PadFill::Zeros)?;
         // pf: O × I/g × kh × kw. TFLite conv: O × kh × kw × I; depthwise:
         // 1 × kh × kw × O.
         let w = if depthwise {
@@ -634,11 +679,16 @@ impl<'a> Lowering<'a> {
                 layer.name,
                 layer.inputs[0]
             ),
-            Op::MaxPool { kernel, stride, padding } | Op::AvgPool { kernel, stride, padding } => {
+            Op::MaxPool { kernel, stride, padding, ceil_mode } | Op::AvgPool { kernel, stride, padding, ceil_mode } => {
                 let max = matches!(layer.op, Op::MaxPool { .. });
                 let x = self.input_value(layer, 0)?;
-                let what = if max { "max pool" } else { "average pool" };
-                let (input, pad) = self.spatial_padding(layer, x, *kernel, *stride, *padding, what)?;
+                let Shape::Map { h, w, .. } = x.shape else {
+                    bail!("layer `{}`: a pool needs a feature map", layer.name);
+                };
+                let pads = pool_padding([h, w], *kernel, *stride, *padding, *ceil_mode)
+                    .with_context(|| format!("layer `{}`: the pooling window does not fit its input", layer.name))?;
+                let fill = if max { PadFill::Lowest } else { PadFill::Refuse };
+                let (input, pad) = self.spatial_padding(layer, x, *kernel, *stride, pads, fill)?;
                 let kind = if max {
                     OpKind::MaxPool { padding: pad, kernel: *kernel, stride: *stride }
                 } else {

@@ -8,8 +8,9 @@
 //!   from the model's quantization-aware-training ranges where a layer has
 //!   an activation quantizer, otherwise from calibration: the float graph
 //!   run on a sample of training images, keeping each tensor's min and max;
-//! - operators that only move values (pools, `PAD`, `RESHAPE`) keep their
-//!   input's parameters, as the integer kernels require, and `SOFTMAX` and
+//! - operators that only move values (pools, `PAD`, `PADV2`, `RESHAPE`) keep
+//!   their input's parameters, as the integer kernels require (`PADV2`'s
+//!   value, a max pool's padding, is the lowest integer), and `SOFTMAX` and
 //!   `LOGISTIC` write scale 1/256 with zero point −128;
 //! - constant operands of `ADD` and `MUL` (a hard-sigmoid's scale and
 //!   offset) are int8, symmetric, one scale per tensor;
@@ -252,6 +253,15 @@ pub fn quantize(g: &Lowered, ranges: &Ranges, opts: &Int8Options) -> Result<Lowe
             | OpKind::Reshape { .. }
             | OpKind::Pad => {
                 q.tensors[y].quant = q.tensors[x].quant.clone();
+            }
+            // The padding value is the lowest integer on the input's grid.
+            OpKind::PadV2 => {
+                let quant = q.tensors[x].quant.clone();
+                q.tensors[y].quant = quant.clone();
+                let value = &mut q.tensors[op.inputs[2]];
+                value.dtype = DType::I8;
+                value.data = Some(vec![i8::MIN as u8]);
+                value.quant = quant;
             }
             OpKind::Softmax => q.tensors[y].quant = Some(Quant::per_tensor(1.0 / 256.0, -128)),
             OpKind::Conv2d { .. }

@@ -227,17 +227,11 @@ pub fn evaluate(g: &Lowered, images: &Tensor, keep_all: bool) -> Result<Evaluati
                 };
                 let x = value(0)?;
                 let (_, _, h, w) = x.dims4()?;
-                let pad = match padding {
-                    Padding::Valid => [0, 0],
-                    Padding::Same => match same_padding([h, w], *kernel, *stride) {
-                        [t, b, l, r] if t == b && l == r => [t, l],
-                        p => bail!(
-                            "operator for layer `{}`: a pool with uneven SAME padding {p:?} is not simulated",
-                            op.layer
-                        ),
-                    },
+                let pads = match padding {
+                    Padding::Valid => [0; 4],
+                    Padding::Same => same_padding([h, w], *kernel, *stride),
                 };
-                nn::pool::pool2d(&x, kind, *kernel, *stride, pad)?
+                nn::pool::pool2d(&x, kind, *kernel, *stride, pads)?
             }
             OpKind::Mean { keep_dims } => {
                 if ints(1)? != [1, 2] {
@@ -267,6 +261,25 @@ pub fn evaluate(g: &Lowered, images: &Tensor, keep_all: bool) -> Result<Evaluati
                 x.pad_with_zeros(2, p[2], p[3])?
                     .pad_with_zeros(3, p[4], p[5])?
                     .pad_with_zeros(1, p[6], p[7])?
+            }
+            OpKind::PadV2 => {
+                let p = ints(1)?;
+                let x = value(0)?;
+                if x.rank() != 4 || p.len() != 8 || p != [0, 0, p[2], p[3], p[4], p[5], 0, 0] {
+                    bail!(
+                        "operator for layer `{}`: only padding of a feature map's height and width by a constant is simulated",
+                        op.layer
+                    );
+                }
+                let fill = value(2)?.flatten_all()?.to_vec1::<f32>()?;
+                let [fill] = fill[..] else {
+                    bail!(
+                        "operator for layer `{}`: the padding value is not one number",
+                        op.layer
+                    );
+                };
+                let pads = [p[2], p[3], p[4], p[5]].map(|v| v as usize);
+                nn::pool::pad_constant(&x, pads, fill as f64)?
             }
             OpKind::Reshape { shape } => {
                 let x = value(0)?;

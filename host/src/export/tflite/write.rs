@@ -126,6 +126,8 @@ fn code_and_options(kind: &OpKind) -> (fb::BuiltinOperator, Option<fb::BuiltinOp
             }))),
         ),
         OpKind::Pad => (B::Pad, Some(O::PadOptions(Box::new(fb::PadOptions {})))),
+        // PadV2Options is an empty table; TFLite reads no options for it.
+        OpKind::PadV2 => (B::Padv2, None),
         OpKind::Reshape { shape } => (
             B::Reshape,
             Some(O::ReshapeOptions(Box::new(fb::ReshapeOptions {
@@ -165,6 +167,7 @@ fn version(kind: &OpKind, int8: bool) -> i32 {
         | OpKind::Softmax
         | OpKind::Dequantize => 2,
         OpKind::Pad => 3,
+        OpKind::PadV2 => 2,
         OpKind::Reshape { .. } | OpKind::Densify => 1,
         OpKind::HardSwish => 1,
         // Float input; version 2 is the one with int8 output.

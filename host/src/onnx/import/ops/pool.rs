@@ -33,12 +33,17 @@ impl Importer<'_> {
                 "its Indices output is read; pf pools produce values only",
             ));
         }
-        if attr_int(node, "ceil_mode", 0) != 0 {
-            return Err(self.unsupported_value(
-                node,
-                "ceil_mode 1 is not supported; pf's pooling windows round the output size down",
-            ));
-        }
+        // ceil_mode: the output size rounds up and the last window may run
+        // past the input's end; what it overhangs is padding.
+        let ceil_mode = match attr_int(node, "ceil_mode", 0) {
+            0 => false,
+            1 => true,
+            v => {
+                return Err(
+                    self.unsupported_value(node, format!("ceil_mode {v} is neither 0 nor 1"))
+                )
+            }
+        };
         let x = self.layer_input(node, 0)?;
         let kernel = match attr_ints(node, "kernel_shape") {
             Some(k) if k.len() == 2 && k.iter().all(|&v| v > 0) => [k[0] as usize, k[1] as usize],
@@ -58,6 +63,7 @@ impl Importer<'_> {
                 kernel,
                 stride,
                 padding,
+                ceil_mode,
             }
         } else {
             if attr_int(node, "count_include_pad", 0) != 0 && padding != [0, 0] {
@@ -70,6 +76,7 @@ impl Importer<'_> {
                 kernel,
                 stride,
                 padding,
+                ceil_mode,
             }
         };
         self.push(node, op, vec![x]).map(drop)
