@@ -324,6 +324,26 @@ fn sigmoid_hard_sigmoid_and_hard_swish() {
 }
 
 #[test]
+fn channel_shuffle_and_slice() {
+    let x = random(&[2, 6, 3, 2], 98);
+    check(std::slice::from_ref(&x), |t| {
+        project(&nn::channel_shuffle(&t[0], 3)?, 99)
+    });
+    check(&[x], |t| project(&t[0].narrow(1, 1, 4)?.contiguous()?, 100));
+    // The permutation itself: 6 channels in 2 groups, [0 1 2 | 3 4 5] →
+    // [0 3 1 4 2 5].
+    let ch = Tensor::arange(0f64, 6.0, &Device::Cpu)
+        .unwrap()
+        .reshape((1, 6, 1, 1))
+        .unwrap();
+    let y = nn::channel_shuffle(&ch, 2).unwrap();
+    assert_eq!(
+        y.flatten_all().unwrap().to_vec1::<f64>().unwrap(),
+        [0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+    );
+}
+
+#[test]
 fn a_channel_gate_broadcast_over_a_map() {
     // Squeeze-and-excitation's product: a C×1×1 gate times a C×H×W map.
     let gate = random(&[2, 3, 1, 1], 95);

@@ -173,6 +173,11 @@ fn models_built_with_the_onnx_helper_import_and_match_onnx_runtime() {
         ("concat_block", &["concat", "max_pool", "conv2d"][..]),
         // GoogLeNet's and SqueezeNet's pools: ceil_mode 1.
         ("ceil_pool_block", &["max_pool", "avg_pool"][..]),
+        // ShuffleNet v2's units: Split, Concat, channel shuffle.
+        (
+            "shuffle_block",
+            &["channel_slice", "concat", "channel_shuffle", "dwconv2d"][..],
+        ),
     ] {
         let path = dir.join(format!("{file}.onnx"));
         let m = import(&path);
@@ -230,6 +235,10 @@ fn import_errors_name_the_problem() {
     let o = import(&path_str(models, "unsupported.onnx"), &[]);
     assert_refused(&o, "node `act1` (LeakyRelu, opset 13)");
     assert_refused(&o, "pf imports Conv, BatchNormalization");
+    // A Transpose outside a channel shuffle: what pf imports instead.
+    let o = import(&path_str(models, "lone_transpose.onnx"), &[]);
+    assert_refused(&o, "node `turn` (Transpose, opset 13)");
+    assert_refused(&o, "only inside a channel shuffle");
     // A damaged file: bytes that are not protobuf, and a truncated model.
     let garbage = dir.path().join("garbage.onnx");
     std::fs::write(&garbage, b"\xff\xfe not a protobuf at all \x00\x01").unwrap();
@@ -633,6 +642,47 @@ fn import_and_export_all_four(dir: &Path, file: &str) -> String {
 fn ceil_mode_pools_export_to_tflite_and_onnx_float_and_int8() {
     let dir = tempdir();
     import_and_export_all_four(dir.path(), "ceil_pool_block");
+}
+
+/// ShuffleNet's units: channel slices become `SLICE`, the shuffle a
+/// `GATHER` of the channels (TFLite) or PyTorch's own three nodes (ONNX),
+/// float and int8; pruning is blocked through them, with the reason.
+#[test]
+fn channel_shuffles_and_splits_export_to_tflite_and_onnx_float_and_int8() {
+    let dir = tempdir();
+    let model = import_and_export_all_four(dir.path(), "shuffle_block");
+    let r = json(
+        &pf()
+            .args(["info", &model, "--coupling", "--json"])
+            .output()
+            .unwrap(),
+    );
+    let reasons = r["coupling"].to_string();
+    assert!(
+        reasons.contains("shuffled by `u1_out`") && reasons.contains("split by `u1_x1`"),
+        "{reasons}"
+    );
+    // pf's ONNX export is PyTorch's form, so it imports back.
+    let again = path_str(dir.path(), "again.pf");
+    let o = pf()
+        .args(["import"])
+        .arg(dir.path().join("shuffle_block.f.onnx"))
+        .args(["-o", &again])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", crate::support::stderr(&o));
+    let (a, b) = (
+        pf::model::load(Path::new(&model), &candle_core::Device::Cpu).unwrap(),
+        pf::model::load(Path::new(&again), &candle_core::Device::Cpu).unwrap(),
+    );
+    let kinds = |m: &Model| {
+        m.graph
+            .layers
+            .iter()
+            .map(|l| l.op.clone())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(kinds(&a), kinds(&b));
 }
 
 #[test]

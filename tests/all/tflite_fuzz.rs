@@ -1,13 +1,14 @@
 //! The TFLite write → LiteRT read round trip on random graphs: small
 //! models of every layer kind pf lowers (convolutions of any kernel, stride,
-//! padding and grouping, depthwise ones, batch norm, ReLU / ReLU6, pooling,
-//! residual adds, zero-channel padding, flatten or global pooling before
-//! the classifier, softmax), drawn from a seed, within what the exporter
-//! documents it lowers (batch norm and activations right after the
-//! convolution or add they fold into). Each must
-//! load in LiteRT's reference kernels and give pf's logits; the exporter
-//! may refuse one only with an error. A failure prints its seed and graph; more cases:
-//! `PF_TFLITE_FUZZ_CASES=500`, another series: `PF_TFLITE_FUZZ_SEED=N`.
+//! padding and grouping, depthwise ones, batch norm, ReLU / ReLU6, pooling
+//! (padded, rounding up), residual adds, zero-channel padding, channel
+//! slices and shuffles, flatten or global pooling before the classifier,
+//! softmax), drawn from a seed, within what the exporter documents it
+//! lowers (batch norm and activations right after the convolution or add
+//! they fold into). Each must load in LiteRT's reference kernels and give
+//! pf's logits; the exporter may refuse one only with an error. A failure
+//! prints its seed and graph; more cases: `PF_TFLITE_FUZZ_CASES=500`,
+//! another series: `PF_TFLITE_FUZZ_SEED=N`.
 
 use crate::support::tempdir;
 use crate::tflite::{random, run_litert};
@@ -191,6 +192,22 @@ impl Builder {
         }
     }
 
+    /// A ShuffleNet unit's moves: part of the channels (a slice), or all
+    /// of them shuffled in groups that divide them.
+    fn shuffle(&mut self, d: &mut Draw) {
+        let [c, h, w] = self.shape;
+        let last = self.last.clone();
+        if d.one_in(2) {
+            let start = d.int(0, c - 1);
+            let len = d.int(1, c - start);
+            self.push(Op::ChannelSlice { start, len }, &[&last], [len, h, w]);
+        } else {
+            let divisors: Vec<usize> = (1..=c).filter(|g| c % g == 0).collect();
+            let groups = divisors[d.int(0, divisors.len() - 1)];
+            self.push(Op::ChannelShuffle { groups }, &[&last], [c, h, w]);
+        }
+    }
+
     /// Max or average pooling, if the map is large enough.
     fn pool(&mut self, d: &mut Draw) {
         let [c, h, w] = self.shape;
@@ -282,12 +299,13 @@ fn graph(seed: u64) -> Graph {
         shape: [input.channels, input.height, input.width],
     };
     for _ in 0..d.int(1, 4) {
-        match d.int(0, 6) {
+        match d.int(0, 7) {
             0 | 1 => b.conv(&mut d),
             2 => b.residual(&mut d),
             3 => b.pool(&mut d),
             4 => b.gate(&mut d),
             5 => b.branches(&mut d),
+            6 => b.shuffle(&mut d),
             _ => b.pad_channels(&mut d),
         }
     }

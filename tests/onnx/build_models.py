@@ -334,6 +334,83 @@ def ceil_pool_block(out):
     save(graph, 13, out / "ceil_pool_block.onnx")
 
 
+def shuffle_block(out):
+    """ShuffleNet v2's two units as PyTorch exports them: a stem conv +
+    ReLU; a stride-1 unit (Split of the channels in halves, one half through
+    1×1 conv, depthwise 3×3, 1×1 conv, joined back to the other by Concat);
+    a stride-2 unit (two branches of depthwise stride-2 and 1×1 convs,
+    joined); each unit ending in a channel shuffle (Reshape to
+    N×2×C/2×H×W, Transpose of axes 1 and 2, Reshape back, with the batch
+    copied (0) in one and inferred (-1) in the other). Global pooling and a
+    Gemm. Opset 13 (Split sizes as an input)."""
+    bias = lambda name, n: numpy_helper.from_array(RNG.uniform(-0.1, 0.1, n).astype(np.float32), name)
+    ints = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)
+    init = [weight("stem_w", 8, 1, 3, 3), bias("stem_b", 8)]
+    init += [weight("u1_a_w", 4, 4, 1, 1), weight("u1_dw_w", 4, 1, 3, 3), weight("u1_b_w", 4, 4, 1, 1)]
+    init += [weight("u2_l_dw_w", 8, 1, 3, 3), weight("u2_l_w", 4, 8, 1, 1)]
+    init += [weight("u2_r_a_w", 4, 8, 1, 1), weight("u2_r_dw_w", 4, 1, 3, 3), weight("u2_r_b_w", 4, 4, 1, 1)]
+    init += [weight("fc_w", 10, 8), bias("fc_b", 10)]
+    init += [ints("halves", [4, 4]), ints("view1", [0, 2, 4, 8, 8]), ints("back1", [0, 8, 8, 8])]
+    init += [ints("view2", [-1, 2, 4, 4, 4]), ints("back2", [-1, 8, 4, 4])]
+    conv = lambda x, w, y, **kw: helper.make_node("Conv", [x, w], [y], **kw)
+    nodes = [
+        helper.make_node("Conv", ["x", "stem_w", "stem_b"], ["s"], pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["s"], ["s_relu"]),
+        # Unit 1: x1, x2 = x.chunk(2, dim=1); cat(x1, branch(x2)); shuffle.
+        helper.make_node("Split", ["s_relu", "halves"], ["u1_x1", "u1_x2"], axis=1),
+        conv("u1_x2", "u1_a_w", "u1_a"),
+        helper.make_node("Relu", ["u1_a"], ["u1_a_relu"]),
+        conv("u1_a_relu", "u1_dw_w", "u1_dw", group=4, pads=[1, 1, 1, 1]),
+        conv("u1_dw", "u1_b_w", "u1_b"),
+        helper.make_node("Relu", ["u1_b"], ["u1_b_relu"]),
+        helper.make_node("Concat", ["u1_x1", "u1_b_relu"], ["u1_cat"], axis=1),
+        helper.make_node("Reshape", ["u1_cat", "view1"], ["u1_view"]),
+        helper.make_node("Transpose", ["u1_view"], ["u1_t"], perm=[0, 2, 1, 3, 4]),
+        helper.make_node("Reshape", ["u1_t", "back1"], ["u1_out"]),
+        # Unit 2 (stride 2): cat(branch1(x), branch2(x)); shuffle.
+        conv("u1_out", "u2_l_dw_w", "u2_l_dw", group=8, pads=[1, 1, 1, 1], strides=[2, 2]),
+        conv("u2_l_dw", "u2_l_w", "u2_l"),
+        helper.make_node("Relu", ["u2_l"], ["u2_l_relu"]),
+        conv("u1_out", "u2_r_a_w", "u2_r_a"),
+        helper.make_node("Relu", ["u2_r_a"], ["u2_r_a_relu"]),
+        conv("u2_r_a_relu", "u2_r_dw_w", "u2_r_dw", group=4, pads=[1, 1, 1, 1], strides=[2, 2]),
+        conv("u2_r_dw", "u2_r_b_w", "u2_r_b"),
+        helper.make_node("Relu", ["u2_r_b"], ["u2_r_b_relu"]),
+        helper.make_node("Concat", ["u2_l_relu", "u2_r_b_relu"], ["u2_cat"], axis=1),
+        helper.make_node("Reshape", ["u2_cat", "view2"], ["u2_view"]),
+        helper.make_node("Transpose", ["u2_view"], ["u2_t"], perm=[0, 2, 1, 3, 4]),
+        helper.make_node("Reshape", ["u2_t", "back2"], ["u2_out"]),
+        helper.make_node("GlobalAveragePool", ["u2_out"], ["pool"]),
+        helper.make_node("Flatten", ["pool"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "shuffle_block",
+        [image_input("x")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        init,
+    )
+    save(graph, 13, out / "shuffle_block.onnx")
+
+
+def lone_transpose(out):
+    """A Transpose of a feature map outside any channel shuffle."""
+    init = [weight("w", 4, 1, 3, 3)]
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+        helper.make_node("Transpose", ["c"], ["y"], name="turn", perm=[0, 1, 3, 2]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "lone_transpose",
+        [image_input("x")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4, 6, 6])],
+        init,
+    )
+    save(graph, 13, out / "lone_transpose.onnx")
+
+
 def unsupported(out):
     """A LeakyRelu, which pf does not import."""
     init = [weight("w", 4, 1, 3, 3)]
@@ -389,6 +466,8 @@ def main() -> None:
     mobile_block(out)
     concat_block(out)
     ceil_pool_block(out)
+    shuffle_block(out)
+    lone_transpose(out)
     unsupported(out)
     external_data(out)
 

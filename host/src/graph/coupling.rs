@@ -150,6 +150,24 @@ impl Graph {
                     blocked.push((n, format!("joined from several layers by `{name}`")));
                     n
                 }
+                // A shuffle moves channels and a slice takes some of them:
+                // pruning would have to follow their positions.
+                Op::ChannelShuffle { .. } | Op::ChannelSlice { .. } => {
+                    let what = match layer.op {
+                        Op::ChannelShuffle { .. } => "shuffled",
+                        _ => "split",
+                    };
+                    blocked.push((
+                        src,
+                        format!("{what} by `{name}`, which pf does not prune through yet"),
+                    ));
+                    let n = uf.add();
+                    blocked.push((
+                        n,
+                        format!("{what} by `{name}` from another layer's channels"),
+                    ));
+                    n
+                }
                 Op::PadChannels { .. } => {
                     blocked.push((
                         src,

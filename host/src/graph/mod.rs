@@ -137,6 +137,21 @@ pub enum Op {
     /// Feature maps of the same height and width joined along the channels,
     /// in input order (Inception's branches, DenseNet's growing blocks).
     Concat,
+    /// ShuffleNet's channel shuffle: the channels, seen as `groups` rows of
+    /// `C / groups`, are read out by columns, so channel `i·(C/groups) + j`
+    /// moves to `j·groups + i` (PyTorch's `view`, `transpose`, `view`).
+    ChannelShuffle {
+        /// Rows of the channel matrix; divides the channel count.
+        groups: usize,
+    },
+    /// Channels `start .. start + len` of the input: one part of a `Split`
+    /// (ShuffleNet's `chunk`).
+    ChannelSlice {
+        /// First channel kept.
+        start: usize,
+        /// Channels kept.
+        len: usize,
+    },
     /// Max pooling; padded positions never win.
     MaxPool {
         /// Window (rows, columns).
@@ -217,6 +232,8 @@ impl Op {
             Op::Add => "add",
             Op::Mul => "mul",
             Op::Concat => "concat",
+            Op::ChannelShuffle { .. } => "channel_shuffle",
+            Op::ChannelSlice { .. } => "channel_slice",
             Op::MaxPool { .. } => "max_pool",
             Op::AvgPool { .. } => "avg_pool",
             Op::GlobalAvgPool => "global_avg_pool",

@@ -195,6 +195,25 @@ impl Layer {
                 }
                 Shape::Map { c, h, w }
             }
+            Op::ChannelShuffle { groups } => {
+                let (c, _, _) = map("channel shuffle")?;
+                if *groups == 0 || c % groups != 0 {
+                    return Err(err(format!(
+                        "shuffles {c} channels in {groups} groups; the groups must divide the channels"
+                    )));
+                }
+                x
+            }
+            Op::ChannelSlice { start, len } => {
+                let (c, h, w) = map("channel slice")?;
+                if *len == 0 || start + len > c {
+                    return Err(err(format!(
+                        "takes channels {start}..{} of {c}; a slice keeps at least one channel of its input",
+                        start + len
+                    )));
+                }
+                Shape::Map { c: *len, h, w }
+            }
             Op::Mul => {
                 let y = ins[1];
                 match (x, y) {

@@ -198,6 +198,8 @@ impl Model {
                         layer.inputs.iter().map(|i| &values[i.as_str()]).collect();
                     Tensor::cat(&parts, 1)?
                 }
+                Op::ChannelShuffle { groups } => nn::channel_shuffle(x, *groups)?,
+                Op::ChannelSlice { start, len } => x.narrow(1, *start, *len)?.contiguous()?,
                 Op::Add => {
                     let mut acc = x.clone();
                     for other in &layer.inputs[1..] {

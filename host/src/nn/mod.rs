@@ -107,6 +107,17 @@ pub fn hard_swish(x: &Tensor) -> Result<Tensor> {
     x.mul(&(relu6(&(x + 3.0)?)? / 6.0)?)
 }
 
+/// ShuffleNet's channel shuffle of an NCHW tensor: the channels as
+/// `groups` rows read out by columns (channel `i·(C/groups) + j` moves to
+/// `j·groups + i`).
+pub fn channel_shuffle(x: &Tensor, groups: usize) -> Result<Tensor> {
+    let (n, c, h, w) = x.dims4()?;
+    x.reshape((n, groups, c / groups, h, w))?
+        .transpose(1, 2)?
+        .contiguous()?
+        .reshape((n, c, h, w))
+}
+
 /// Numerically stable log-softmax over the last dimension.
 pub fn log_softmax(x: &Tensor) -> Result<Tensor> {
     let d = x.rank() - 1;

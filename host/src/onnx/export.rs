@@ -3,9 +3,13 @@
 //! **Float32.** Every pf layer becomes one node named after it, whose
 //! output tensor has the layer's name, so the file reads like `pf info`:
 //! `Conv`, `BatchNormalization` (kept, not folded), `Relu`, `Clip` for
-//! ReLU6, `Add` (`Sum` for more than two inputs), `MaxPool`,
-//! `AveragePool`, `GlobalAveragePool`, `Pad` for zero channels, `Flatten`,
-//! `Gemm` with `transB = 1` (pf's weights are out × in) and `Softmax`.
+//! ReLU6, `Sigmoid`, `HardSigmoid`, `HardSwish`, `Mul`, `Add` (`Sum` for
+//! more than two inputs), `Concat`, `Slice` for a channel slice,
+//! `MaxPool`, `AveragePool` (with `ceil_mode` where the layer has it),
+//! `GlobalAveragePool`, `Pad` for zero channels, `Flatten`, `Gemm` with
+//! `transB = 1` (pf's weights are out × in) and `Softmax`. A channel
+//! shuffle is the three nodes PyTorch writes (`Reshape`, `Transpose`,
+//! `Reshape`), so that it imports back.
 //! Weights are the ones the model computes with: masked and, for
 //! quantized layers, fake-quantized. A pruned model is written with its
 //! smaller shapes. The batch dimension is symbolic (`batch`).
@@ -496,6 +500,43 @@ impl Writer<'_> {
             Op::HardSwish => ("HardSwish", vec![]),
             Op::Mul => ("Mul", vec![]),
             Op::Concat => ("Concat", vec![int("axis", 1)]),
+            // PyTorch's form, which pf imports back: a view of the channels
+            // as groups, the groups transposed, the view undone.
+            Op::ChannelShuffle { groups } => {
+                let shapes = self.model.graph.shapes()?;
+                let Shape::Map { c, h, w } = self.model.graph.shape_of(&shapes, &layer.inputs[0])
+                else {
+                    bail!("layer `{name}`: a channel shuffle needs a feature map");
+                };
+                let (g, c, h, w) = (*groups as i64, c as i64, h as i64, w as i64);
+                let grouped = format!("{name}.grouped_shape");
+                self.initializers
+                    .push(i64_tensor(&grouped, &[5], &[0, g, c / g, h, w]));
+                let view = format!("{name}.grouped");
+                self.node(
+                    "Reshape",
+                    &view,
+                    vec![inputs[0].clone(), grouped],
+                    &view,
+                    vec![],
+                );
+                let turned = format!("{name}.transposed");
+                let perm = ints("perm", &[0, 2, 1, 3, 4]);
+                self.node("Transpose", &turned, vec![view], &turned, vec![perm]);
+                let back = format!("{name}.shape");
+                self.initializers
+                    .push(i64_tensor(&back, &[4], &[0, c, h, w]));
+                inputs = vec![turned, back];
+                ("Reshape", vec![])
+            }
+            Op::ChannelSlice { start, len } => {
+                for (key, v) in [("starts", *start), ("ends", start + len), ("axes", 1)] {
+                    let key = format!("{name}.{key}");
+                    self.initializers.push(i64_tensor(&key, &[1], &[v as i64]));
+                    inputs.push(key);
+                }
+                ("Slice", vec![])
+            }
             Op::Add if inputs.len() == 2 => ("Add", vec![]),
             Op::Add => ("Sum", vec![]),
             Op::MaxPool {

@@ -98,6 +98,8 @@ pub fn op_name(code: fb::BuiltinOperator) -> &'static str {
         B::Softmax => "SOFTMAX",
         B::Pad => "PAD",
         B::Padv2 => "PADV2",
+        B::Gather => "GATHER",
+        B::Slice => "SLICE",
         B::Mean => "MEAN",
         B::Quantize => "QUANTIZE",
         B::HardSwish => "HARD_SWISH",

@@ -172,6 +172,15 @@ pub enum OpKind {
     /// `PADV2`: `PAD` with the value in its third input (a max pool's
     /// padding that can never win).
     PadV2,
+    /// `GATHER` along `axis` of the indices in its second input (a channel
+    /// shuffle: a fixed permutation of the channels, NHWC axis 3).
+    Gather {
+        /// The axis gathered along.
+        axis: i32,
+    },
+    /// `SLICE` from the begin in its second input, of the size in its third
+    /// (a channel slice).
+    Slice,
     /// `RESHAPE` to the shape in its second input.
     Reshape {
         /// The new shape.
@@ -761,6 +770,28 @@ impl<'a> Lowering<'a> {
             }
             Op::HardSigmoid { alpha, beta } => self.lower_hard_sigmoid(layer, *alpha, *beta),
             Op::Concat => self.emit_joining(layer, OpKind::Concatenation),
+            Op::ChannelShuffle { groups } => {
+                let Shape::Map { c, .. } = self.shape_of(&layer.name) else {
+                    bail!("layer `{}`: a channel shuffle needs a feature map", layer.name);
+                };
+                // Output channel j·g + i reads input channel i·(C/g) + j.
+                let per = c / groups;
+                let from: Vec<i32> = (0..c).map(|k| ((k % groups) * per + k / groups) as i32).collect();
+                let indices = self.tensor(format!("{}/indices", layer.name), vec![c as i32], DType::I32, Some(i32_bytes(&from)));
+                self.emit_simple(layer, OpKind::Gather { axis: 3 }, vec![indices], None)?;
+                Ok(vec![layer.name.clone()])
+            }
+            Op::ChannelSlice { start, len } => {
+                let Shape::Map { h, w, .. } = self.shape_of(&layer.name) else {
+                    bail!("layer `{}`: a channel slice needs a feature map", layer.name);
+                };
+                let begin = [0, 0, 0, *start as i32];
+                let size = [1, h as i32, w as i32, *len as i32];
+                let begin = self.tensor(format!("{}/begin", layer.name), vec![4], DType::I32, Some(i32_bytes(&begin)));
+                let size = self.tensor(format!("{}/size", layer.name), vec![4], DType::I32, Some(i32_bytes(&size)));
+                self.emit_simple(layer, OpKind::Slice, vec![begin, size], None)?;
+                Ok(vec![layer.name.clone()])
+            }
             Op::Mul => self.emit_joining(layer, OpKind::Mul { act: Activation::None }),
         }
     }

@@ -8,8 +8,8 @@
 //!   from the model's quantization-aware-training ranges where a layer has
 //!   an activation quantizer, otherwise from calibration: the float graph
 //!   run on a sample of training images, keeping each tensor's min and max;
-//! - operators that only move values (pools, `PAD`, `PADV2`, `RESHAPE`) keep
-//!   their input's parameters, as the integer kernels require (`PADV2`'s
+//! - operators that only move values (pools, `PAD`, `PADV2`, `RESHAPE`,
+//!   `GATHER`, `SLICE`) keep their input's parameters, as the integer kernels require (`PADV2`'s
 //!   value, a max pool's padding, is the lowest integer), and `SOFTMAX` and
 //!   `LOGISTIC` write scale 1/256 with zero point −128;
 //! - constant operands of `ADD` and `MUL` (a hard-sigmoid's scale and
@@ -121,21 +121,33 @@ fn quantize_weights(
     Ok(())
 }
 
+/// Whether `kind` only moves values, so that its int8 output keeps its
+/// input's scale and zero point.
+fn moves_values(kind: &OpKind) -> bool {
+    matches!(
+        kind,
+        OpKind::MaxPool { .. }
+            | OpKind::AvgPool { .. }
+            | OpKind::Reshape { .. }
+            | OpKind::Gather { .. }
+            | OpKind::Slice
+            | OpKind::Pad
+            | OpKind::PadV2
+    )
+}
+
 /// Gives every tensor a concatenation joins, and its result, one scale and
 /// zero point covering all their ranges, as TFLite's int8 `CONCATENATION`
 /// requires (it copies bytes). Tensors linked through several
-/// concatenations (DenseNet's growing blocks) share one.
+/// concatenations (DenseNet's growing blocks), or through operators that
+/// only move values and so keep their input's parameters (ShuffleNet's
+/// channel slices and shuffles, a pool), share one.
 fn share_concatenation_quant(q: &mut Lowered, ranges: &Ranges) {
-    let joins: Vec<&OpDef> = q
-        .ops
-        .iter()
-        .filter(|op| op.kind == OpKind::Concatenation)
-        .collect();
-    if joins.is_empty() {
+    if !q.ops.iter().any(|op| op.kind == OpKind::Concatenation) {
         return;
     }
     // Union-find over tensors: each concatenation links its inputs to its
-    // output.
+    // output, each value-moving operator its input to its output.
     let mut root: Vec<usize> = (0..q.tensors.len()).collect();
     fn find(root: &mut [usize], mut x: usize) -> usize {
         while root[x] != x {
@@ -144,26 +156,45 @@ fn share_concatenation_quant(q: &mut Lowered, ranges: &Ranges) {
         }
         x
     }
-    let linked: Vec<usize> = joins
-        .iter()
-        .flat_map(|op| op.inputs.iter().chain(&op.outputs).copied())
-        .collect();
-    for op in &joins {
-        for &t in &op.inputs {
+    let mut joined = Vec::new();
+    // A `PADV2` output holds the lowest float, which no range should cover.
+    let mut padded = std::collections::HashSet::new();
+    for op in &q.ops {
+        let linked: &[usize] = match op.kind {
+            OpKind::Concatenation => &op.inputs,
+            ref k if moves_values(k) => &op.inputs[..1],
+            _ => continue,
+        };
+        if op.kind == OpKind::Concatenation {
+            joined.push(op.outputs[0]);
+        }
+        if op.kind == OpKind::PadV2 {
+            padded.insert(op.outputs[0]);
+        }
+        for &t in linked {
             let (a, b) = (find(&mut root, t), find(&mut root, op.outputs[0]));
             root[a] = b;
         }
     }
     let mut span: std::collections::HashMap<usize, (f32, f32)> = std::collections::HashMap::new();
-    for &t in &linked {
+    for t in 0..q.tensors.len() {
+        if padded.contains(&t) {
+            continue;
+        }
         if let Some((lo, hi)) = ranges.get(t).copied().flatten() {
             let e = span.entry(find(&mut root, t)).or_insert((lo, hi));
             *e = (e.0.min(lo), e.1.max(hi));
         }
     }
-    for t in linked {
-        if let Some(&(lo, hi)) = span.get(&find(&mut root, t)) {
-            q.tensors[t].quant = Some(activation_quant(lo, hi));
+    // Only the classes a concatenation is in change.
+    let classes: std::collections::HashSet<usize> =
+        joined.iter().map(|&t| find(&mut root, t)).collect();
+    for t in 0..q.tensors.len() {
+        let class = find(&mut root, t);
+        if classes.contains(&class) && q.tensors[t].data.is_none() {
+            if let Some(&(lo, hi)) = span.get(&class) {
+                q.tensors[t].quant = Some(activation_quant(lo, hi));
+            }
         }
     }
 }
@@ -251,6 +282,8 @@ pub fn quantize(g: &Lowered, ranges: &Ranges, opts: &Int8Options) -> Result<Lowe
             OpKind::MaxPool { .. }
             | OpKind::AvgPool { .. }
             | OpKind::Reshape { .. }
+            | OpKind::Gather { .. }
+            | OpKind::Slice
             | OpKind::Pad => {
                 q.tensors[y].quant = q.tensors[x].quant.clone();
             }
@@ -281,7 +314,7 @@ pub fn quantize(g: &Lowered, ranges: &Ranges, opts: &Int8Options) -> Result<Lowe
                     .find(|&&t| q.tensors[t].quant != q.tensors[y].quant)
                 {
                     bail!(
-                        "layer `{}`: TFLite's int8 concatenation needs its inputs on the output's scale, and `{}` (the output of a pooling or reshape) keeps its own; export this model as float32",
+                        "layer `{}`: TFLite's int8 concatenation needs its inputs on the output's scale, and `{}` has parameters of its own; export this model as float32",
                         op.layer,
                         q.tensors[t].name
                     );

@@ -281,6 +281,47 @@ pub fn evaluate(g: &Lowered, images: &Tensor, keep_all: bool) -> Result<Evaluati
                 let pads = [p[2], p[3], p[4], p[5]].map(|v| v as usize);
                 nn::pool::pad_constant(&x, pads, fill as f64)?
             }
+            OpKind::Gather { axis } => {
+                let x = value(0)?;
+                if x.rank() != 4 || *axis != 3 {
+                    bail!(
+                        "operator for layer `{}`: only a gather of a feature map's channels is simulated",
+                        op.layer
+                    );
+                }
+                let c = x.dim(1)?;
+                let from = ints(1)?;
+                if from.iter().any(|&k| k < 0 || k as usize >= c) {
+                    bail!(
+                        "operator for layer `{}`: a channel index is out of range",
+                        op.layer
+                    );
+                }
+                let from: Vec<u32> = from.iter().map(|&k| k as u32).collect();
+                let n = from.len();
+                x.index_select(&Tensor::from_vec(from, n, x.device())?, 1)?
+            }
+            OpKind::Slice => {
+                let x = value(0)?;
+                let (begin, size) = (ints(1)?, ints(2)?);
+                let (_, c, h, w) = x.dims4()?;
+                let whole = |b: i64, s: i64, n: usize| b == 0 && (s == n as i64 || s == -1);
+                match (&begin[..], &size[..]) {
+                    ([0, bh, bw, start], [1 | -1, sh, sw, len])
+                        if whole(*bh, *sh, h)
+                            && whole(*bw, *sw, w)
+                            && *start >= 0
+                            && *len > 0
+                            && (start + len) as usize <= c =>
+                    {
+                        x.narrow(1, *start as usize, *len as usize)?.contiguous()?
+                    }
+                    _ => bail!(
+                        "operator for layer `{}`: only a slice of a feature map's channels is simulated",
+                        op.layer
+                    ),
+                }
+            }
             OpKind::Reshape { shape } => {
                 let x = value(0)?;
                 if shape.len() != 2 || shape[0] != 1 {

@@ -128,6 +128,15 @@ fn code_and_options(kind: &OpKind) -> (fb::BuiltinOperator, Option<fb::BuiltinOp
         OpKind::Pad => (B::Pad, Some(O::PadOptions(Box::new(fb::PadOptions {})))),
         // PadV2Options is an empty table; TFLite reads no options for it.
         OpKind::PadV2 => (B::Padv2, None),
+        OpKind::Gather { axis } => (
+            B::Gather,
+            Some(O::GatherOptions(Box::new(fb::GatherOptions {
+                axis: *axis,
+                batch_dims: 0,
+            }))),
+        ),
+        // SliceOptions is an empty table; TFLite reads no options for it.
+        OpKind::Slice => (B::Slice, None),
         OpKind::Reshape { shape } => (
             B::Reshape,
             Some(O::ReshapeOptions(Box::new(fb::ReshapeOptions {
@@ -168,6 +177,7 @@ fn version(kind: &OpKind, int8: bool) -> i32 {
         | OpKind::Dequantize => 2,
         OpKind::Pad => 3,
         OpKind::PadV2 => 2,
+        OpKind::Gather { .. } | OpKind::Slice => 2,
         OpKind::Reshape { .. } | OpKind::Densify => 1,
         OpKind::HardSwish => 1,
         // Float input; version 2 is the one with int8 output.

@@ -43,7 +43,7 @@ use constant::{constant, Constant};
 pub const SUPPORTED_OPS: &str = "Conv, BatchNormalization, Relu, Clip (0..6 or 0..∞), Sigmoid, \
 HardSigmoid, HardSwish, Add, Sum, Mul (of two computed tensors), Concat (of feature maps along channels), \
 MaxPool, AveragePool, GlobalAveragePool, ReduceMean (spatial), Pad (channels only), Flatten, Reshape/Squeeze (to \
-N×features), Gemm, MatMul, Softmax, Identity, Dropout, Constant, and Shape, Gather, Unsqueeze, \
+N×features), Split and Slice (of channels), Reshape-Transpose-Reshape (a channel shuffle), Gemm, MatMul, Softmax, Identity, Dropout, Constant, and Shape, Gather, Unsqueeze, \
 Concat, Cast on shapes (for Reshape targets)";
 
 /// How to import.
@@ -219,6 +219,15 @@ enum Value {
     /// write for `x.view(x.size(0), -1)`): a 1-D integer tensor whose
     /// entries are known, or `None` where it is the dynamic batch size.
     Dims(Vec<Option<i64>>),
+    /// A channel shuffle under way (ShuffleNet's `view`, `transpose`,
+    /// `view`): `layer`'s map seen as `N × groups × C/groups × H × W`, after
+    /// the `Transpose` of axes 1 and 2 once `transposed`. Only the closing
+    /// `Reshape` back to `N × C × H × W` reads it.
+    Shuffling {
+        layer: String,
+        groups: usize,
+        transposed: bool,
+    },
 }
 
 /// A layer name from a node: its name (or first output), with characters
@@ -491,6 +500,11 @@ impl Importer<'_> {
                 self.here(node),
                 node.input[i]
             ),
+            Value::Shuffling { .. } => bail!(
+                "{}: input {i} (`{}`) is a 5-D view of a feature map; pf imports such a view only as part of a channel shuffle (Reshape to N×g×C/g×H×W, Transpose of axes 1 and 2, Reshape back to N×C×H×W, as ShuffleNet writes it)",
+                self.here(node),
+                node.input[i]
+            ),
         }
     }
 
@@ -503,7 +517,7 @@ impl Importer<'_> {
                 .ints()
                 .map(|v| v.into_iter().map(Some).collect())
                 .ok_or_else(|| anyhow!("{}: its {what} is not integers", self.here(node))),
-            Value::Layer(_) => bail!(
+            Value::Layer(_) | Value::Shuffling { .. } => bail!(
                 "{}: its {what} (`{}`) is a computed tensor; pf evaluates {} only on shapes and constants",
                 self.here(node),
                 node.input[i],
@@ -520,7 +534,7 @@ impl Importer<'_> {
                 dims: vec![d.len()],
                 values: constant::Values::Int(d.iter().map(|v| v.unwrap_or(0)).collect()),
             }),
-            Value::Layer(_) | Value::Dims(_) => bail!(
+            Value::Layer(_) | Value::Dims(_) | Value::Shuffling { .. } => bail!(
                 "{}: its {what} (`{}`) is computed in the graph; pf needs it as an initializer or Constant",
                 self.here(node),
                 node.input[i]
@@ -563,6 +577,20 @@ impl Importer<'_> {
                 _ => node.op_type().to_ascii_lowercase(),
             },
         };
+        let output = node.output.first().cloned();
+        self.push_named(node, base, op, inputs, output)
+    }
+
+    /// Adds a layer for `node` named `base` (or `base_K` when taken) and
+    /// maps `output` to it, as [`Importer::push`] does.
+    fn push_named(
+        &mut self,
+        node: &NodeProto,
+        base: String,
+        op: Op,
+        inputs: Vec<String>,
+        output: Option<String>,
+    ) -> Result<String> {
         let mut name = base.clone();
         let mut k = 1;
         while self.names.contains(&name) {
@@ -584,8 +612,8 @@ impl Importer<'_> {
         self.shapes.insert(name.clone(), shape);
         self.names.insert(name.clone());
         self.layers.push(layer);
-        if let Some(out) = node.output.first() {
-            self.values.insert(out.clone(), Value::Layer(name.clone()));
+        if let Some(out) = output {
+            self.values.insert(out, Value::Layer(name.clone()));
         }
         Ok(name)
     }

@@ -50,14 +50,14 @@ impl Importer<'_> {
             .iter()
             .filter_map(|v| match v {
                 Value::Layer(l) => Some(l.clone()),
-                Value::Constant(_) | Value::Dims(_) => None,
+                Value::Constant(_) | Value::Dims(_) | Value::Shuffling { .. } => None,
             })
             .collect();
         let constants: Vec<&Constant> = values
             .iter()
             .filter_map(|v| match v {
                 Value::Constant(c) => Some(c),
-                Value::Layer(_) | Value::Dims(_) => None,
+                Value::Layer(_) | Value::Dims(_) | Value::Shuffling { .. } => None,
             })
             .collect();
         match (layers.as_slice(), constants.as_slice()) {

@@ -6,7 +6,8 @@
 //! - [`elementwise`]: `Clip`, `Add`/`Sum`;
 //! - [`pool`]: `MaxPool`, `AveragePool`, `ReduceMean`, `Pad`;
 //! - [`shape`]: `Reshape`, `Shape`/`Gather`/`Unsqueeze`/`Concat`/`Cast`,
-//!   `Squeeze`;
+//!   `Squeeze`, `Split` and `Slice` of channels, and the `Reshape`, `Transpose`,
+//!   `Reshape` of a channel shuffle;
 //! - [`linear`]: `Gemm`, `MatMul`, `Softmax`.
 //!
 //! The operators without attributes worth a function (`Relu`,
@@ -86,6 +87,9 @@ impl Importer<'_> {
                 self.push(node, Op::Flatten, vec![x]).map(drop)
             }
             "Reshape" => self.reshape(node),
+            "Transpose" => self.transpose(node),
+            "Split" => self.split(node),
+            "Slice" if self.opset >= 10 => self.slice(node),
             "Concat" if self.joins_maps(node) => self.concat(node),
             "Shape" | "Gather" | "Unsqueeze" | "Concat" | "Cast" => self.shape_arithmetic(node),
             "Squeeze" => self.squeeze(node),
