@@ -64,10 +64,17 @@ impl fmt::Display for Shape {
 /// Output size of a windowed op along one axis, or `None` when the window does
 /// not fit.
 fn window_out(size: usize, kernel: usize, stride: usize, padding: usize) -> Option<usize> {
-    if stride == 0 || kernel == 0 || size + 2 * padding < kernel {
+    let total = padded(size, padding)?;
+    if stride == 0 || kernel == 0 || total < kernel {
         return None;
     }
-    Some((size + 2 * padding - kernel) / stride + 1)
+    Some((total - kernel) / stride + 1)
+}
+
+/// `size` with `padding` on both sides, or `None` past `usize` (a damaged
+/// model's sizes must not overflow).
+fn padded(size: usize, padding: usize) -> Option<usize> {
+    padding.checked_mul(2)?.checked_add(size)
 }
 
 /// Output size of a pooling window along one axis with the size rounded
@@ -84,13 +91,13 @@ fn ceil_window_out(
     padding: usize,
 ) -> Option<(usize, usize)> {
     window_out(size, kernel, stride, padding)?;
-    let span = size + 2 * padding - kernel;
-    let mut out = span.div_ceil(stride) + 1;
-    if (out - 1) * stride >= size + padding {
+    let total = padded(size, padding)?;
+    let mut out = (total - kernel).div_ceil(stride) + 1;
+    if (out - 1).checked_mul(stride)? >= size + padding {
         out -= 1;
     }
-    let overhang = ((out - 1) * stride + kernel).saturating_sub(size + 2 * padding);
-    Some((out, overhang))
+    let reach = (out - 1).checked_mul(stride)?.checked_add(kernel)?;
+    Some((out, reach.saturating_sub(total)))
 }
 
 /// The padding a pooling layer applies to a `h×w` input, as `[top, bottom,
@@ -206,10 +213,10 @@ impl Layer {
             }
             Op::ChannelSlice { start, len } => {
                 let (c, h, w) = map("channel slice")?;
-                if *len == 0 || start + len > c {
+                if *len == 0 || start.checked_add(*len).is_none_or(|end| end > c) {
                     return Err(err(format!(
                         "takes channels {start}..{} of {c}; a slice keeps at least one channel of its input",
-                        start + len
+                        start.saturating_add(*len)
                     )));
                 }
                 Shape::Map { c: *len, h, w }
@@ -248,7 +255,7 @@ impl Layer {
                 ceil_mode,
             } => {
                 let (c, h, w) = map("pooling")?;
-                if padding[0] * 2 > kernel[0] || padding[1] * 2 > kernel[1] {
+                if padding[0] > kernel[0] / 2 || padding[1] > kernel[1] / 2 {
                     return Err(err(format!(
                         "padding {padding:?} is more than half the window {kernel:?}"
                     )));

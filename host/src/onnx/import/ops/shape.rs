@@ -73,7 +73,10 @@ impl Importer<'_> {
             return Ok(None);
         };
         let batch = matches!(n, Some(0) | Some(-1) | Some(1) | None);
-        let fits = g > 0 && per > 0 && (g * per) as usize == c && (th, tw) == (h as i64, w as i64);
+        let fits = g > 0
+            && per > 0
+            && g.checked_mul(per) == Some(c as i64)
+            && (th, tw) == (h as i64, w as i64);
         Ok((batch && fits).then_some(g as usize))
     }
 
@@ -171,10 +174,8 @@ impl Importer<'_> {
                 .map(|i| each.min(c as i64 - i * each).max(0))
                 .collect()
         };
-        if sizes.len() != parts
-            || sizes.iter().any(|&s| s <= 0)
-            || sizes.iter().sum::<i64>() != c as i64
-        {
+        let total = sizes.iter().try_fold(0i64, |a, &s| a.checked_add(s));
+        if sizes.len() != parts || sizes.iter().any(|&s| s <= 0) || total != Some(c as i64) {
             return Err(self.unsupported_value(
                 node,
                 format!("split sizes {sizes:?} for {parts} outputs do not cut {c} channels into non-empty parts"),
