@@ -335,14 +335,16 @@ def ceil_pool_block(out):
 
 
 def shuffle_block(out):
-    """ShuffleNet v2's two units as PyTorch exports them: a stem conv +
-    ReLU; a stride-1 unit (Split of the channels in halves, one half through
-    1×1 conv, depthwise 3×3, 1×1 conv, joined back to the other by Concat);
-    a stride-2 unit (two branches of depthwise stride-2 and 1×1 convs,
+    """ShuffleNet v2's units as PyTorch exports them: a stem conv + ReLU; a
+    stride-1 unit (Split of the channels in halves, one half through 1×1
+    conv, depthwise 3×3, 1×1 conv, joined back to the other by Concat); a
+    stride-2 unit (two branches of depthwise stride-2 and 1×1 convs,
     joined); each unit ending in a channel shuffle (Reshape to
     N×2×C/2×H×W, Transpose of axes 1 and 2, Reshape back, with the batch
-    copied (0) in one and inferred (-1) in the other). Global pooling and a
-    Gemm. Opset 13 (Split sizes as an input)."""
+    copied (0) in one and inferred (-1) in the other). A third unit as the
+    legacy exporter writes it with a dynamic batch: Slices and views whose
+    bounds are shape arithmetic (Div included), after a one-input Concat.
+    Global pooling and a Gemm. Opset 13 (Split sizes as an input)."""
     bias = lambda name, n: numpy_helper.from_array(RNG.uniform(-0.1, 0.1, n).astype(np.float32), name)
     ints = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)
     init = [weight("stem_w", 8, 1, 3, 3), bias("stem_b", 8)]
@@ -352,6 +354,11 @@ def shuffle_block(out):
     init += [weight("fc_w", 10, 8), bias("fc_b", 10)]
     init += [ints("halves", [4, 4]), ints("view1", [0, 2, 4, 8, 8]), ints("back1", [0, 8, 8, 8])]
     init += [ints("view2", [-1, 2, 4, 4, 4]), ints("back2", [-1, 8, 4, 4])]
+    init += [weight("u3_w", 4, 4, 1, 1)]
+    scalar = lambda name, v: numpy_helper.from_array(np.array(v, dtype=np.int64), name)
+    init += [scalar("i0", 0), scalar("i1", 1), scalar("i2", 2), scalar("i3", 3), scalar("two", 2)]
+    init += [ints("axis0", [0]), ints("zero1", [0]), ints("one1", [1]), ints("two1", [2])]
+    init += [ints("big1", [2**63 - 1]), ints("minus1", [-1])]
     conv = lambda x, w, y, **kw: helper.make_node("Conv", [x, w], [y], **kw)
     nodes = [
         helper.make_node("Conv", ["x", "stem_w", "stem_b"], ["s"], pads=[1, 1, 1, 1]),
@@ -380,7 +387,32 @@ def shuffle_block(out):
         helper.make_node("Reshape", ["u2_cat", "view2"], ["u2_view"]),
         helper.make_node("Transpose", ["u2_view"], ["u2_t"], perm=[0, 2, 1, 3, 4]),
         helper.make_node("Reshape", ["u2_t", "back2"], ["u2_out"]),
-        helper.make_node("GlobalAveragePool", ["u2_out"], ["pool"]),
+        # Unit 3 as the legacy exporter writes it with a dynamic batch: the
+        # chunk as two Slices and the shuffle's view, both with bounds from
+        # shape arithmetic (Shape, Gather, Div, Unsqueeze, Concat), after a
+        # one-input Concat (DenseNet's torch.cat([x], 1)).
+        helper.make_node("Concat", ["u2_out"], ["u3_in"], axis=1),
+        helper.make_node("Shape", ["u3_in"], ["u3_shape"]),
+        helper.make_node("Gather", ["u3_shape", "i0"], ["u3_n"], axis=0),
+        helper.make_node("Gather", ["u3_shape", "i1"], ["u3_c"], axis=0),
+        helper.make_node("Gather", ["u3_shape", "i2"], ["u3_h"], axis=0),
+        helper.make_node("Gather", ["u3_shape", "i3"], ["u3_wd"], axis=0),
+        helper.make_node("Div", ["u3_c", "two"], ["u3_half"]),
+        helper.make_node("Unsqueeze", ["u3_half", "axis0"], ["u3_half1"]),
+        helper.make_node("Slice", ["u3_in", "zero1", "u3_half1", "one1"], ["u3_x1"]),
+        helper.make_node("Slice", ["u3_in", "u3_half1", "big1", "one1"], ["u3_x2"]),
+        conv("u3_x2", "u3_w", "u3_b"),
+        helper.make_node("Relu", ["u3_b"], ["u3_b_relu"]),
+        helper.make_node("Concat", ["u3_x1", "u3_b_relu"], ["u3_cat"], axis=1),
+        helper.make_node("Unsqueeze", ["u3_n", "axis0"], ["u3_n1"]),
+        helper.make_node("Unsqueeze", ["u3_h", "axis0"], ["u3_h1"]),
+        helper.make_node("Unsqueeze", ["u3_wd", "axis0"], ["u3_w1"]),
+        helper.make_node("Concat", ["u3_n1", "two1", "u3_half1", "u3_h1", "u3_w1"], ["u3_view_shape"], axis=0),
+        helper.make_node("Reshape", ["u3_cat", "u3_view_shape"], ["u3_view"]),
+        helper.make_node("Transpose", ["u3_view"], ["u3_t"], perm=[0, 2, 1, 3, 4]),
+        helper.make_node("Concat", ["u3_n1", "minus1", "u3_h1", "u3_w1"], ["u3_back_shape"], axis=0),
+        helper.make_node("Reshape", ["u3_t", "u3_back_shape"], ["u3_out"]),
+        helper.make_node("GlobalAveragePool", ["u3_out"], ["pool"]),
         helper.make_node("Flatten", ["pool"], ["flat"], axis=1),
         helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["y"], transB=1),
     ]

@@ -110,6 +110,13 @@ impl Importer<'_> {
         let inputs = (0..node.input.len())
             .map(|i| self.layer_input(node, i))
             .collect::<Result<Vec<_>>>()?;
+        // `torch.cat([x], 1)` (DenseNet's first layer): the input itself.
+        if let [only] = &inputs[..] {
+            if let Some(out) = node.output.first() {
+                self.values.insert(out.clone(), Value::Layer(only.clone()));
+            }
+            return Ok(());
+        }
         self.push(node, Op::Concat, inputs).map(drop)
     }
 

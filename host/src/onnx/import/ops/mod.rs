@@ -64,6 +64,9 @@ impl Importer<'_> {
                 let x = self.layer_input(node, 0)?;
                 self.push(node, Op::HardSwish, vec![x]).map(drop)
             }
+            // Arithmetic on shapes and integer constants (no feature map
+            // among the operands) is evaluated at import.
+            "Add" | "Sub" | "Mul" | "Div" if !self.joins_maps(node) => self.shape_arithmetic(node),
             "Mul" => self.mul(node),
             "Add" | "Sum" => self.add(node),
             "MaxPool" | "AveragePool" => self.pool(node),

@@ -321,6 +321,58 @@ impl Importer<'_> {
                 }
                 all
             }
+            "Add" | "Sub" | "Mul" | "Div" => {
+                // `channels // groups` and the like, as the legacy exporter
+                // writes them for ShuffleNet's views and chunks; a scalar
+                // operand applies to every entry.
+                self.check_attributes(node, &[])?;
+                let (a, b) = (
+                    self.dims_input(node, 0, "input")?,
+                    self.dims_input(node, 1, "input")?,
+                );
+                let n = match (a.len(), b.len()) {
+                    (x, y) if x == y => x,
+                    (1, y) => y,
+                    (x, 1) => x,
+                    (x, y) => {
+                        return Err(self.unsupported_value(
+                            node,
+                            format!(
+                                "its operands have {x} and {y} entries, which do not broadcast"
+                            ),
+                        ))
+                    }
+                };
+                let at = |v: &[Option<i64>], i: usize| if v.len() == 1 { v[0] } else { v[i] };
+                let mut dims = Vec::with_capacity(n);
+                for i in 0..n {
+                    let (x, y) = (at(&a, i), at(&b, i));
+                    let value = match (x, y) {
+                        (Some(x), Some(y)) => Some(
+                            match node.op_type() {
+                                "Add" => x.checked_add(y),
+                                "Sub" => x.checked_sub(y),
+                                "Mul" => x.checked_mul(y),
+                                // ONNX's integer division truncates.
+                                _ => x.checked_div(y),
+                            }
+                            .ok_or_else(|| {
+                                self.unsupported_value(
+                                    node,
+                                    format!(
+                                        "{} of {x} and {y} has no integer result",
+                                        node.op_type()
+                                    ),
+                                )
+                            })?,
+                        ),
+                        // The dynamic batch size stays unknown.
+                        _ => None,
+                    };
+                    dims.push(value);
+                }
+                dims
+            }
             _ => {
                 // Cast: shapes and integer constants stay what they are.
                 self.check_attributes(node, &["to", "saturate"])?;
