@@ -21,6 +21,7 @@
 #   benches/torchvision.sh
 #   MODELS="resnet18 googlenet" OUT=/tmp/tv benches/torchvision.sh
 #   PF=target/release/pf benches/torchvision.sh     (pf already built)
+#   SKIP_EXPORT=1 OUT=/tmp/tv benches/torchvision.sh (the ONNX files of a run)
 #
 # Needs PyTorch, never in CI: installs torch, torchvision, onnxscript, onnx,
 # ONNX Runtime, LiteRT and pillow from PyPI into target/torch-venv (about
@@ -45,7 +46,8 @@ if ! "$py" -c "import torch, torchvision, onnxscript, onnxruntime, ai_edge_liter
     onnxruntime==1.32.0 ai-edge-litert==2.3.0 tflite==2.18.0 pillow
 fi
 export PF_LITERT_PYTHON="$py"
-"$py" benches/torchvision_export.py "$out" $MODELS
+# SKIP_EXPORT=1 reuses the ONNX files of an earlier run in OUT.
+[ -n "${SKIP_EXPORT:-}" ] || "$py" benches/torchvision_export.py "$out" $MODELS
 
 data=(--data "folder:$out/images" --image-size 64)
 macs() { "$py" -c 'import json,sys; r=json.load(open(sys.argv[1])); print(r["macs_after"]/r["macs_before"])' "$1"; }
