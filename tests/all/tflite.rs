@@ -254,7 +254,7 @@ fn a_pruned_model_exports_smaller_with_the_same_operators_and_litert_agrees() {
 #[test]
 fn unexportable_models_and_damaged_files_get_clear_errors() {
     use pf::graph::{Graph, InputSpec, Layer, Op};
-    // A batch norm straight after the input has no convolution to fold into.
+    // A ReLU straight after the input has no operator to fuse into.
     let graph = Graph {
         preprocessing: None,
         name: "odd".into(),
@@ -264,26 +264,15 @@ fn unexportable_models_and_damaged_files_get_clear_errors() {
             width: 4,
         },
         layers: vec![
-            Layer::new(
-                "norm",
-                Op::BatchNorm {
-                    channels: 2,
-                    eps: 1e-5,
-                    momentum: 0.1,
-                },
-                &["input"],
-            ),
-            Layer::new("pool", Op::GlobalAvgPool, &["norm"]),
+            Layer::new("act", Op::Relu, &["input"]),
+            Layer::new("pool", Op::GlobalAvgPool, &["act"]),
         ],
     };
     let m = Model::init(graph, 0, &Device::Cpu).unwrap();
     let dir = tempdir();
     let out = dir.path().join("odd.tflite");
     let err = format!("{:#}", pf::export::tflite::export(&m, &out).unwrap_err());
-    assert!(
-        err.contains("`norm`") && err.contains("batch norm"),
-        "{err}"
-    );
+    assert!(err.contains("`act`") && err.contains("activation"), "{err}");
     assert!(
         !out.exists(),
         "nothing is written for a model that cannot be exported"
@@ -301,7 +290,7 @@ fn unexportable_models_and_damaged_files_get_clear_errors() {
         .output()
         .unwrap();
     assert!(
-        !o.status.success() && stderr(&o).contains("`norm`"),
+        !o.status.success() && stderr(&o).contains("`act`"),
         "{}",
         stderr(&o)
     );

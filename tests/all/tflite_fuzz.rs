@@ -1,11 +1,12 @@
 //! The TFLite write → LiteRT read round trip on random graphs: small
 //! models of every layer kind pf lowers (convolutions of any kernel, stride,
-//! padding and grouping, depthwise ones, batch norm, ReLU / ReLU6, pooling
+//! padding and grouping, depthwise ones, batch norm after a convolution or
+//! on its own, ReLU / ReLU6, pooling
 //! (padded, rounding up), residual adds, zero-channel padding, channel
 //! slices and shuffles, flatten or global pooling before the classifier,
 //! softmax), drawn from a seed, within what the exporter documents it
-//! lowers (batch norm and activations right after the convolution or add
-//! they fold into). Each must load in LiteRT's reference kernels and give
+//! lowers (activations right after the convolution, add or batch norm they
+//! fold into). Each must load in LiteRT's reference kernels and give
 //! pf's logits; the exporter may refuse one only with an error. A failure
 //! prints its seed and graph; more cases: `PF_TFLITE_FUZZ_CASES=500`,
 //! another series: `PF_TFLITE_FUZZ_SEED=N`.
@@ -59,7 +60,18 @@ impl Builder {
     fn conv(&mut self, d: &mut Draw) {
         let [c, h, w] = self.shape;
         let depthwise = c > 1 && d.one_in(4);
-        let out = if depthwise { c } else { d.int(1, 6) };
+        // Grouped (RegNet's): a divisor of the channels other than 1 and C.
+        let divisors: Vec<usize> = (2..c).filter(|g| c % g == 0).collect();
+        let groups = match depthwise {
+            true => c,
+            false if !divisors.is_empty() && d.one_in(3) => divisors[d.int(0, divisors.len() - 1)],
+            false => 1,
+        };
+        let out = match groups {
+            1 => d.int(1, 6),
+            g if g == c => c,
+            g => g * d.int(1, 2),
+        };
         let kernel = [d.int(1, 3.min(h + 2)), d.int(1, 3.min(w + 2))];
         let padding = [d.int(0, kernel[0] / 2), d.int(0, kernel[1] / 2)];
         let stride = [d.int(1, 2), d.int(1, 2)];
@@ -73,7 +85,7 @@ impl Builder {
             kernel,
             stride,
             padding,
-            groups: if depthwise { c } else { 1 },
+            groups,
             bias: d.one_in(2),
         };
         let last = self.last.clone();
@@ -92,6 +104,19 @@ impl Builder {
             };
             self.push(op, &[&last], self.shape);
         }
+        self.activation(d);
+    }
+
+    /// A batch norm on its own, then an activation, maybe (DenseNet's
+    /// pre-activation after a join or a pool).
+    fn pre_activation(&mut self, d: &mut Draw) {
+        let last = self.last.clone();
+        let op = Op::BatchNorm {
+            channels: self.shape[0],
+            eps: 1e-5,
+            momentum: 0.1,
+        };
+        self.push(op, &[&last], self.shape);
         self.activation(d);
     }
 
@@ -299,13 +324,14 @@ fn graph(seed: u64) -> Graph {
         shape: [input.channels, input.height, input.width],
     };
     for _ in 0..d.int(1, 4) {
-        match d.int(0, 7) {
+        match d.int(0, 8) {
             0 | 1 => b.conv(&mut d),
             2 => b.residual(&mut d),
             3 => b.pool(&mut d),
             4 => b.gate(&mut d),
             5 => b.branches(&mut d),
             6 => b.shuffle(&mut d),
+            7 => b.pre_activation(&mut d),
             _ => b.pad_channels(&mut d),
         }
     }

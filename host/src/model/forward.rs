@@ -318,11 +318,25 @@ impl Model {
         conv: &crate::graph::Layer,
         bn: &str,
     ) -> Result<(Tensor, Tensor)> {
+        let w = self.effective_weight(conv, false)?;
+        let o = w.dim(0)?;
+        let (scale, shift) = self.batch_norm_affine(bn)?;
+        let w = w.broadcast_mul(&scale.reshape((o, 1, 1, 1))?)?;
+        let b = match self.params.get(&format!("{}.bias", conv.name)) {
+            Some(b) => b.as_tensor().detach(),
+            None => Tensor::zeros(o, w.dtype(), w.device())?,
+        };
+        let b = (b.mul(&scale)? + shift)?;
+        Ok((w, b))
+    }
+
+    /// The per-channel affine map a batch norm computes at inference, as
+    /// `(scale, shift)`: `y = x · scale + shift`, with `scale = γ / √(σ² +
+    /// ε)` and `shift = β − μ · scale`.
+    pub(crate) fn batch_norm_affine(&self, bn: &str) -> Result<(Tensor, Tensor)> {
         let Some(Op::BatchNorm { eps, .. }) = self.graph.layer(bn).map(|l| &l.op) else {
             bail!("`{bn}` is not a batch norm");
         };
-        let w = self.effective_weight(conv, false)?;
-        let o = w.dim(0)?;
         let get = |k: &str| -> Result<Tensor> {
             let key = format!("{bn}.{k}");
             match self.params.get(&key) {
@@ -335,13 +349,8 @@ impl Model {
             }
         };
         let scale = get("weight")?.div(&(get("running_var")? + *eps)?.sqrt()?)?;
-        let w = w.broadcast_mul(&scale.reshape((o, 1, 1, 1))?)?;
-        let b = match self.params.get(&format!("{}.bias", conv.name)) {
-            Some(b) => b.as_tensor().detach(),
-            None => Tensor::zeros(o, w.dtype(), w.device())?,
-        };
-        let b = ((b - get("running_mean")?)?.mul(&scale)? + get("bias")?)?;
-        Ok((w, b))
+        let shift = (get("bias")? - get("running_mean")?.mul(&scale)?)?;
+        Ok((scale, shift))
     }
 
     /// Batch norms whose output only feeds a ReLU (and is neither captured

@@ -481,12 +481,6 @@ impl<'a> Lowering<'a> {
             )
         };
         let depthwise = layer.op.is_depthwise();
-        if groups != 1 && !depthwise {
-            bail!(
-                "layer `{}`: grouped convolutions ({groups} groups) other than depthwise have no TFLite operator",
-                layer.name
-            );
-        }
         let x = self.input_value(layer, 0)?;
         let mut consumed = vec![layer.name.clone()];
         let mut last = layer.name.as_str();
@@ -515,6 +509,15 @@ impl<'a> Lowering<'a> {
         let (last, act) = self.fuse_activation(last, &mut consumed);
         let (input, pad_mode) =
             self.spatial_padding(layer, x, kernel, stride, symmetric(padding), PadFill::Zeros)?;
+        if groups != 1 && !depthwise {
+            let conv = OpKind::Conv2d {
+                padding: pad_mode,
+                stride,
+                act,
+            };
+            self.lower_groups(layer, input, conv, &w, &b, groups, &last)?;
+            return Ok(consumed);
+        }
         // pf: O × I/g × kh × kw. TFLite conv: O × kh × kw × I; depthwise:
         // 1 × kh × kw × O.
         let w = if depthwise {
@@ -555,6 +558,109 @@ impl<'a> Lowering<'a> {
             },
         );
         Ok(consumed)
+    }
+
+    /// A grouped convolution (RegNet's, ResNeXt's), which TFLite's kernels
+    /// do not all run: each group's channels `SLICE`d from `input`, its own
+    /// `CONV_2D` (`conv`, the activation fused), the results joined by
+    /// `CONCATENATION` into `last`'s tensor. `w` (`O × I/g × kh × kw`) and
+    /// `b` are the layer's, batch norm folded.
+    #[allow(clippy::too_many_arguments)]
+    fn lower_groups(
+        &mut self,
+        layer: &Layer,
+        input: usize,
+        conv: OpKind,
+        w: &candle_core::Tensor,
+        b: &candle_core::Tensor,
+        groups: usize,
+        last: &str,
+    ) -> Result<()> {
+        let in_shape = self.out.tensors[input].shape.clone();
+        let [1, h, wd, c] = in_shape[..] else {
+            bail!(
+                "layer `{}`: a grouped convolution needs a feature map",
+                layer.name
+            );
+        };
+        let out_shape = self.shape_of(last);
+        let Shape::Map {
+            c: out_c,
+            h: oh,
+            w: ow,
+        } = out_shape
+        else {
+            bail!(
+                "layer `{}`: a grouped convolution writes a feature map",
+                layer.name
+            );
+        };
+        let (per_in, per_out) = (c as usize / groups, out_c / groups);
+        let mut parts = Vec::with_capacity(groups);
+        for g in 0..groups {
+            let name = format!("{}/group{g}", layer.name);
+            let begin = [0, 0, 0, (g * per_in) as i32];
+            let size = [1, h, wd, per_in as i32];
+            let begin = self.tensor(
+                format!("{name}/begin"),
+                vec![4],
+                DType::I32,
+                Some(i32_bytes(&begin)),
+            );
+            let size = self.tensor(
+                format!("{name}/size"),
+                vec![4],
+                DType::I32,
+                Some(i32_bytes(&size)),
+            );
+            let part_in = Shape::Map {
+                c: per_in,
+                h: h as usize,
+                w: wd as usize,
+            };
+            let sliced = self.activation_tensor(&format!("{name}/input"), part_in);
+            self.op(
+                OpKind::Slice,
+                vec![input, begin, size],
+                vec![sliced],
+                &layer.name,
+            );
+            let wg = w.narrow(0, g * per_out, per_out)?.permute((0, 2, 3, 1))?;
+            let weights = self.constant(
+                format!("{name}/weights"),
+                dims(wg.dims()),
+                &Self::floats(&wg.contiguous()?)?,
+            );
+            let bias = self.constant(
+                format!("{name}/bias"),
+                vec![per_out as i32],
+                &Self::floats(&b.narrow(0, g * per_out, per_out)?)?,
+            );
+            let part_out = Shape::Map {
+                c: per_out,
+                h: oh,
+                w: ow,
+            };
+            let y = self.activation_tensor(&name, part_out);
+            self.op(
+                conv.clone(),
+                vec![sliced, weights, bias],
+                vec![y],
+                &layer.name,
+            );
+            parts.push(y);
+        }
+        let y = self.activation_tensor(last, out_shape);
+        self.op(OpKind::Concatenation, parts, vec![y], &layer.name);
+        self.values.insert(
+            last.to_string(),
+            Value {
+                tensor: y,
+                shape: out_shape,
+                flattened_from: None,
+            },
+        );
+        Ok(())
     }
 
     fn lower_linear(&mut self, layer: &Layer) -> Result<Vec<String>> {
@@ -678,11 +784,9 @@ impl<'a> Lowering<'a> {
             Op::Conv2d { .. } => self.lower_conv(layer),
             Op::Linear { .. } => self.lower_linear(layer),
             Op::Add => self.lower_add(layer),
-            Op::BatchNorm { .. } => bail!(
-                "layer `{}`: a batch norm is exported folded into the convolution before it, and `{}` is not a convolution read only by it",
-                layer.name,
-                layer.inputs[0]
-            ),
+            // Not after a convolution it folds into (DenseNet's
+            // pre-activation blocks): its affine map, per channel.
+            Op::BatchNorm { .. } => self.lower_batch_norm(layer),
             Op::Relu | Op::Relu6 => bail!(
                 "layer `{}`: an activation is exported fused into the convolution, linear layer or add before it, and `{}` is not one read only by it",
                 layer.name,
@@ -818,6 +922,53 @@ impl<'a> Lowering<'a> {
 
     /// `clamp(αx + β, 0, 1)` as `relu6(6α·x + 6β) / 6`: TFLite has no
     /// hard-sigmoid operator, and these three run in every interpreter.
+    /// A batch norm on its own: `MUL` by its per-channel scale, then `ADD`
+    /// of its shift, with the ReLU or ReLU6 that alone reads it fused.
+    fn lower_batch_norm(&mut self, layer: &Layer) -> Result<Vec<String>> {
+        let x = self.input_value(layer, 0)?;
+        let Shape::Map { c, .. } = x.shape else {
+            bail!(
+                "layer `{}`: a batch norm of a vector is not exported",
+                layer.name
+            );
+        };
+        let (scale, shift) = self.model.batch_norm_affine(&layer.name)?;
+        let constant = |l: &mut Self, what: &str, t: &candle_core::Tensor| -> Result<usize> {
+            Ok(l.tensor(
+                format!("{}/{what}", layer.name),
+                vec![1, 1, 1, c as i32],
+                DType::F32,
+                Some(f32_bytes(&Self::floats(t)?)),
+            ))
+        };
+        let scale = constant(self, "scale", &scale)?;
+        let shift = constant(self, "shift", &shift)?;
+        let mut consumed = vec![layer.name.clone()];
+        let (last, act) = self.fuse_activation(&layer.name, &mut consumed);
+        let shape = x.shape;
+        let scaled = self.activation_tensor(&format!("{}/scaled", layer.name), shape);
+        let mul = OpKind::Mul {
+            act: Activation::None,
+        };
+        self.op(mul, vec![x.tensor, scale], vec![scaled], &layer.name);
+        let y = self.activation_tensor(&last, shape);
+        self.op(
+            OpKind::Add { act },
+            vec![scaled, shift],
+            vec![y],
+            &layer.name,
+        );
+        self.values.insert(
+            last,
+            Value {
+                tensor: y,
+                shape,
+                flattened_from: None,
+            },
+        );
+        Ok(consumed)
+    }
+
     fn lower_hard_sigmoid(&mut self, layer: &Layer, alpha: f32, beta: f32) -> Result<Vec<String>> {
         let x = self.input_value(layer, 0)?.tensor;
         let shape = self.shape_of(&layer.name);

@@ -171,6 +171,16 @@ pub fn evaluate(g: &Lowered, images: &Tensor, keep_all: bool) -> Result<Evaluati
             }
         };
         let ints = |k: usize| integers(&g.tensors[op.inputs[k]]);
+        // An element-wise operand: a per-channel constant (`[1, 1, 1, C]`,
+        // a batch norm's scale or shift) moves its channels to NCHW's axis 1.
+        let operand = |k: usize| -> Result<Tensor> {
+            let v = value(k)?;
+            if values[op.inputs[k]].is_none() && v.rank() == 4 {
+                Ok(v.permute((0, 3, 1, 2))?)
+            } else {
+                Ok(v)
+            }
+        };
         let y = match &op.kind {
             OpKind::Conv2d {
                 padding,
@@ -200,8 +210,8 @@ pub fn evaluate(g: &Lowered, images: &Tensor, keep_all: bool) -> Result<Evaluati
                 let y = nn::linear(&value(0)?, &value(1)?, Some(&value(2)?))?;
                 activate(y, *act)?
             }
-            OpKind::Add { act } => activate(value(0)?.broadcast_add(&value(1)?)?, *act)?,
-            OpKind::Mul { act } => activate(value(0)?.broadcast_mul(&value(1)?)?, *act)?,
+            OpKind::Add { act } => activate(value(0)?.broadcast_add(&operand(1)?)?, *act)?,
+            OpKind::Mul { act } => activate(value(0)?.broadcast_mul(&operand(1)?)?, *act)?,
             OpKind::Logistic => nn::sigmoid(&value(0)?)?,
             OpKind::Concatenation => {
                 let parts = (0..op.inputs.len())
