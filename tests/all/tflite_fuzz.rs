@@ -95,20 +95,16 @@ impl Builder {
 
     /// Batch norm and an activation, each maybe (after a convolution).
     fn norm_and_activation(&mut self, d: &mut Draw) {
-        let last = self.last.clone();
         if d.one_in(2) {
-            let op = Op::BatchNorm {
-                channels: self.shape[0],
-                eps: 1e-5,
-                momentum: 0.1,
-            };
-            self.push(op, &[&last], self.shape);
+            self.pre_activation(d);
+        } else {
+            self.activation(d);
         }
-        self.activation(d);
     }
 
-    /// A batch norm on its own, then an activation, maybe (DenseNet's
-    /// pre-activation after a join or a pool).
+    /// A batch norm, then an activation, maybe: after a convolution it
+    /// folds into, or on its own (DenseNet's pre-activation after a join
+    /// or a pool).
     fn pre_activation(&mut self, d: &mut Draw) {
         let last = self.last.clone();
         let op = Op::BatchNorm {
