@@ -173,6 +173,8 @@ fn models_built_with_the_onnx_helper_import_and_match_onnx_runtime() {
         ("concat_block", &["concat", "max_pool", "conv2d"][..]),
         // GoogLeNet's and SqueezeNet's pools: ceil_mode 1.
         ("ceil_pool_block", &["max_pool", "avg_pool"][..]),
+        // RegNet's grouped convolution, DenseNet's pre-activation.
+        ("grouped_block", &["conv2d", "batch_norm", "max_pool"][..]),
         // ShuffleNet v2's units: Split, Concat, channel shuffle.
         (
             "shuffle_block",
@@ -683,6 +685,15 @@ fn channel_shuffles_and_splits_export_to_tflite_and_onnx_float_and_int8() {
             .collect::<Vec<_>>()
     };
     assert_eq!(kinds(&a), kinds(&b));
+}
+
+/// A grouped convolution (one SLICE and CONV_2D per group in TFLite, one
+/// Conv in ONNX) and a batch norm with no convolution before it (MUL and
+/// ADD in TFLite), float and int8.
+#[test]
+fn grouped_convolutions_and_lone_batch_norms_export_to_tflite_and_onnx_float_and_int8() {
+    let dir = tempdir();
+    import_and_export_all_four(dir.path(), "grouped_block");
 }
 
 #[test]

@@ -426,6 +426,40 @@ def shuffle_block(out):
     save(graph, 13, out / "shuffle_block.onnx")
 
 
+def grouped_block(out):
+    """RegNet's grouped convolution and DenseNet's pre-activation: a stem
+    conv + BatchNormalization + ReLU; a 3×3 convolution in 4 groups + ReLU;
+    a 2×2 max pool, then a BatchNormalization and ReLU with no convolution
+    before them, a 1×1 conv; global pooling and a Gemm. Opset 13."""
+    bias = lambda name, n: numpy_helper.from_array(RNG.uniform(-0.1, 0.1, n).astype(np.float32), name)
+    init = [weight("stem_w", 8, 1, 3, 3)] + bn_params("stem_bn", 8)
+    init += [weight("g_w", 8, 2, 3, 3), bias("g_b", 8)]
+    init += bn_params("pre_bn", 8) + [weight("mix_w", 6, 8, 1, 1)]
+    init += [weight("fc_w", 10, 6), bias("fc_b", 10)]
+    nodes = [
+        helper.make_node("Conv", ["x", "stem_w"], ["s"], pads=[1, 1, 1, 1]),
+        bn("stem_bn", "s", "s_bn"),
+        helper.make_node("Relu", ["s_bn"], ["s_relu"]),
+        helper.make_node("Conv", ["s_relu", "g_w", "g_b"], ["g"], group=4, pads=[1, 1, 1, 1]),
+        helper.make_node("Relu", ["g"], ["g_relu"]),
+        helper.make_node("MaxPool", ["g_relu"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+        bn("pre_bn", "p", "p_bn"),
+        helper.make_node("Relu", ["p_bn"], ["p_relu"]),
+        helper.make_node("Conv", ["p_relu", "mix_w"], ["m"]),
+        helper.make_node("GlobalAveragePool", ["m"], ["pool"]),
+        helper.make_node("Flatten", ["pool"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["y"], transB=1),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "grouped_block",
+        [image_input("x")],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 10])],
+        init,
+    )
+    save(graph, 13, out / "grouped_block.onnx")
+
+
 def lone_transpose(out):
     """A Transpose of a feature map outside any channel shuffle."""
     init = [weight("w", 4, 1, 3, 3)]
@@ -499,6 +533,7 @@ def main() -> None:
     concat_block(out)
     ceil_pool_block(out)
     shuffle_block(out)
+    grouped_block(out)
     lone_transpose(out)
     unsupported(out)
     external_data(out)

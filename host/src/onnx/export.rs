@@ -113,19 +113,52 @@ impl<'a> Int8Params<'a> {
         }
     }
 
-    /// Per-channel weight scales and the int32 bias of layer `layer`.
+    /// Per-channel weight scales, the int32 bias and its scales of layer
+    /// `layer`: of its one operator, or of its groups' operators in order
+    /// (a grouped convolution is lowered one group at a time).
     fn layer(&self, layer: &str) -> Result<(Vec<f32>, Vec<i32>, Vec<f32>)> {
+        if !self
+            .tensors
+            .contains_key(format!("{layer}/weights").as_str())
+            && self
+                .tensors
+                .contains_key(format!("{layer}/group0/weights").as_str())
+        {
+            let mut all = (Vec::new(), Vec::new(), Vec::new());
+            for g in 0.. {
+                let part = format!("{layer}/group{g}");
+                if !self
+                    .tensors
+                    .contains_key(format!("{part}/weights").as_str())
+                {
+                    break;
+                }
+                let (w, b, s) = self.operator(&part)?;
+                all.0.extend(w);
+                all.1.extend(b);
+                all.2.extend(s);
+            }
+            return Ok(all);
+        }
+        self.operator(layer)
+    }
+
+    /// What [`Int8Params::layer`] gives, for the operator whose constants
+    /// are named `prefix/weights` and `prefix/bias`.
+    fn operator(&self, prefix: &str) -> Result<(Vec<f32>, Vec<i32>, Vec<f32>)> {
         let w = self
             .tensors
-            .get(format!("{layer}/weights").as_str())
+            .get(format!("{prefix}/weights").as_str())
             .and_then(|t| t.quant.as_ref())
-            .with_context(|| format!("the int8 lowering has no quantized weights for `{layer}`"))?;
+            .with_context(|| {
+                format!("the int8 lowering has no quantized weights for `{prefix}`")
+            })?;
         let b = self
             .tensors
-            .get(format!("{layer}/bias").as_str())
-            .with_context(|| format!("the int8 lowering has no bias for `{layer}`"))?;
+            .get(format!("{prefix}/bias").as_str())
+            .with_context(|| format!("the int8 lowering has no bias for `{prefix}`"))?;
         let (Some(data), Some(q)) = (&b.data, &b.quant) else {
-            bail!("the int8 lowering's bias of `{layer}` is not quantized");
+            bail!("the int8 lowering's bias of `{prefix}` is not quantized");
         };
         let ints = data
             .chunks_exact(4)
