@@ -176,6 +176,8 @@ struct Writer<'a> {
     values: HashMap<String, String>,
     int8: Option<Int8Params<'a>>,
     reduce_range: bool,
+    /// Every layer's output shape, in graph order.
+    shapes: Vec<Shape>,
 }
 
 fn floats(t: &Tensor) -> Result<Vec<f32>> {
@@ -536,8 +538,8 @@ impl Writer<'_> {
             // PyTorch's form, which pf imports back: a view of the channels
             // as groups, the groups transposed, the view undone.
             Op::ChannelShuffle { groups } => {
-                let shapes = self.model.graph.shapes()?;
-                let Shape::Map { c, h, w } = self.model.graph.shape_of(&shapes, &layer.inputs[0])
+                let Shape::Map { c, h, w } =
+                    self.model.graph.shape_of(&self.shapes, &layer.inputs[0])
                 else {
                     bail!("layer `{name}`: a channel shuffle needs a feature map");
                 };
@@ -646,6 +648,7 @@ pub fn to_proto(model: &Model, opts: &ExportOptions) -> Result<ModelProto> {
         values: HashMap::new(),
         int8: opts.int8.map(Int8Params::new),
         reduce_range: opts.reduce_range,
+        shapes: shapes.clone(),
     };
     w.produce(INPUT, INPUT.to_string());
     let mut consumed: std::collections::HashSet<String> = std::collections::HashSet::new();

@@ -337,6 +337,17 @@ impl<'a> Lowering<'a> {
         self.tensor(name.to_string(), s, DType::F32, None)
     }
 
+    /// Records that pf's value `name` is the (unflattened) tensor `tensor`
+    /// of shape `shape`, for the layers that read it.
+    fn define(&mut self, name: impl Into<String>, tensor: usize, shape: Shape) {
+        let value = Value {
+            tensor,
+            shape,
+            flattened_from: None,
+        };
+        self.values.insert(name.into(), value);
+    }
+
     fn op(&mut self, kind: OpKind, inputs: Vec<usize>, outputs: Vec<usize>, layer: &str) {
         self.out.ops.push(OpDef {
             kind,
@@ -549,14 +560,7 @@ impl<'a> Lowering<'a> {
             }
         };
         self.op(kind, vec![input, weights, bias], vec![y], &layer.name);
-        self.values.insert(
-            last,
-            Value {
-                tensor: y,
-                shape: out_shape,
-                flattened_from: None,
-            },
-        );
+        self.define(last, y, out_shape);
         Ok(consumed)
     }
 
@@ -652,14 +656,7 @@ impl<'a> Lowering<'a> {
         }
         let y = self.activation_tensor(last, out_shape);
         self.op(OpKind::Concatenation, parts, vec![y], &layer.name);
-        self.values.insert(
-            last.to_string(),
-            Value {
-                tensor: y,
-                shape: out_shape,
-                flattened_from: None,
-            },
-        );
+        self.define(last.to_string(), y, out_shape);
         Ok(())
     }
 
@@ -715,14 +712,7 @@ impl<'a> Lowering<'a> {
             vec![y],
             &layer.name,
         );
-        self.values.insert(
-            last,
-            Value {
-                tensor: y,
-                shape,
-                flattened_from: None,
-            },
-        );
+        self.define(last, y, shape);
         Ok(consumed)
     }
 
@@ -744,14 +734,7 @@ impl<'a> Lowering<'a> {
             self.op(OpKind::Add { act }, vec![acc, other], vec![y], &layer.name);
             acc = y;
         }
-        self.values.insert(
-            last,
-            Value {
-                tensor: acc,
-                shape,
-                flattened_from: None,
-            },
-        );
+        self.define(last, acc, shape);
         Ok(consumed)
     }
 
@@ -810,7 +793,7 @@ impl<'a> Lowering<'a> {
                 let shape = self.shape_of(&layer.name);
                 let y = self.activation_tensor(&layer.name, shape);
                 self.op(kind, vec![input], vec![y], &layer.name);
-                self.values.insert(layer.name.clone(), Value { tensor: y, shape, flattened_from: None });
+                self.define(layer.name.clone(), y, shape);
                 Ok(vec![layer.name.clone()])
             }
             Op::GlobalAvgPool => {
@@ -822,7 +805,7 @@ impl<'a> Lowering<'a> {
                     let shape = self.shape_of(&flat.name);
                     let y = self.activation_tensor(&flat.name, shape);
                     self.op(OpKind::Mean { keep_dims: false }, vec![x.tensor, axes], vec![y], &layer.name);
-                    self.values.insert(flat.name.clone(), Value { tensor: y, shape, flattened_from: None });
+                    self.define(flat.name.clone(), y, shape);
                     return Ok(vec![layer.name.clone(), flat.name.clone()]);
                 }
                 self.emit_simple(layer, OpKind::Mean { keep_dims: true }, vec![axes], None)?;
@@ -909,14 +892,7 @@ impl<'a> Lowering<'a> {
         let shape = self.shape_of(&layer.name);
         let y = self.activation_tensor(&layer.name, shape);
         self.op(kind, inputs, vec![y], &layer.name);
-        self.values.insert(
-            layer.name.clone(),
-            Value {
-                tensor: y,
-                shape,
-                flattened_from: None,
-            },
-        );
+        self.define(layer.name.clone(), y, shape);
         Ok(vec![layer.name.clone()])
     }
 
@@ -958,14 +934,7 @@ impl<'a> Lowering<'a> {
             vec![y],
             &layer.name,
         );
-        self.values.insert(
-            last,
-            Value {
-                tensor: y,
-                shape,
-                flattened_from: None,
-            },
-        );
+        self.define(last, y, shape);
         Ok(consumed)
     }
 
@@ -1010,14 +979,7 @@ impl<'a> Lowering<'a> {
             vec![y],
             &layer.name,
         );
-        self.values.insert(
-            layer.name.clone(),
-            Value {
-                tensor: y,
-                shape,
-                flattened_from: None,
-            },
-        );
+        self.define(layer.name.clone(), y, shape);
         Ok(vec![layer.name.clone()])
     }
 }
